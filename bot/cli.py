@@ -1,0 +1,163 @@
+"""The `griddesk` command: run the bot, migrate, import the organisation, make invites."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+from telegram import Bot, Update
+from telegram.error import InvalidToken, TelegramError
+
+from bot.errors import DomainError
+from bot.i18n import t
+from bot.settings import Settings, SettingsError, load_settings
+from bot.startup import StartupError, migrate, open_database, prepare
+
+log = logging.getLogger("griddesk")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="griddesk", description="GridDesk: grid governance on Telegram.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the bot (long polling, or a webhook server)")
+    run.add_argument("--webhook", metavar="URL", help="public HTTPS URL Telegram should post updates to")
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply all migrations")
+
+    org = sub.add_parser("org", help="the organisation file")
+    org_sub = org.add_subparsers(dest="org_command", required=True)
+    imp = org_sub.add_parser("import", help="load an organisation file into the database (idempotent)")
+    imp.add_argument("file", type=Path)
+    chk = org_sub.add_parser("check", help="validate an organisation file without loading it")
+    chk.add_argument("file", type=Path)
+
+    inv = sub.add_parser("invite", help="make a single-use invite link")
+    inv.add_argument("role", help="worker, staff, dispatcher, department or supervisor")
+    inv.add_argument("scope", help="a grid, team, street, department or district code")
+    inv.add_argument("--bot-username", help="skip asking Telegram for the bot's username")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+        if args.command == "run":
+            return _run(settings, webhook=args.webhook)
+        if args.command == "db":
+            db = open_database(settings)
+            migrate(db)
+            print("Database schema is up to date.")
+            return 0
+        if args.command == "org":
+            return _org(settings, args)
+        if args.command == "invite":
+            return _invite(settings, args)
+    except (SettingsError, StartupError) as exc:
+        print(f"griddesk: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _run(settings: Settings, *, webhook: str | None) -> int:
+    from bot.app import build_application
+
+    settings.require_token()
+    rt = prepare(settings)
+    # Ask Telegram who we are before PTB does: a refused token or an unreachable server
+    # then ends in one sentence rather than PTB's logged traceback.
+    asyncio.run(_bot_username(settings))
+    app = build_application(rt)
+    try:
+        if webhook:
+            parsed = urlparse(webhook)
+            if parsed.scheme != "https" or not parsed.hostname:
+                raise SettingsError("--webhook must be a public https:// URL, like https://bot.example.org/telegram.")
+            secret = settings.webhook_secret or secrets.token_urlsafe(32)
+            log.info("starting webhook server on %s:%s for %s", settings.webhook_listen, settings.webhook_port, webhook)
+            app.run_webhook(
+                listen=settings.webhook_listen,
+                port=settings.webhook_port,
+                url_path=parsed.path.lstrip("/"),
+                webhook_url=webhook,
+                secret_token=secret,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            log.info("starting long polling against %s", settings.telegram_api_base_url)
+            app.run_polling(allowed_updates=Update.ALL_TYPES)
+    except InvalidToken:
+        raise SettingsError("Telegram refused TELEGRAM_BOT_TOKEN: set it to the token @BotFather gave you.") from None
+    except TelegramError as exc:
+        raise StartupError(f"Could not reach the Bot API at {settings.telegram_api_base_url}: {exc}.") from None
+    return 0
+
+
+def _org(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.org_file import OrgFileError, load_org_file
+
+    try:
+        spec = load_org_file(args.file)
+    except OrgFileError as exc:
+        print(f"griddesk: the organisation file is not valid:\n{exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"griddesk: cannot read {args.file}: {exc.strerror}.", file=sys.stderr)
+        return 2
+    if args.org_command == "check":
+        print(f"{args.file} is valid.")
+        return 0
+    from storage.org_import import OrgImportRefused, import_org
+
+    rt = prepare(settings, import_org_file=False)
+    try:
+        with rt.db.session() as session:
+            report = import_org(session, spec)
+    except OrgImportRefused as exc:
+        print(f"griddesk: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 0
+
+
+def _invite(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import onboarding
+
+    rt = prepare(settings, import_org_file=False)
+    rt.bot_username = args.bot_username or asyncio.run(_bot_username(settings))
+    try:
+        made = onboarding.create_invite(rt, role=args.role, scope_code=args.scope, created_by=None)
+    except DomainError as exc:
+        print("griddesk: " + t("en", exc.key, **exc.params).replace("<code>", "").replace("</code>", ""), file=sys.stderr)
+        return 2
+    expires = made.expires_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z")
+    print(f"{made.role} · {made.scope_code} {made.scope_name_zh} / {made.scope_name_en} · expires {expires}")
+    print(made.link)
+    return 0
+
+
+async def _bot_username(settings: Settings) -> str:
+    settings.require_token()
+    bot = Bot(settings.telegram_bot_token, base_url=settings.telegram_api_base_url)
+    try:
+        async with bot:
+            return bot.username
+    except InvalidToken:
+        raise SettingsError("Telegram refused TELEGRAM_BOT_TOKEN: set it to the token @BotFather gave you.") from None
+    except TelegramError as exc:
+        raise StartupError(f"Could not reach the Bot API at {settings.telegram_api_base_url} ({exc}).") from None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

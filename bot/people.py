@@ -1,0 +1,69 @@
+"""Who is asking: users, their roles, their language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.i18n import normalise_language, pick_language
+from bot.roles import MembershipView, Person
+from bot.runtime import Runtime
+from storage import orgs, people
+from storage.models import Membership
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What Telegram tells us about a user."""
+
+    telegram_id: int
+    first_name: str = ""
+    last_name: str = ""
+    username: str | None = None
+    language_code: str | None = None
+
+
+def identify(rt: Runtime, profile: Profile) -> Person:
+    """Register or refresh the user and return who they are (one unit of work)."""
+    with rt.db.session() as s:
+        user = people.upsert_user(
+            s,
+            telegram_id=profile.telegram_id,
+            first_name=profile.first_name,
+            last_name=profile.last_name,
+            username=profile.username,
+            telegram_language=profile.language_code,
+            now=rt.clock.now(),
+        )
+        views = tuple(_view(s, m) for m in people.memberships_of(s, user.id))  # type: ignore[arg-type]
+        language = pick_language(user.language, user.telegram_language, rt.settings.default_language)
+        return Person(
+            user_id=user.id,  # type: ignore[arg-type]
+            telegram_id=user.telegram_id,
+            name=user.display_name,
+            language=language,
+            is_admin=user.telegram_id in rt.settings.admin_ids,
+            memberships=views,
+        )
+
+
+def _view(s, m: Membership) -> MembershipView:  # type: ignore[no-untyped-def]
+    found = orgs.find_scope(s, m.scope_code)
+    row = found[1] if found else None
+    zh = getattr(row, "name_zh", m.scope_code)
+    en = getattr(row, "name_en", m.scope_code)
+    return MembershipView(m.role, m.scope_kind, m.scope_code, zh, en)
+
+
+def set_language(rt: Runtime, *, user_id: int, language: str) -> str:
+    lang = normalise_language(language)
+    if lang is None:
+        raise ValueError(language)
+    with rt.db.session() as s:
+        people.set_language(s, user_id=user_id, language=lang, now=rt.clock.now())
+    return lang
+
+
+def mark_unreachable(rt: Runtime, telegram_id: int) -> None:
+    """The user blocked the bot: stop trying to message them until they come back."""
+    with rt.db.session() as s:
+        people.set_can_message(s, telegram_id=telegram_id, can_message=False)

@@ -1,0 +1,66 @@
+"""Getting a runtime ready: settings checked, database reachable and migrated, org loaded."""
+
+from __future__ import annotations
+
+from bot.clock import Clock
+from bot.org_file import OrgFileError, load_org_file
+from bot.runtime import Runtime
+from bot.settings import Settings
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.org_import import ImportReport, OrgImportRefused, import_org
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; str() is one sentence for the operator."""
+
+
+def open_database(settings: Settings) -> Database:
+    try:
+        db = Database(settings.database_url)
+        db.check()
+    except Exception as exc:  # driver errors differ by backend; all mean the same here
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StartupError(
+            f"Cannot reach the database at DATABASE_URL ({_redact(settings.database_url)}): {reason}. "
+            "Check that the server is running and the URL is right."
+        ) from None
+    return db
+
+
+def migrate(db: Database) -> None:
+    try:
+        upgrade(db)
+    except Exception as exc:
+        raise StartupError(f"Could not upgrade the database schema: {exc}") from None
+
+
+def load_org(rt: Runtime) -> ImportReport:
+    try:
+        spec = load_org_file(rt.settings.org_file)
+    except OrgFileError as exc:
+        raise StartupError(f"The organisation file is not valid:\n{exc}") from None
+    try:
+        with rt.db.session() as s:
+            return import_org(s, spec)
+    except OrgImportRefused as exc:
+        raise StartupError(str(exc)) from None
+
+
+def prepare(settings: Settings, *, clock: Clock | None = None, import_org_file: bool = True) -> Runtime:
+    settings.require_org_file()
+    db = open_database(settings)
+    migrate(db)
+    rt = Runtime(settings=settings, db=db, clock=clock or Clock())
+    if import_org_file:
+        load_org(rt)
+    return rt
+
+
+def _redact(url: str) -> str:
+    # Never print a password: postgresql://user:secret@host/db -> postgresql://user:***@host/db
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest and ":" in rest.split("@", 1)[0]:
+        creds, host = rest.split("@", 1)
+        rest = creds.split(":", 1)[0] + ":***@" + host
+    return scheme + sep + rest

@@ -1,0 +1,1 @@
+"""Telegram glue: updates in, service calls, messages out. No SQL, no business rules."""

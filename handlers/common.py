@@ -1,0 +1,102 @@
+"""Glue every feature module shares: the runtime, who is asking, their language, replies."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType, ParseMode
+from telegram.ext import ContextTypes
+
+from bot import chats as chat_service
+from bot import people
+from bot.i18n import t
+from bot.roles import Person
+from bot.runtime import Runtime
+
+T = TypeVar("T")
+Ctx = ContextTypes.DEFAULT_TYPE
+
+TELEGRAM_TEXT_LIMIT = 4096
+
+
+def runtime(context: Ctx) -> Runtime:
+    return context.application.bot_data["rt"]
+
+
+async def off_loop(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run blocking database work in a thread so the event loop keeps serving updates."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def profile_of(update: Update) -> people.Profile | None:
+    user = update.effective_user
+    if user is None or user.is_bot:
+        return None
+    return people.Profile(
+        telegram_id=user.id,
+        first_name=user.first_name or "",
+        last_name=user.last_name or "",
+        username=user.username,
+        language_code=user.language_code,
+    )
+
+
+async def person_of(update: Update, context: Ctx) -> Person | None:
+    """Who sent this update, registering them on first contact."""
+    profile = profile_of(update)
+    if profile is None:
+        return None
+    return await off_loop(people.identify, runtime(context), profile)
+
+
+def is_private(update: Update) -> bool:
+    return update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
+
+
+async def chat_language(update: Update, context: Ctx, person: Person | None) -> str:
+    """Private chats speak the person's language; groups speak the group's."""
+    rt = runtime(context)
+    chat = update.effective_chat
+    if chat is None or chat.type == ChatType.PRIVATE:
+        return person.language if person else rt.settings.default_language
+    info = await off_loop(chat_service.chat_info, rt, chat.id)
+    if info and info.language:
+        return info.language
+    return rt.settings.default_language
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def clip(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> str:
+    """Telegram refuses messages over 4096 characters; cut long user text with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def reply(
+    update: Update,
+    text: str,
+    *,
+    markup: InlineKeyboardMarkup | None = None,
+) -> Message | None:
+    message = update.effective_message
+    if message is None:
+        return None
+    return await message.reply_text(
+        clip(text), parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True
+    )
+
+
+async def say(update: Update, context: Ctx, key: str, /, markup: InlineKeyboardMarkup | None = None, **kwargs: Any) -> Message | None:
+    person = await person_of(update, context)
+    lang = await chat_language(update, context, person)
+    return await reply(update, t(lang, key, **kwargs), markup=markup)
+
+
+def command_args(context: Ctx) -> list[str]:
+    return list(context.args or [])

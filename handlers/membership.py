@@ -1,0 +1,51 @@
+"""The bot added to or removed from a group (my_chat_member updates)."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.error import Forbidden
+
+from bot import chats as chat_service
+from bot import people
+from bot.i18n import t
+from handlers.common import Ctx, off_loop, runtime
+
+log = logging.getLogger(__name__)
+
+PRESENT = ("member", "administrator", "creator", "restricted")
+
+
+async def bot_membership(update: Update, context: Ctx) -> None:
+    change = update.my_chat_member
+    if change is None:
+        return
+    chat = change.chat
+    present = change.new_chat_member.status in PRESENT
+    rt = runtime(context)
+    if chat.type == ChatType.PRIVATE:
+        # A user blocked (kicked) or unblocked the bot in their private chat.
+        if not present:
+            await off_loop(people.mark_unreachable, rt, chat.id)
+        return
+    was_present = change.old_chat_member.status in PRESENT
+    await off_loop(
+        chat_service.bot_membership_changed,
+        rt,
+        chat_telegram_id=chat.id,
+        title=chat.title or "",
+        chat_type=chat.type,
+        present=present,
+        actor_telegram_id=change.from_user.id if change.from_user else None,
+    )
+    if present and not was_present:
+        info = await off_loop(chat_service.chat_info, rt, chat.id)
+        lang = (info.language if info else None) or rt.settings.default_language
+        try:
+            await context.bot.send_message(chat.id, t(lang, "group.hello"), parse_mode="HTML")
+        except Forbidden:
+            log.info("added to %s but may not post there", chat.id)
+    elif not present:
+        log.warning("removed from group %s (%s)", chat.id, chat.title)

@@ -1,0 +1,39 @@
+"""/start: welcome, and joining with an invite deep link (/start join-<code>)."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot import onboarding
+from bot.i18n import t
+from handlers.common import Ctx, esc, is_private, off_loop, person_of, reply, runtime, say
+
+
+async def start(update: Update, context: Ctx) -> None:
+    if not is_private(update):
+        await say(update, context, "start.in_group", bot=esc(context.bot.username))
+        return
+    person = await person_of(update, context)
+    if person is None:
+        return
+    payload = context.args[0] if context.args else ""
+    code = onboarding.parse_join_payload(payload)
+    if code is not None:
+        joined = await off_loop(onboarding.redeem_invite, runtime(context), code=code, user_id=person.user_id)
+        lang = person.language
+        scope = joined.scope_name_zh if lang == "zh_CN" else joined.scope_name_en
+        await reply(
+            update,
+            t(lang, "join.already" if joined.already_member else "join.welcome", name=esc(person.name), role=t(lang, f"role.{joined.role}"), scope=esc(scope))
+            + "\n\n"
+            + t(lang, "start.next_help"),
+        )
+        return
+    lang = person.language
+    if payload:
+        await reply(update, t(lang, "start.unknown_link"))
+    if person.is_resident:
+        await reply(update, t(lang, "start.welcome_resident", name=esc(person.name)))
+    else:
+        roles = ", ".join(t(lang, f"role.{r}") for r in sorted(person.roles))
+        await reply(update, t(lang, "start.welcome_member", name=esc(person.name), roles=roles))

@@ -1,0 +1,40 @@
+"""Group chats the bot is in, and the unit each one serves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from storage.models import Chat
+
+
+def get_chat(session: Session, telegram_id: int) -> Chat | None:
+    return session.exec(select(Chat).where(Chat.telegram_id == telegram_id)).first()
+
+
+def upsert_chat(
+    session: Session, *, telegram_id: int, title: str, type_: str, now: datetime
+) -> Chat:
+    chat = get_chat(session, telegram_id)
+    if chat is None:
+        chat = Chat(telegram_id=telegram_id, title=title, type=type_, updated_at=now)
+        session.add(chat)
+        session.flush()
+    elif (chat.title, chat.type) != (title, type_):
+        chat.title, chat.type, chat.updated_at = title, type_, now
+        session.add(chat)
+    return chat
+
+
+def chat_for_unit(session: Session, unit_id: int) -> Chat | None:
+    return session.exec(select(Chat).where(Chat.unit_id == unit_id, Chat.status == "active")).first()
+
+
+def chats_bound_to(session: Session, unit_id: int) -> list[Chat]:
+    return list(session.exec(select(Chat).where(Chat.unit_id == unit_id)))
+
+
+def save(session: Session, chat: Chat) -> None:
+    session.add(chat)
+    session.flush()

@@ -1,0 +1,385 @@
+"""The tables. Organisation, people and roles, chats, invites, audit events, cases.
+
+Every timestamp is stored timezone-aware in UTC (``UTCDateTime``): SQLite keeps no
+zone, so the column type puts it back on the way out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on both SQLite and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def ts_field(*, nullable: bool = False, index: bool = False, default_now: bool = False) -> Any:
+    kwargs: dict[str, Any] = {}
+    if default_now:
+        kwargs["default_factory"] = utcnow
+    elif nullable:
+        kwargs["default"] = None
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index), **kwargs)
+
+
+def tg_id_field(*, unique: bool = False, nullable: bool = False, index: bool = False) -> Any:
+    # Telegram ids exceed 2**31 (group ids are -100…), so they need BIGINT on PostgreSQL.
+    return Field(
+        default=None if nullable else ...,
+        sa_column=Column(BigInteger(), unique=unique, nullable=nullable, index=index),
+    )
+
+
+# --- organisation -----------------------------------------------------------------
+
+
+class District(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=32)
+    name_zh: str
+    name_en: str
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    settings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = ts_field(default_now=True)
+
+
+class Street(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=32)
+    abbr: str = Field(unique=True, max_length=8)  # prefix of case codes, e.g. QB-261122-0007
+    district_id: int = Field(foreign_key="district.id", index=True)
+    name_zh: str
+    name_en: str
+    auto_dispatch: bool = False
+    settings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    active: bool = True
+
+
+class Community(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=32)
+    street_id: int = Field(foreign_key="street.id", index=True)
+    name_zh: str
+    name_en: str
+    active: bool = True
+
+
+class Grid(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=32)
+    community_id: int = Field(foreign_key="community.id", index=True)
+    street_id: int = Field(foreign_key="street.id", index=True)
+    name_zh: str
+    name_en: str
+    boundary: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # GeoJSON
+    centre_lat: float | None = None
+    centre_lon: float | None = None
+    active: bool = True
+
+
+class Platform(SQLModel, table=True):
+    """A kind of platform team (综治工作, 市场监管, 综合执法, 便民服务, …)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=16)
+    name_zh: str
+    name_en: str
+    active: bool = True
+
+
+class UnitKind:
+    TEAM = "team"  # a street's platform team
+    COMMAND_ROOM = "command_room"  # a street's 指挥中心
+    DEPARTMENT = "department"  # a district department
+
+
+class Unit(SQLModel, table=True):
+    """Anyone who works cases as a body: a platform team, a command room or a department."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=32)
+    kind: str = Field(max_length=16, index=True)
+    street_id: int | None = Field(default=None, foreign_key="street.id", index=True)
+    platform_id: int | None = Field(default=None, foreign_key="platform.id")
+    name_zh: str
+    name_en: str
+    active: bool = True
+
+
+class Category(SQLModel, table=True):
+    """One line of the responsibility list (权责清单)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=32)
+    name_zh: str
+    name_en: str
+    platform_id: int | None = Field(default=None, foreign_key="platform.id")
+    urgent: bool = False
+    limit_value: float
+    limit_unit: str = Field(max_length=16)  # "hours" or "days"
+    keywords: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    after_photo_required: bool = True
+    sort_order: int = 0
+    active: bool = True
+
+
+# --- people ------------------------------------------------------------------------
+
+
+class User(SQLModel, table=True):
+    """Everyone who has talked to the bot. No membership means a resident."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = tg_id_field(unique=True)
+    first_name: str = ""
+    last_name: str = ""
+    username: str | None = None
+    language: str | None = Field(default=None, max_length=16)  # chosen with /lang
+    telegram_language: str | None = Field(default=None, max_length=16)
+    can_message: bool = True  # false once the user blocked the bot
+    created_at: datetime = ts_field(default_now=True)
+    updated_at: datetime = ts_field(default_now=True)
+
+    @property
+    def display_name(self) -> str:
+        name = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return name or (f"@{self.username}" if self.username else str(self.telegram_id))
+
+
+class Role:
+    WORKER = "worker"  # 网格员, scope: grid
+    STAFF = "staff"  # platform team staff, scope: team
+    DISPATCHER = "dispatcher"  # command room, scope: street
+    DEPARTMENT = "department"  # department staff, scope: department
+    SUPERVISOR = "supervisor"  # scope: street or district
+
+    ALL = (WORKER, STAFF, DISPATCHER, DEPARTMENT, SUPERVISOR)
+
+
+class Membership(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("user_id", "role", "scope_code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    role: str = Field(max_length=16)
+    scope_kind: str = Field(max_length=16)  # grid, unit, street, district
+    scope_code: str = Field(max_length=32, index=True)
+    invite_id: int | None = Field(default=None, foreign_key="invite.id")
+    created_at: datetime = ts_field(default_now=True)
+
+
+class Invite(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=32)
+    role: str = Field(max_length=16)
+    scope_kind: str = Field(max_length=16)
+    scope_code: str = Field(max_length=32)
+    created_by: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    created_at: datetime = ts_field(default_now=True)
+    expires_at: datetime = ts_field()
+    used_at: datetime | None = ts_field(nullable=True)
+    used_by_user_id: int | None = Field(default=None, foreign_key="user.id")
+
+
+class Chat(SQLModel, table=True):
+    """A group chat the bot is in, and the unit it serves once bound."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = tg_id_field(unique=True)
+    title: str = ""
+    type: str = Field(default="group", max_length=16)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    language: str | None = Field(default=None, max_length=16)
+    status: str = Field(default="active", max_length=16)  # active, left, blocked
+    bound_by: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    bound_at: datetime | None = ts_field(nullable=True)
+    updated_at: datetime = ts_field(default_now=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only trail: who did what, when, from which state to which."""
+
+    __table_args__ = (Index("ix_auditevent_subject", "subject_type", "subject_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = ts_field(default_now=True, index=True)
+    actor_user_id: int | None = Field(default=None, foreign_key="user.id")
+    action: str = Field(max_length=48)
+    subject_type: str = Field(max_length=24)
+    subject_id: int | None = None
+    case_id: int | None = Field(default=None, index=True)
+    from_state: str | None = Field(default=None, max_length=24)
+    to_state: str | None = Field(default=None, max_length=24)
+    note: str | None = None
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+# --- cases ------------------------------------------------------------------------
+
+
+class CaseState:
+    REPORTED = "reported"
+    DISPATCHED = "dispatched"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    RETURNED = "returned"
+    ESCALATED = "escalated"
+    REOPENED = "reopened"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+
+    FINAL = (CLOSED, REJECTED, DUPLICATE)
+
+
+class CaseSource:
+    PATROL = "patrol"  # a grid worker on their rounds (未诉先办)
+    RESIDENT = "resident"  # a resident through the bot
+    HOTLINE = "hotline"  # 12345 and other hotlines, entered by staff
+
+
+class Case(SQLModel, table=True):
+    """A reported problem (事件)."""
+
+    __tablename__ = "cases"  # CASE is an SQL keyword
+    __table_args__ = (
+        Index("ix_case_state_street", "state", "street_id"),
+        Index("ix_case_dedupe", "category_id", "state", "latitude", "longitude"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=32)
+    state: str = Field(default=CaseState.REPORTED, max_length=16)
+    version: int = 1
+    source: str = Field(default=CaseSource.PATROL, max_length=16)
+    reporter_user_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    street_id: int | None = Field(default=None, foreign_key="street.id")
+    community_id: int | None = Field(default=None, foreign_key="community.id")
+    grid_id: int | None = Field(default=None, foreign_key="grid.id", index=True)
+    category_id: int | None = Field(default=None, foreign_key="category.id", index=True)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)  # the team working it
+    suggested_unit_id: int | None = Field(default=None, foreign_key="unit.id")  # what routing proposed
+    latitude: float | None = None
+    longitude: float | None = None
+    address: str | None = None  # a venue's title and address, when the location came as one
+    description: str = ""
+    urgent: bool = False
+    duplicate_of_id: int | None = Field(default=None, foreign_key="cases.id")
+    decision_note: str | None = None  # why it was rejected, or other dispatcher words
+    created_at: datetime = ts_field(default_now=True, index=True)
+    updated_at: datetime = ts_field(default_now=True)
+    dispatched_at: datetime | None = ts_field(nullable=True)
+
+
+class CaseMedia(SQLModel, table=True):
+    """A photo or voice note attached to a case, at some stage of its life."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    support_id: int | None = Field(default=None, foreign_key="supportingreport.id")
+    stage: str = Field(default="report", max_length=16)  # report, support, progress, after
+    kind: str = Field(default="photo", max_length=16)  # photo, voice
+    telegram_file_id: str | None = None
+    sha256: str | None = Field(default=None, max_length=64)
+    original_path: str | None = None
+    jpeg_path: str | None = None
+    thumb_path: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None  # voice notes, seconds
+    taken_at: datetime | None = ts_field(nullable=True)
+    added_by_user_id: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = ts_field(default_now=True)
+
+
+class SupportingReport(SQLModel, table=True):
+    """A second report of a case already open: its reporter and photos are kept."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    reporter_user_id: int | None = Field(default=None, foreign_key="user.id")
+    description: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    created_at: datetime = ts_field(default_now=True)
+
+
+class CaseCounter(SQLModel, table=True):
+    """The daily sequence behind readable case codes (QB-261122-0007)."""
+
+    __table_args__ = (UniqueConstraint("prefix", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    prefix: str = Field(max_length=8)
+    day: str = Field(max_length=8)  # yymmdd, local date
+    last: int = 0
+
+
+class CaseCard(SQLModel, table=True):
+    """Where a case's card was posted, so it can be edited in place later."""
+
+    __table_args__ = (UniqueConstraint("case_id", "chat_id", "purpose"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    chat_id: int = tg_id_field()
+    message_id: int
+    purpose: str = Field(max_length=16)  # command, team, department, reporter
+    created_at: datetime = ts_field(default_now=True)
+
+
+class ReportDraft(SQLModel, table=True):
+    """A report being written, kept in the database so a restart loses nothing."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", unique=True)
+    step: str = Field(max_length=24)
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    version: int = 1
+    created_at: datetime = ts_field(default_now=True)
+    updated_at: datetime = ts_field(default_now=True, index=True)
+
+
+class Outbox(SQLModel, table=True):
+    """A message we owe someone, committed with the change that caused it."""
+
+    __table_args__ = (Index("ix_outbox_pending", "state", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = tg_id_field()
+    kind: str = Field(max_length=24)  # what to render: case_card, text, …
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
+    purpose: str | None = Field(default=None, max_length=16)  # for cards: command, team, …
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    state: str = Field(default="pending", max_length=16)  # pending, sending, sent, failed
+    attempts: int = 0
+    next_attempt_at: datetime = ts_field(default_now=True)
+    created_at: datetime = ts_field(default_now=True)
+    sent_at: datetime | None = ts_field(nullable=True)
+    message_id: int | None = None
+    error: str | None = None

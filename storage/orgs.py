@@ -1,0 +1,76 @@
+"""Read queries over the organisation: scopes, units, names."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from storage.models import Category, Community, District, Grid, Platform, Street, Unit
+
+
+def district(session: Session) -> District | None:
+    return session.exec(select(District)).first()
+
+
+def street_by_code(session: Session, code: str) -> Street | None:
+    return session.exec(select(Street).where(Street.code == code, col(Street.active))).first()
+
+
+def street(session: Session, street_id: int) -> Street | None:
+    return session.get(Street, street_id)
+
+
+def grid_by_code(session: Session, code: str) -> Grid | None:
+    return session.exec(select(Grid).where(Grid.code == code, col(Grid.active))).first()
+
+
+def community(session: Session, community_id: int) -> Community | None:
+    return session.get(Community, community_id)
+
+
+def unit_by_code(session: Session, code: str) -> Unit | None:
+    return session.exec(select(Unit).where(Unit.code == code, col(Unit.active))).first()
+
+
+def unit(session: Session, unit_id: int) -> Unit | None:
+    return session.get(Unit, unit_id)
+
+
+def command_room_of(session: Session, street_id: int) -> Unit | None:
+    stmt = select(Unit).where(Unit.street_id == street_id, Unit.kind == "command_room", col(Unit.active))
+    return session.exec(stmt).first()
+
+
+def active_streets(session: Session) -> list[Street]:
+    return list(session.exec(select(Street).where(col(Street.active)).order_by(col(Street.id))))
+
+
+def active_grids(session: Session) -> list[Grid]:
+    return list(session.exec(select(Grid).where(col(Grid.active)).order_by(col(Grid.id))))
+
+
+def active_units(session: Session) -> list[Unit]:
+    return list(session.exec(select(Unit).where(col(Unit.active)).order_by(col(Unit.id))))
+
+
+def active_categories(session: Session) -> list[Category]:
+    stmt = select(Category).where(col(Category.active)).order_by(col(Category.sort_order), col(Category.id))
+    return list(session.exec(stmt))
+
+
+def platforms(session: Session) -> list[Platform]:
+    return list(session.exec(select(Platform).order_by(col(Platform.id))))
+
+
+def find_scope(session: Session, code: str) -> tuple[str, object] | None:
+    """What an admin-typed code names: ("grid"|"street"|"district"|"unit", row), or None."""
+    code = code.strip()
+    if (g := grid_by_code(session, code)) is not None:
+        return "grid", g
+    if (u := unit_by_code(session, code.upper())) is not None:
+        return "unit", u
+    if (s := street_by_code(session, code)) is not None:
+        return "street", s
+    d = district(session)
+    if d is not None and d.code == code:
+        return "district", d
+    return None

@@ -1,0 +1,112 @@
+"""Users and their memberships (role + scope)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from storage.models import Membership, User
+
+
+def get_user_by_telegram_id(session: Session, telegram_id: int) -> User | None:
+    return session.exec(select(User).where(User.telegram_id == telegram_id)).first()
+
+
+def get_user(session: Session, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
+def upsert_user(
+    session: Session,
+    *,
+    telegram_id: int,
+    first_name: str,
+    last_name: str,
+    username: str | None,
+    telegram_language: str | None,
+    now: datetime,
+) -> User:
+    """Create the user, or refresh what Telegram tells us; writes only when something changed."""
+    user = get_user_by_telegram_id(session, telegram_id)
+    if user is None:
+        user = User(
+            telegram_id=telegram_id,
+            first_name=first_name,
+            last_name=last_name,
+            username=username,
+            telegram_language=telegram_language,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(user)
+        session.flush()
+        return user
+    fresh = (first_name, last_name, username, telegram_language)
+    if (user.first_name, user.last_name, user.username, user.telegram_language) != fresh or not user.can_message:
+        user.first_name, user.last_name, user.username, user.telegram_language = fresh
+        user.can_message = True
+        user.updated_at = now
+        session.add(user)
+        session.flush()
+    return user
+
+
+def set_language(session: Session, *, user_id: int, language: str, now: datetime) -> None:
+    user = session.get(User, user_id)
+    if user is not None:
+        user.language = language
+        user.updated_at = now
+        session.add(user)
+
+
+def set_can_message(session: Session, *, telegram_id: int, can_message: bool) -> None:
+    user = get_user_by_telegram_id(session, telegram_id)
+    if user is not None and user.can_message != can_message:
+        user.can_message = can_message
+        session.add(user)
+
+
+def memberships_of(session: Session, user_id: int) -> list[Membership]:
+    stmt = select(Membership).where(Membership.user_id == user_id).order_by(col(Membership.id))
+    return list(session.exec(stmt))
+
+
+def find_membership(session: Session, *, user_id: int, role: str, scope_code: str) -> Membership | None:
+    stmt = select(Membership).where(
+        Membership.user_id == user_id, Membership.role == role, Membership.scope_code == scope_code
+    )
+    return session.exec(stmt).first()
+
+
+def add_membership(
+    session: Session,
+    *,
+    user_id: int,
+    role: str,
+    scope_kind: str,
+    scope_code: str,
+    invite_id: int | None,
+    now: datetime,
+) -> Membership:
+    membership = Membership(
+        user_id=user_id,
+        role=role,
+        scope_kind=scope_kind,
+        scope_code=scope_code,
+        invite_id=invite_id,
+        created_at=now,
+    )
+    session.add(membership)
+    session.flush()
+    return membership
+
+
+def members_with_role(session: Session, *, role: str, scope_code: str) -> list[User]:
+    stmt = (
+        select(User)
+        .join(Membership, col(Membership.user_id) == col(User.id))
+        .where(Membership.role == role, Membership.scope_code == scope_code)
+        .order_by(col(User.id))
+    )
+    return list(session.exec(stmt))

@@ -1,0 +1,94 @@
+"""Shared fixtures: a migrated database with the sample organisation, a runtime with a
+controllable clock, and the real Application wired to the fake Bot API.
+
+Tests run on SQLite by default; set TEST_DATABASE_URL (never DATABASE_URL, so a real
+database is never emptied by mistake) to run them on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.clock import ManualClock
+from bot.org_file import DEFAULT_ORG_FILE, load_org_file
+from bot.runtime import Runtime
+from bot.settings import Settings
+from storage.db import Database, drop_everything, truncate_all
+from storage.migrate import upgrade
+from storage.org_import import import_org
+
+TEST_DB_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
+ADMIN_ID = 900001
+BOT_TOKEN = "123456:TEST-token"
+# A Monday morning in Shanghai: inside working hours, far from holidays.
+START = datetime(2026, 11, 23, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def pytest_report_header() -> str:
+    return f"GridDesk database: {TEST_DB_URL or 'SQLite (one file per test)'}"
+
+
+def load_sample(db: Database) -> None:
+    spec = load_org_file(DEFAULT_ORG_FILE)
+    with db.session() as s:
+        import_org(s, spec)
+
+
+@pytest.fixture(scope="session")
+def _template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Migrate once per run: a SQLite template file to copy, or the PostgreSQL schema."""
+    if TEST_DB_URL:
+        db = Database(TEST_DB_URL)
+        drop_everything(db)
+        upgrade(db)
+        db.dispose()
+        yield TEST_DB_URL
+        return
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    load_sample(db)
+    db.dispose()
+    yield str(path)
+
+
+@pytest.fixture
+def db(_template: str, tmp_path: Path) -> Iterator[Database]:
+    if TEST_DB_URL:
+        database = Database(TEST_DB_URL)
+        truncate_all(database)
+        load_sample(database)
+    else:
+        path = tmp_path / "griddesk.db"
+        shutil.copy(_template, path)
+        database = Database(f"sqlite:///{path}")
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def settings(db: Database, tmp_path: Path) -> Settings:
+    return Settings(
+        TELEGRAM_BOT_TOKEN=BOT_TOKEN,
+        DATABASE_URL=db.url,
+        GRIDDESK_MEDIA_DIR=str(tmp_path / "media"),
+        GRIDDESK_ADMIN_IDS=str(ADMIN_ID),
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def rt(settings: Settings, db: Database, clock: ManualClock) -> Runtime:
+    return Runtime(settings=settings, db=db, clock=clock, bot_username="GridDeskTestBot")
