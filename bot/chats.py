@@ -113,9 +113,10 @@ def bot_membership_changed(
     on record (status "left") so the command room can be told which unit lost its chat."""
     now = rt.clock.now()
     with rt.db.session() as s:
+        is_new = chats.get_chat(s, chat_telegram_id) is None
         chat = chats.upsert_chat(s, telegram_id=chat_telegram_id, title=title, type_=chat_type, now=now)
         status = "active" if present else "left"
-        if chat.status != status:
+        if chat.status != status or is_new:
             chat.status = status
             chat.updated_at = now
             chats.save(s, chat)

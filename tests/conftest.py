@@ -15,14 +15,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from telegram.ext import Application
 
+from bot.app import build_application
 from bot.clock import ManualClock
+from bot.errors import DomainError
 from bot.org_file import DEFAULT_ORG_FILE, load_org_file
 from bot.runtime import Runtime
 from bot.settings import Settings
 from storage.db import Database, drop_everything, truncate_all
 from storage.migrate import upgrade
 from storage.org_import import import_org
+from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser
 
 TEST_DB_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 ADMIN_ID = 900001
@@ -92,3 +96,28 @@ def settings(db: Database, tmp_path: Path) -> Settings:
 @pytest.fixture
 def rt(settings: Settings, db: Database, clock: ManualClock) -> Runtime:
     return Runtime(settings=settings, db=db, clock=clock, bot_username="GridDeskTestBot")
+
+
+@pytest.fixture
+def api(clock: ManualClock) -> FakeBotAPI:
+    return FakeBotAPI(now=clock.now)
+
+
+@pytest.fixture
+async def app(rt: Runtime, api: FakeBotAPI) -> AsyncIterator[Application]:
+    application = build_application(rt, request=api)
+    await application.initialize()
+    await application.post_init(application)  # type: ignore[misc]
+    yield application
+    await application.shutdown()
+
+
+@pytest.fixture
+def tg(app: Application, api: FakeBotAPI) -> FakeTelegram:
+    # A DomainError is how a rule says no; the error handler answers it politely.
+    return FakeTelegram(app, api, expected_errors=(DomainError,))
+
+
+@pytest.fixture
+def admin(tg: FakeTelegram) -> FakeUser:
+    return tg.user(ADMIN_ID, "管理员", username="boss", language_code="zh-hans")
