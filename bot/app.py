@@ -16,7 +16,7 @@ from handlers.registry import register
 log = logging.getLogger(__name__)
 
 # The command menu (the "/" button), in this order for everyone; /help is role-aware.
-MENU_COMMANDS = ("start", "help", "whoami", "lang", "cancel")
+MENU_COMMANDS = ("report", "my", "help", "whoami", "lang", "cancel", "start")
 
 
 def build_application(rt: Runtime, *, request: BaseRequest | None = None, updates_request: BaseRequest | None = None) -> Application:

@@ -60,7 +60,7 @@ class Person:
 
 
 # The commands each role sees in /help, in order. Everyone has the "common" ones.
-COMMON_COMMANDS = ("start", "help", "lang", "whoami", "cancel")
+COMMON_COMMANDS = ("start", "report", "my", "help", "lang", "whoami", "cancel")
 ROLE_COMMANDS: dict[str, tuple[str, ...]] = {
     "resident": (),
     Role.WORKER: (),

@@ -7,7 +7,7 @@ import html
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.ext import ContextTypes
 
@@ -82,7 +82,7 @@ async def reply(
     update: Update,
     text: str,
     *,
-    markup: InlineKeyboardMarkup | None = None,
+    markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | None = None,
 ) -> Message | None:
     message = update.effective_message
     if message is None:

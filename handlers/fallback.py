@@ -1,14 +1,10 @@
-"""What the bot says to things it does not understand, and /cancel with nothing to cancel."""
+"""What the bot says to things it does not understand."""
 
 from __future__ import annotations
 
 from telegram import Update
 
 from handlers.common import Ctx, esc, is_private, say
-
-
-async def cancel(update: Update, context: Ctx) -> None:
-    await say(update, context, "cancel.nothing")
 
 
 async def unknown_command(update: Update, context: Ctx) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from telegram.ext import Application, CallbackQueryHandler, ChatMemberHandler, CommandHandler, MessageHandler, filters
 
-from handlers import bind, buttons, errors, fallback, help, invite, lang, membership, start, whoami
+from handlers import bind, buttons, errors, fallback, help, invite, lang, membership, my, report, start, whoami
 
 
 def register(app: Application) -> None:
@@ -21,13 +21,30 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("whoami", whoami.whoami))
     app.add_handler(CommandHandler("invite", invite.invite))
     app.add_handler(CommandHandler("bind", bind.bind))
-    app.add_handler(CommandHandler("cancel", fallback.cancel))
+    app.add_handler(CommandHandler("cancel", report.cancel_command))
+    app.add_handler(CommandHandler("report", report.report_command))
+    app.add_handler(CommandHandler("my", my.my_command))
 
     buttons.route("lang", lang.lang_pressed)
+    for action in ("rd", "rl", "rg", "rp", "rb", "rc", "re", "rx", "rs", "rj"):
+        buttons.route(action, report.on_report_button)
     app.add_handler(CallbackQueryHandler(buttons.on_button))
 
-    app.add_handler(MessageHandler(filters.COMMAND, fallback.unknown_command))
+    # The report conversation (private chats). Edited messages are left out on purpose:
+    # live-location ticks arrive as edits and must not move a report's location.
     private = filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED
+    app.add_handler(MessageHandler(private & (filters.PHOTO | filters.Document.ALL), report.on_photo))
+    app.add_handler(MessageHandler(private & (filters.LOCATION | filters.VENUE), report.on_location))
+    app.add_handler(MessageHandler(private & filters.VOICE, report.on_voice))
+    app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, report.on_text))
+    app.add_handler(
+        MessageHandler(
+            private & (filters.Sticker.ALL | filters.VIDEO | filters.CONTACT | filters.ANIMATION | filters.AUDIO | filters.VIDEO_NOTE),
+            report.on_other,
+        )
+    )
+
+    app.add_handler(MessageHandler(filters.COMMAND, fallback.unknown_command))
     app.add_handler(MessageHandler(private & filters.TEXT, fallback.private_text))
     app.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, fallback.private_other))
 

@@ -6,6 +6,7 @@ from telegram import Update
 
 from bot import onboarding
 from bot.i18n import t
+from handlers.report import main_menu
 from handlers.common import Ctx, esc, is_private, off_loop, person_of, reply, runtime, say
 
 
@@ -33,7 +34,8 @@ async def start(update: Update, context: Ctx) -> None:
     if payload:
         await reply(update, t(lang, "start.unknown_link"))
     if person.is_resident:
-        await reply(update, t(lang, "start.welcome_resident", name=esc(person.name)))
+        text = t(lang, "start.welcome_resident", name=esc(person.name))
     else:
         roles = ", ".join(t(lang, f"role.{r}") for r in sorted(person.roles))
-        await reply(update, t(lang, "start.welcome_member", name=esc(person.name), roles=roles))
+        text = t(lang, "start.welcome_member", name=esc(person.name), roles=roles)
+    await reply(update, text, markup=main_menu(lang))

@@ -350,6 +350,7 @@ class CaseCard(SQLModel, table=True):
     chat_id: int = tg_id_field()
     message_id: int
     purpose: str = Field(max_length=16)  # command, team, department, reporter
+    is_photo: bool = False  # a photo card is edited by its caption, a text card by its text
     created_at: datetime = ts_field(default_now=True)
 
 

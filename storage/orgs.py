@@ -74,3 +74,28 @@ def find_scope(session: Session, code: str) -> tuple[str, object] | None:
     if d is not None and d.code == code:
         return "district", d
     return None
+
+
+def grid(session: Session, grid_id: int) -> Grid | None:
+    return session.get(Grid, grid_id)
+
+
+def category(session: Session, category_id: int) -> Category | None:
+    return session.get(Category, category_id)
+
+
+def platform(session: Session, platform_id: int) -> Platform | None:
+    return session.get(Platform, platform_id)
+
+
+def teams_of_street(session: Session, street_id: int) -> list[Unit]:
+    stmt = (
+        select(Unit)
+        .where(Unit.street_id == street_id, Unit.kind == "team", col(Unit.active))
+        .order_by(col(Unit.id))
+    )
+    return list(session.exec(stmt))
+
+
+def grids_with_boundaries(session: Session) -> list[Grid]:
+    return [g for g in active_grids(session) if g.boundary]

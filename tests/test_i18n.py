@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 from bot import roles
 from bot.app import MENU_COMMANDS
 from bot.i18n import SUPPORTED_LANGUAGES, catalog_path, normalise_language, pick_language, t
-from storage.models import Role, UnitKind
+from storage.models import CaseSource, CaseState, Role, UnitKind
 
 ROOT = Path(__file__).resolve().parent.parent
 # call name -> position of the message id among its arguments
@@ -49,6 +49,8 @@ def used_keys() -> set[str]:
     keys |= {f"cmd.{c}" for c in commands}
     keys |= {f"unit.{k}" for k in (UnitKind.TEAM, UnitKind.COMMAND_ROOM, UnitKind.DEPARTMENT)}
     keys |= {f"lang.{lang}" for lang in SUPPORTED_LANGUAGES}
+    keys |= {f"state.{getattr(CaseState, n)}" for n in dir(CaseState) if n.isupper() and n != "FINAL"}
+    keys |= {f"source.{getattr(CaseSource, n)}" for n in dir(CaseSource) if n.isupper()}
     return keys
 
 

@@ -1,0 +1,188 @@
+"""The case card: what a case looks like in a chat, rendered from the database at send time.
+
+Plain data out (HTML text, a photo path, rows of (label, callback data)); the Telegram
+glue turns it into a message. Rendering when sending, not when queueing, means a card
+that waited in the outbox still shows the case as it is.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.callbacks import cb
+from bot.geo import amap_link, map_link
+from bot.i18n import t
+from bot.runtime import Runtime
+from storage import cases, orgs, people
+from storage.models import CaseState
+
+CAPTION_LIMIT = 1024
+TEXT_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class Names:
+    zh: str
+    en: str
+
+    def get(self, lang: str) -> str:
+        return self.zh if lang == "zh_CN" else self.en
+
+
+@dataclass(frozen=True)
+class CaseView:
+    id: int
+    code: str
+    state: str
+    source: str
+    urgent: bool
+    category: Names
+    platform: Names | None
+    grid: Names
+    community: Names
+    street: Names
+    latitude: float | None
+    longitude: float | None
+    address: str | None
+    description: str
+    created_at: datetime
+    suggested_unit_id: int | None
+    suggested_unit: Names | None
+    unit: Names | None
+    reporter_name: str | None
+    reporter_telegram_id: int | None
+    photo_paths: tuple[str, ...] = ()
+    photo_file_ids: tuple[str, ...] = ()
+    voice_count: int = 0
+    support_count: int = 0
+    duplicate_of: str | None = None
+    decision_note: str | None = None
+
+
+@dataclass(frozen=True)
+class Card:
+    text: str
+    photo_path: str | None
+    buttons: list[list[tuple[str, str]]] = field(default_factory=list)
+
+
+def _names(row: object | None) -> Names | None:
+    if row is None:
+        return None
+    return Names(getattr(row, "name_zh"), getattr(row, "name_en"))
+
+
+def case_view(rt: Runtime, case_id: int) -> CaseView | None:
+    with rt.db.session() as s:
+        case = cases.get_case(s, case_id)
+        if case is None:
+            return None
+        category = orgs.category(s, case.category_id) if case.category_id else None
+        platform = orgs.platform(s, category.platform_id) if category and category.platform_id else None
+        grid = orgs.grid(s, case.grid_id) if case.grid_id else None
+        community = orgs.community(s, case.community_id) if case.community_id else None
+        street = orgs.street(s, case.street_id) if case.street_id else None
+        suggested = orgs.unit(s, case.suggested_unit_id) if case.suggested_unit_id else None
+        unit = orgs.unit(s, case.unit_id) if case.unit_id else None
+        reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
+        photos = cases.media_of(s, case_id, stage="report", kind="photo")
+        voices = cases.media_of(s, case_id, kind="voice")
+        original = cases.get_case(s, case.duplicate_of_id) if case.duplicate_of_id else None
+        unknown = Names("—", "—")
+        return CaseView(
+            id=case_id,
+            code=case.code,
+            state=case.state,
+            source=case.source,
+            urgent=case.urgent,
+            category=_names(category) or unknown,
+            platform=_names(platform),
+            grid=_names(grid) or unknown,
+            community=_names(community) or unknown,
+            street=_names(street) or unknown,
+            latitude=case.latitude,
+            longitude=case.longitude,
+            address=case.address,
+            description=case.description,
+            created_at=case.created_at,
+            suggested_unit_id=case.suggested_unit_id,
+            suggested_unit=_names(suggested),
+            unit=_names(unit),
+            reporter_name=reporter.display_name if reporter else None,
+            reporter_telegram_id=reporter.telegram_id if reporter else None,
+            photo_paths=tuple(p.jpeg_path for p in photos if p.jpeg_path),
+            photo_file_ids=tuple(p.telegram_file_id for p in photos if p.telegram_file_id),
+            voice_count=len(voices),
+            support_count=cases.support_count(s, case_id),
+            duplicate_of=original.code if original else None,
+            decision_note=case.decision_note,
+        )
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def place_line(view: CaseView, lang: str) -> str:
+    where = " · ".join((view.grid.get(lang), view.community.get(lang), view.street.get(lang)))
+    if view.latitude is None or view.longitude is None:
+        return _e(where)
+    link = amap_link(view.latitude, view.longitude) if lang == "zh_CN" else map_link(view.latitude, view.longitude)
+    return f'{_e(where)} · <a href="{html.escape(link)}">{_e(t(lang, "card.map"))}</a>'
+
+
+def render_card(view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo: bool = True) -> Card:
+    """The card for a chat: its text, its first photo, its buttons for this purpose."""
+    head = f"<b>{_e(view.code)}</b> · {_e(view.category.get(lang))}"
+    if view.urgent:
+        head = "🔴 " + head + f" · {_e(t(lang, 'card.urgent'))}"
+    lines = [
+        head,
+        t(lang, "card.state", state=t(lang, f"state.{view.state}")),
+        "📍 " + place_line(view, lang),
+        t(lang, "card.reported", at=view.created_at.astimezone(tz).strftime("%m-%d %H:%M"),
+          source=t(lang, f"source.{view.source}"), reporter=_e(view.reporter_name or "—")),
+    ]
+    if view.address:
+        lines.append("🏷 " + _e(view.address))
+    if view.unit is not None:
+        lines.append(t(lang, "card.team", team=_e(view.unit.get(lang))))
+    elif view.suggested_unit is not None and view.state == CaseState.REPORTED:
+        lines.append(t(lang, "card.suggested", team=_e(view.suggested_unit.get(lang))))
+    elif view.state == CaseState.REPORTED:
+        lines.append(t(lang, "card.no_team"))
+    if view.support_count:
+        lines.append(t(lang, "card.supports", count=view.support_count))
+    if view.voice_count:
+        lines.append(t(lang, "card.voices", count=view.voice_count))
+    if view.duplicate_of:
+        lines.append(t(lang, "card.duplicate_of", code=_e(view.duplicate_of)))
+    if view.decision_note:
+        lines.append(t(lang, "card.note", note=_e(view.decision_note)))
+    header = "\n".join(lines)
+    has_photo = photo and bool(view.photo_paths)
+    limit = CAPTION_LIMIT if has_photo else TEXT_LIMIT
+    room = limit - len(_visible(header)) - 4
+    description = view.description if len(view.description) <= room else view.description[: max(room - 1, 0)] + "…"
+    text = header + ("\n\n" + _e(description) if description else "")
+    return Card(text=text, photo_path=view.photo_paths[0] if has_photo else None, buttons=buttons_for(view, lang, purpose))
+
+
+def _visible(text: str) -> str:
+    """Roughly what Telegram counts: the text without HTML tags and with entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def buttons_for(view: CaseView, lang: str, purpose: str) -> list[list[tuple[str, str]]]:
+    if purpose == "command" and view.state == CaseState.REPORTED:
+        rows: list[list[tuple[str, str]]] = []
+        if view.suggested_unit is not None and view.suggested_unit_id is not None:
+            rows.append([(t(lang, "card.dispatch_to", team=view.suggested_unit.get(lang)), cb("dp", view.id, view.suggested_unit_id))])
+        rows.append([(t(lang, "card.choose_team"), cb("dt", view.id))])
+        rows.append([(t(lang, "card.mark_duplicate"), cb("dd", view.id)), (t(lang, "card.reject"), cb("dr", view.id))])
+        return rows
+    return []

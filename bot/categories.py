@@ -1,0 +1,75 @@
+"""The responsibility list as the report conversation needs it: grouped, and suggested."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.runtime import Runtime
+from bot.suggest import CategoryInfo, suggest
+from storage import cases, orgs
+
+
+@dataclass(frozen=True)
+class CategoryOption:
+    id: int
+    code: str
+    name_zh: str
+    name_en: str
+    platform_code: str
+    urgent: bool
+
+    def name(self, lang: str) -> str:
+        return self.name_zh if lang == "zh_CN" else self.name_en
+
+
+@dataclass(frozen=True)
+class PlatformOption:
+    code: str
+    name_zh: str
+    name_en: str
+
+    def name(self, lang: str) -> str:
+        return self.name_zh if lang == "zh_CN" else self.name_en
+
+
+def catalogue(rt: Runtime) -> tuple[list[PlatformOption], list[CategoryOption]]:
+    cached = rt.cache.get("categories")
+    if cached is None:
+        with rt.db.session() as s:
+            platforms = {p.id: p for p in orgs.platforms(s)}
+            cats = [
+                CategoryOption(c.id, c.code, c.name_zh, c.name_en, platforms[c.platform_id].code if c.platform_id in platforms else "", c.urgent)  # type: ignore[arg-type]
+                for c in orgs.active_categories(s)
+            ]
+            used = {c.platform_code for c in cats}
+            plats = [PlatformOption(p.code, p.name_zh, p.name_en) for p in platforms.values() if p.active and p.code in used]
+        cached = (plats, cats)
+        rt.cache["categories"] = cached
+    return cached
+
+
+def category(rt: Runtime, category_id: int) -> CategoryOption | None:
+    return next((c for c in catalogue(rt)[1] if c.id == category_id), None)
+
+
+def in_platform(rt: Runtime, platform_code: str) -> list[CategoryOption]:
+    return [c for c in catalogue(rt)[1] if c.platform_code == platform_code]
+
+
+def suggestions(rt: Runtime, *, user_id: int, description: str, limit: int = 6) -> list[CategoryOption]:
+    """The most likely categories first: from the description's words and the reporter's habits."""
+    _, cats = catalogue(rt)
+    with rt.db.session() as s:
+        recent = cases.recent_categories_of(s, user_id)
+    infos = [CategoryInfo(c.id, c.code, c.name_zh, c.name_en, c.platform_code, _keywords(rt, c.id)) for c in cats]
+    by_id = {c.id: c for c in cats}
+    return [by_id[i] for i in suggest(description, infos, recent, limit=limit)]
+
+
+def _keywords(rt: Runtime, category_id: int) -> tuple[str, ...]:
+    keywords = rt.cache.get("category_keywords")
+    if keywords is None:
+        with rt.db.session() as s:
+            keywords = {c.id: tuple(c.keywords or ()) for c in orgs.active_categories(s)}
+        rt.cache["category_keywords"] = keywords
+    return keywords.get(category_id, ())

@@ -1,0 +1,282 @@
+"""Intake: a finished report becomes a case (立案), routed and, where the street says so,
+dispatched at once (派遣). Or it joins an open case as a supporting report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot import notify
+from bot.errors import DomainError
+from bot.geo import bounding_box, haversine_m
+from bot.routing import route
+from bot.runtime import Runtime
+from storage import audit, cases, orgs, outbox
+from storage.models import Case, CaseMedia, CaseState, SupportingReport
+
+MAX_DESCRIPTION = 2000
+
+
+class RateLimited(DomainError):
+    key = "report.rate_limited"
+
+
+class PlaceUnknown(DomainError):
+    key = "report.place_unknown"
+
+
+class CategoryUnknown(DomainError):
+    key = "report.category_unknown"
+
+
+class CaseNotOpen(DomainError):
+    key = "report.case_not_open"
+
+
+@dataclass(frozen=True)
+class PhotoIn:
+    file_id: str
+    sha256: str
+    original_path: str
+    jpeg_path: str
+    thumb_path: str
+    width: int
+    height: int
+    taken_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class VoiceIn:
+    file_id: str
+    duration: int
+
+
+@dataclass(frozen=True)
+class ReportIn:
+    reporter_user_id: int
+    source: str
+    latitude: float
+    longitude: float
+    grid_id: int
+    category_id: int
+    description: str
+    photos: tuple[PhotoIn, ...]
+    voices: tuple[VoiceIn, ...] = ()
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    case_id: int
+    code: str
+    state: str
+    unit_id: int | None
+    unit_name_zh: str | None
+    unit_name_en: str | None
+    joined: bool = False
+
+    def unit_name(self, lang: str) -> str | None:
+        return self.unit_name_zh if lang == "zh_CN" else self.unit_name_en
+
+
+@dataclass(frozen=True)
+class Candidate:
+    case_id: int
+    code: str
+    distance_m: float
+    created_at: datetime
+    description: str
+
+
+def check_rate(rt: Runtime, *, user_id: int, resident: bool) -> None:
+    """Residents (and, more loosely, workers) may file so many reports an hour."""
+    limit = rt.settings.resident_reports_per_hour if resident else rt.settings.worker_reports_per_hour
+    since = rt.clock.now() - timedelta(hours=1)
+    with rt.db.session() as s:
+        if cases.count_reports_since(s, user_id, since) >= limit:
+            raise RateLimited(limit=limit)
+
+
+def case_code(abbr: str, local_day: str, seq: int) -> str:
+    return f"{abbr}-{local_day}-{seq:04d}"
+
+
+def submit_report(rt: Runtime, report: ReportIn) -> Submitted:
+    """Register the case, route it, dispatch it if the street auto-dispatches, and queue the
+    cards: all in one transaction, so a case never exists without its notifications."""
+    now = rt.clock.now()
+    local_day = now.astimezone(rt.settings.tz).strftime("%y%m%d")
+    with rt.db.session() as s:
+        grid = orgs.grid(s, report.grid_id)
+        if grid is None or not grid.active:
+            raise PlaceUnknown()
+        category = orgs.category(s, report.category_id)
+        if category is None or not category.active:
+            raise CategoryUnknown()
+        street = orgs.street(s, grid.street_id)
+        assert street is not None
+        team = route(category.platform_id, orgs.teams_of_street(s, street.id))  # type: ignore[arg-type]
+        seq = cases.next_sequence(s, prefix=street.abbr, day=local_day)
+        case = cases.add_case(
+            s,
+            Case(
+                code=case_code(street.abbr, local_day, seq),
+                state=CaseState.REPORTED,
+                source=report.source,
+                reporter_user_id=report.reporter_user_id,
+                street_id=street.id,
+                community_id=grid.community_id,
+                grid_id=grid.id,
+                category_id=category.id,
+                suggested_unit_id=team.id if team else None,
+                latitude=report.latitude,
+                longitude=report.longitude,
+                address=report.address,
+                description=report.description[:MAX_DESCRIPTION],
+                urgent=category.urgent,
+                created_at=now,
+                updated_at=now,
+            ),
+        )
+        _add_media(s, case_id=case.id, support_id=None, stage="report", report=report, now=now)  # type: ignore[arg-type]
+        audit.record(
+            s,
+            action="case.reported",
+            subject_type="case",
+            subject_id=case.id,
+            case_id=case.id,
+            actor_user_id=report.reporter_user_id,
+            to_state=CaseState.REPORTED,
+            data={"source": report.source, "suggested_unit_id": case.suggested_unit_id},
+            at=now,
+        )
+        if street.auto_dispatch and team is not None:
+            case.state = CaseState.DISPATCHED
+            case.unit_id = team.id
+            case.dispatched_at = now
+            case.version += 1
+            s.add(case)
+            audit.record(
+                s,
+                action="case.dispatched",
+                subject_type="case",
+                subject_id=case.id,
+                case_id=case.id,
+                from_state=CaseState.REPORTED,
+                to_state=CaseState.DISPATCHED,
+                note="auto",
+                data={"unit_id": team.id, "auto": True},
+                at=now,
+            )
+            notify.card_to_unit(s, case=case, unit_id=team.id, purpose=notify.TEAM, now=now)
+        # The command room sees every case: to decide, or (auto-dispatch) for information.
+        notify.card_to_command_room(s, case=case, now=now)
+        unit = orgs.unit(s, case.unit_id or case.suggested_unit_id) if (case.unit_id or case.suggested_unit_id) else None
+        return Submitted(
+            case_id=case.id,  # type: ignore[arg-type]
+            code=case.code,
+            state=case.state,
+            unit_id=case.unit_id,
+            unit_name_zh=unit.name_zh if unit and case.unit_id else None,
+            unit_name_en=unit.name_en if unit and case.unit_id else None,
+        )
+
+
+def _add_media(s, *, case_id: int, support_id: int | None, stage: str, report: ReportIn, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    for photo in report.photos:
+        cases.add_media(
+            s,
+            CaseMedia(
+                case_id=case_id,
+                support_id=support_id,
+                stage=stage,
+                kind="photo",
+                telegram_file_id=photo.file_id,
+                sha256=photo.sha256,
+                original_path=photo.original_path,
+                jpeg_path=photo.jpeg_path,
+                thumb_path=photo.thumb_path,
+                width=photo.width,
+                height=photo.height,
+                taken_at=photo.taken_at,
+                added_by_user_id=report.reporter_user_id,
+                created_at=now,
+            ),
+        )
+    for voice in report.voices:
+        cases.add_media(
+            s,
+            CaseMedia(
+                case_id=case_id,
+                support_id=support_id,
+                stage=stage,
+                kind="voice",
+                telegram_file_id=voice.file_id,
+                duration=voice.duration,
+                added_by_user_id=report.reporter_user_id,
+                created_at=now,
+            ),
+        )
+
+
+def find_duplicates(rt: Runtime, *, category_id: int, latitude: float, longitude: float) -> list[Candidate]:
+    """Open cases of the same category nearby and recent: probably the same problem."""
+    radius = rt.settings.duplicate_radius_m
+    since = rt.clock.now() - timedelta(days=rt.settings.duplicate_window_days)
+    min_lat, max_lat, min_lon, max_lon = bounding_box(latitude, longitude, radius)
+    with rt.db.session() as s:
+        rows = cases.open_cases_in_box(
+            s, category_id=category_id, min_lat=min_lat, max_lat=max_lat, min_lon=min_lon, max_lon=max_lon, since=since
+        )
+    found = []
+    for row in rows:
+        assert row.latitude is not None and row.longitude is not None
+        distance = haversine_m(latitude, longitude, row.latitude, row.longitude)
+        if distance <= radius:
+            found.append(Candidate(row.id, row.code, distance, row.created_at, row.description))  # type: ignore[arg-type]
+    return sorted(found, key=lambda c: (c.distance_m, -c.created_at.timestamp()))[:5]
+
+
+def join_case(rt: Runtime, *, case_id: int, report: ReportIn) -> Submitted:
+    """Add the report to an open case as a supporting report; its photos and reporter are kept."""
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        case = cases.get_case(s, case_id)
+        if case is None or case.state in CaseState.FINAL:
+            raise CaseNotOpen(code=case.code if case else "?")
+        support = cases.add_support(
+            s,
+            SupportingReport(
+                case_id=case_id,
+                reporter_user_id=report.reporter_user_id,
+                description=report.description[:MAX_DESCRIPTION],
+                latitude=report.latitude,
+                longitude=report.longitude,
+                created_at=now,
+            ),
+        )
+        _add_media(s, case_id=case_id, support_id=support.id, stage="support", report=report, now=now)
+        audit.record(
+            s,
+            action="case.supported",
+            subject_type="case",
+            subject_id=case_id,
+            case_id=case_id,
+            actor_user_id=report.reporter_user_id,
+            data={"support_id": support.id, "source": report.source},
+            at=now,
+        )
+        # Refresh the cards already posted so everyone sees the extra report.
+        for card in cases.cards_of(s, case_id):
+            outbox.enqueue(s, chat_id=card.chat_id, kind="case_card", case_id=case_id, purpose=card.purpose, now=now)
+        unit = orgs.unit(s, case.unit_id) if case.unit_id else None
+        return Submitted(
+            case_id=case_id,
+            code=case.code,
+            state=case.state,
+            unit_id=case.unit_id,
+            unit_name_zh=unit.name_zh if unit else None,
+            unit_name_en=unit.name_en if unit else None,
+            joined=True,
+        )
+

@@ -1,0 +1,38 @@
+"""A reporter's own cases (/my): what they filed, and where each one stands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.runtime import Runtime
+from storage import cases, orgs
+
+
+@dataclass(frozen=True)
+class MyCase:
+    code: str
+    state: str
+    category_zh: str
+    category_en: str
+    created_at: datetime
+
+    def category(self, lang: str) -> str:
+        return self.category_zh if lang == "zh_CN" else self.category_en
+
+
+def my_cases(rt: Runtime, *, user_id: int, limit: int = 10, offset: int = 0) -> list[MyCase]:
+    with rt.db.session() as s:
+        out = []
+        for case in cases.cases_of_reporter(s, user_id, limit=limit, offset=offset):
+            category = orgs.category(s, case.category_id) if case.category_id else None
+            out.append(
+                MyCase(
+                    code=case.code,
+                    state=case.state,
+                    category_zh=category.name_zh if category else "—",
+                    category_en=category.name_en if category else "—",
+                    created_at=case.created_at,
+                )
+            )
+        return out

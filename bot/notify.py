@@ -1,0 +1,50 @@
+"""Notifications as outbox rows, written in the same transaction as the change behind them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from storage import audit, chats, orgs, outbox
+from storage.models import Case
+
+COMMAND, TEAM, DEPARTMENT, REPORTER = "command", "team", "department", "reporter"
+
+
+def card_to_unit(session: Session, *, case: Case, unit_id: int | None, purpose: str, now: datetime) -> bool:
+    """Queue the case card for a unit's group; False (and an audit note) if it has none."""
+    chat = chats.chat_for_unit(session, unit_id) if unit_id is not None else None
+    if chat is None:
+        audit.record(
+            session,
+            action="notify.no_chat",
+            subject_type="case",
+            subject_id=case.id,
+            case_id=case.id,
+            data={"unit_id": unit_id, "purpose": purpose},
+            at=now,
+        )
+        return False
+    outbox.enqueue(session, chat_id=chat.telegram_id, kind="case_card", case_id=case.id, purpose=purpose, now=now)
+    return True
+
+
+def card_to_command_room(session: Session, *, case: Case, now: datetime) -> bool:
+    room = orgs.command_room_of(session, case.street_id) if case.street_id else None
+    return card_to_unit(session, case=case, unit_id=room.id if room else None, purpose=COMMAND, now=now)
+
+
+def text_to_user(
+    session: Session, *, telegram_id: int, key: str, now: datetime, case_id: int | None = None, **params: Any
+) -> None:
+    """A localized line for a person, rendered in their language when sent."""
+    outbox.enqueue(
+        session,
+        chat_id=telegram_id,
+        kind="user_text",
+        case_id=case_id,
+        payload={"key": key, "params": params},
+        now=now,
+    )

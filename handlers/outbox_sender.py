@@ -1,0 +1,110 @@
+"""The outbox sender: renders queued rows and sends them, editing cards in place.
+
+Handlers call `flush` right after a service committed (so people see results at once);
+a repeating job drains whatever is left (retries, rows of a crashed process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.ext import Application, ContextTypes
+
+from bot import outbox
+from bot.casecards import Card, case_view, render_card
+from bot.i18n import t
+from bot.photos import absolute
+from bot.runtime import Runtime
+from handlers.common import off_loop
+
+log = logging.getLogger(__name__)
+
+_LOCK_KEY = "outbox_lock"
+
+
+def markup(card: Card) -> InlineKeyboardMarkup | None:
+    if not card.buttons:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in card.buttons])
+
+
+async def flush(app: Application) -> int:
+    """Send everything due now. Concurrent calls queue behind one another."""
+    lock = app.bot_data.setdefault(_LOCK_KEY, asyncio.Lock())
+    rt: Runtime = app.bot_data["rt"]
+    sent = 0
+    async with lock:
+        while True:
+            jobs = await off_loop(outbox.claim, rt)
+            if not jobs:
+                return sent
+            for job in jobs:
+                sent += await _send_one(app, rt, job)
+
+
+async def drain_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await flush(context.application)
+
+
+async def _send_one(app: Application, rt: Runtime, job: outbox.Job) -> int:
+    try:
+        message_id, is_photo = await _deliver(app, rt, job)
+    except RetryAfter as exc:
+        seconds = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
+        await off_loop(outbox.failed_for_now, rt, job, error=str(exc), retry_after=float(seconds))
+        return 0
+    except Forbidden as exc:
+        log.warning("chat %s refuses our messages: %s", job.chat_id, exc)
+        await off_loop(outbox.undeliverable, rt, job, error=str(exc), chat_gone=True)
+        return 0
+    except BadRequest as exc:
+        if "not modified" in str(exc).lower():
+            await off_loop(outbox.delivered, rt, job, message_id=None)
+            return 0
+        log.error("outbox row %s refused by Telegram: %s", job.id, exc)
+        await off_loop(outbox.undeliverable, rt, job, error=str(exc), chat_gone="chat not found" in str(exc).lower())
+        return 0
+    except (TimedOut, NetworkError) as exc:
+        await off_loop(outbox.failed_for_now, rt, job, error=str(exc))
+        return 0
+    await off_loop(outbox.delivered, rt, job, message_id=message_id, is_photo=is_photo)
+    return 1
+
+
+async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int | None, bool]:
+    lang = await off_loop(outbox.chat_language, rt, job.chat_id)
+    if job.kind == "user_text":
+        text = t(lang, job.payload["key"], **job.payload.get("params", {}))
+        message = await app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+        return message.message_id, False
+    if job.kind == "case_card":
+        assert job.case_id is not None
+        view = await off_loop(case_view, rt, job.case_id)
+        if view is None:
+            return None, False
+        existing = await off_loop(outbox.existing_card, rt, job)
+        card = render_card(view, lang=lang, purpose=job.purpose or "", tz=rt.settings.tz, photo=existing is None or existing.is_photo)
+        if existing is not None:
+            try:
+                if existing.is_photo:
+                    await app.bot.edit_message_caption(job.chat_id, existing.message_id, caption=card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card))
+                else:
+                    await app.bot.edit_message_text(card.text, job.chat_id, existing.message_id, parse_mode=ParseMode.HTML, reply_markup=markup(card), disable_web_page_preview=True)
+                return existing.message_id, existing.is_photo
+            except BadRequest as exc:
+                if "not found" not in str(exc).lower() and "can't be edited" not in str(exc).lower():
+                    raise
+                # The card was deleted in the chat: post it again below.
+        if card.photo_path:
+            path = absolute(rt.settings.media_dir, card.photo_path)
+            message = await app.bot.send_photo(job.chat_id, Path(path).read_bytes(), caption=card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card))
+            return message.message_id, True
+        message = await app.bot.send_message(job.chat_id, card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card), disable_web_page_preview=True)
+        return message.message_id, False
+    log.error("outbox row %s has an unknown kind %r", job.id, job.kind)
+    return None, False

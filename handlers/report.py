@@ -1,0 +1,587 @@
+"""The report conversation, in private chat: location, photos, description, category, confirm.
+
+State lives in the database (bot.drafts), not in PTB's ConversationHandler, so a restart
+resumes where the worker was. Updates of one user are handled one at a time (an album
+arrives as several updates at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, TelegramError
+
+from bot import categories, drafts, intake, locate
+from bot.callbacks import BadCallback, Callback, cb
+from bot.casecards import _e as escape_html
+from bot.drafts import CATEGORY, CONFIRM, DESCRIPTION, LOCATION, PHOTOS, Draft
+from bot.i18n import t
+from bot.photos import PhotoError, check_size, process_photo
+from bot.roles import Person
+from bot.runtime import Runtime
+from handlers import fallback, my
+from handlers.common import Ctx, clip, esc, is_private, off_loop, person_of, runtime
+from handlers.outbox_sender import flush
+from storage.models import CaseSource, Role
+
+log = logging.getLogger(__name__)
+
+IMAGE_MIME_PREFIX = "image/"
+
+
+def _lock(context: Ctx, user_id: int) -> asyncio.Lock:
+    locks: dict[int, asyncio.Lock] = context.application.bot_data.setdefault("report_locks", {})
+    return locks.setdefault(user_id, asyncio.Lock())
+
+
+def _source(person: Person) -> str:
+    return CaseSource.RESIDENT if person.is_resident else CaseSource.PATROL
+
+
+def _worker_grids(person: Person) -> list[str]:
+    return person.scopes(Role.WORKER)
+
+
+async def _send(update: Update, text: str, markup: Any = None) -> Message:
+    message = update.effective_message
+    assert message is not None
+    return await message.reply_text(clip(text), parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True)
+
+
+# --- starting ---------------------------------------------------------------------
+
+
+async def report_command(update: Update, context: Ctx) -> None:
+    person = await person_of(update, context)
+    if person is None:
+        return
+    if not is_private(update):
+        await _send(update, t(person.language, "report.private_only", bot=esc(context.bot.username)))
+        return
+    rt = runtime(context)
+    async with _lock(context, person.user_id):
+        await off_loop(intake.check_rate, rt, user_id=person.user_id, resident=person.is_resident)
+        draft = await off_loop(drafts.start, rt, user_id=person.user_id, source=_source(person))
+        await _prompt(update, context, person, draft, fresh=True)
+
+
+async def _load_or_start(update: Update, context: Ctx, person: Person, *, start: bool) -> Draft | None:
+    rt = runtime(context)
+    loaded = await off_loop(drafts.load, rt, person.user_id)
+    if loaded.expired:
+        await _send(update, t(person.language, "report.timed_out"))
+    if loaded.draft is not None or not start:
+        return loaded.draft
+    await off_loop(intake.check_rate, rt, user_id=person.user_id, resident=person.is_resident)
+    return await off_loop(drafts.start, rt, user_id=person.user_id, source=_source(person))
+
+
+# --- prompts ----------------------------------------------------------------------
+
+
+def _location_keyboard(person: Person, draft: Draft) -> ReplyKeyboardMarkup:
+    lang = person.language
+    rows = [[KeyboardButton(t(lang, "report.btn_send_location"), request_location=True)]]
+    if len(_worker_grids(person)) == 1:
+        rows.append([KeyboardButton(t(lang, "report.btn_grid_centre"))])
+    if draft.exif_offer:
+        rows.append([KeyboardButton(t(lang, "report.btn_photo_location"))])
+    rows.append([KeyboardButton(t(lang, "report.btn_cancel"))])
+    return ReplyKeyboardMarkup(rows, resize_keyboard=True, one_time_keyboard=True)
+
+
+def _location_inline(person: Person, draft: Draft) -> InlineKeyboardMarkup | None:
+    lang = person.language
+    rows = []
+    if len(_worker_grids(person)) == 1:
+        rows.append([InlineKeyboardButton(t(lang, "report.btn_grid_centre"), callback_data=cb("rl", draft.id, "grid"))])
+    if draft.exif_offer:
+        rows.append([InlineKeyboardButton(t(lang, "report.btn_photo_location"), callback_data=cb("rl", draft.id, "exif"))])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def _prompt_text(person: Person, draft: Draft, step: str) -> str:
+    lang = person.language
+    if step == LOCATION:
+        text = t(lang, "report.ask_location")
+        if draft.exif_offer:
+            text += "\n" + t(lang, "report.exif_offer")
+        return text
+    if step == PHOTOS:
+        return t(lang, "report.ask_photos")
+    if step == DESCRIPTION:
+        return t(lang, "report.ask_description")
+    if step == CATEGORY:
+        return t(lang, "report.ask_category")
+    return ""
+
+
+def _category_keyboard(rt: Runtime, person: Person, draft: Draft) -> InlineKeyboardMarkup:
+    lang = person.language
+    options = categories.suggestions(rt, user_id=person.user_id, description=draft.description or "")
+    rows = [[InlineKeyboardButton(o.name(lang), callback_data=cb("rc", draft.id, o.id))] for o in options]
+    rows.append([InlineKeyboardButton(t(lang, "report.btn_more_categories"), callback_data=cb("rp", draft.id, "-"))])
+    return InlineKeyboardMarkup(rows)
+
+
+def _platform_keyboard(rt: Runtime, lang: str, draft: Draft) -> InlineKeyboardMarkup:
+    platforms, _ = categories.catalogue(rt)
+    rows = [[InlineKeyboardButton(p.name(lang), callback_data=cb("rp", draft.id, p.code))] for p in platforms]
+    rows.append([InlineKeyboardButton(t(lang, "report.btn_back"), callback_data=cb("rb", draft.id))])
+    return InlineKeyboardMarkup(rows)
+
+
+def _platform_categories_keyboard(rt: Runtime, lang: str, draft: Draft, platform: str) -> InlineKeyboardMarkup:
+    options = categories.in_platform(rt, platform)
+    rows = [[InlineKeyboardButton(o.name(lang), callback_data=cb("rc", draft.id, o.id))] for o in options]
+    rows.append([InlineKeyboardButton(t(lang, "report.btn_back"), callback_data=cb("rp", draft.id, "-"))])
+    return InlineKeyboardMarkup(rows)
+
+
+def _done_button(person: Person, draft: Draft) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(t(person.language, "report.btn_done"), callback_data=cb("rd", draft.id))]])
+
+
+async def _prompt(
+    update: Update, context: Ctx, person: Person, draft: Draft, *, fresh: bool = False, prefix: str = "", after_photo: bool = False
+) -> Message:
+    """Ask for what the draft still lacks (or show the summary when nothing is missing)."""
+    rt = runtime(context)
+    step = draft.next_step()
+    head = (prefix + "\n\n") if prefix else ""
+    if step == CONFIRM:
+        return await _summary(update, context, person, draft, prefix=prefix)
+    text = head + _prompt_text(person, draft, step)
+    if step == LOCATION:
+        if draft.outside:
+            text = head + t(person.language, "report.outside") + "\n" + _prompt_text(person, draft, step)
+            markup: Any = _outside_keyboard(person, draft) or _location_keyboard(person, draft)
+        else:
+            markup = _location_keyboard(person, draft) if fresh or not prefix else (_location_inline(person, draft) or _location_keyboard(person, draft))
+    elif step == CATEGORY:
+        markup = _category_keyboard(rt, person, draft)
+    elif step == DESCRIPTION and after_photo:
+        # Still taking photos: more may come, or the description; "Done" just moves on.
+        text = head + t(person.language, "report.more_photos_or_description")
+        markup = _done_button(person, draft)
+    else:
+        markup = ReplyKeyboardRemove()
+    return await _send(update, text, markup)
+
+
+def _outside_keyboard(person: Person, draft: Draft) -> InlineKeyboardMarkup | None:
+    grids = _worker_grids(person)
+    if not grids:
+        return None
+    memberships = {m.scope_code: m for m in person.memberships}
+    rows = [
+        [InlineKeyboardButton(memberships[code].scope_name(person.language), callback_data=cb("rg", draft.id, code))]
+        for code in grids[:8]
+    ]
+    return InlineKeyboardMarkup(rows)
+
+
+async def _summary(update: Update, context: Ctx, person: Person, draft: Draft, *, prefix: str = "") -> Message:
+    rt = runtime(context)
+    lang = person.language
+    assert draft.grid_id is not None and draft.category_id is not None
+    place = await off_loop(locate.place_of_grid, rt, draft.grid_id)
+    category = await off_loop(categories.category, rt, draft.category_id)
+    candidates = await off_loop(
+        intake.find_duplicates, rt, category_id=draft.category_id, latitude=draft.latitude, longitude=draft.longitude
+    )
+    lines = [prefix, ""] if prefix else []
+    lines += [
+        t(lang, "report.summary_title"),
+        t(lang, "report.summary_place", place=esc(place.grid_name(lang) if place else "—"), street=esc(place.street_name(lang) if place else "—")),
+        t(lang, "report.summary_category", category=esc(category.name(lang) if category else "—")),
+        t(lang, "report.summary_photos", count=len(draft.photos)),
+    ]
+    if draft.voices:
+        lines.append(t(lang, "report.summary_voices", count=len(draft.voices)))
+    if draft.address:
+        lines.append("🏷 " + esc(draft.address))
+    rows = []
+    if candidates:
+        lines.append("")
+        lines.append(t(lang, "report.duplicates_found", count=len(candidates)))
+        for c in candidates:
+            snippet = c.description[:40] + ("…" if len(c.description) > 40 else "")
+            lines.append(t(lang, "report.duplicate_line", code=esc(c.code), metres=round(c.distance_m), description=esc(snippet)))
+            rows.append([InlineKeyboardButton(t(lang, "report.btn_join", code=c.code), callback_data=cb("rj", draft.id, c.case_id))])
+    rows += [
+        [InlineKeyboardButton(t(lang, "report.btn_submit_new" if candidates else "report.btn_submit"), callback_data=cb("rs", draft.id))],
+        [
+            InlineKeyboardButton(t(lang, "report.btn_edit_location"), callback_data=cb("re", draft.id, "loc")),
+            InlineKeyboardButton(t(lang, "report.btn_edit_photos"), callback_data=cb("re", draft.id, "pho")),
+        ],
+        [
+            InlineKeyboardButton(t(lang, "report.btn_edit_description"), callback_data=cb("re", draft.id, "des")),
+            InlineKeyboardButton(t(lang, "report.btn_edit_category"), callback_data=cb("re", draft.id, "cat")),
+        ],
+        [InlineKeyboardButton(t(lang, "report.btn_cancel"), callback_data=cb("rx", draft.id))],
+    ]
+    head = "\n".join(lines)
+    # The description goes last and is clipped so the whole card fits Telegram's 4096.
+    room = 4000 - len(head)
+    description = draft.description or t(lang, "report.voice_only")
+    if len(description) > room:
+        description = description[: max(room, 0)] + "…"
+    text = head + "\n" + t(lang, "report.summary_description", description=esc(description))
+    return await _send(update, text, InlineKeyboardMarkup(rows))
+
+
+# --- inputs -----------------------------------------------------------------------
+
+
+async def on_photo(update: Update, context: Ctx) -> None:
+    message = update.effective_message
+    person = await person_of(update, context)
+    if message is None or person is None:
+        return
+    lang = person.language
+    if message.photo:
+        size = message.photo[-1]
+        file_id, file_size = size.file_id, size.file_size
+    elif message.document is not None:
+        document = message.document
+        if not (document.mime_type or "").startswith(IMAGE_MIME_PREFIX):
+            await _send(update, t(lang, "photo.not_image"))
+            return
+        file_id, file_size = document.file_id, document.file_size
+    else:
+        return
+    rt = runtime(context)
+    async with _lock(context, person.user_id):
+        draft = await _load_or_start(update, context, person, start=True)
+        assert draft is not None
+        if len(draft.photos) >= drafts.MAX_PHOTOS:
+            await _send(update, t(lang, "report.too_many_photos", max=drafts.MAX_PHOTOS))
+            return
+        try:
+            check_size(file_size)
+            tg_file = await context.bot.get_file(file_id)
+            check_size(tg_file.file_size)
+            data = bytes(await tg_file.download_as_bytearray())
+            stored = await off_loop(process_photo, data, rt.settings.media_dir, default_tz=rt.settings.tz)
+        except PhotoError as exc:
+            await _send(update, t(lang, exc.key, **exc.params))
+            await off_loop(drafts.save, rt, draft)
+            return
+        except BadRequest as exc:
+            if "too big" in str(exc).lower():
+                await _send(update, t(lang, "photo.too_large", size_mb=">20", max_mb=20))
+                return
+            raise
+        draft.photos.append(
+            drafts.photo_dict(
+                intake.PhotoIn(
+                    file_id=file_id,
+                    sha256=stored.sha256,
+                    original_path=str(stored.original_path),
+                    jpeg_path=str(stored.jpeg_path),
+                    thumb_path=str(stored.thumb_path),
+                    width=stored.width,
+                    height=stored.height,
+                    taken_at=stored.taken_at,
+                )
+            )
+        )
+        if stored.gps and not draft.has_location:
+            draft.exif_offer = [stored.gps[0], stored.gps[1]]
+        if message.caption and message.caption.strip() and not draft.description:
+            draft.description = message.caption.strip()[: drafts.MAX_DESCRIPTION]
+        group = message.media_group_id
+        if group and group in draft.albums:
+            # One acknowledgement per album: later items update it.
+            await _edit_ack(context, person, draft, draft.albums[group])
+            await off_loop(drafts.save, rt, draft)
+            return
+        ack = t(lang, "report.photos_received", count=len(draft.photos))
+        sent = await _prompt(update, context, person, draft, prefix=ack, after_photo=True)
+        if group:
+            draft.albums[group] = sent.message_id
+        await off_loop(drafts.save, rt, draft)
+
+
+async def _edit_ack(context: Ctx, person: Person, draft: Draft, message_id: int) -> None:
+    rt = runtime(context)
+    step = draft.next_step()
+    follow = t(person.language, "report.more_photos_or_description") if step == DESCRIPTION else _prompt_text(person, draft, step)
+    text = t(person.language, "report.photos_received", count=len(draft.photos)) + "\n\n" + follow
+    markup = None
+    if draft.next_step() == LOCATION:
+        markup = _location_inline(person, draft)
+    elif draft.next_step() == CATEGORY:
+        markup = _category_keyboard(rt, person, draft)
+    elif draft.next_step() == DESCRIPTION:
+        markup = _done_button(person, draft)
+    try:
+        await context.bot.edit_message_text(text, person.telegram_id, message_id, parse_mode=ParseMode.HTML, reply_markup=markup)
+    except TelegramError as exc:  # "not modified" and the like: the count is all that changed
+        log.debug("album ack not edited: %s", exc)
+
+
+async def on_location(update: Update, context: Ctx) -> None:
+    message = update.effective_message
+    person = await person_of(update, context)
+    if message is None or person is None:
+        return
+    if message.venue is not None:
+        lat, lon = message.venue.location.latitude, message.venue.location.longitude
+        address = " ".join(p for p in (message.venue.title, message.venue.address) if p)
+    elif message.location is not None:
+        lat, lon, address = message.location.latitude, message.location.longitude, None
+    else:
+        return
+    async with _lock(context, person.user_id):
+        draft = await _load_or_start(update, context, person, start=True)
+        assert draft is not None
+        await _set_location(update, context, person, draft, lat, lon, address)
+
+
+async def _set_location(update: Update, context: Ctx, person: Person, draft: Draft, lat: float, lon: float, address: str | None) -> None:
+    rt = runtime(context)
+    place = await off_loop(locate.locate, rt, lat, lon)
+    if place is None:
+        draft.outside, draft.grid_id = True, None
+        draft.latitude, draft.longitude, draft.address = lat, lon, address
+        await off_loop(drafts.save, rt, draft)
+        await _prompt(update, context, person, draft)
+        return
+    draft.outside = False
+    draft.latitude, draft.longitude, draft.address, draft.grid_id = lat, lon, address, place.grid_id
+    draft.exif_offer = None
+    await off_loop(drafts.save, rt, draft)
+    ack = t(person.language, "report.location_set", grid=esc(place.grid_name(person.language)), street=esc(place.street_name(person.language)))
+    await _prompt(update, context, person, draft, prefix=ack)
+
+
+async def _use_grid_centre(update: Update, context: Ctx, person: Person, draft: Draft, grid_code: str) -> None:
+    rt = runtime(context)
+    if grid_code not in _worker_grids(person):
+        raise BadCallback(grid_code)
+    place = await off_loop(locate.place_by_grid_code, rt, grid_code)
+    if place is None:
+        raise BadCallback(grid_code)
+    centre = await off_loop(locate.grid_centre, rt, place.grid_id)
+    if draft.outside and draft.latitude is not None and draft.longitude is not None:
+        # Keep where they really are; the grid says who is responsible.
+        lat, lon = draft.latitude, draft.longitude
+    elif centre is not None:
+        lat, lon = centre
+    else:
+        raise BadCallback(grid_code)
+    draft.outside = False
+    draft.latitude, draft.longitude, draft.grid_id, draft.exif_offer = lat, lon, place.grid_id, None
+    await off_loop(drafts.save, rt, draft)
+    ack = t(person.language, "report.location_set", grid=esc(place.grid_name(person.language)), street=esc(place.street_name(person.language)))
+    await _prompt(update, context, person, draft, prefix=ack)
+
+
+async def on_text(update: Update, context: Ctx) -> None:
+    message = update.effective_message
+    person = await person_of(update, context)
+    if message is None or person is None or message.text is None:
+        return
+    lang = person.language
+    async with _lock(context, person.user_id):
+        draft = await _load_or_start(update, context, person, start=False)
+        text = message.text.strip()
+        if draft is None:
+            if text in _labels("menu.new_report"):
+                await off_loop(intake.check_rate, runtime(context), user_id=person.user_id, resident=person.is_resident)
+                draft = await off_loop(drafts.start, runtime(context), user_id=person.user_id, source=_source(person))
+                await _prompt(update, context, person, draft, fresh=True)
+            elif text in _labels("menu.my_reports"):
+                await my.my_command(update, context)
+            else:
+                await fallback.private_text(update, context)
+            return
+        if text in _labels("report.btn_cancel"):
+            await _cancel(update, context, person)
+            return
+        if text in _labels("report.btn_grid_centre") and len(_worker_grids(person)) == 1:
+            await _use_grid_centre(update, context, person, draft, _worker_grids(person)[0])
+            return
+        if text in _labels("report.btn_photo_location") and draft.exif_offer:
+            await _set_location(update, context, person, draft, draft.exif_offer[0], draft.exif_offer[1], None)
+            return
+        step = draft.next_step()
+        if step in (DESCRIPTION, CATEGORY, CONFIRM) or (step in (LOCATION, PHOTOS) and not draft.description):
+            if not text:
+                await _send(update, t(lang, "report.empty_description"))
+                return
+            draft.description = text[: drafts.MAX_DESCRIPTION]
+            await off_loop(drafts.save, runtime(context), draft)
+            await _prompt(update, context, person, draft, prefix=t(lang, "report.description_set"))
+            return
+        await _prompt(update, context, person, draft)
+
+
+def _labels(key: str) -> set[str]:
+    return {t("zh_CN", key), t("en", key)}
+
+
+async def on_voice(update: Update, context: Ctx) -> None:
+    message = update.effective_message
+    person = await person_of(update, context)
+    if message is None or person is None or message.voice is None:
+        return
+    async with _lock(context, person.user_id):
+        draft = await _load_or_start(update, context, person, start=False)
+        if draft is None:
+            await fallback.private_other(update, context)
+            return
+        duration = message.voice.duration
+        seconds = duration.total_seconds() if hasattr(duration, "total_seconds") else duration
+        draft.voices.append({"file_id": message.voice.file_id, "duration": int(seconds)})
+        await off_loop(drafts.save, runtime(context), draft)
+        await _prompt(update, context, person, draft, prefix=t(person.language, "report.voice_added", count=len(draft.voices)))
+
+
+async def on_other(update: Update, context: Ctx) -> None:
+    """Stickers, videos, contacts…: not what a report needs. Say what is, lose nothing."""
+    person = await person_of(update, context)
+    if person is None:
+        return
+    loaded = await off_loop(drafts.load, runtime(context), person.user_id)
+    if loaded.draft is None:
+        await fallback.private_other(update, context)
+        return
+    step = loaded.draft.next_step()
+    key = {LOCATION: "report.wrong_input_location", PHOTOS: "report.wrong_input_photo"}.get(step, "report.wrong_input")
+    await _send(update, t(person.language, key))
+
+
+async def cancel_command(update: Update, context: Ctx) -> None:
+    person = await person_of(update, context)
+    if person is None:
+        return
+    async with _lock(context, person.user_id):
+        await _cancel(update, context, person)
+
+
+async def _cancel(update: Update, context: Ctx, person: Person) -> None:
+    existed = await off_loop(drafts.discard, runtime(context), person.user_id)
+    await _send(update, t(person.language, "report.cancelled" if existed else "cancel.nothing"), main_menu(person.language))
+
+
+# --- buttons ----------------------------------------------------------------------
+
+
+async def on_report_button(update: Update, context: Ctx, callback: Callback) -> None:
+    query = update.callback_query
+    assert query is not None
+    person = await person_of(update, context)
+    if person is None:
+        raise BadCallback(callback)
+    rt = runtime(context)
+    async with _lock(context, person.user_id):
+        loaded = await off_loop(drafts.load, rt, person.user_id)
+        draft = loaded.draft
+        if draft is None or draft.id != callback.int_arg(0):
+            raise BadCallback(callback)  # a button of an earlier or finished report
+        lang = person.language
+        action = callback.action
+        if action == "rd":
+            await query.answer()
+            await _prompt(update, context, person, draft)
+        elif action == "rl":
+            await query.answer()
+            if callback.arg(1) == "grid" and len(_worker_grids(person)) == 1:
+                await _use_grid_centre(update, context, person, draft, _worker_grids(person)[0])
+            elif callback.arg(1) == "exif" and draft.exif_offer:
+                await _set_location(update, context, person, draft, draft.exif_offer[0], draft.exif_offer[1], None)
+            else:
+                raise BadCallback(callback)
+        elif action == "rg":
+            await query.answer()
+            await _use_grid_centre(update, context, person, draft, callback.arg(1))
+        elif action == "rp":
+            platform = callback.arg(1)
+            markup = _platform_keyboard(rt, lang, draft) if platform == "-" else _platform_categories_keyboard(rt, lang, draft, platform)
+            await query.answer()
+            await query.edit_message_reply_markup(markup)
+        elif action == "rb":
+            await query.answer()
+            await query.edit_message_reply_markup(_category_keyboard(rt, person, draft))
+        elif action == "rc":
+            category = categories.category(rt, callback.int_arg(1))
+            if category is None:
+                raise BadCallback(callback)
+            draft.category_id = category.id
+            await off_loop(drafts.save, rt, draft)
+            await query.answer(category.name(lang))
+            await _prompt(update, context, person, draft)
+        elif action == "re":
+            field = callback.arg(1)
+            if field == "loc":
+                draft.grid_id = draft.latitude = draft.longitude = draft.address = None
+                draft.outside = False
+            elif field == "pho":
+                draft.photos, draft.albums, draft.exif_offer = [], {}, None
+            elif field == "des":
+                draft.description, draft.voices = None, []
+            elif field == "cat":
+                draft.category_id = None
+            else:
+                raise BadCallback(callback)
+            await off_loop(drafts.save, rt, draft)
+            await query.answer()
+            await _prompt(update, context, person, draft, fresh=True)
+        elif action == "rx":
+            await query.answer()
+            await _cancel(update, context, person)
+        elif action in ("rs", "rj"):
+            if draft.next_step() != CONFIRM:
+                raise BadCallback(callback)
+            await off_loop(intake.check_rate, rt, user_id=person.user_id, resident=person.is_resident)
+            report = draft.to_report()
+            if action == "rs":
+                done = await off_loop(intake.submit_report, rt, report)
+            else:
+                done = await off_loop(intake.join_case, rt, case_id=callback.int_arg(1), report=report)
+            await off_loop(drafts.discard, rt, person.user_id)
+            await query.answer()
+            await _finish(update, context, person, done)
+            await flush(context.application)
+        else:
+            raise BadCallback(callback)
+
+
+async def _finish(update: Update, context: Ctx, person: Person, done: intake.Submitted) -> None:
+    lang = person.language
+    query = update.callback_query
+    if query is not None:
+        try:
+            await query.edit_message_reply_markup(None)  # the summary's buttons are spent
+        except TelegramError:
+            pass
+    if done.joined:
+        text = t(lang, "report.joined", code=escape_html(done.code))
+    elif done.unit_name(lang):
+        text = t(lang, "report.submitted_to_team", code=escape_html(done.code), team=esc(done.unit_name(lang)))
+    else:
+        text = t(lang, "report.submitted_to_command", code=escape_html(done.code))
+    await _send(update, text, main_menu(lang))
+
+
+def main_menu(lang: str) -> ReplyKeyboardMarkup:
+    """The two things anyone can always do, one tap away at the bottom of the chat."""
+    return ReplyKeyboardMarkup(
+        [[KeyboardButton(t(lang, "menu.new_report")), KeyboardButton(t(lang, "menu.my_reports"))]],
+        resize_keyboard=True,
+    )

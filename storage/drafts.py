@@ -1,0 +1,40 @@
+"""Report drafts: one per user, the persisted state of the report conversation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
+
+from storage.models import ReportDraft
+
+
+def get(session: Session, user_id: int) -> ReportDraft | None:
+    return session.exec(select(ReportDraft).where(ReportDraft.user_id == user_id)).first()
+
+
+def create(session: Session, *, user_id: int, step: str, data: dict[str, Any], now: datetime) -> ReportDraft:
+    session.execute(delete(ReportDraft).where(col(ReportDraft.user_id) == user_id))
+    draft = ReportDraft(user_id=user_id, step=step, data=data, created_at=now, updated_at=now)
+    session.add(draft)
+    session.flush()
+    return draft
+
+
+def save(session: Session, draft: ReportDraft, *, step: str, data: dict[str, Any], now: datetime) -> None:
+    draft.step = step
+    draft.data = data
+    draft.version += 1
+    draft.updated_at = now
+    session.add(draft)
+
+
+def remove(session: Session, user_id: int) -> None:
+    session.execute(delete(ReportDraft).where(col(ReportDraft.user_id) == user_id))
+
+
+def idle_since(session: Session, before: datetime, limit: int = 100) -> list[ReportDraft]:
+    stmt = select(ReportDraft).where(col(ReportDraft.updated_at) < before).order_by(col(ReportDraft.id)).limit(limit)
+    return list(session.exec(stmt))

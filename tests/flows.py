@@ -1,0 +1,34 @@
+"""Shared steps for tests that play whole conversations: onboarding, binding, reporting."""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import select
+
+from storage.db import Database
+from storage.models import Grid
+from tests.fakebot import FakeChat, FakeTelegram, FakeUser
+
+LINK = re.compile(r"start=(join-[A-Za-z0-9_-]+)")
+
+
+async def onboard(admin: FakeUser, user: FakeUser, role: str, scope: str) -> None:
+    turn = await admin.send(f"/invite {role} {scope}")
+    found = LINK.search(turn.texts[-1])
+    assert found, turn.texts
+    await user.send(f"/start {found.group(1)}")
+
+
+async def bound_group(tg: FakeTelegram, admin: FakeUser, chat_id: int, code: str) -> FakeChat:
+    group = tg.group(chat_id, code, admins=[admin], bot_status="administrator")
+    turn = await admin.send(f"/bind {code}", chat=group)
+    assert code in turn.texts[0], turn.texts
+    return group
+
+
+def grid_centre(db: Database, code: str) -> tuple[float, float]:
+    with db.session() as s:
+        grid = s.exec(select(Grid).where(Grid.code == code)).one()
+        assert grid.centre_lat is not None and grid.centre_lon is not None
+        return grid.centre_lat, grid.centre_lon
