@@ -11,6 +11,7 @@ from telegram.request import BaseRequest
 
 from bot.i18n import SUPPORTED_LANGUAGES, t
 from bot.runtime import Runtime
+from handlers.jobs import schedule
 from handlers.registry import register
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ async def _post_init(app: Application) -> None:
     rt: Runtime = app.bot_data["rt"]
     rt.bot_username = app.bot.username
     await set_command_menus(app)
+    schedule(app)
 
 
 async def set_command_menus(app: Application) -> None:

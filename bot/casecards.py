@@ -77,7 +77,7 @@ def _names(row: object | None) -> Names | None:
 
 
 def case_view(rt: Runtime, case_id: int) -> CaseView | None:
-    with rt.db.session() as s:
+    with rt.db.read() as s:
         case = cases.get_case(s, case_id)
         if case is None:
             return None

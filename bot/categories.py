@@ -35,7 +35,7 @@ class PlatformOption:
 def catalogue(rt: Runtime) -> tuple[list[PlatformOption], list[CategoryOption]]:
     cached = rt.cache.get("categories")
     if cached is None:
-        with rt.db.session() as s:
+        with rt.db.read() as s:
             platforms = {p.id: p for p in orgs.platforms(s)}
             cats = [
                 CategoryOption(c.id, c.code, c.name_zh, c.name_en, platforms[c.platform_id].code if c.platform_id in platforms else "", c.urgent)  # type: ignore[arg-type]
@@ -59,7 +59,7 @@ def in_platform(rt: Runtime, platform_code: str) -> list[CategoryOption]:
 def suggestions(rt: Runtime, *, user_id: int, description: str, limit: int = 6) -> list[CategoryOption]:
     """The most likely categories first: from the description's words and the reporter's habits."""
     _, cats = catalogue(rt)
-    with rt.db.session() as s:
+    with rt.db.read() as s:
         recent = cases.recent_categories_of(s, user_id)
     infos = [CategoryInfo(c.id, c.code, c.name_zh, c.name_en, c.platform_code, _keywords(rt, c.id)) for c in cats]
     by_id = {c.id: c for c in cats}
@@ -69,7 +69,7 @@ def suggestions(rt: Runtime, *, user_id: int, description: str, limit: int = 6) 
 def _keywords(rt: Runtime, category_id: int) -> tuple[str, ...]:
     keywords = rt.cache.get("category_keywords")
     if keywords is None:
-        with rt.db.session() as s:
+        with rt.db.read() as s:
             keywords = {c.id: tuple(c.keywords or ()) for c in orgs.active_categories(s)}
         rt.cache["category_keywords"] = keywords
     return keywords.get(category_id, ())

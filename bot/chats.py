@@ -75,7 +75,7 @@ def bind_chat(
 
 
 def chat_info(rt: Runtime, chat_telegram_id: int) -> ChatInfo | None:
-    with rt.db.session() as s:
+    with rt.db.read() as s:
         chat = chats.get_chat(s, chat_telegram_id)
         if chat is None:
             return None

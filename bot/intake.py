@@ -92,7 +92,7 @@ def check_rate(rt: Runtime, *, user_id: int, resident: bool) -> None:
     """Residents (and, more loosely, workers) may file so many reports an hour."""
     limit = rt.settings.resident_reports_per_hour if resident else rt.settings.worker_reports_per_hour
     since = rt.clock.now() - timedelta(hours=1)
-    with rt.db.session() as s:
+    with rt.db.read() as s:
         if cases.count_reports_since(s, user_id, since) >= limit:
             raise RateLimited(limit=limit)
 
@@ -224,7 +224,7 @@ def find_duplicates(rt: Runtime, *, category_id: int, latitude: float, longitude
     radius = rt.settings.duplicate_radius_m
     since = rt.clock.now() - timedelta(days=rt.settings.duplicate_window_days)
     min_lat, max_lat, min_lon, max_lon = bounding_box(latitude, longitude, radius)
-    with rt.db.session() as s:
+    with rt.db.read() as s:
         rows = cases.open_cases_in_box(
             s, category_id=category_id, min_lat=min_lat, max_lat=max_lat, min_lon=min_lon, max_lon=max_lon, since=since
         )

@@ -30,7 +30,7 @@ class Place:
 def grid_index(rt: Runtime) -> GridIndex:
     index = rt.cache.get("grid_index")
     if index is None:
-        with rt.db.session() as s:
+        with rt.db.read() as s:
             shapes = [
                 GridShape(
                     grid_id=g.id,  # type: ignore[arg-type]
@@ -50,7 +50,7 @@ def forget_org_cache(rt: Runtime) -> None:
 
 
 def place_of_grid(rt: Runtime, grid_id: int) -> Place | None:
-    with rt.db.session() as s:
+    with rt.db.read() as s:
         grid = orgs.grid(s, grid_id)
         if grid is None or not grid.active:
             return None
@@ -81,7 +81,7 @@ def grid_centre(rt: Runtime, grid_id: int) -> tuple[float, float] | None:
 
 
 def place_by_grid_code(rt: Runtime, code: str) -> Place | None:
-    with rt.db.session() as s:
+    with rt.db.read() as s:
         grid = orgs.grid_by_code(s, code)
         grid_id = grid.id if grid else None
     return place_of_grid(rt, grid_id) if grid_id else None

@@ -22,7 +22,7 @@ class MyCase:
 
 
 def my_cases(rt: Runtime, *, user_id: int, limit: int = 10, offset: int = 0) -> list[MyCase]:
-    with rt.db.session() as s:
+    with rt.db.read() as s:
         out = []
         for case in cases.cases_of_reporter(s, user_id, limit=limit, offset=offset):
             category = orgs.category(s, case.category_id) if case.category_id else None

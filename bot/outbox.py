@@ -41,7 +41,7 @@ def claim(rt: Runtime, limit: int = 50) -> list[Job]:
 def existing_card(rt: Runtime, job: Job) -> CardRef | None:
     if job.case_id is None or job.purpose is None:
         return None
-    with rt.db.session() as s:
+    with rt.db.read() as s:
         card = cases.find_card(s, case_id=job.case_id, chat_id=job.chat_id, purpose=job.purpose)
         return CardRef(card.message_id, card.is_photo) if card else None
 
@@ -84,7 +84,7 @@ def undeliverable(rt: Runtime, job: Job, *, error: str, chat_gone: bool) -> None
 
 def chat_language(rt: Runtime, chat_id: int) -> str:
     """A group's configured language, a person's chosen one, else the default."""
-    with rt.db.session() as s:
+    with rt.db.read() as s:
         if chat_id > 0:
             user = people.get_user_by_telegram_id(s, chat_id)
             if user is not None:

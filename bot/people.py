@@ -23,7 +23,14 @@ class Profile:
 
 
 def identify(rt: Runtime, profile: Profile) -> Person:
-    """Register or refresh the user and return who they are (one unit of work)."""
+    """Register or refresh the user and return who they are.
+
+    Every update asks this, and almost always nothing changed: so read first, and take
+    the write lock only for a newcomer or a changed name or language."""
+    with rt.db.read() as s:
+        user = people.get_user_by_telegram_id(s, profile.telegram_id)
+        if user is not None and not people.needs_refresh(user, profile.first_name, profile.last_name, profile.username, profile.language_code):
+            return _person(rt, s, user)
     with rt.db.session() as s:
         user = people.upsert_user(
             s,
@@ -34,16 +41,20 @@ def identify(rt: Runtime, profile: Profile) -> Person:
             telegram_language=profile.language_code,
             now=rt.clock.now(),
         )
-        views = tuple(_view(s, m) for m in people.memberships_of(s, user.id))  # type: ignore[arg-type]
-        language = pick_language(user.language, user.telegram_language, rt.settings.default_language)
-        return Person(
-            user_id=user.id,  # type: ignore[arg-type]
-            telegram_id=user.telegram_id,
-            name=user.display_name,
-            language=language,
-            is_admin=user.telegram_id in rt.settings.admin_ids,
-            memberships=views,
-        )
+        return _person(rt, s, user)
+
+
+def _person(rt: Runtime, s, user) -> Person:  # type: ignore[no-untyped-def]
+    views = tuple(_view(s, m) for m in people.memberships_of(s, user.id))
+    language = pick_language(user.language, user.telegram_language, rt.settings.default_language)
+    return Person(
+        user_id=user.id,
+        telegram_id=user.telegram_id,
+        name=user.display_name,
+        language=language,
+        is_admin=user.telegram_id in rt.settings.admin_ids,
+        memberships=views,
+    )
 
 
 def _view(s, m: Membership) -> MembershipView:  # type: ignore[no-untyped-def]

@@ -128,9 +128,9 @@ def _prompt_text(person: Person, draft: Draft, step: str) -> str:
     return ""
 
 
-def _category_keyboard(rt: Runtime, person: Person, draft: Draft) -> InlineKeyboardMarkup:
+async def _category_keyboard(rt: Runtime, person: Person, draft: Draft) -> InlineKeyboardMarkup:
     lang = person.language
-    options = categories.suggestions(rt, user_id=person.user_id, description=draft.description or "")
+    options = await off_loop(categories.suggestions, rt, user_id=person.user_id, description=draft.description or "")
     rows = [[InlineKeyboardButton(o.name(lang), callback_data=cb("rc", draft.id, o.id))] for o in options]
     rows.append([InlineKeyboardButton(t(lang, "report.btn_more_categories"), callback_data=cb("rp", draft.id, "-"))])
     return InlineKeyboardMarkup(rows)
@@ -171,7 +171,7 @@ async def _prompt(
         else:
             markup = _location_keyboard(person, draft) if fresh or not prefix else (_location_inline(person, draft) or _location_keyboard(person, draft))
     elif step == CATEGORY:
-        markup = _category_keyboard(rt, person, draft)
+        markup = await _category_keyboard(rt, person, draft)
     elif step == DESCRIPTION and after_photo:
         # Still taking photos: more may come, or the description; "Done" just moves on.
         text = head + t(person.language, "report.more_photos_or_description")
@@ -325,7 +325,7 @@ async def _edit_ack(context: Ctx, person: Person, draft: Draft, message_id: int)
     if draft.next_step() == LOCATION:
         markup = _location_inline(person, draft)
     elif draft.next_step() == CATEGORY:
-        markup = _category_keyboard(rt, person, draft)
+        markup = await _category_keyboard(rt, person, draft)
     elif draft.next_step() == DESCRIPTION:
         markup = _done_button(person, draft)
     try:
@@ -512,14 +512,17 @@ async def on_report_button(update: Update, context: Ctx, callback: Callback) -> 
             await _use_grid_centre(update, context, person, draft, callback.arg(1))
         elif action == "rp":
             platform = callback.arg(1)
-            markup = _platform_keyboard(rt, lang, draft) if platform == "-" else _platform_categories_keyboard(rt, lang, draft, platform)
+            if platform == "-":
+                markup = await off_loop(_platform_keyboard, rt, lang, draft)
+            else:
+                markup = await off_loop(_platform_categories_keyboard, rt, lang, draft, platform)
             await query.answer()
             await query.edit_message_reply_markup(markup)
         elif action == "rb":
             await query.answer()
-            await query.edit_message_reply_markup(_category_keyboard(rt, person, draft))
+            await query.edit_message_reply_markup(await _category_keyboard(rt, person, draft))
         elif action == "rc":
-            category = categories.category(rt, callback.int_arg(1))
+            category = await off_loop(categories.category, rt, callback.int_arg(1))
             if category is None:
                 raise BadCallback(callback)
             draft.category_id = category.id

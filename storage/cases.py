@@ -12,17 +12,14 @@ from sqlmodel import Session, col, select
 
 from storage.models import Case, CaseCard, CaseCounter, CaseMedia, CaseState, SupportingReport
 
-OPEN_STATES = tuple(
-    s
-    for s in (
-        CaseState.REPORTED,
-        CaseState.DISPATCHED,
-        CaseState.CLAIMED,
-        CaseState.RESOLVED,
-        CaseState.RETURNED,
-        CaseState.ESCALATED,
-        CaseState.REOPENED,
-    )
+OPEN_STATES = (
+    CaseState.REPORTED,
+    CaseState.DISPATCHED,
+    CaseState.CLAIMED,
+    CaseState.RESOLVED,
+    CaseState.RETURNED,
+    CaseState.ESCALATED,
+    CaseState.REOPENED,
 )
 
 

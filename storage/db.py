@@ -59,7 +59,9 @@ def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Read-only units of work take no write lock, so they never queue behind writers (WAL).
+    read_only = conn.get_execution_options().get("griddesk_read_only", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -69,6 +71,7 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url, echo=echo)
         self.sqlite = is_sqlite(self.url)
+        self._read_engine = self.engine.execution_options(griddesk_read_only=True)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -80,6 +83,13 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A unit of work that only reads (on SQLite it does not take the write lock)."""
+        # Closing (not rolling back) ends the transaction and keeps loaded rows readable.
+        with Session(self._read_engine, expire_on_commit=False) as session:
+            yield session
 
     def check(self) -> None:
         """Open a connection, so a wrong URL fails at start-up, not at the first update."""

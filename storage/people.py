@@ -17,6 +17,11 @@ def get_user(session: Session, user_id: int) -> User | None:
     return session.get(User, user_id)
 
 
+def needs_refresh(user: User, first_name: str, last_name: str, username: str | None, telegram_language: str | None) -> bool:
+    fresh = (first_name, last_name, username, telegram_language)
+    return (user.first_name, user.last_name, user.username, user.telegram_language) != fresh or not user.can_message
+
+
 def upsert_user(
     session: Session,
     *,
@@ -42,9 +47,8 @@ def upsert_user(
         session.add(user)
         session.flush()
         return user
-    fresh = (first_name, last_name, username, telegram_language)
-    if (user.first_name, user.last_name, user.username, user.telegram_language) != fresh or not user.can_message:
-        user.first_name, user.last_name, user.username, user.telegram_language = fresh
+    if needs_refresh(user, first_name, last_name, username, telegram_language):
+        user.first_name, user.last_name, user.username, user.telegram_language = first_name, last_name, username, telegram_language
         user.can_message = True
         user.updated_at = now
         session.add(user)

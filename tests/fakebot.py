@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import itertools
 import json
@@ -1970,6 +1971,9 @@ class FakeBotAPI(BaseRequest):
         return {"message_id": message["message_id"]}
 
 
+# Memoized: tests and benchmarks send the same few images many times, and the fake's own
+# Pillow work should not be what a benchmark measures.
+@functools.lru_cache(maxsize=128)
 def _image_size(data: bytes) -> tuple[int, int] | None:
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -1979,6 +1983,7 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+@functools.lru_cache(maxsize=128)
 def _thumbnail(data: bytes, box: int) -> tuple[bytes, tuple[int, int]] | None:
     try:
         with Image.open(io.BytesIO(data)) as image:

@@ -1,0 +1,46 @@
+"""Periodic work on PTB's JobQueue: drain the outbox, retire idle report drafts.
+
+No per-case jobs: each run looks in the database for what is due, so nothing is lost
+or repeated across restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import Application, ContextTypes
+
+from bot import drafts
+from bot.i18n import t
+from bot.outbox import chat_language
+from handlers.common import off_loop
+from handlers.outbox_sender import flush
+
+log = logging.getLogger(__name__)
+
+OUTBOX_EVERY_S = 5
+DRAFTS_EVERY_S = 60
+
+
+async def drain_outbox(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await flush(context.application)
+
+
+async def expire_drafts(context: ContextTypes.DEFAULT_TYPE) -> None:
+    rt = context.application.bot_data["rt"]
+    for telegram_id in await off_loop(drafts.expire_idle, rt):
+        lang = await off_loop(chat_language, rt, telegram_id)
+        try:
+            await context.bot.send_message(telegram_id, t(lang, "report.timed_out"), parse_mode=ParseMode.HTML)
+        except TelegramError as exc:
+            log.info("could not tell %s their draft expired: %s", telegram_id, exc)
+
+
+def schedule(app: Application) -> None:
+    if app.job_queue is None:  # installed without the job-queue extra
+        log.warning("no JobQueue: queued messages are sent only after updates")
+        return
+    app.job_queue.run_repeating(drain_outbox, interval=OUTBOX_EVERY_S, first=1, name="outbox")
+    app.job_queue.run_repeating(expire_drafts, interval=DRAFTS_EVERY_S, first=DRAFTS_EVERY_S, name="drafts")
