@@ -140,3 +140,48 @@ async def test_resident_reports_and_sees_only_their_own(tg: FakeTelegram, comman
     assert [c.source for c in cases] == ["resident", "resident"]
     mine = (await resident.send("/my")).texts[0]
     assert cases[0].code in mine and cases[1].code not in mine
+
+
+async def test_second_report_nearby_joins_the_open_case(
+    tg: FakeTelegram, worker: FakeUser, command_room: FakeChat, db: Database, settings: Settings
+) -> None:
+    lat, lon = grid_centre(db, GRID)
+
+    async def quick(user: FakeUser, caption: str, dlat: float) -> None:
+        await user.send_photo(make_jpeg(color=(len(caption) * 7 % 255, 90, 10)), caption=caption)
+        await user.send_location(lat + dlat, lon)
+        card = user.last_message()
+        await user.press(card, "暴露垃圾")
+
+    await quick(worker, "路边垃圾成堆", 0.0)
+    await worker.press(worker.last_message(), "✅ 确认上报")
+    first = only_case(db)
+    resident = tg.user(6100, "王阿姨", language_code="zh-hans")
+    await quick(resident, "垃圾好几天没人收", 0.0002)  # about 22 m north
+    summary = resident.last_message()
+    assert "附近已有 1 件同类问题" in summary.text and first.code in summary.text
+    assert buttons(summary)[0] == [f"➕ 并入 {first.code}"]
+    await resident.press(summary, f"➕ 并入 {first.code}")
+    assert first.code in resident.last_text() and "并入" in resident.last_text()
+    with db.session() as s:
+        cases = s.exec(select(Case)).all()
+        media = s.exec(select(CaseMedia).where(CaseMedia.case_id == first.id).order_by(CaseMedia.id)).all()
+        supports = [e for e in s.exec(select(AuditEvent).where(AuditEvent.action == "case.supported"))]
+    assert len(cases) == 1  # no new case
+    assert [m.stage for m in media] == ["report", "support"]  # the resident's photo is kept
+    assert len(supports) == 1 and supports[0].case_id == first.id
+    # the command room's card was edited in place to count the extra report
+    card = command_room.last_message()
+    assert first.code in card.caption and "另有 1 人次反映同一问题" in card.caption
+
+
+async def test_far_or_other_category_is_not_a_duplicate(worker: FakeUser, db: Database) -> None:
+    lat, lon = grid_centre(db, GRID)
+    await worker.send_photo(make_jpeg(), caption="路边垃圾成堆")
+    await worker.send_location(lat, lon)
+    await worker.press(worker.last_message(), "暴露垃圾")
+    await worker.press(worker.last_message(), "✅ 确认上报")
+    await worker.send_photo(make_jpeg(), caption="路边垃圾成堆")
+    await worker.send_location(lat + 0.001, lon)  # about 110 m away: beyond 50 m
+    await worker.press(worker.last_message(), "暴露垃圾")
+    assert "附近已有" not in worker.last_message().text
