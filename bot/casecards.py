@@ -17,7 +17,7 @@ from bot.callbacks import cb
 from bot.geo import amap_link, map_link
 from bot.i18n import t
 from bot.runtime import Runtime
-from storage import cases, orgs, people
+from storage import cases, casework, orgs, people
 from storage.models import CaseState
 
 CAPTION_LIMIT = 1024
@@ -55,12 +55,24 @@ class CaseView:
     unit: Names | None
     reporter_name: str | None
     reporter_telegram_id: int | None
+    owner_name: str | None = None
     photo_paths: tuple[str, ...] = ()
     photo_file_ids: tuple[str, ...] = ()
     voice_count: int = 0
     support_count: int = 0
     duplicate_of: str | None = None
     decision_note: str | None = None
+    whistles: tuple[WhistleView, ...] = ()
+    after_photo_paths: tuple[str, ...] = ()
+    has_owner: bool = False
+
+
+@dataclass(frozen=True)
+class WhistleView:
+    id: int
+    unit_id: int
+    unit: Names
+    reported_in_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -89,9 +101,15 @@ def case_view(rt: Runtime, case_id: int) -> CaseView | None:
         suggested = orgs.unit(s, case.suggested_unit_id) if case.suggested_unit_id else None
         unit = orgs.unit(s, case.unit_id) if case.unit_id else None
         reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
+        owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
         photos = cases.media_of(s, case_id, stage="report", kind="photo")
         voices = cases.media_of(s, case_id, kind="voice")
         original = cases.get_case(s, case.duplicate_of_id) if case.duplicate_of_id else None
+        whistles = tuple(
+            WhistleView(w.id, w.unit_id, _names(orgs.unit(s, w.unit_id)) or Names("?", "?"), w.reported_in_at)  # type: ignore[arg-type]
+            for w in casework.whistles_of(s, case_id)
+        )
+        after = cases.media_of(s, case_id, stage="after", kind="photo")
         unknown = Names("—", "—")
         return CaseView(
             id=case_id,
@@ -114,12 +132,16 @@ def case_view(rt: Runtime, case_id: int) -> CaseView | None:
             unit=_names(unit),
             reporter_name=reporter.display_name if reporter else None,
             reporter_telegram_id=reporter.telegram_id if reporter else None,
+            owner_name=owner.display_name if owner else None,
             photo_paths=tuple(p.jpeg_path for p in photos if p.jpeg_path),
             photo_file_ids=tuple(p.telegram_file_id for p in photos if p.telegram_file_id),
             voice_count=len(voices),
             support_count=cases.support_count(s, case_id),
             duplicate_of=original.code if original else None,
             decision_note=case.decision_note,
+            whistles=whistles,
+            after_photo_paths=tuple(p.jpeg_path for p in after if p.jpeg_path),
+            has_owner=case.owner_user_id is not None,
         )
 
 
@@ -135,7 +157,7 @@ def place_line(view: CaseView, lang: str) -> str:
     return f'{_e(where)} · <a href="{html.escape(link)}">{_e(t(lang, "card.map"))}</a>'
 
 
-def render_card(view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo: bool = True) -> Card:
+def render_card(view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo: bool = True, viewer_unit_id: int | None = None) -> Card:
     """The card for a chat: its text, its first photo, its buttons for this purpose."""
     head = f"<b>{_e(view.code)}</b> · {_e(view.category.get(lang))}"
     if view.urgent:
@@ -151,10 +173,19 @@ def render_card(view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo:
         lines.append("🏷 " + _e(view.address))
     if view.unit is not None:
         lines.append(t(lang, "card.team", team=_e(view.unit.get(lang))))
+        if view.owner_name:
+            lines.append(t(lang, "card.owner", owner=_e(view.owner_name)))
     elif view.suggested_unit is not None and view.state == CaseState.REPORTED:
         lines.append(t(lang, "card.suggested", team=_e(view.suggested_unit.get(lang))))
     elif view.state == CaseState.REPORTED:
         lines.append(t(lang, "card.no_team"))
+    for w in view.whistles:
+        if w.reported_in_at is not None:
+            lines.append(t(lang, "card.whistle_in", unit=_e(w.unit.get(lang)), at=w.reported_in_at.astimezone(tz).strftime("%m-%d %H:%M")))
+        else:
+            lines.append(t(lang, "card.whistle_waiting", unit=_e(w.unit.get(lang))))
+    if view.after_photo_paths:
+        lines.append(t(lang, "card.after_photos", count=len(view.after_photo_paths)))
     if view.support_count:
         lines.append(t(lang, "card.supports", count=view.support_count))
     if view.voice_count:
@@ -169,7 +200,7 @@ def render_card(view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo:
     room = limit - len(_visible(header)) - 4
     description = view.description if len(view.description) <= room else view.description[: max(room - 1, 0)] + "…"
     text = header + ("\n\n" + _e(description) if description else "")
-    return Card(text=text, photo_path=view.photo_paths[0] if has_photo else None, buttons=buttons_for(view, lang, purpose))
+    return Card(text=text, photo_path=view.photo_paths[0] if has_photo else None, buttons=buttons_for(view, lang, purpose, viewer_unit_id))
 
 
 def _visible(text: str) -> str:
@@ -177,12 +208,30 @@ def _visible(text: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
-def buttons_for(view: CaseView, lang: str, purpose: str) -> list[list[tuple[str, str]]]:
-    if purpose == "command" and view.state == CaseState.REPORTED:
+def buttons_for(view: CaseView, lang: str, purpose: str, viewer_unit_id: int | None = None) -> list[list[tuple[str, str]]]:
+    state = view.state
+    if purpose == "command" and state in (CaseState.REPORTED, CaseState.RETURNED):
         rows: list[list[tuple[str, str]]] = []
         if view.suggested_unit is not None and view.suggested_unit_id is not None:
             rows.append([(t(lang, "card.dispatch_to", team=view.suggested_unit.get(lang)), cb("dp", view.id, view.suggested_unit_id))])
         rows.append([(t(lang, "card.choose_team"), cb("dt", view.id))])
         rows.append([(t(lang, "card.mark_duplicate"), cb("dd", view.id)), (t(lang, "card.reject"), cb("dr", view.id))])
         return rows
+    if purpose == "team":
+        if state in (CaseState.DISPATCHED, CaseState.REOPENED) and not view.has_owner:
+            return [[(t(lang, "card.claim"), cb("cl", view.id))]]
+        if state in (CaseState.CLAIMED, CaseState.REOPENED, CaseState.ESCALATED):
+            rows = [[(t(lang, "card.resolve"), cb("wk", "resolve", view.id)), (t(lang, "card.note_button"), cb("wk", "note", view.id))]]
+            if state != CaseState.ESCALATED:
+                rows.append([(t(lang, "card.escalate"), cb("wk", "escalate", view.id)), (t(lang, "card.extend"), cb("wk", "extend", view.id))])
+                rows.append([(t(lang, "card.return"), cb("wk", "return", view.id)), (t(lang, "card.release"), cb("cr", view.id))])
+            else:
+                rows.append([(t(lang, "card.extend"), cb("wk", "extend", view.id))])
+            return rows
+    if purpose == "department" and viewer_unit_id is not None:
+        waiting = [w for w in view.whistles if w.unit_id == viewer_unit_id and w.reported_in_at is None]
+        if waiting and state == CaseState.ESCALATED:
+            return [[(t(lang, "card.report_in"), cb("ri", waiting[-1].id))]]
+    if purpose == "verify" and state == CaseState.RESOLVED:
+        return [[(t(lang, "card.confirm_fixed"), cb("vc", view.id)), (t(lang, "card.not_fixed"), cb("vn", view.id))]]
     return []

@@ -26,6 +26,7 @@ class Bound:
 @dataclass(frozen=True)
 class ChatInfo:
     telegram_id: int
+    unit_id: int | None
     unit_code: str | None
     unit_kind: str | None
     unit_name_zh: str | None
@@ -82,6 +83,7 @@ def chat_info(rt: Runtime, chat_telegram_id: int) -> ChatInfo | None:
         unit = orgs.unit(s, chat.unit_id) if chat.unit_id else None
         return ChatInfo(
             telegram_id=chat.telegram_id,
+            unit_id=chat.unit_id,
             unit_code=unit.code if unit else None,
             unit_kind=unit.kind if unit else None,
             unit_name_zh=unit.name_zh if unit else None,

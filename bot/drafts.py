@@ -7,16 +7,19 @@ still missing. The draft lives in the database, so a restart loses nothing.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot import intake
 from bot.intake import PhotoIn, ReportIn, VoiceIn
 from bot.runtime import Runtime
 from storage import drafts, people
 
 MAX_PHOTOS = 10
-MAX_DESCRIPTION = 8000
+MAX_DESCRIPTION = intake.MAX_DESCRIPTION  # one limit: what the draft takes, the case keeps whole
+TOKEN_LIMIT = 10**12  # fits Callback.int_arg (at most 12 digits)
 
 LOCATION, PHOTOS, DESCRIPTION, CATEGORY, CONFIRM = "location", "photos", "description", "category", "confirm"
 
@@ -38,6 +41,13 @@ class Draft:
     exif_offer: list[float] | None = None  # a photo's GPS position, offered as the location
     albums: dict[str, int] = field(default_factory=dict)  # media_group_id -> our ack message id
     photos_prompted: bool = False
+    # Names this draft in its buttons. Not the row id: SQLite hands a deleted row's id to
+    # the next insert, so a button of a cancelled report would match the new one.
+    token: int = 0
+
+    @property
+    def ref(self) -> int:
+        return self.token or self.id
 
     @property
     def has_location(self) -> bool:
@@ -121,14 +131,15 @@ def load(rt: Runtime, user_id: int) -> Loaded:
 
 def start(rt: Runtime, *, user_id: int, source: str) -> Draft:
     with rt.db.session() as s:
-        row = drafts.create(s, user_id=user_id, step=LOCATION, data={"source": source}, now=rt.clock.now())
+        token = secrets.randbelow(TOKEN_LIMIT - 1) + 1
+        row = drafts.create(s, user_id=user_id, step=LOCATION, data={"source": source, "token": token}, now=rt.clock.now())
         return _from_row(row)
 
 
 def save(rt: Runtime, draft: Draft) -> None:
     with rt.db.session() as s:
         row = drafts.get(s, draft.user_id)
-        if row is None or row.id != draft.id:
+        if row is None or row.id != draft.id or (row.data or {}).get("token", 0) != draft.token:
             return  # cancelled or replaced meanwhile: nothing to save into
         drafts.save(s, row, step=draft.next_step(), data=draft.data(), now=rt.clock.now())
 

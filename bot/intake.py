@@ -14,7 +14,7 @@ from bot.runtime import Runtime
 from storage import audit, cases, orgs, outbox
 from storage.models import Case, CaseMedia, CaseState, SupportingReport
 
-MAX_DESCRIPTION = 2000
+MAX_DESCRIPTION = 8000  # the draft accepts this much; the case must keep all of it
 
 
 class RateLimited(DomainError):
@@ -31,6 +31,13 @@ class CategoryUnknown(DomainError):
 
 class CaseNotOpen(DomainError):
     key = "report.case_not_open"
+
+
+class NotOffered(DomainError):
+    """A join naming a case the summary did not offer (another category, far away, old):
+    a forged button, answered like any stale one."""
+
+    key = "button.stale"
 
 
 @dataclass(frozen=True)
@@ -237,6 +244,15 @@ def find_duplicates(rt: Runtime, *, category_id: int, latitude: float, longitude
     return sorted(found, key=lambda c: (c.distance_m, -c.created_at.timestamp()))[:5]
 
 
+def _joinable(rt: Runtime, case: Case, report: ReportIn, *, now: datetime) -> bool:
+    """What find_duplicates would offer: same category, near enough, recent enough."""
+    if case.category_id != report.category_id or case.latitude is None or case.longitude is None:
+        return False
+    if case.created_at < now - timedelta(days=rt.settings.duplicate_window_days):
+        return False
+    return haversine_m(report.latitude, report.longitude, case.latitude, case.longitude) <= rt.settings.duplicate_radius_m
+
+
 def join_case(rt: Runtime, *, case_id: int, report: ReportIn) -> Submitted:
     """Add the report to an open case as a supporting report; its photos and reporter are kept."""
     now = rt.clock.now()
@@ -244,6 +260,8 @@ def join_case(rt: Runtime, *, case_id: int, report: ReportIn) -> Submitted:
         case = cases.get_case(s, case_id)
         if case is None or case.state in CaseState.FINAL:
             raise CaseNotOpen(code=case.code if case else "?")
+        if not _joinable(rt, case, report, now=now):
+            raise NotOffered()
         support = cases.add_support(
             s,
             SupportingReport(

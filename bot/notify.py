@@ -11,6 +11,7 @@ from storage import audit, chats, orgs, outbox
 from storage.models import Case
 
 COMMAND, TEAM, DEPARTMENT, REPORTER = "command", "team", "department", "reporter"
+VERIFY = "verify"  # the command room's verification card
 
 
 def card_to_unit(session: Session, *, case: Case, unit_id: int | None, purpose: str, now: datetime) -> bool:
@@ -39,7 +40,9 @@ def card_to_command_room(session: Session, *, case: Case, now: datetime) -> bool
 def text_to_user(
     session: Session, *, telegram_id: int, key: str, now: datetime, case_id: int | None = None, **params: Any
 ) -> None:
-    """A localized line for a person, rendered in their language when sent."""
+    """A localized line for a person (or group), rendered in their language when sent.
+
+    A pair of params `x_zh` / `x_en` becomes `x` in the reader's language."""
     outbox.enqueue(
         session,
         chat_id=telegram_id,

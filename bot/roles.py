@@ -63,12 +63,12 @@ class Person:
 COMMON_COMMANDS = ("start", "report", "my", "help", "lang", "whoami", "cancel")
 ROLE_COMMANDS: dict[str, tuple[str, ...]] = {
     "resident": (),
-    Role.WORKER: (),
-    Role.STAFF: (),
-    Role.DISPATCHER: (),
-    Role.DEPARTMENT: (),
-    Role.SUPERVISOR: (),
-    ADMIN: ("invite", "bind"),
+    Role.WORKER: ("case",),
+    Role.STAFF: ("tasks", "case"),
+    Role.DISPATCHER: ("tasks", "case", "duplicate", "reject"),
+    Role.DEPARTMENT: ("tasks", "case"),
+    Role.SUPERVISOR: ("case",),
+    ADMIN: ("invite", "bind", "case"),
 }
 
 

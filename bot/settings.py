@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     report_idle_minutes: int = Field(default=30, ge=1, validation_alias="GRIDDESK_REPORT_IDLE_MINUTES")
     resident_reports_per_hour: int = Field(default=5, ge=1, validation_alias="GRIDDESK_RESIDENT_REPORTS_PER_HOUR")
     worker_reports_per_hour: int = Field(default=60, ge=1, validation_alias="GRIDDESK_WORKER_REPORTS_PER_HOUR")
+    verify_hours: float = Field(default=48, gt=0, validation_alias="GRIDDESK_VERIFY_HOURS")
     webhook_secret: str | None = Field(default=None, validation_alias="GRIDDESK_WEBHOOK_SECRET")
     webhook_listen: str = Field(default="0.0.0.0", validation_alias="GRIDDESK_WEBHOOK_LISTEN")
     webhook_port: int = Field(default=8443, ge=1, le=65535, validation_alias="GRIDDESK_WEBHOOK_PORT")

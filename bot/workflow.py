@@ -22,6 +22,7 @@ from storage.models import CaseState as S
 # Who acts. "owner" is the staff member holding the case; "team" any member of the team
 # the case is dispatched to; "reporter" the one who filed it.
 DISPATCHER, TEAM, OWNER, REPORTER, SYSTEM, ADMIN = "dispatcher", "team", "owner", "reporter", "system", "admin"
+DEPARTMENT = "department"  # staff of a department the case was escalated to
 
 
 @dataclass(frozen=True)

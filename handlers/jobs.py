@@ -7,12 +7,13 @@ or repeated across restarts.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot import drafts
+from bot import casework, drafts
 from bot.i18n import t
 from bot.outbox import chat_language
 from handlers.common import off_loop
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_EVERY_S = 5
 DRAFTS_EVERY_S = 60
+VERIFY_EVERY_S = 300
 
 
 async def drain_outbox(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -38,9 +40,18 @@ async def expire_drafts(context: ContextTypes.DEFAULT_TYPE) -> None:
             log.info("could not tell %s their draft expired: %s", telegram_id, exc)
 
 
+async def unverified_cases(context: ContextTypes.DEFAULT_TYPE) -> None:
+    rt = context.application.bot_data["rt"]
+    codes = await off_loop(casework.escalate_unverified, rt, after=timedelta(hours=rt.settings.verify_hours))
+    if codes:
+        log.info("put to the command room, unverified in time: %s", ", ".join(codes))
+        await flush(context.application)
+
+
 def schedule(app: Application) -> None:
     if app.job_queue is None:  # installed without the job-queue extra
         log.warning("no JobQueue: queued messages are sent only after updates")
         return
     app.job_queue.run_repeating(drain_outbox, interval=OUTBOX_EVERY_S, first=1, name="outbox")
     app.job_queue.run_repeating(expire_drafts, interval=DRAFTS_EVERY_S, first=DRAFTS_EVERY_S, name="drafts")
+    app.job_queue.run_repeating(unverified_cases, interval=VERIFY_EVERY_S, first=VERIFY_EVERY_S, name="verify")

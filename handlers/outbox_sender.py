@@ -7,20 +7,23 @@ a repeating job drains whatever is left (retries, rows of a crashed process).
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
-from pathlib import Path
+from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, ContextTypes
 
 from bot import outbox
+from bot.callbacks import cb
+from bot.chats import chat_info
 from bot.casecards import Card, case_view, render_card
 from bot.i18n import t
 from bot.photos import absolute
 from bot.runtime import Runtime
-from handlers.common import off_loop
+from handlers.common import clip, off_loop
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +79,35 @@ async def _send_one(app: Application, rt: Runtime, job: outbox.Job) -> int:
     return 1
 
 
+def localized_params(params: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Escape what people typed, and pick `x` from an `x_zh` / `x_en` pair by language."""
+    out: dict[str, Any] = {}
+    suffix = "_zh" if lang == "zh_CN" else "_en"
+    for name, value in params.items():
+        if name.endswith(("_zh", "_en")):
+            if name.endswith(suffix):
+                out[name[:-3]] = html.escape(str(value), quote=False)
+            continue
+        out[name] = html.escape(value, quote=False) if isinstance(value, str) else value
+    return out
+
+
 async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int | None, bool]:
     lang = await off_loop(outbox.chat_language, rt, job.chat_id)
     if job.kind == "user_text":
-        text = t(lang, job.payload["key"], **job.payload.get("params", {}))
+        text = clip(t(lang, job.payload["key"], **localized_params(job.payload.get("params", {}), lang)))
         message = await app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+        return message.message_id, False
+    if job.kind == "verify_request":
+        return await _verify_request(app, rt, job, lang), False
+    if job.kind == "extension_request":
+        p = localized_params(job.payload, lang)
+        text = t(lang, "work.extension_request", code=p.get("code", ""), by=p["by"], hours=p["hours"], due=p["due"], reason=p["reason"])
+        buttons = InlineKeyboardMarkup([[
+            InlineKeyboardButton(t(lang, "work.btn_approve"), callback_data=cb("xa", job.payload["request"])),
+            InlineKeyboardButton(t(lang, "work.btn_refuse"), callback_data=cb("xr", job.payload["request"])),
+        ]])
+        message = await app.bot.send_message(job.chat_id, clip(text), parse_mode=ParseMode.HTML, reply_markup=buttons)
         return message.message_id, False
     if job.kind == "case_card":
         assert job.case_id is not None
@@ -88,7 +115,11 @@ async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int 
         if view is None:
             return None, False
         existing = await off_loop(outbox.existing_card, rt, job)
-        card = render_card(view, lang=lang, purpose=job.purpose or "", tz=rt.settings.tz, photo=existing is None or existing.is_photo)
+        info = await off_loop(chat_info, rt, job.chat_id) if job.purpose == "department" else None
+        card = render_card(
+            view, lang=lang, purpose=job.purpose or "", tz=rt.settings.tz, photo=existing is None or existing.is_photo,
+            viewer_unit_id=info.unit_id if info else None,
+        )
         if existing is not None:
             try:
                 if existing.is_photo:
@@ -101,10 +132,33 @@ async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int 
                     raise
                 # The card was deleted in the chat: post it again below.
         if card.photo_path:
-            path = absolute(rt.settings.media_dir, card.photo_path)
-            message = await app.bot.send_photo(job.chat_id, Path(path).read_bytes(), caption=card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card))
+            data = await off_loop(absolute(rt.settings.media_dir, card.photo_path).read_bytes)
+            message = await app.bot.send_photo(job.chat_id, data, caption=card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card))
             return message.message_id, True
         message = await app.bot.send_message(job.chat_id, card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card), disable_web_page_preview=True)
         return message.message_id, False
     log.error("outbox row %s has an unknown kind %r", job.id, job.kind)
     return None, False
+
+
+async def _verify_request(app: Application, rt: Runtime, job: outbox.Job, lang: str) -> int | None:
+    """Before and after photos side by side, then the question with its two buttons."""
+    assert job.case_id is not None
+    view = await off_loop(case_view, rt, job.case_id)
+    if view is None:
+        return None
+    photos = [*view.photo_paths[:5], *view.after_photo_paths[:5]]
+    if photos:
+        media = []
+        for n, rel in enumerate(photos):
+            data = await off_loop(absolute(rt.settings.media_dir, rel).read_bytes)
+            before = n < len(view.photo_paths[:5])
+            media.append(InputMediaPhoto(data, caption=t(lang, "work.photo_before" if before else "work.photo_after")))
+        await app.bot.send_media_group(job.chat_id, media)
+    text = t(lang, "work.verify_request", code=html.escape(view.code), category=html.escape(view.category.get(lang)))
+    buttons = InlineKeyboardMarkup([[
+        InlineKeyboardButton(t(lang, "card.confirm_fixed"), callback_data=cb("vc", view.id)),
+        InlineKeyboardButton(t(lang, "card.not_fixed"), callback_data=cb("vn", view.id)),
+    ]])
+    message = await app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=buttons)
+    return message.message_id

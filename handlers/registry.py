@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from telegram.ext import Application, CallbackQueryHandler, ChatMemberHandler, CommandHandler, MessageHandler, filters
 
-from handlers import bind, buttons, errors, fallback, help, invite, lang, membership, my, report, start, whoami
+from handlers import bind, buttons, casework, claim, errors, fallback, help, invite, lang, membership, my, report, start, tasks, whoami
+from handlers import dispatch
 
 
 def register(app: Application) -> None:
     app.add_handler(ChatMemberHandler(membership.bot_membership, ChatMemberHandler.MY_CHAT_MEMBER), group=-1)
+    # Words and photos someone owes a case action (a resolve's result, a reason) come
+    # before the report conversation; the handler stops the update when it takes it.
+    private_input = filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED & ~filters.COMMAND
+    app.add_handler(MessageHandler(private_input, casework.on_private_input), group=-2)
 
     app.add_handler(CommandHandler("start", start.start))
     app.add_handler(CommandHandler("help", help.help_command))
@@ -24,10 +29,27 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("cancel", report.cancel_command))
     app.add_handler(CommandHandler("report", report.report_command))
     app.add_handler(CommandHandler("my", my.my_command))
+    app.add_handler(CommandHandler("tasks", tasks.tasks_command))
+    app.add_handler(CommandHandler("case", tasks.case_command))
+    app.add_handler(CommandHandler("duplicate", dispatch.duplicate_command))
+    app.add_handler(CommandHandler("reject", dispatch.reject_command))
 
     buttons.route("lang", lang.lang_pressed)
+    buttons.route("tk", tasks.on_page)
+    buttons.route("cl", claim.on_claim)
+    for action in ("wk", "vn"):
+        buttons.route(action, casework.on_work_button)
+    for action in ("ad", "ac", "at", "ah"):
+        buttons.route(action, casework.on_input_button)
+    buttons.route("vc", casework.on_confirm)
+    buttons.route("ri", casework.on_report_in)
+    for action in ("xa", "xr"):
+        buttons.route(action, casework.on_extension_decision)
+    buttons.route("cr", claim.on_release)
     for action in ("rd", "rl", "rg", "rp", "rb", "rc", "re", "rx", "rs", "rj"):
         buttons.route(action, report.on_report_button)
+    for action in dispatch.ACTIONS:
+        buttons.route(action, dispatch.on_button)
     app.add_handler(CallbackQueryHandler(buttons.on_button))
 
     # The report conversation (private chats). Edited messages are left out on purpose:
@@ -43,6 +65,8 @@ def register(app: Application) -> None:
             report.on_other,
         )
     )
+
+    app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.REPLY & filters.TEXT & ~filters.COMMAND, casework.on_department_reply))
 
     app.add_handler(MessageHandler(filters.COMMAND, fallback.unknown_command))
     app.add_handler(MessageHandler(private & filters.TEXT, fallback.private_text))

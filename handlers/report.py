@@ -70,10 +70,10 @@ async def report_command(update: Update, context: Ctx) -> None:
     if not is_private(update):
         await _send(update, t(person.language, "report.private_only", bot=esc(context.bot.username)))
         return
-    rt = runtime(context)
     async with _lock(context, person.user_id):
-        await off_loop(intake.check_rate, rt, user_id=person.user_id, resident=person.is_resident)
-        draft = await off_loop(drafts.start, rt, user_id=person.user_id, source=_source(person))
+        # A report under way is resumed, not thrown away: /cancel is how to drop it.
+        draft = await _load_or_start(update, context, person, start=True)
+        assert draft is not None
         await _prompt(update, context, person, draft, fresh=True)
 
 
@@ -106,9 +106,9 @@ def _location_inline(person: Person, draft: Draft) -> InlineKeyboardMarkup | Non
     lang = person.language
     rows = []
     if len(_worker_grids(person)) == 1:
-        rows.append([InlineKeyboardButton(t(lang, "report.btn_grid_centre"), callback_data=cb("rl", draft.id, "grid"))])
+        rows.append([InlineKeyboardButton(t(lang, "report.btn_grid_centre"), callback_data=cb("rl", draft.ref, "grid"))])
     if draft.exif_offer:
-        rows.append([InlineKeyboardButton(t(lang, "report.btn_photo_location"), callback_data=cb("rl", draft.id, "exif"))])
+        rows.append([InlineKeyboardButton(t(lang, "report.btn_photo_location"), callback_data=cb("rl", draft.ref, "exif"))])
     return InlineKeyboardMarkup(rows) if rows else None
 
 
@@ -131,27 +131,27 @@ def _prompt_text(person: Person, draft: Draft, step: str) -> str:
 async def _category_keyboard(rt: Runtime, person: Person, draft: Draft) -> InlineKeyboardMarkup:
     lang = person.language
     options = await off_loop(categories.suggestions, rt, user_id=person.user_id, description=draft.description or "")
-    rows = [[InlineKeyboardButton(o.name(lang), callback_data=cb("rc", draft.id, o.id))] for o in options]
-    rows.append([InlineKeyboardButton(t(lang, "report.btn_more_categories"), callback_data=cb("rp", draft.id, "-"))])
+    rows = [[InlineKeyboardButton(o.name(lang), callback_data=cb("rc", draft.ref, o.id))] for o in options]
+    rows.append([InlineKeyboardButton(t(lang, "report.btn_more_categories"), callback_data=cb("rp", draft.ref, "-"))])
     return InlineKeyboardMarkup(rows)
 
 
 def _platform_keyboard(rt: Runtime, lang: str, draft: Draft) -> InlineKeyboardMarkup:
     platforms, _ = categories.catalogue(rt)
-    rows = [[InlineKeyboardButton(p.name(lang), callback_data=cb("rp", draft.id, p.code))] for p in platforms]
-    rows.append([InlineKeyboardButton(t(lang, "report.btn_back"), callback_data=cb("rb", draft.id))])
+    rows = [[InlineKeyboardButton(p.name(lang), callback_data=cb("rp", draft.ref, p.code))] for p in platforms]
+    rows.append([InlineKeyboardButton(t(lang, "report.btn_back"), callback_data=cb("rb", draft.ref))])
     return InlineKeyboardMarkup(rows)
 
 
 def _platform_categories_keyboard(rt: Runtime, lang: str, draft: Draft, platform: str) -> InlineKeyboardMarkup:
     options = categories.in_platform(rt, platform)
-    rows = [[InlineKeyboardButton(o.name(lang), callback_data=cb("rc", draft.id, o.id))] for o in options]
-    rows.append([InlineKeyboardButton(t(lang, "report.btn_back"), callback_data=cb("rp", draft.id, "-"))])
+    rows = [[InlineKeyboardButton(o.name(lang), callback_data=cb("rc", draft.ref, o.id))] for o in options]
+    rows.append([InlineKeyboardButton(t(lang, "report.btn_back"), callback_data=cb("rp", draft.ref, "-"))])
     return InlineKeyboardMarkup(rows)
 
 
 def _done_button(person: Person, draft: Draft) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(t(person.language, "report.btn_done"), callback_data=cb("rd", draft.id))]])
+    return InlineKeyboardMarkup([[InlineKeyboardButton(t(person.language, "report.btn_done"), callback_data=cb("rd", draft.ref))]])
 
 
 async def _prompt(
@@ -187,7 +187,7 @@ def _outside_keyboard(person: Person, draft: Draft) -> InlineKeyboardMarkup | No
         return None
     memberships = {m.scope_code: m for m in person.memberships}
     rows = [
-        [InlineKeyboardButton(memberships[code].scope_name(person.language), callback_data=cb("rg", draft.id, code))]
+        [InlineKeyboardButton(memberships[code].scope_name(person.language), callback_data=cb("rg", draft.ref, code))]
         for code in grids[:8]
     ]
     return InlineKeyboardMarkup(rows)
@@ -220,27 +220,37 @@ async def _summary(update: Update, context: Ctx, person: Person, draft: Draft, *
         for c in candidates:
             snippet = c.description[:40] + ("…" if len(c.description) > 40 else "")
             lines.append(t(lang, "report.duplicate_line", code=esc(c.code), metres=round(c.distance_m), description=esc(snippet)))
-            rows.append([InlineKeyboardButton(t(lang, "report.btn_join", code=c.code), callback_data=cb("rj", draft.id, c.case_id))])
+            rows.append([InlineKeyboardButton(t(lang, "report.btn_join", code=c.code), callback_data=cb("rj", draft.ref, c.case_id))])
     rows += [
-        [InlineKeyboardButton(t(lang, "report.btn_submit_new" if candidates else "report.btn_submit"), callback_data=cb("rs", draft.id))],
+        [InlineKeyboardButton(t(lang, "report.btn_submit_new" if candidates else "report.btn_submit"), callback_data=cb("rs", draft.ref))],
         [
-            InlineKeyboardButton(t(lang, "report.btn_edit_location"), callback_data=cb("re", draft.id, "loc")),
-            InlineKeyboardButton(t(lang, "report.btn_edit_photos"), callback_data=cb("re", draft.id, "pho")),
+            InlineKeyboardButton(t(lang, "report.btn_edit_location"), callback_data=cb("re", draft.ref, "loc")),
+            InlineKeyboardButton(t(lang, "report.btn_edit_photos"), callback_data=cb("re", draft.ref, "pho")),
         ],
         [
-            InlineKeyboardButton(t(lang, "report.btn_edit_description"), callback_data=cb("re", draft.id, "des")),
-            InlineKeyboardButton(t(lang, "report.btn_edit_category"), callback_data=cb("re", draft.id, "cat")),
+            InlineKeyboardButton(t(lang, "report.btn_edit_description"), callback_data=cb("re", draft.ref, "des")),
+            InlineKeyboardButton(t(lang, "report.btn_edit_category"), callback_data=cb("re", draft.ref, "cat")),
         ],
-        [InlineKeyboardButton(t(lang, "report.btn_cancel"), callback_data=cb("rx", draft.id))],
+        [InlineKeyboardButton(t(lang, "report.btn_cancel"), callback_data=cb("rx", draft.ref))],
     ]
     head = "\n".join(lines)
-    # The description goes last and is clipped so the whole card fits Telegram's 4096.
-    room = 4000 - len(head)
+    # The description goes last and is clipped so the whole card fits Telegram's 4096,
+    # which Telegram counts in UTF-16 code units (an emoji is two).
+    room = 4000 - _utf16_len(head)
     description = draft.description or t(lang, "report.voice_only")
-    if len(description) > room:
-        description = description[: max(room, 0)] + "…"
+    if _utf16_len(description) > room:
+        description = _utf16_prefix(description, max(room, 0)) + "…"
     text = head + "\n" + t(lang, "report.summary_description", description=esc(description))
     return await _send(update, text, InlineKeyboardMarkup(rows))
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _utf16_prefix(text: str, units: int) -> str:
+    """The longest start of ``text`` within ``units`` UTF-16 code units (never half an emoji)."""
+    return text.encode("utf-16-le")[: units * 2].decode("utf-16-le", errors="ignore")
 
 
 # --- inputs -----------------------------------------------------------------------
@@ -369,21 +379,25 @@ async def _set_location(update: Update, context: Ctx, person: Person, draft: Dra
     await _prompt(update, context, person, draft, prefix=ack)
 
 
-async def _use_grid_centre(update: Update, context: Ctx, person: Person, draft: Draft, grid_code: str) -> None:
-    rt = runtime(context)
+async def _grid_choice(rt: Runtime, person: Person, draft: Draft, grid_code: str) -> tuple[locate.Place, float, float]:
+    """Check a worker's "use my grid" choice before anything is answered or changed."""
     if grid_code not in _worker_grids(person):
         raise BadCallback(grid_code)
     place = await off_loop(locate.place_by_grid_code, rt, grid_code)
     if place is None:
         raise BadCallback(grid_code)
-    centre = await off_loop(locate.grid_centre, rt, place.grid_id)
     if draft.outside and draft.latitude is not None and draft.longitude is not None:
         # Keep where they really are; the grid says who is responsible.
-        lat, lon = draft.latitude, draft.longitude
-    elif centre is not None:
-        lat, lon = centre
-    else:
+        return place, draft.latitude, draft.longitude
+    centre = await off_loop(locate.grid_centre, rt, place.grid_id)
+    if centre is None:
         raise BadCallback(grid_code)
+    return place, centre[0], centre[1]
+
+
+async def _use_grid(update: Update, context: Ctx, person: Person, draft: Draft, choice: tuple[locate.Place, float, float]) -> None:
+    rt = runtime(context)
+    place, lat, lon = choice
     draft.outside = False
     draft.latitude, draft.longitude, draft.grid_id, draft.exif_offer = lat, lon, place.grid_id, None
     await off_loop(drafts.save, rt, draft)
@@ -398,15 +412,21 @@ async def on_text(update: Update, context: Ctx) -> None:
         return
     lang = person.language
     async with _lock(context, person.user_id):
-        draft = await _load_or_start(update, context, person, start=False)
         text = message.text.strip()
+        if text in _labels("menu.new_report"):
+            # Starts a report, or resumes the one under way (the menu can still be on screen).
+            draft = await _load_or_start(update, context, person, start=True)
+            assert draft is not None
+            await _prompt(update, context, person, draft, fresh=True)
+            return
+        if text in _labels("menu.my_reports"):
+            await my.my_command(update, context)
+            return
+        loaded = await off_loop(drafts.load, runtime(context), person.user_id)
+        draft = loaded.draft
         if draft is None:
-            if text in _labels("menu.new_report"):
-                await off_loop(intake.check_rate, runtime(context), user_id=person.user_id, resident=person.is_resident)
-                draft = await off_loop(drafts.start, runtime(context), user_id=person.user_id, source=_source(person))
-                await _prompt(update, context, person, draft, fresh=True)
-            elif text in _labels("menu.my_reports"):
-                await my.my_command(update, context)
+            if loaded.expired:  # say so once, with the menu to start again; not "didn't understand"
+                await _send(update, t(lang, "report.timed_out"), main_menu(lang))
             else:
                 await fallback.private_text(update, context)
             return
@@ -414,7 +434,12 @@ async def on_text(update: Update, context: Ctx) -> None:
             await _cancel(update, context, person)
             return
         if text in _labels("report.btn_grid_centre") and len(_worker_grids(person)) == 1:
-            await _use_grid_centre(update, context, person, draft, _worker_grids(person)[0])
+            try:
+                choice = await _grid_choice(runtime(context), person, draft, _worker_grids(person)[0])
+            except BadCallback:  # the grid left the organisation meanwhile
+                await _prompt(update, context, person, draft)
+                return
+            await _use_grid(update, context, person, draft, choice)
             return
         if text in _labels("report.btn_photo_location") and draft.exif_offer:
             await _set_location(update, context, person, draft, draft.exif_offer[0], draft.exif_offer[1], None)
@@ -461,9 +486,15 @@ async def on_other(update: Update, context: Ctx) -> None:
     if loaded.draft is None:
         await fallback.private_other(update, context)
         return
-    step = loaded.draft.next_step()
-    key = {LOCATION: "report.wrong_input_location", PHOTOS: "report.wrong_input_photo"}.get(step, "report.wrong_input")
-    await _send(update, t(person.language, key))
+    step, lang = loaded.draft.next_step(), person.language
+    # Literal keys (not a lookup table): the catalog test finds the keys the code uses.
+    if step == LOCATION:
+        text = t(lang, "report.wrong_input_location")
+    elif step == PHOTOS:
+        text = t(lang, "report.wrong_input_photo")
+    else:
+        text = t(lang, "report.wrong_input") + "\n" + _prompt_text(person, loaded.draft, step)
+    await _send(update, text.strip())
 
 
 async def cancel_command(update: Update, context: Ctx) -> None:
@@ -492,30 +523,37 @@ async def on_report_button(update: Update, context: Ctx, callback: Callback) -> 
     async with _lock(context, person.user_id):
         loaded = await off_loop(drafts.load, rt, person.user_id)
         draft = loaded.draft
-        if draft is None or draft.id != callback.int_arg(0):
+        if draft is None or draft.ref != callback.int_arg(0):
             raise BadCallback(callback)  # a button of an earlier or finished report
         lang = person.language
         action = callback.action
+        # Each action checks its arguments before answering the press: a refused press is
+        # answered once, with the "no longer valid" alert.
         if action == "rd":
             await query.answer()
             await _prompt(update, context, person, draft)
         elif action == "rl":
-            await query.answer()
             if callback.arg(1) == "grid" and len(_worker_grids(person)) == 1:
-                await _use_grid_centre(update, context, person, draft, _worker_grids(person)[0])
+                choice = await _grid_choice(rt, person, draft, _worker_grids(person)[0])
+                await query.answer()
+                await _use_grid(update, context, person, draft, choice)
             elif callback.arg(1) == "exif" and draft.exif_offer:
+                await query.answer()
                 await _set_location(update, context, person, draft, draft.exif_offer[0], draft.exif_offer[1], None)
             else:
                 raise BadCallback(callback)
         elif action == "rg":
+            choice = await _grid_choice(rt, person, draft, callback.arg(1))
             await query.answer()
-            await _use_grid_centre(update, context, person, draft, callback.arg(1))
+            await _use_grid(update, context, person, draft, choice)
         elif action == "rp":
             platform = callback.arg(1)
             if platform == "-":
                 markup = await off_loop(_platform_keyboard, rt, lang, draft)
-            else:
+            elif await off_loop(categories.in_platform, rt, platform):
                 markup = await off_loop(_platform_categories_keyboard, rt, lang, draft, platform)
+            else:
+                raise BadCallback(callback)
             await query.answer()
             await query.edit_message_reply_markup(markup)
         elif action == "rb":

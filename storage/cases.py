@@ -11,6 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from storage.models import Case, CaseCard, CaseCounter, CaseMedia, CaseState, SupportingReport
+from storage.models import AuditEvent
 
 OPEN_STATES = (
     CaseState.REPORTED,
@@ -169,3 +170,14 @@ def recent_categories_of(session: Session, user_id: int, limit: int = 10) -> lis
         .limit(limit)
     )
     return [int(c) for c in session.exec(stmt) if c is not None]
+
+
+def last_case_event(session: Session, *, case_id: int, actions: tuple[str, ...]) -> AuditEvent | None:
+    """The case's most recent audit event among `actions` (who dispatched it, who rejected it…)."""
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.case_id == case_id, col(AuditEvent.action).in_(actions))
+        .order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+        .limit(1)
+    )
+    return session.exec(stmt).first()

@@ -283,6 +283,7 @@ class Case(SQLModel, table=True):
     grid_id: int | None = Field(default=None, foreign_key="grid.id", index=True)
     category_id: int | None = Field(default=None, foreign_key="category.id", index=True)
     unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)  # the team working it
+    owner_user_id: int | None = Field(default=None, foreign_key="user.id", index=True)  # who claimed it
     suggested_unit_id: int | None = Field(default=None, foreign_key="unit.id")  # what routing proposed
     latitude: float | None = None
     longitude: float | None = None
@@ -294,6 +295,11 @@ class Case(SQLModel, table=True):
     created_at: datetime = ts_field(default_now=True, index=True)
     updated_at: datetime = ts_field(default_now=True)
     dispatched_at: datetime | None = ts_field(nullable=True)
+    claimed_at: datetime | None = ts_field(nullable=True)
+    resolved_at: datetime | None = ts_field(nullable=True)
+    closed_at: datetime | None = ts_field(nullable=True)
+    due_at: datetime | None = ts_field(nullable=True, index=True)
+    verify_escalated_at: datetime | None = ts_field(nullable=True)  # unverified too long: put to the command room
 
 
 class CaseMedia(SQLModel, table=True):
@@ -384,3 +390,47 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = ts_field(nullable=True)
     message_id: int | None = None
     error: str | None = None
+
+
+class Whistle(SQLModel, table=True):
+    """A case escalated to a district department (吹哨), and its report-in (报到)."""
+
+    __table_args__ = (UniqueConstraint("case_id", "unit_id", "round"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)  # the department
+    round: int = 1  # a case can be escalated more than once
+    request: str = ""
+    requested_by: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = ts_field(default_now=True)
+    reported_in_at: datetime | None = ts_field(nullable=True)
+    reported_in_by: int | None = Field(default=None, foreign_key="user.id")
+
+
+class PendingInput(SQLModel, table=True):
+    """What the bot is waiting for from someone in private chat for a case action
+    (the result of a resolve, a reason, a note), so a restart loses nothing."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", unique=True)
+    action: str = Field(max_length=24)
+    case_id: int = Field(foreign_key="cases.id")
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = ts_field(default_now=True)
+    updated_at: datetime = ts_field(default_now=True)
+
+
+class ExtensionRequest(SQLModel, table=True):
+    """A handler asking for more time; the command room decides, and the decision is kept."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    requested_by: int | None = Field(default=None, foreign_key="user.id")
+    reason: str = ""
+    old_due_at: datetime | None = ts_field(nullable=True)
+    new_due_at: datetime = ts_field()
+    created_at: datetime = ts_field(default_now=True)
+    decision: str | None = Field(default=None, max_length=16)  # approved, refused
+    decided_by: int | None = Field(default=None, foreign_key="user.id")
+    decided_at: datetime | None = ts_field(nullable=True)

@@ -23,7 +23,7 @@ from bot.errors import DomainError
 from bot.org_file import DEFAULT_ORG_FILE, load_org_file
 from bot.runtime import Runtime
 from bot.settings import Settings
-from storage.db import Database, drop_everything, truncate_all
+from storage.db import Database, truncate_all
 from storage.migrate import upgrade
 from storage.org_import import import_org
 from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser
@@ -47,13 +47,22 @@ def load_sample(db: Database) -> None:
 
 @pytest.fixture(scope="session")
 def _template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Migrate once per run: a SQLite template file to copy, or the PostgreSQL schema."""
+    """Migrate once per run: a SQLite template file to copy, or a PostgreSQL schema of
+    this run's own (so two runs on one database never empty each other's tables)."""
     if TEST_DB_URL:
-        db = Database(TEST_DB_URL)
-        drop_everything(db)
+        schema = f"griddesk_test_{os.getpid()}"
+        server = Database(TEST_DB_URL)
+        with server.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        url = TEST_DB_URL + ("&" if "?" in TEST_DB_URL else "?") + f"options=-csearch_path%3D{schema}"
+        db = Database(url)
         upgrade(db)
         db.dispose()
-        yield TEST_DB_URL
+        yield url
+        with server.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        server.dispose()
         return
     path = tmp_path_factory.mktemp("template") / "template.db"
     db = Database(f"sqlite:///{path}")
@@ -66,7 +75,7 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def db(_template: str, tmp_path: Path) -> Iterator[Database]:
     if TEST_DB_URL:
-        database = Database(TEST_DB_URL)
+        database = Database(_template)
         truncate_all(database)
         load_sample(database)
     else:

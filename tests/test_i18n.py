@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from bot import roles
+from bot import casework, roles
 from bot.app import MENU_COMMANDS
+from bot.casequery import TIMELINE_ACTIONS
 from bot.i18n import SUPPORTED_LANGUAGES, catalog_path, normalise_language, pick_language, t
 from storage.models import CaseSource, CaseState, Role, UnitKind
 
 ROOT = Path(__file__).resolve().parent.parent
 # call name -> position of the message id among its arguments
-CALLS = {"t": 1, "say": 2, "N_": 0}
+CALLS = {"t": 1, "say": 2, "N_": 0, "_tell_owner": 3, "_tell_reporter": 3}
 
 
 def used_keys() -> set[str]:
@@ -33,6 +34,10 @@ def used_keys() -> set[str]:
                     pos = CALLS.get(name or "")
                     if pos is not None and len(node.args) > pos:
                         keys |= _literals(node.args[pos])
+                    # queued texts name their message id as key=... (rendered when sent)
+                    for kw in node.keywords:
+                        if kw.arg == "key":
+                            keys |= _literals(kw.value)
                 elif isinstance(node, ast.ClassDef):
                     for stmt in node.body:
                         if (
@@ -51,6 +56,11 @@ def used_keys() -> set[str]:
     keys |= {f"lang.{lang}" for lang in SUPPORTED_LANGUAGES}
     keys |= {f"state.{getattr(CaseState, n)}" for n in dir(CaseState) if n.isupper() and n != "FINAL"}
     keys |= {f"source.{getattr(CaseSource, n)}" for n in dir(CaseSource) if n.isupper()}
+    keys |= {f"audit.{action}" for action in TIMELINE_ACTIONS}
+    keys |= {f"tasks.title_{kind}" for kind in ("mine", "team", "street")}
+    keys |= {f"work.ask_{a}" for a in casework.INPUT_ACTIONS} | {f"work.done_{a}" for a in casework.INPUT_ACTIONS}
+    for decision in ("approved", "refused"):
+        keys |= {f"work.extension_{decision}", f"work.extension_decided_{decision}"}
     return keys
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 06:00:02.700725
+Create Date: 2026-11-22 06:11:23.953521
 """
 
 from collections.abc import Sequence
@@ -248,6 +248,7 @@ def upgrade() -> None:
     sa.Column('grid_id', sa.Integer(), nullable=True),
     sa.Column('category_id', sa.Integer(), nullable=True),
     sa.Column('unit_id', sa.Integer(), nullable=True),
+    sa.Column('owner_user_id', sa.Integer(), nullable=True),
     sa.Column('suggested_unit_id', sa.Integer(), nullable=True),
     sa.Column('latitude', sa.Float(), nullable=True),
     sa.Column('longitude', sa.Float(), nullable=True),
@@ -259,10 +260,16 @@ def upgrade() -> None:
     sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', storage.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('dispatched_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claimed_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('resolved_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('due_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('verify_escalated_at', storage.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['category_id'], ['category.id'], ),
     sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
     sa.ForeignKeyConstraint(['duplicate_of_id'], ['cases.id'], ),
     sa.ForeignKeyConstraint(['grid_id'], ['grid.id'], ),
+    sa.ForeignKeyConstraint(['owner_user_id'], ['user.id'], ),
     sa.ForeignKeyConstraint(['reporter_user_id'], ['user.id'], ),
     sa.ForeignKeyConstraint(['street_id'], ['street.id'], ),
     sa.ForeignKeyConstraint(['suggested_unit_id'], ['unit.id'], ),
@@ -275,7 +282,9 @@ def upgrade() -> None:
         batch_op.create_index('ix_case_state_street', ['state', 'street_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_category_id'), ['category_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_cases_due_at'), ['due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_grid_id'), ['grid_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_cases_owner_user_id'), ['owner_user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_reporter_user_id'), ['reporter_user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_unit_id'), ['unit_id'], unique=False)
 
@@ -293,6 +302,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('casecard', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_casecard_case_id'), ['case_id'], unique=False)
+
+    op.create_table('extensionrequest',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('requested_by', sa.Integer(), nullable=True),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('old_due_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('new_due_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('decided_by', sa.Integer(), nullable=True),
+    sa.Column('decided_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['decided_by'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['requested_by'], ['user.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('extensionrequest', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_extensionrequest_case_id'), ['case_id'], unique=False)
 
     op.create_table('outbox',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -315,6 +343,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_outbox_case_id'), ['case_id'], unique=False)
         batch_op.create_index('ix_outbox_pending', ['state', 'next_attempt_at'], unique=False)
 
+    op.create_table('pendinginput',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('user_id')
+    )
     op.create_table('supportingreport',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -329,6 +370,27 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('supportingreport', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_supportingreport_case_id'), ['case_id'], unique=False)
+
+    op.create_table('whistle',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('unit_id', sa.Integer(), nullable=False),
+    sa.Column('round', sa.Integer(), nullable=False),
+    sa.Column('request', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('requested_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reported_in_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reported_in_by', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['reported_in_by'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['requested_by'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('case_id', 'unit_id', 'round')
+    )
+    with op.batch_alter_table('whistle', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_whistle_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_whistle_unit_id'), ['unit_id'], unique=False)
 
     op.create_table('casemedia',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -364,15 +426,25 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_casemedia_case_id'))
 
     op.drop_table('casemedia')
+    with op.batch_alter_table('whistle', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_whistle_unit_id'))
+        batch_op.drop_index(batch_op.f('ix_whistle_case_id'))
+
+    op.drop_table('whistle')
     with op.batch_alter_table('supportingreport', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_supportingreport_case_id'))
 
     op.drop_table('supportingreport')
+    op.drop_table('pendinginput')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_pending')
         batch_op.drop_index(batch_op.f('ix_outbox_case_id'))
 
     op.drop_table('outbox')
+    with op.batch_alter_table('extensionrequest', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_extensionrequest_case_id'))
+
+    op.drop_table('extensionrequest')
     with op.batch_alter_table('casecard', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_casecard_case_id'))
 
@@ -380,7 +452,9 @@ def downgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cases_unit_id'))
         batch_op.drop_index(batch_op.f('ix_cases_reporter_user_id'))
+        batch_op.drop_index(batch_op.f('ix_cases_owner_user_id'))
         batch_op.drop_index(batch_op.f('ix_cases_grid_id'))
+        batch_op.drop_index(batch_op.f('ix_cases_due_at'))
         batch_op.drop_index(batch_op.f('ix_cases_created_at'))
         batch_op.drop_index(batch_op.f('ix_cases_category_id'))
         batch_op.drop_index('ix_case_state_street')

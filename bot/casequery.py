@@ -1,0 +1,139 @@
+"""Seeing work: who may look at a case, its timeline, and each person's work list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.casecards import CaseView, case_view
+from bot.roles import Person
+from bot.runtime import Runtime
+from storage import cases, orgs, people, worklists
+from storage.cases import OPEN_STATES
+from storage.models import Case, CaseState, Role
+
+PAGE = 8
+# Audit actions a case's timeline shows by name (others are shown as recorded).
+TIMELINE_ACTIONS = (
+    "case.reported",
+    "case.dispatched",
+    "case.claimed",
+    "case.released",
+    "case.supported",
+    "case.rejected",
+    "case.marked_duplicate",
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    action: str
+    actor: str | None
+    from_state: str | None
+    to_state: str | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class CaseDetail:
+    view: CaseView
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class TaskLine:
+    case_id: int
+    code: str
+    state: str
+    urgent: bool
+    category_zh: str
+    category_en: str
+    created_at: datetime
+
+    def category(self, lang: str) -> str:
+        return self.category_zh if lang == "zh_CN" else self.category_en
+
+
+@dataclass(frozen=True)
+class WorkList:
+    kind: str  # mine, team, street
+    lines: tuple[TaskLine, ...]
+    page: int
+    has_more: bool
+
+
+def may_see(s, person: Person, case: Case) -> bool:  # type: ignore[no-untyped-def]
+    """Staff see what their role covers; a reporter sees their own case; nobody else."""
+    if person.is_admin or case.reporter_user_id == person.user_id or case.owner_user_id == person.user_id:
+        return True
+    street = orgs.street(s, case.street_id) if case.street_id else None
+    district = orgs.district(s)
+    grid = orgs.grid(s, case.grid_id) if case.grid_id else None
+    unit = orgs.unit(s, case.unit_id) if case.unit_id else None
+    scopes = {(m.role, m.scope_code) for m in person.memberships}
+    return bool(
+        (street and ((Role.DISPATCHER, street.code) in scopes or (Role.SUPERVISOR, street.code) in scopes))
+        or (district and (Role.SUPERVISOR, district.code) in scopes)
+        or (grid and (Role.WORKER, grid.code) in scopes)
+        or (unit and (Role.STAFF, unit.code) in scopes)
+    )
+
+
+def detail(rt: Runtime, *, person: Person, code: str) -> CaseDetail | None:
+    """The case with its timeline, or None when it does not exist or is not theirs to see."""
+    with rt.db.read() as s:
+        case = cases.get_case_by_code(s, code)
+        if case is None or not may_see(s, person, case):
+            return None
+        names: dict[int, str] = {}
+        events = []
+        for e in worklists.timeline(s, case.id):  # type: ignore[arg-type]
+            actor = None
+            if e.actor_user_id is not None:
+                if e.actor_user_id not in names:
+                    user = people.get_user(s, e.actor_user_id)
+                    names[e.actor_user_id] = user.display_name if user else "?"
+                actor = names[e.actor_user_id]
+            events.append(Event(e.at, e.action, actor, e.from_state, e.to_state, e.note))
+        case_id = case.id
+    view = case_view(rt, case_id)  # type: ignore[arg-type]
+    assert view is not None
+    return CaseDetail(view, tuple(events))
+
+
+def list_kinds(person: Person) -> list[str]:
+    """Which lists /tasks shows this person, in order."""
+    kinds = []
+    if person.has_role(Role.STAFF) or person.has_role(Role.DEPARTMENT) or person.has_role(Role.DISPATCHER):
+        kinds.append("mine")
+    if person.has_role(Role.STAFF):
+        kinds.append("team")
+    if person.has_role(Role.DISPATCHER):
+        kinds.append("street")
+    return kinds
+
+
+def work_list(rt: Runtime, *, person: Person, kind: str, page: int = 0) -> WorkList:
+    """mine: cases I own. team: my teams' unclaimed cases. street: my streets' open cases."""
+    offset = page * PAGE
+    with rt.db.read() as s:
+        if kind == "street":
+            street_ids = [st.id for code in person.scopes(Role.DISPATCHER) if (st := orgs.street_by_code(s, code))]
+            rows = worklists.open_in_streets(s, street_ids, OPEN_STATES, limit=PAGE + 1, offset=offset)  # type: ignore[arg-type]
+        elif kind == "team":
+            unit_ids = [u.id for code in person.scopes(Role.STAFF) if (u := orgs.unit_by_code(s, code))]
+            waiting = (CaseState.DISPATCHED, CaseState.REOPENED)
+            rows = worklists.unclaimed_for_units(s, unit_ids, waiting, limit=PAGE + 1, offset=offset)  # type: ignore[arg-type]
+        else:
+            rows = worklists.owned_by(s, person.user_id, OPEN_STATES, limit=PAGE + 1, offset=offset)
+        lines = []
+        for case in rows[:PAGE]:
+            category = orgs.category(s, case.category_id) if case.category_id else None
+            lines.append(
+                TaskLine(
+                    case.id, case.code, case.state, case.urgent,  # type: ignore[arg-type]
+                    category.name_zh if category else "—", category.name_en if category else "—", case.created_at,
+                )
+            )
+        return WorkList(kind, tuple(lines), page, len(rows) > PAGE)

@@ -1,0 +1,489 @@
+"""Working a case (处置 → 反馈 → 核查结案): notes, returning, more time, whistles, resolving,
+verifying and closing. Each action is one transaction with its audit event and outbox rows.
+
+Actions that need words or photos from a person collect them first in a pending input
+(private chat), then run here when the person presses Done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from bot import notify, workflow
+from bot.caseaccess import actors
+from bot.errors import DomainError
+from bot.intake import PhotoIn
+from bot.roles import Person
+from bot.runtime import Runtime
+from storage import audit, cases, casework, chats, orgs, outbox, people
+from storage.models import Case, CaseMedia, CaseSource, CaseState, ExtensionRequest, Role, UnitKind, Whistle
+
+NOTE, RETURN, EXTEND, ESCALATE, RESOLVE, NOT_FIXED = "note", "return", "extend", "escalate", "resolve", "not_fixed"
+INPUT_ACTIONS = (NOTE, RETURN, EXTEND, ESCALATE, RESOLVE, NOT_FIXED)
+# The state-machine move behind each input action (a note changes no state).
+_MOVE = {RETURN: "return", ESCALATE: "escalate", RESOLVE: "resolve", NOT_FIXED: "not_fixed"}
+MAX_TEXT = 2000
+MAX_PHOTOS = 10
+EXTENSION_CHOICES_H = (24, 72, 168)
+
+
+class CaseNotFound(DomainError):
+    key = "case.not_found"
+
+
+class ReasonRequired(DomainError):
+    key = "work.reason_required"
+
+
+class PhotoRequired(DomainError):
+    key = "work.photo_required"
+
+
+class DepartmentRequired(DomainError):
+    key = "work.department_required"
+
+
+class NothingPending(DomainError):
+    key = "work.nothing_pending"
+
+
+class AlreadyReportedIn(DomainError):
+    key = "work.already_reported_in"
+
+
+class AlreadyDecided(DomainError):
+    key = "work.already_decided"
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: int
+    action: str
+    case_id: int
+    code: str
+    text: str
+    photos: int
+    departments: tuple[int, ...] = ()
+    hours: int | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    action: str
+    case_id: int
+    code: str
+    state: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _case(s: Session, case_id: int) -> Case:
+    case = cases.get_case(s, case_id)
+    if case is None:
+        raise CaseNotFound()
+    return case
+
+
+def _check(s: Session, person: Person, case: Case, action: str) -> None:
+    who = actors(s, person, case)
+    if action == NOTE:
+        if not who & {workflow.OWNER, workflow.TEAM, workflow.DEPARTMENT, workflow.DISPATCHER, workflow.ADMIN}:
+            raise workflow.ActorNotAllowed()
+        if not workflow.is_open(case.state):
+            raise workflow.MoveNotAllowed(code=case.code)
+        return
+    if action == EXTEND:
+        if workflow.OWNER not in who:
+            raise workflow.ActorNotAllowed()
+        if case.state not in (CaseState.CLAIMED, CaseState.ESCALATED, CaseState.REOPENED):
+            raise workflow.MoveNotAllowed(code=case.code)
+        return
+    workflow.check(_MOVE[action], state=case.state, actors=who, code=case.code)
+
+
+def _view(row: Any, code: str) -> Pending:
+    d = row.data or {}
+    return Pending(
+        row.id, row.action, row.case_id, code, d.get("text", ""), len(d.get("photos", [])),
+        tuple(d.get("departments", [])), d.get("hours"),
+    )
+
+
+def start_input(rt: Runtime, *, person: Person, case_id: int, action: str) -> Pending:
+    """Check the person may do this now, and wait for their words and photos."""
+    if action not in INPUT_ACTIONS:
+        raise workflow.ActorNotAllowed()
+    with rt.db.session() as s:
+        case = _case(s, case_id)
+        _check(s, person, case, action)
+        row = casework.start_pending(s, user_id=person.user_id, action=action, case_id=case_id, data={}, now=rt.clock.now())
+        return _view(row, case.code)
+
+
+def pending(rt: Runtime, user_id: int) -> Pending | None:
+    with rt.db.read() as s:
+        row = casework.pending_of(s, user_id)
+        if row is None:
+            return None
+        case = cases.get_case(s, row.case_id)
+        return _view(row, case.code if case else "?")
+
+
+def _update(rt: Runtime, user_id: int, change: Any) -> Pending:
+    with rt.db.session() as s:
+        row = casework.pending_of(s, user_id)
+        if row is None:
+            raise NothingPending()
+        data = dict(row.data or {})
+        change(data)
+        casework.save_pending(s, row, data=data, now=rt.clock.now())
+        case = cases.get_case(s, row.case_id)
+        return _view(row, case.code if case else "?")
+
+
+def add_text(rt: Runtime, *, user_id: int, text: str) -> Pending:
+    def change(d: dict[str, Any]) -> None:
+        joined = (d.get("text", "") + "\n" + text).strip() if d.get("text") else text.strip()
+        d["text"] = joined[:MAX_TEXT]
+
+    return _update(rt, user_id, change)
+
+
+def add_photo(rt: Runtime, *, user_id: int, photo: PhotoIn) -> Pending:
+    def change(d: dict[str, Any]) -> None:
+        photos = list(d.get("photos", []))
+        if len(photos) < MAX_PHOTOS:
+            photos.append({**photo.__dict__, "taken_at": photo.taken_at.isoformat() if photo.taken_at else None})
+        d["photos"] = photos
+
+    return _update(rt, user_id, change)
+
+
+def toggle_department(rt: Runtime, *, user_id: int, unit_id: int) -> Pending:
+    with rt.db.read() as s:
+        unit = orgs.unit(s, unit_id)
+        if unit is None or unit.kind != UnitKind.DEPARTMENT or not unit.active:
+            raise workflow.ActorNotAllowed()
+
+    def change(d: dict[str, Any]) -> None:
+        chosen = set(d.get("departments", []))
+        chosen ^= {unit_id}
+        d["departments"] = sorted(chosen)
+
+    return _update(rt, user_id, change)
+
+
+def set_hours(rt: Runtime, *, user_id: int, hours: int) -> Pending:
+    if hours not in EXTENSION_CHOICES_H:
+        raise workflow.ActorNotAllowed()
+
+    def change(d: dict[str, Any]) -> None:
+        d["hours"] = hours
+
+    return _update(rt, user_id, change)
+
+
+def cancel_input(rt: Runtime, *, user_id: int) -> bool:
+    with rt.db.session() as s:
+        existed = casework.pending_of(s, user_id) is not None
+        casework.drop_pending(s, user_id)
+        return existed
+
+
+def departments(rt: Runtime) -> list[tuple[int, str, str]]:
+    with rt.db.read() as s:
+        return [(u.id, u.name_zh, u.name_en) for u in orgs.active_units(s) if u.kind == UnitKind.DEPARTMENT]  # type: ignore[misc]
+
+
+# --- finishing an input -------------------------------------------------------------
+
+
+def finish(rt: Runtime, *, person: Person, pending_id: int) -> Done:
+    """Run the action the person prepared: one transaction, or a typed reason why not."""
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        row = casework.pending_of(s, person.user_id)
+        if row is None or row.id != pending_id:
+            raise NothingPending()
+        case = _case(s, row.case_id)
+        _check(s, person, case, row.action)  # the case may have moved on meanwhile
+        data = dict(row.data or {})
+        text = (data.get("text") or "").strip()
+        photos = [PhotoIn(**{**p, "taken_at": datetime.fromisoformat(p["taken_at"]) if p.get("taken_at") else None}) for p in data.get("photos", [])]
+        action = row.action
+        if action == NOTE:
+            if not text and not photos:
+                raise ReasonRequired()
+            done = _note(s, person, case, text, photos, now)
+        elif action == RETURN:
+            if not text:
+                raise ReasonRequired()
+            done = _return(s, person, case, text, now)
+        elif action == EXTEND:
+            if not text:
+                raise ReasonRequired()
+            if not data.get("hours"):
+                raise ReasonRequired()
+            done = _extend(s, rt, person, case, text, int(data["hours"]), now)
+        elif action == ESCALATE:
+            if not data.get("departments"):
+                raise DepartmentRequired()
+            if not text:
+                raise ReasonRequired()
+            done = _escalate(s, person, case, text, list(data["departments"]), now)
+        elif action == RESOLVE:
+            category = orgs.category(s, case.category_id) if case.category_id else None
+            if category is not None and category.after_photo_required and not photos:
+                raise PhotoRequired()
+            if not text and not photos:
+                raise ReasonRequired()
+            done = _resolve(s, person, case, text, photos, now)
+        elif action == NOT_FIXED:
+            if not text:
+                raise ReasonRequired()
+            done = _not_fixed(s, person, case, text, photos, now)
+        else:  # pragma: no cover - INPUT_ACTIONS guards this
+            raise NothingPending()
+        casework.drop_pending(s, person.user_id)
+        return done
+
+
+def _media(s: Session, case: Case, photos: list[PhotoIn], stage: str, person: Person, now: datetime) -> None:
+    for p in photos:
+        cases.add_media(
+            s,
+            CaseMedia(
+                case_id=case.id, stage=stage, kind="photo", telegram_file_id=p.file_id, sha256=p.sha256,
+                original_path=p.original_path, jpeg_path=p.jpeg_path, thumb_path=p.thumb_path,
+                width=p.width, height=p.height, taken_at=p.taken_at, added_by_user_id=person.user_id, created_at=now,
+            ),
+        )  # type: ignore[arg-type]
+
+
+def _refresh(s: Session, case: Case, now: datetime) -> None:
+    for card in cases.cards_of(s, case.id):  # type: ignore[arg-type]
+        outbox.enqueue(s, chat_id=card.chat_id, kind="case_card", case_id=case.id, purpose=card.purpose, now=now)
+
+
+def _move(s: Session, case: Case, action: str, person: Person, now: datetime, values: dict[str, Any], note: str | None, event: str, data: dict[str, Any] | None = None) -> str:
+    target = workflow.move(action).target
+    from_state = case.state  # read first: the ORM update below syncs the loaded row
+    won = cases.change_state(s, case_id=case.id, from_state=case.state, version=case.version, values={"state": target, "updated_at": now, **values})  # type: ignore[arg-type]
+    if not won:
+        raise workflow.MoveNotAllowed(code=case.code)
+    s.refresh(case)
+    audit.record(
+        s, action=event, subject_type="case", subject_id=case.id, case_id=case.id, actor_user_id=person.user_id,
+        from_state=from_state, to_state=target, note=note, data=data or {}, at=now,
+    )
+    return target
+
+
+def _tell_reporter(s: Session, case: Case, person: Person, key: str, now: datetime, **params: Any) -> None:
+    reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
+    if reporter is not None and reporter.id != person.user_id and reporter.can_message:
+        notify.text_to_user(s, telegram_id=reporter.telegram_id, key=key, now=now, case_id=case.id, code=case.code, **params)
+
+
+def _tell_owner(s: Session, case: Case, person: Person | None, key: str, now: datetime, **params: Any) -> None:
+    owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
+    if owner is not None and (person is None or owner.id != person.user_id) and owner.can_message:
+        notify.text_to_user(s, telegram_id=owner.telegram_id, key=key, now=now, case_id=case.id, code=case.code, **params)
+
+
+def _note(s: Session, person: Person, case: Case, text: str, photos: list[PhotoIn], now: datetime) -> Done:
+    _media(s, case, photos, "progress", person, now)
+    audit.record(
+        s, action="case.note", subject_type="case", subject_id=case.id, case_id=case.id, actor_user_id=person.user_id,
+        note=text or None, data={"photos": len(photos)}, at=now,
+    )
+    return Done(NOTE, case.id, case.code, case.state)  # type: ignore[arg-type]
+
+
+def _return(s: Session, person: Person, case: Case, reason: str, now: datetime) -> Done:
+    unit_id = case.unit_id
+    state = _move(s, case, "return", person, now, {"owner_user_id": None, "claimed_at": None, "decision_note": reason}, reason, "case.returned", {"unit_id": unit_id})
+    _refresh(s, case, now)
+    if not _has_command_card(s, case):
+        notify.card_to_command_room(s, case=case, now=now)
+    return Done(RETURN, case.id, case.code, state)  # type: ignore[arg-type]
+
+
+def _has_command_card(s: Session, case: Case) -> bool:
+    return any(card.purpose == notify.COMMAND for card in cases.cards_of(s, case.id))  # type: ignore[arg-type]
+
+
+def _extend(s: Session, rt: Runtime, person: Person, case: Case, reason: str, hours: int, now: datetime) -> Done:
+    base = case.due_at or now
+    request = casework.add_extension(
+        s,
+        ExtensionRequest(case_id=case.id, requested_by=person.user_id, reason=reason, old_due_at=case.due_at, new_due_at=base + timedelta(hours=hours), created_at=now),  # type: ignore[arg-type]
+    )
+    audit.record(
+        s, action="case.extension_requested", subject_type="case", subject_id=case.id, case_id=case.id,
+        actor_user_id=person.user_id, note=reason, data={"request": request.id, "hours": hours}, at=now,
+    )
+    room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+    chat = chats.chat_for_unit(s, room.id) if room else None  # type: ignore[arg-type]
+    if chat is not None:
+        outbox.enqueue(
+            s, chat_id=chat.telegram_id, kind="extension_request", case_id=case.id, now=now,
+            payload={"request": request.id, "code": case.code, "hours": hours, "reason": reason, "by": person.name,
+                     "due": request.new_due_at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M")},
+        )
+    return Done(EXTEND, case.id, case.code, case.state, {"request": request.id})  # type: ignore[arg-type]
+
+
+def _escalate(s: Session, person: Person, case: Case, request: str, unit_ids: list[int], now: datetime) -> Done:
+    state = _move(s, case, "escalate", person, now, {}, request, "case.escalated", {"departments": unit_ids})
+    round_no = casework.next_whistle_round(s, case.id)  # type: ignore[arg-type]
+    for unit_id in unit_ids:
+        casework.add_whistle(s, Whistle(case_id=case.id, unit_id=unit_id, round=round_no, request=request, requested_by=person.user_id, created_at=now))  # type: ignore[arg-type]
+        notify.card_to_unit(s, case=case, unit_id=unit_id, purpose=notify.DEPARTMENT, now=now)
+    _refresh(s, case, now)
+    return Done(ESCALATE, case.id, case.code, state, {"departments": unit_ids})  # type: ignore[arg-type]
+
+
+def _resolve(s: Session, person: Person, case: Case, note: str, photos: list[PhotoIn], now: datetime) -> Done:
+    _media(s, case, photos, "after", person, now)
+    state = _move(s, case, "resolve", person, now, {"resolved_at": now, "verify_escalated_at": None}, note or None, "case.resolved", {"photos": len(photos)})
+    _refresh(s, case, now)
+    _ask_to_verify(s, case, now)
+    return Done(RESOLVE, case.id, case.code, state)  # type: ignore[arg-type]
+
+
+def _ask_to_verify(s: Session, case: Case, now: datetime) -> None:
+    """A worker who reported it checks on site; a resident's case, or one with nobody to
+    ask in chat, is verified by the command room."""
+    reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
+    if reporter is not None and case.source == CaseSource.PATROL and reporter.can_message:
+        outbox.enqueue(s, chat_id=reporter.telegram_id, kind="verify_request", case_id=case.id, now=now)
+        return
+    room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+    notify.card_to_unit(s, case=case, unit_id=room.id if room else None, purpose=notify.VERIFY, now=now)
+    if reporter is not None and reporter.can_message:
+        notify.text_to_user(s, telegram_id=reporter.telegram_id, key="work.reporter_resolved", now=now, case_id=case.id, code=case.code)
+
+
+def _not_fixed(s: Session, person: Person, case: Case, reason: str, photos: list[PhotoIn], now: datetime) -> Done:
+    _media(s, case, photos, "reverify", person, now)
+    state = _move(s, case, "not_fixed", person, now, {"resolved_at": None}, reason, "case.not_fixed", {"photos": len(photos)})
+    _refresh(s, case, now)
+    _tell_owner(s, case, person, "work.owner_not_fixed", now, reason=reason)
+    unit_chat = _unit_chat(s, case)
+    if unit_chat is not None:
+        notify.text_to_user(s, telegram_id=unit_chat, key="work.team_not_fixed", now=now, case_id=case.id, code=case.code, reason=reason)
+    return Done(NOT_FIXED, case.id, case.code, state)  # type: ignore[arg-type]
+
+
+def _unit_chat(s: Session, case: Case) -> int | None:
+    chat = chats.chat_for_unit(s, case.unit_id) if case.unit_id else None
+    return chat.telegram_id if chat else None
+
+
+# --- actions without input ------------------------------------------------------------
+
+
+def confirm(rt: Runtime, *, person: Person, case_id: int) -> Done:
+    """Confirmed fixed on site: the case closes."""
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        case = _case(s, case_id)
+        workflow.check("confirm", state=case.state, actors=actors(s, person, case), code=case.code)
+        state = _move(s, case, "confirm", person, now, {"closed_at": now}, None, "case.closed")
+        _refresh(s, case, now)
+        _tell_reporter(s, case, person, "work.reporter_closed", now)
+        _tell_owner(s, case, person, "work.owner_closed", now)
+        return Done("confirm", case.id, case.code, state)  # type: ignore[arg-type]
+
+
+def report_in(rt: Runtime, *, person: Person, whistle_id: int) -> Done:
+    """A department answers the whistle (报到): the first of its members to press."""
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        whistle = casework.get_whistle(s, whistle_id)
+        if whistle is None:
+            raise CaseNotFound()
+        unit = orgs.unit(s, whistle.unit_id)
+        if unit is None or unit.code not in person.scopes(Role.DEPARTMENT):
+            raise workflow.ActorNotAllowed()
+        case = _case(s, whistle.case_id)
+        if not casework.report_in(s, whistle_id=whistle_id, user_id=person.user_id, now=now):
+            raise AlreadyReportedIn(code=case.code)
+        audit.record(
+            s, action="case.reported_in", subject_type="case", subject_id=case.id, case_id=case.id,
+            actor_user_id=person.user_id, data={"unit_id": unit.id, "whistle": whistle_id}, at=now,
+        )
+        _refresh(s, case, now)
+        _tell_owner(s, case, person, "work.owner_reported_in", now, department_zh=unit.name_zh, department_en=unit.name_en)
+        return Done("report_in", case.id, case.code, case.state, {"unit": unit.code})  # type: ignore[arg-type]
+
+
+def department_reply(rt: Runtime, *, person: Person, case_id: int, unit_chat_id: int, text: str) -> Done | None:
+    """A department's reply to the case card in its group reaches the owner."""
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        case = cases.get_case(s, case_id)
+        if case is None:
+            return None
+        chat = chats.get_chat(s, unit_chat_id)
+        unit = orgs.unit(s, chat.unit_id) if chat and chat.unit_id else None
+        if unit is None or unit.kind != UnitKind.DEPARTMENT:
+            return None
+        audit.record(
+            s, action="case.department_reply", subject_type="case", subject_id=case.id, case_id=case.id,
+            actor_user_id=person.user_id, note=text[:MAX_TEXT], data={"unit_id": unit.id}, at=now,
+        )
+        _tell_owner(s, case, None, "work.owner_department_reply", now, department_zh=unit.name_zh, department_en=unit.name_en, name=person.name, text=text[:1500])
+        return Done("reply", case.id, case.code, case.state)  # type: ignore[arg-type]
+
+
+def decide_extension(rt: Runtime, *, person: Person, request_id: int, approve: bool) -> Done:
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        request = casework.get_extension(s, request_id)
+        if request is None:
+            raise CaseNotFound()
+        case = _case(s, request.case_id)
+        who = actors(s, person, case)
+        if not who & {workflow.DISPATCHER, workflow.ADMIN}:
+            raise workflow.ActorNotAllowed()
+        decision = "approved" if approve else "refused"
+        if not casework.decide_extension(s, request_id=request_id, decision=decision, user_id=person.user_id, now=now):
+            raise AlreadyDecided(code=case.code)
+        if approve:
+            case.due_at = request.new_due_at
+            case.version += 1
+            s.add(case)
+        audit.record(
+            s, action=f"case.extension_{decision}", subject_type="case", subject_id=case.id, case_id=case.id,
+            actor_user_id=person.user_id, data={"request": request_id, "due_at": request.new_due_at.isoformat()}, at=now,
+        )
+        requester = people.get_user(s, request.requested_by) if request.requested_by else None
+        if requester is not None and requester.can_message:
+            notify.text_to_user(s, telegram_id=requester.telegram_id, key=f"work.extension_{decision}", now=now, case_id=case.id, code=case.code)
+        return Done("extension", case.id, case.code, case.state, {"decision": decision})  # type: ignore[arg-type]
+
+
+def escalate_unverified(rt: Runtime, *, after: timedelta) -> list[str]:
+    """Resolved cases nobody verified in time go to the command room to decide; never
+    closed silently. Returns the codes put to the command room."""
+    now = rt.clock.now()
+    codes = []
+    with rt.db.session() as s:
+        for case in casework.unverified_since(s, now - after):
+            case.verify_escalated_at = now
+            s.add(case)
+            room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+            notify.card_to_unit(s, case=case, unit_id=room.id if room else None, purpose=notify.VERIFY, now=now)
+            audit.record(s, action="case.verify_overdue", subject_type="case", subject_id=case.id, case_id=case.id, at=now)
+            codes.append(case.code)
+    return codes
+
+
+def case_of_card(rt: Runtime, *, chat_id: int, message_id: int) -> int | None:
+    with rt.db.read() as s:
+        return casework.case_for_card(s, chat_id=chat_id, message_id=message_id)

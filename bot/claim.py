@@ -1,0 +1,103 @@
+"""Claiming a case (认领): the first team member to press Claim owns it; releasing it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot import notify, workflow
+from bot.caseaccess import actors
+from bot.errors import DomainError
+from bot.roles import Person
+from bot.runtime import Runtime
+from storage import audit, cases, orgs, outbox, people
+from storage.models import Case, CaseState
+
+
+class CaseNotFound(DomainError):
+    key = "case.not_found"
+
+
+class AlreadyClaimed(DomainError):
+    key = "claim.taken"
+
+
+class NotOnTeam(DomainError):
+    key = "claim.not_on_team"
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    case_id: int
+    code: str
+    owner_name: str
+
+
+def _refresh_cards(s, case: Case, now) -> None:  # type: ignore[no-untyped-def]
+    for card in cases.cards_of(s, case.id):  # type: ignore[arg-type]
+        outbox.enqueue(s, chat_id=card.chat_id, kind="case_card", case_id=case.id, purpose=card.purpose, now=now)
+
+
+def _owner_name(s, case: Case) -> str:  # type: ignore[no-untyped-def]
+    owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
+    return owner.display_name if owner else "—"
+
+
+def claim(rt: Runtime, *, person: Person, case_id: int) -> ClaimResult:
+    """Compare-and-set dispatched → claimed: of many presses at once, exactly one wins."""
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        case = cases.get_case(s, case_id)
+        if case is None:
+            raise CaseNotFound()
+        if case.state == CaseState.CLAIMED:
+            raise AlreadyClaimed(code=case.code, owner=_owner_name(s, case))
+        who = actors(s, person, case)
+        if workflow.TEAM not in who:
+            raise NotOnTeam(code=case.code)
+        move = workflow.check("claim", state=case.state, actors=who, code=case.code)
+        from_state = case.state  # read first: the ORM update below syncs the loaded row
+        won = cases.change_state(
+            s,
+            case_id=case_id,
+            from_state=case.state,
+            version=case.version,
+            values={"state": move.target, "owner_user_id": person.user_id, "claimed_at": now, "updated_at": now},
+        )
+        if not won:
+            s.expire_all()
+            fresh = cases.get_case(s, case_id)
+            assert fresh is not None
+            raise AlreadyClaimed(code=fresh.code, owner=_owner_name(s, fresh))
+        s.refresh(case)
+        audit.record(
+            s, action="case.claimed", subject_type="case", subject_id=case_id, case_id=case_id,
+            actor_user_id=person.user_id, from_state=from_state, to_state=move.target, at=now,
+        )
+        _refresh_cards(s, case, now)
+        reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
+        if reporter is not None and reporter.id != person.user_id and reporter.can_message:
+            notify.text_to_user(s, telegram_id=reporter.telegram_id, key="claim.reporter_claimed", now=now, case_id=case_id, code=case.code)
+        return ClaimResult(case_id, case.code, person.name)
+
+
+def release(rt: Runtime, *, person: Person, case_id: int) -> ClaimResult:
+    """The owner (or a dispatcher) hands the case back to the team's queue."""
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        case = cases.get_case(s, case_id)
+        if case is None:
+            raise CaseNotFound()
+        move = workflow.check("release", state=case.state, actors=actors(s, person, case), code=case.code)
+        won = cases.change_state(
+            s, case_id=case_id, from_state=case.state, version=case.version,
+            values={"state": move.target, "owner_user_id": None, "claimed_at": None, "updated_at": now},
+        )
+        if not won:
+            raise workflow.MoveNotAllowed(code=case.code)
+        s.refresh(case)
+        audit.record(
+            s, action="case.released", subject_type="case", subject_id=case_id, case_id=case_id,
+            actor_user_id=person.user_id, from_state=CaseState.CLAIMED, to_state=move.target, at=now,
+        )
+        _refresh_cards(s, case, now)
+        return ClaimResult(case_id, case.code, person.name)

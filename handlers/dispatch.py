@@ -1,0 +1,212 @@
+"""The command room's buttons on a new case's card, and the /duplicate and /reject commands.
+
+Buttons (case id first, all re-checked on every press by bot.dispatch):
+  dp:<case>:<unit>      dispatch to that team
+  dt:<case>             list the street's teams          db:<case>  back to the card's buttons
+  dd:<case>             list likely originals            dx:<case>:<original>  mark duplicate
+  dr:<case>             list preset reasons              dj:<case>:<reason>    reject
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, TelegramError
+
+from bot import dispatch
+from bot.callbacks import BadCallback, Callback, cb
+from bot.casecards import buttons_for, case_view
+from bot.i18n import t
+from handlers.common import Ctx, chat_language, esc, off_loop, person_of, reply, runtime
+from handlers.outbox_sender import flush
+from storage.models import CaseState
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("dp", "dt", "dd", "dr", "db", "dx", "dj")
+ALERT_LIMIT = 200  # Telegram's limit for a callback answer
+SNIPPET = 16
+
+Rows = list[list[tuple[str, str]]]
+
+
+# --- buttons ----------------------------------------------------------------------
+
+
+async def on_button(update: Update, context: Ctx, callback: Callback) -> None:
+    query = update.callback_query
+    assert query is not None
+    person = await person_of(update, context)
+    if person is None:
+        raise BadCallback(callback)
+    rt = runtime(context)
+    lang = await chat_language(update, context, person)
+    case_id = callback.int_arg(0)
+    action = callback.action
+    try:
+        if action == "dp":
+            done = await off_loop(dispatch.dispatch_case, rt, person, case_id=case_id, unit_id=callback.int_arg(1))
+            await _decided(update, context, case_id, _done_text(lang, done, html=False), alert=not done.team_notified)
+        elif action == "dx":
+            done = await off_loop(dispatch.mark_duplicate, rt, person, case_id=case_id, original_id=callback.int_arg(1))
+            await _decided(update, context, case_id, _done_text(lang, done, html=False))
+        elif action == "dj":
+            done = await off_loop(dispatch.reject_case, rt, person, case_id=case_id, reason=callback.arg(1))
+            await _decided(update, context, case_id, _done_text(lang, done, html=False))
+        elif action == "dt":
+            teams = await off_loop(dispatch.team_options, rt, person, case_id=case_id)
+            rows: Rows = [
+                [(("⭐ " if team.suggested else "") + team.name.get(lang), cb("dp", case_id, team.unit_id))] for team in teams
+            ]
+            await query.answer(t(lang, "dispatch.pick_team"))
+            await _show(query, rows + _back(lang, case_id))
+        elif action == "dd":
+            code, originals = await off_loop(dispatch.original_options, rt, person, case_id=case_id)
+            rows = [[(_original_label(lang, o), cb("dx", case_id, o.case_id))] for o in originals]
+            hint = t(lang, "dispatch.pick_original" if originals else "dispatch.no_originals", code=code)
+            await query.answer(hint, show_alert=not originals)
+            await _show(query, rows + _back(lang, case_id))
+        elif action == "dr":
+            code = await off_loop(dispatch.check_decision, rt, person, case_id=case_id, action="reject")
+            rows = [[(t(lang, label), cb("dj", case_id, reason))] for reason, label in dispatch.REASONS.items()]
+            await query.answer(t(lang, "dispatch.pick_reason", code=code))
+            await _show(query, rows + _back(lang, case_id))
+        elif action == "db":
+            await off_loop(dispatch.check_decision, rt, person, case_id=case_id, action="dispatch")
+            view = await off_loop(case_view, rt, case_id)
+            if view is None:
+                raise BadCallback(callback)
+            # The card's own decision buttons (a returned case is decided like a new one).
+            await query.answer()
+            await _show(query, buttons_for(dataclasses.replace(view, state=CaseState.REPORTED), lang, "command"))
+        else:
+            raise BadCallback(callback)
+    except (dispatch.UnknownCase, dispatch.UnknownTeam, dispatch.UnknownReason, dispatch.SameCase):
+        raise BadCallback(callback) from None  # forged or out of date: the stale answer
+    except dispatch.CaseMovedOn as moved:
+        await query.answer(_clip(moved_on_text(lang, moved.outcome, html=False)), show_alert=True)
+        await off_loop(dispatch.refresh_cards, rt, case_id=case_id)
+        await _decided(update, context, case_id, None)
+
+
+def _back(lang: str, case_id: int) -> Rows:
+    return [[(t(lang, "dispatch.btn_back"), cb("db", case_id))]]
+
+
+def _original_label(lang: str, option: dispatch.OriginalOption) -> str:
+    text = " ".join(option.description.split())
+    snippet = text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"
+    return t(lang, "dispatch.btn_original", code=option.code, metres=round(option.distance_m), description=snippet)
+
+
+async def _show(query: CallbackQuery, rows: Rows) -> None:
+    """Swap the keyboard of the pressed message in place."""
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows])
+    try:
+        await query.edit_message_reply_markup(markup if rows else None)
+    except BadRequest as exc:
+        if "not modified" not in str(exc).lower():  # a double press shows the same menu
+            raise
+
+
+async def _decided(update: Update, context: Ctx, case_id: int, toast: str | None, *, alert: bool = False) -> None:
+    """After a decision (or a late press): answer, send what the service queued, and make sure
+    the pressed message keeps no buttons that no longer apply."""
+    query = update.callback_query
+    assert query is not None
+    if toast is not None:
+        await query.answer(_clip(toast), show_alert=alert)
+    await flush(context.application)
+    message = query.message
+    if message is None:
+        return
+    rt = runtime(context)
+    # The posted card was re-rendered by the outbox; any other copy (an old card, a card in a
+    # group that is no longer bound) just loses its spent buttons.
+    if not await off_loop(dispatch.is_posted_card, rt, case_id=case_id, chat_id=message.chat.id, message_id=message.message_id):
+        try:
+            await query.edit_message_reply_markup(None)
+        except TelegramError as exc:
+            log.debug("could not clear the buttons of a stale card: %s", exc)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= ALERT_LIMIT else text[: ALERT_LIMIT - 1] + "…"
+
+
+# --- what to say ------------------------------------------------------------------
+
+
+def _done_text(lang: str, done: dispatch.Decided, *, html: bool) -> str:
+    q = esc if html else str
+    if done.state == CaseState.DUPLICATE:
+        return t(lang, "dispatch.duplicate_done", code=q(done.code), original=q(done.original))
+    if done.state == CaseState.REJECTED:
+        return t(lang, "dispatch.rejected_done", code=q(done.code), reason=q(done.note))
+    team = q(done.team.get(lang)) if done.team else "—"
+    return t(lang, "dispatch.done" if done.team_notified else "dispatch.done_no_chat", code=q(done.code), team=team)
+
+
+def moved_on_text(lang: str, outcome: dispatch.Outcome, *, html: bool) -> str:
+    """Who got there first, and what they decided."""
+    q = esc if html else str
+    code = q(outcome.code)
+    if outcome.state == CaseState.DUPLICATE and outcome.original:
+        return t(lang, "dispatch.already_duplicate", code=code, original=q(outcome.original), actor=q(outcome.actor or "—"))
+    if outcome.state == CaseState.REJECTED:
+        return t(lang, "dispatch.already_rejected", code=code, actor=q(outcome.actor or "—"), note=q(outcome.note or "—"))
+    if outcome.team is not None:
+        actor = q(outcome.actor) if outcome.actor else t(lang, "dispatch.by_auto")
+        return t(lang, "dispatch.already_dispatched", code=code, team=q(outcome.team.get(lang)), actor=actor)
+    return t(lang, "case.moved_on", code=code)
+
+
+# --- commands ---------------------------------------------------------------------
+
+
+async def duplicate_command(update: Update, context: Ctx) -> None:
+    """/duplicate CODE ORIGINAL_CODE: for an original the buttons did not offer."""
+    person = await person_of(update, context)
+    if person is None:
+        return
+    lang = await chat_language(update, context, person)
+    args = context.args or []
+    if len(args) != 2:
+        await reply(update, t(lang, "dispatch.duplicate_usage"))
+        return
+    rt = runtime(context)
+    case_id = await off_loop(dispatch.find_case, rt, person, args[0])
+    original_id = await off_loop(dispatch.find_case, rt, person, args[1])
+    try:
+        done = await off_loop(dispatch.mark_duplicate, rt, person, case_id=case_id, original_id=original_id)
+    except dispatch.CaseMovedOn as moved:
+        await reply(update, moved_on_text(lang, moved.outcome, html=True))
+        await off_loop(dispatch.refresh_cards, rt, case_id=case_id)
+    else:
+        await reply(update, _done_text(lang, done, html=True))
+    await flush(context.application)
+
+
+async def reject_command(update: Update, context: Ctx) -> None:
+    """/reject CODE reason…: rejected with the dispatcher's own words."""
+    person = await person_of(update, context)
+    message = update.effective_message
+    if person is None or message is None or message.text is None:
+        return
+    lang = await chat_language(update, context, person)
+    parts = message.text.split(maxsplit=2)  # keep the reason's own spacing and line breaks
+    if len(parts) < 3 or not parts[2].strip():
+        await reply(update, t(lang, "dispatch.reject_usage"))
+        return
+    rt = runtime(context)
+    case_id = await off_loop(dispatch.find_case, rt, person, parts[1])
+    try:
+        done = await off_loop(dispatch.reject_case, rt, person, case_id=case_id, text=parts[2])
+    except dispatch.CaseMovedOn as moved:
+        await reply(update, moved_on_text(lang, moved.outcome, html=True))
+        await off_loop(dispatch.refresh_cards, rt, case_id=case_id)
+    else:
+        await reply(update, _done_text(lang, done, html=True))
+    await flush(context.application)

@@ -1,0 +1,90 @@
+"""/tasks (my work, paged) and /case CODE (the full card with its timeline)."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+
+from bot import casequery
+from bot.callbacks import Callback, cb
+from bot.casecards import render_card
+from bot.errors import NotAllowed
+from bot.i18n import t
+from bot.runtime import Runtime
+from handlers.common import Ctx, chat_language, clip, esc, off_loop, person_of, reply, runtime
+
+
+def _render_list(rt: Runtime, lang: str, work: casequery.WorkList) -> tuple[str, InlineKeyboardMarkup | None]:
+    lines = [t(lang, f"tasks.title_{work.kind}")]
+    if not work.lines:
+        lines.append(t(lang, "tasks.empty"))
+    for line in work.lines:
+        when = line.created_at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M")
+        mark = "🔴 " if line.urgent else ""
+        lines.append(
+            mark + t(lang, "tasks.line", code=esc(line.code), category=esc(line.category(lang)), state=t(lang, f"state.{line.state}"), at=when)
+        )
+    nav = []
+    if work.page > 0:
+        nav.append(InlineKeyboardButton(t(lang, "tasks.prev"), callback_data=cb("tk", work.kind, work.page - 1)))
+    if work.has_more:
+        nav.append(InlineKeyboardButton(t(lang, "tasks.next"), callback_data=cb("tk", work.kind, work.page + 1)))
+    return "\n".join(lines), InlineKeyboardMarkup([nav]) if nav else None
+
+
+async def tasks_command(update: Update, context: Ctx) -> None:
+    person = await person_of(update, context)
+    if person is None:
+        return
+    kinds = casequery.list_kinds(person)
+    if not kinds:
+        raise NotAllowed()
+    rt = runtime(context)
+    lang = await chat_language(update, context, person)
+    for kind in kinds:
+        work = await off_loop(casequery.work_list, rt, person=person, kind=kind)
+        text, markup = _render_list(rt, lang, work)
+        await reply(update, text, markup=markup)
+
+
+async def on_page(update: Update, context: Ctx, callback: Callback) -> None:
+    query = update.callback_query
+    assert query is not None
+    person = await person_of(update, context)
+    assert person is not None
+    kind = callback.arg(0)
+    if kind not in casequery.list_kinds(person):
+        raise NotAllowed()
+    rt = runtime(context)
+    lang = await chat_language(update, context, person)
+    work = await off_loop(casequery.work_list, rt, person=person, kind=kind, page=callback.int_arg(1))
+    text, markup = _render_list(rt, lang, work)
+    await query.answer()
+    await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+
+
+def render_detail(rt: Runtime, lang: str, detail: casequery.CaseDetail) -> str:
+    card = render_card(detail.view, lang=lang, purpose="detail", tz=rt.settings.tz, photo=False)
+    lines = [card.text, "", t(lang, "case.timeline")]
+    for e in detail.events:
+        when = e.at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M")
+        label = t(lang, f"audit.{e.action}") if e.action in casequery.TIMELINE_ACTIONS else esc(e.action)
+        who = f" · {esc(e.actor)}" if e.actor else ""
+        note = f" — {esc(e.note)}" if e.note and e.note != "auto" else ""
+        lines.append(f"{when} {label}{who}{note}")
+    return clip("\n".join(lines))
+
+
+async def case_command(update: Update, context: Ctx) -> None:
+    person = await person_of(update, context)
+    if person is None:
+        return
+    lang = await chat_language(update, context, person)
+    if not context.args:
+        await reply(update, t(lang, "case.usage"))
+        return
+    detail = await off_loop(casequery.detail, runtime(context), person=person, code=context.args[0])
+    if detail is None:
+        await reply(update, t(lang, "case.not_visible", code=esc(context.args[0][:32])))
+        return
+    await reply(update, render_detail(runtime(context), lang, detail))

@@ -1,0 +1,96 @@
+"""Queries for working a case: pending private inputs, whistles, extension requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, update
+from sqlmodel import Session, col, select
+
+from storage.models import Case, CaseCard, CaseState, ExtensionRequest, PendingInput, Whistle
+
+
+def pending_of(session: Session, user_id: int) -> PendingInput | None:
+    return session.exec(select(PendingInput).where(PendingInput.user_id == user_id)).first()
+
+
+def start_pending(session: Session, *, user_id: int, action: str, case_id: int, data: dict[str, Any], now: datetime) -> PendingInput:
+    session.execute(delete(PendingInput).where(col(PendingInput.user_id) == user_id))
+    row = PendingInput(user_id=user_id, action=action, case_id=case_id, data=data, created_at=now, updated_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def save_pending(session: Session, row: PendingInput, *, data: dict[str, Any], now: datetime) -> None:
+    row.data = data
+    row.updated_at = now
+    session.add(row)
+
+
+def drop_pending(session: Session, user_id: int) -> None:
+    session.execute(delete(PendingInput).where(col(PendingInput.user_id) == user_id))
+
+
+def next_whistle_round(session: Session, case_id: int) -> int:
+    last = session.exec(select(func.max(Whistle.round)).where(Whistle.case_id == case_id)).one()
+    return int(last or 0) + 1
+
+
+def add_whistle(session: Session, whistle: Whistle) -> Whistle:
+    session.add(whistle)
+    session.flush()
+    return whistle
+
+
+def whistles_of(session: Session, case_id: int) -> list[Whistle]:
+    return list(session.exec(select(Whistle).where(Whistle.case_id == case_id).order_by(col(Whistle.id))))
+
+
+def get_whistle(session: Session, whistle_id: int) -> Whistle | None:
+    return session.get(Whistle, whistle_id)
+
+
+def report_in(session: Session, *, whistle_id: int, user_id: int, now: datetime) -> bool:
+    """Compare-and-set: the first member of the department to press reports it in."""
+    result = session.execute(
+        update(Whistle)
+        .where(col(Whistle.id) == whistle_id, col(Whistle.reported_in_at).is_(None))
+        .values(reported_in_at=now, reported_in_by=user_id)
+    )
+    return result.rowcount == 1
+
+
+def add_extension(session: Session, request: ExtensionRequest) -> ExtensionRequest:
+    session.add(request)
+    session.flush()
+    return request
+
+
+def get_extension(session: Session, request_id: int) -> ExtensionRequest | None:
+    return session.get(ExtensionRequest, request_id)
+
+
+def decide_extension(session: Session, *, request_id: int, decision: str, user_id: int, now: datetime) -> bool:
+    result = session.execute(
+        update(ExtensionRequest)
+        .where(col(ExtensionRequest.id) == request_id, col(ExtensionRequest.decision).is_(None))
+        .values(decision=decision, decided_by=user_id, decided_at=now)
+    )
+    return result.rowcount == 1
+
+
+def unverified_since(session: Session, before: datetime, limit: int = 100) -> list[Case]:
+    stmt = (
+        select(Case)
+        .where(Case.state == CaseState.RESOLVED, col(Case.resolved_at) <= before, col(Case.verify_escalated_at).is_(None))
+        .order_by(col(Case.resolved_at))
+        .limit(limit)
+    )
+    return list(session.exec(stmt))
+
+
+def case_for_card(session: Session, *, chat_id: int, message_id: int) -> int | None:
+    card = session.exec(select(CaseCard).where(CaseCard.chat_id == chat_id, CaseCard.message_id == message_id)).first()
+    return card.case_id if card else None
