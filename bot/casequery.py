@@ -22,6 +22,19 @@ TIMELINE_ACTIONS = (
     "case.supported",
     "case.rejected",
     "case.marked_duplicate",
+    "case.reassigned",
+    "case.note",
+    "case.returned",
+    "case.escalated",
+    "case.reported_in",
+    "case.department_reply",
+    "case.resolved",
+    "case.not_fixed",
+    "case.closed",
+    "case.extension_requested",
+    "case.extension_approved",
+    "case.extension_refused",
+    "case.verify_overdue",
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot import notify
 from bot.errors import AdminOnly, NotAGroup, UnknownUnit
 from bot.roles import Person
 from bot.runtime import Runtime
@@ -130,4 +131,6 @@ def bot_membership_changed(
                 data={"by": actor_telegram_id, "unit_id": chat.unit_id},
                 at=now,
             )
+            if not present:
+                notify.chat_lost(s, chat=chat, now=now)
         return chat

@@ -10,7 +10,7 @@ from bot.errors import DomainError
 from bot.roles import Person
 from bot.runtime import Runtime
 from storage import audit, cases, orgs, outbox, people
-from storage.models import Case, CaseState
+from storage.models import Case, CaseState, Role
 
 
 class CaseNotFound(DomainError):
@@ -101,3 +101,53 @@ def release(rt: Runtime, *, person: Person, case_id: int) -> ClaimResult:
         )
         _refresh_cards(s, case, now)
         return ClaimResult(case_id, case.code, person.name)
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: int
+    name: str
+
+
+def team_members(rt: Runtime, *, person: Person, code: str) -> tuple[int, str, list[Member]]:
+    """For a dispatcher choosing a new owner: the case and the staff of its team."""
+    with rt.db.read() as s:
+        case = cases.get_case_by_code(s, code)
+        if case is None:
+            raise CaseNotFound()
+        workflow.check("reassign", state=case.state, actors=actors(s, person, case), code=case.code)
+        unit = orgs.unit(s, case.unit_id) if case.unit_id else None
+        members = people.members_with_role(s, role=Role.STAFF, scope_code=unit.code) if unit else []
+        return case.id, case.code, [Member(m.id, m.display_name) for m in members]  # type: ignore[misc]
+
+
+def reassign(rt: Runtime, *, person: Person, case_id: int, user_id: int) -> ClaimResult:
+    """A dispatcher gives the case to a named member of its team."""
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        case = cases.get_case(s, case_id)
+        if case is None:
+            raise CaseNotFound()
+        move = workflow.check("reassign", state=case.state, actors=actors(s, person, case), code=case.code)
+        unit = orgs.unit(s, case.unit_id) if case.unit_id else None
+        member = people.get_user(s, user_id)
+        members = {m.id for m in people.members_with_role(s, role=Role.STAFF, scope_code=unit.code)} if unit else set()
+        if member is None or member.id not in members:
+            raise NotOnTeam(code=case.code)
+        from_state, previous = case.state, case.owner_user_id
+        won = cases.change_state(
+            s, case_id=case_id, from_state=from_state, version=case.version,
+            values={"state": move.target, "owner_user_id": member.id, "claimed_at": now, "updated_at": now},
+        )
+        if not won:
+            raise workflow.MoveNotAllowed(code=case.code)
+        s.refresh(case)
+        audit.record(
+            s, action="case.reassigned", subject_type="case", subject_id=case_id, case_id=case_id,
+            actor_user_id=person.user_id, from_state=from_state, to_state=move.target,
+            data={"from_user_id": previous, "to_user_id": member.id}, at=now,
+        )
+        _refresh_cards(s, case, now)
+        if member.can_message:
+            notify.text_to_user(s, telegram_id=member.telegram_id, key="claim.assigned_to_you", now=now, case_id=case_id, code=case.code)
+        return ClaimResult(case_id, case.code, member.display_name)

@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from storage import audit, chats, orgs, outbox
-from storage.models import Case
+from storage import audit, chats, orgs, outbox, worklists
+from storage.cases import OPEN_STATES
+from storage.models import Case, Chat
 
 COMMAND, TEAM, DEPARTMENT, REPORTER = "command", "team", "department", "reporter"
 VERIFY = "verify"  # the command room's verification card
@@ -51,3 +52,28 @@ def text_to_user(
         payload={"key": key, "params": params},
         now=now,
     )
+
+
+def chat_lost(session: Session, *, chat: Chat, now: datetime) -> None:
+    """A unit's group stopped taking our messages (bot removed, group deleted): tell the
+    command room at once, with how many open cases that unit holds."""
+    unit = orgs.unit(session, chat.unit_id) if chat.unit_id else None
+    if unit is None:
+        return
+    open_cases = worklists.open_count_for_unit(session, unit.id, OPEN_STATES)  # type: ignore[arg-type]
+    if unit.street_id is not None:
+        rooms = [orgs.command_room_of(session, unit.street_id)]
+    else:  # a district department: every street's command room should know
+        rooms = [orgs.command_room_of(session, st.id) for st in orgs.active_streets(session)]  # type: ignore[arg-type]
+    audit.record(
+        session, action="chat.lost", subject_type="chat", subject_id=chat.id,
+        data={"unit": unit.code, "open_cases": open_cases}, at=now,
+    )
+    for room in rooms:
+        room_chat = chats.chat_for_unit(session, room.id) if room else None  # type: ignore[arg-type]
+        if room_chat is None or room_chat.telegram_id == chat.telegram_id:
+            continue
+        text_to_user(
+            session, telegram_id=room_chat.telegram_id, key="chat.lost", now=now,
+            unit_zh=unit.name_zh, unit_en=unit.name_en, title=chat.title, open=open_cases,
+        )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from bot import notify
 from bot.i18n import pick_language
 from bot.runtime import Runtime
 from storage import cases, chats, people
@@ -75,9 +76,10 @@ def undeliverable(rt: Runtime, job: Job, *, error: str, chat_gone: bool) -> None
         rows.mark_failed(s, row_id=job.id, error=error)
         if chat_gone:
             chat = chats.get_chat(s, job.chat_id)
-            if chat is not None:
+            if chat is not None and chat.status == "active":
                 chat.status = "blocked" if job.chat_id > 0 else "left"
                 chats.save(s, chat)
+                notify.chat_lost(s, chat=chat, now=rt.clock.now())
             if job.chat_id > 0:
                 people.set_can_message(s, telegram_id=job.chat_id, can_message=False)
 

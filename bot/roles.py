@@ -65,7 +65,7 @@ ROLE_COMMANDS: dict[str, tuple[str, ...]] = {
     "resident": (),
     Role.WORKER: ("case",),
     Role.STAFF: ("tasks", "case"),
-    Role.DISPATCHER: ("tasks", "case", "duplicate", "reject"),
+    Role.DISPATCHER: ("tasks", "case", "assign", "duplicate", "reject"),
     Role.DEPARTMENT: ("tasks", "case"),
     Role.SUPERVISOR: ("case",),
     ADMIN: ("invite", "bind", "case"),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
 
 from bot import claim as claim_service
-from bot.callbacks import Callback
+from bot.callbacks import Callback, cb
 from bot.i18n import t
-from handlers.common import Ctx, chat_language, off_loop, person_of, runtime
+from handlers.common import Ctx, chat_language, esc, off_loop, person_of, reply, runtime
 from handlers.outbox_sender import flush
 
 
@@ -30,4 +31,34 @@ async def on_release(update: Update, context: Ctx, callback: Callback) -> None:
     result = await off_loop(claim_service.release, runtime(context), person=person, case_id=callback.int_arg(0))
     lang = await chat_language(update, context, person)
     await query.answer(t(lang, "claim.released", code=result.code))
+    await flush(context.application)
+
+
+async def assign_command(update: Update, context: Ctx) -> None:
+    """/assign CODE (dispatchers): choose who of the case's team should own it."""
+    person = await person_of(update, context)
+    if person is None:
+        return
+    lang = await chat_language(update, context, person)
+    if len(context.args or []) != 1:
+        await reply(update, t(lang, "claim.assign_usage"))
+        return
+    case_id, code, members = await off_loop(claim_service.team_members, runtime(context), person=person, code=context.args[0])  # type: ignore[index]
+    if not members:
+        await reply(update, t(lang, "claim.no_members", code=esc(code)))
+        return
+    rows = [[InlineKeyboardButton(m.name, callback_data=cb("as", case_id, m.user_id))] for m in members[:30]]
+    await reply(update, t(lang, "claim.assign_choose", code=esc(code)), markup=InlineKeyboardMarkup(rows))
+
+
+async def on_assign(update: Update, context: Ctx, callback: Callback) -> None:
+    query = update.callback_query
+    assert query is not None
+    person = await person_of(update, context)
+    assert person is not None
+    result = await off_loop(claim_service.reassign, runtime(context), person=person, case_id=callback.int_arg(0), user_id=callback.int_arg(1))
+    lang = await chat_language(update, context, person)
+    text = t(lang, "claim.assigned", code=esc(result.code), owner=esc(result.owner_name))
+    await query.answer()
+    await query.edit_message_text(text, parse_mode=ParseMode.HTML)
     await flush(context.application)

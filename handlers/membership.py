@@ -12,6 +12,7 @@ from bot import chats as chat_service
 from bot import people
 from bot.i18n import t
 from handlers.common import Ctx, off_loop, runtime
+from handlers.outbox_sender import flush
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +50,4 @@ async def bot_membership(update: Update, context: Ctx) -> None:
             log.info("added to %s but may not post there", chat.id)
     elif not present:
         log.warning("removed from group %s (%s)", chat.id, chat.title)
+        await flush(context.application)  # the command room hears of it at once

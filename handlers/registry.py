@@ -31,12 +31,14 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("my", my.my_command))
     app.add_handler(CommandHandler("tasks", tasks.tasks_command))
     app.add_handler(CommandHandler("case", tasks.case_command))
+    app.add_handler(CommandHandler("assign", claim.assign_command))
     app.add_handler(CommandHandler("duplicate", dispatch.duplicate_command))
     app.add_handler(CommandHandler("reject", dispatch.reject_command))
 
     buttons.route("lang", lang.lang_pressed)
     buttons.route("tk", tasks.on_page)
     buttons.route("cl", claim.on_claim)
+    buttons.route("as", claim.on_assign)
     for action in ("wk", "vn"):
         buttons.route(action, casework.on_work_button)
     for action in ("ad", "ac", "at", "ah"):

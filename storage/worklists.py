@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from storage.models import AuditEvent, Case
@@ -35,3 +36,8 @@ def open_in_streets(session: Session, street_ids: Sequence[int], states: Sequenc
 def timeline(session: Session, case_id: int) -> list[AuditEvent]:
     stmt = select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(col(AuditEvent.at), col(AuditEvent.id))
     return list(session.exec(stmt))
+
+
+def open_count_for_unit(session: Session, unit_id: int, states: Sequence[str]) -> int:
+    stmt = select(func.count()).select_from(Case).where(Case.unit_id == unit_id, col(Case.state).in_(states))
+    return int(session.exec(stmt).one())

@@ -668,7 +668,10 @@ async def test_two_albums_interleaved(worker: FakeUser, db: Database, settings: 
             turns.append(await album_item(worker, a[i], "album-a", "井盖缺失" if i == 0 else None))
         turns.append(await album_item(worker, b[i], "album-b"))
     replies = [m for turn in turns for m in turn.replies]
-    assert len(replies) == 2  # one acknowledgement per album
+    assert len(replies) == 2  # one acknowledgement per album…
+    edits = [call for turn in turns for call in turn.edits]
+    assert len(edits) == 3 + 4  # … edited as each later item of its album arrives
+    assert {call.params["message_id"] for call in edits} == {m["message_id"] for m in replies}
     for turn in turns:
         assert turn.errors == []
     draft = draft_of(db, worker)
