@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from bot.callbacks import cb
 from bot.geo import amap_link, map_link
 from bot.i18n import t
+from bot.textlimits import utf16_len, utf16_prefix
 from bot.runtime import Runtime
 from storage import cases, casework, orgs, people
 from storage.models import CaseState
@@ -197,8 +198,9 @@ def render_card(view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo:
     header = "\n".join(lines)
     has_photo = photo and bool(view.photo_paths)
     limit = CAPTION_LIMIT if has_photo else TEXT_LIMIT
-    room = limit - len(_visible(header)) - 4
-    description = view.description if len(view.description) <= room else view.description[: max(room - 1, 0)] + "…"
+    # Telegram counts the visible text (tags gone, entities decoded) in UTF-16 units.
+    room = limit - utf16_len(_visible(header)) - 4
+    description = view.description if utf16_len(view.description) <= room else utf16_prefix(view.description, room - 1) + "…"
     text = header + ("\n\n" + _e(description) if description else "")
     return Card(text=text, photo_path=view.photo_paths[0] if has_photo else None, buttons=buttons_for(view, lang, purpose, viewer_unit_id))
 

@@ -11,7 +11,7 @@ from bot.errors import DomainError
 from bot.geo import bounding_box, haversine_m
 from bot.routing import route
 from bot.runtime import Runtime
-from storage import audit, cases, orgs, outbox
+from storage import audit, cases, drafts, orgs, outbox
 from storage.models import Case, CaseMedia, CaseState, SupportingReport
 
 MAX_DESCRIPTION = 8000  # the draft accepts this much; the case must keep all of it
@@ -108,12 +108,15 @@ def case_code(abbr: str, local_day: str, seq: int) -> str:
     return f"{abbr}-{local_day}-{seq:04d}"
 
 
-def submit_report(rt: Runtime, report: ReportIn) -> Submitted:
+def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) -> Submitted:
     """Register the case, route it, dispatch it if the street auto-dispatches, and queue the
-    cards: all in one transaction, so a case never exists without its notifications."""
+    cards: all in one transaction, so a case never exists without its notifications (and,
+    with `finish_draft`, never beside the draft it came from, which could be sent twice)."""
     now = rt.clock.now()
     local_day = now.astimezone(rt.settings.tz).strftime("%y%m%d")
     with rt.db.session() as s:
+        if finish_draft:
+            drafts.remove(s, report.reporter_user_id)
         grid = orgs.grid(s, report.grid_id)
         if grid is None or not grid.active:
             raise PlaceUnknown()
@@ -253,10 +256,12 @@ def _joinable(rt: Runtime, case: Case, report: ReportIn, *, now: datetime) -> bo
     return haversine_m(report.latitude, report.longitude, case.latitude, case.longitude) <= rt.settings.duplicate_radius_m
 
 
-def join_case(rt: Runtime, *, case_id: int, report: ReportIn) -> Submitted:
+def join_case(rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool = False) -> Submitted:
     """Add the report to an open case as a supporting report; its photos and reporter are kept."""
     now = rt.clock.now()
     with rt.db.session() as s:
+        if finish_draft:
+            drafts.remove(s, report.reporter_user_id)
         case = cases.get_case(s, case_id)
         if case is None or case.state in CaseState.FINAL:
             raise CaseNotOpen(code=case.code if case else "?")

@@ -12,7 +12,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.ext import ContextTypes
 
 from bot import chats as chat_service
-from bot import people
+from bot import people, textlimits
 from bot.i18n import t
 from bot.roles import Person
 from bot.runtime import Runtime
@@ -74,8 +74,11 @@ def esc(value: object) -> str:
 
 
 def clip(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> str:
-    """Telegram refuses messages over 4096 characters; cut long user text with an ellipsis."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Telegram refuses messages over 4096 UTF-16 units; cut long text with an ellipsis.
+
+    (Cutting may split an HTML tag in a card that is all user text; callers keep tags
+    at the start, so only the tail, plain text, is ever cut.)"""
+    return textlimits.clip(text, limit)
 
 
 async def reply(

@@ -28,6 +28,7 @@ from bot.callbacks import BadCallback, Callback, cb
 from bot.casecards import _e as escape_html
 from bot.drafts import CATEGORY, CONFIRM, DESCRIPTION, LOCATION, PHOTOS, Draft
 from bot.i18n import t
+from bot.textlimits import utf16_len, utf16_prefix
 from bot.photos import PhotoError, check_size, process_photo
 from bot.roles import Person
 from bot.runtime import Runtime
@@ -236,21 +237,12 @@ async def _summary(update: Update, context: Ctx, person: Person, draft: Draft, *
     head = "\n".join(lines)
     # The description goes last and is clipped so the whole card fits Telegram's 4096,
     # which Telegram counts in UTF-16 code units (an emoji is two).
-    room = 4000 - _utf16_len(head)
+    room = 4000 - utf16_len(head)
     description = draft.description or t(lang, "report.voice_only")
-    if _utf16_len(description) > room:
-        description = _utf16_prefix(description, max(room, 0)) + "…"
+    if utf16_len(description) > room:
+        description = utf16_prefix(description, max(room, 0)) + "…"
     text = head + "\n" + t(lang, "report.summary_description", description=esc(description))
     return await _send(update, text, InlineKeyboardMarkup(rows))
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _utf16_prefix(text: str, units: int) -> str:
-    """The longest start of ``text`` within ``units`` UTF-16 code units (never half an emoji)."""
-    return text.encode("utf-16-le")[: units * 2].decode("utf-16-le", errors="ignore")
 
 
 # --- inputs -----------------------------------------------------------------------
@@ -592,10 +584,9 @@ async def on_report_button(update: Update, context: Ctx, callback: Callback) -> 
             await off_loop(intake.check_rate, rt, user_id=person.user_id, resident=person.is_resident)
             report = draft.to_report()
             if action == "rs":
-                done = await off_loop(intake.submit_report, rt, report)
+                done = await off_loop(intake.submit_report, rt, report, finish_draft=True)
             else:
-                done = await off_loop(intake.join_case, rt, case_id=callback.int_arg(1), report=report)
-            await off_loop(drafts.discard, rt, person.user_id)
+                done = await off_loop(intake.join_case, rt, case_id=callback.int_arg(1), report=report, finish_draft=True)
             await query.answer()
             await _finish(update, context, person, done)
             await flush(context.application)
