@@ -66,6 +66,8 @@ class CaseView:
     whistles: tuple[WhistleView, ...] = ()
     after_photo_paths: tuple[str, ...] = ()
     has_owner: bool = False
+    due_at: datetime | None = None
+    rung: int = 0
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,8 @@ def case_view(rt: Runtime, case_id: int) -> CaseView | None:
             whistles=whistles,
             after_photo_paths=tuple(p.jpeg_path for p in after if p.jpeg_path),
             has_owner=case.owner_user_id is not None,
+            due_at=case.due_at,
+            rung=case.rung,
         )
 
 
@@ -172,6 +176,10 @@ def render_card(view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo:
     ]
     if view.address:
         lines.append("🏷 " + _e(view.address))
+    if view.due_at is not None and view.state not in CaseState.FINAL:
+        lines.append(t(lang, "card.due", due=view.due_at.astimezone(tz).strftime("%m-%d %H:%M")))
+    if view.rung and view.state not in CaseState.FINAL:
+        lines.append(t(lang, "card.supervised", rung=view.rung))
     if view.unit is not None:
         lines.append(t(lang, "card.team", team=_e(view.unit.get(lang))))
         if view.owner_name:

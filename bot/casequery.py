@@ -35,6 +35,8 @@ TIMELINE_ACTIONS = (
     "case.extension_approved",
     "case.extension_refused",
     "case.verify_overdue",
+    "case.due_set",
+    "case.supervised",
 )
 
 

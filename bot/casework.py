@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot import notify, workflow
+from bot import deadlines, notify, workflow
 from bot.caseaccess import actors
 from bot.errors import DomainError
 from bot.intake import PhotoIn
@@ -221,7 +221,7 @@ def finish(rt: Runtime, *, person: Person, pending_id: int) -> Done:
         elif action == RETURN:
             if not text:
                 raise ReasonRequired()
-            done = _return(s, person, case, text, now)
+            done = _return(rt, s, person, case, text, now)
         elif action == EXTEND:
             if not text:
                 raise ReasonRequired()
@@ -233,18 +233,18 @@ def finish(rt: Runtime, *, person: Person, pending_id: int) -> Done:
                 raise DepartmentRequired()
             if not text:
                 raise ReasonRequired()
-            done = _escalate(s, person, case, text, list(data["departments"]), now)
+            done = _escalate(rt, s, person, case, text, list(data["departments"]), now)
         elif action == RESOLVE:
             category = orgs.category(s, case.category_id) if case.category_id else None
             if category is not None and category.after_photo_required and not photos:
                 raise PhotoRequired()
             if not text and not photos:
                 raise ReasonRequired()
-            done = _resolve(s, person, case, text, photos, now)
+            done = _resolve(rt, s, person, case, text, photos, now)
         elif action == NOT_FIXED:
             if not text:
                 raise ReasonRequired()
-            done = _not_fixed(s, person, case, text, photos, now)
+            done = _not_fixed(rt, s, person, case, text, photos, now)
         else:  # pragma: no cover - INPUT_ACTIONS guards this
             raise NothingPending()
         casework.drop_pending(s, person.user_id)
@@ -268,13 +268,18 @@ def _refresh(s: Session, case: Case, now: datetime) -> None:
         outbox.enqueue(s, chat_id=card.chat_id, kind="case_card", case_id=case.id, purpose=card.purpose, now=now)
 
 
-def _move(s: Session, case: Case, action: str, person: Person, now: datetime, values: dict[str, Any], note: str | None, event: str, data: dict[str, Any] | None = None) -> str:
+def _move(rt: Runtime, s: Session, case: Case, action: str, person: Person, now: datetime, values: dict[str, Any], note: str | None, event: str, data: dict[str, Any] | None = None) -> str:
     target = workflow.move(action).target
     from_state = case.state  # read first: the ORM update below syncs the loaded row
+    paused_since = case.resolved_at if from_state == CaseState.RESOLVED else None
     won = cases.change_state(s, case_id=case.id, from_state=case.state, version=case.version, values={"state": target, "updated_at": now, **values})  # type: ignore[arg-type]
     if not won:
         raise workflow.MoveNotAllowed(code=case.code)
     s.refresh(case)
+    if target == CaseState.REOPENED:
+        deadlines.resumed_after_verification(rt, s, case, paused_since, now)
+    else:
+        deadlines.replan(rt, s, case, now)
     audit.record(
         s, action=event, subject_type="case", subject_id=case.id, case_id=case.id, actor_user_id=person.user_id,
         from_state=from_state, to_state=target, note=note, data=data or {}, at=now,
@@ -303,9 +308,9 @@ def _note(s: Session, person: Person, case: Case, text: str, photos: list[PhotoI
     return Done(NOTE, case.id, case.code, case.state)  # type: ignore[arg-type]
 
 
-def _return(s: Session, person: Person, case: Case, reason: str, now: datetime) -> Done:
+def _return(rt: Runtime, s: Session, person: Person, case: Case, reason: str, now: datetime) -> Done:
     unit_id = case.unit_id
-    state = _move(s, case, "return", person, now, {"owner_user_id": None, "claimed_at": None, "decision_note": reason}, reason, "case.returned", {"unit_id": unit_id})
+    state = _move(rt, s, case, "return", person, now, {"owner_user_id": None, "claimed_at": None, "decision_note": reason}, reason, "case.returned", {"unit_id": unit_id})
     _refresh(s, case, now)
     if not _has_command_card(s, case):
         notify.card_to_command_room(s, case=case, now=now)
@@ -337,8 +342,8 @@ def _extend(s: Session, rt: Runtime, person: Person, case: Case, reason: str, ho
     return Done(EXTEND, case.id, case.code, case.state, {"request": request.id})  # type: ignore[arg-type]
 
 
-def _escalate(s: Session, person: Person, case: Case, request: str, unit_ids: list[int], now: datetime) -> Done:
-    state = _move(s, case, "escalate", person, now, {}, request, "case.escalated", {"departments": unit_ids})
+def _escalate(rt: Runtime, s: Session, person: Person, case: Case, request: str, unit_ids: list[int], now: datetime) -> Done:
+    state = _move(rt, s, case, "escalate", person, now, {}, request, "case.escalated", {"departments": unit_ids})
     round_no = casework.next_whistle_round(s, case.id)  # type: ignore[arg-type]
     for unit_id in unit_ids:
         casework.add_whistle(s, Whistle(case_id=case.id, unit_id=unit_id, round=round_no, request=request, requested_by=person.user_id, created_at=now))  # type: ignore[arg-type]
@@ -347,9 +352,9 @@ def _escalate(s: Session, person: Person, case: Case, request: str, unit_ids: li
     return Done(ESCALATE, case.id, case.code, state, {"departments": unit_ids})  # type: ignore[arg-type]
 
 
-def _resolve(s: Session, person: Person, case: Case, note: str, photos: list[PhotoIn], now: datetime) -> Done:
+def _resolve(rt: Runtime, s: Session, person: Person, case: Case, note: str, photos: list[PhotoIn], now: datetime) -> Done:
     _media(s, case, photos, "after", person, now)
-    state = _move(s, case, "resolve", person, now, {"resolved_at": now, "verify_escalated_at": None}, note or None, "case.resolved", {"photos": len(photos)})
+    state = _move(rt, s, case, "resolve", person, now, {"resolved_at": now, "verify_escalated_at": None}, note or None, "case.resolved", {"photos": len(photos)})
     _refresh(s, case, now)
     _ask_to_verify(s, case, now)
     return Done(RESOLVE, case.id, case.code, state)  # type: ignore[arg-type]
@@ -368,9 +373,9 @@ def _ask_to_verify(s: Session, case: Case, now: datetime) -> None:
         notify.text_to_user(s, telegram_id=reporter.telegram_id, key="work.reporter_resolved", now=now, case_id=case.id, code=case.code)
 
 
-def _not_fixed(s: Session, person: Person, case: Case, reason: str, photos: list[PhotoIn], now: datetime) -> Done:
+def _not_fixed(rt: Runtime, s: Session, person: Person, case: Case, reason: str, photos: list[PhotoIn], now: datetime) -> Done:
     _media(s, case, photos, "reverify", person, now)
-    state = _move(s, case, "not_fixed", person, now, {"resolved_at": None}, reason, "case.not_fixed", {"photos": len(photos)})
+    state = _move(rt, s, case, "not_fixed", person, now, {"resolved_at": None}, reason, "case.not_fixed", {"photos": len(photos)})
     _refresh(s, case, now)
     _tell_owner(s, case, person, "work.owner_not_fixed", now, reason=reason)
     unit_chat = _unit_chat(s, case)
@@ -393,7 +398,7 @@ def confirm(rt: Runtime, *, person: Person, case_id: int) -> Done:
     with rt.db.session() as s:
         case = _case(s, case_id)
         workflow.check("confirm", state=case.state, actors=actors(s, person, case), code=case.code)
-        state = _move(s, case, "confirm", person, now, {"closed_at": now}, None, "case.closed")
+        state = _move(rt, s, case, "confirm", person, now, {"closed_at": now}, None, "case.closed")
         _refresh(s, case, now)
         _tell_reporter(s, case, person, "work.reporter_closed", now)
         _tell_owner(s, case, person, "work.owner_closed", now)
@@ -455,9 +460,8 @@ def decide_extension(rt: Runtime, *, person: Person, request_id: int, approve: b
         if not casework.decide_extension(s, request_id=request_id, decision=decision, user_id=person.user_id, now=now):
             raise AlreadyDecided(code=case.code)
         if approve:
-            case.due_at = request.new_due_at
             case.version += 1
-            s.add(case)
+            deadlines.extended(rt, s, case, request.new_due_at, now)
         audit.record(
             s, action=f"case.extension_{decision}", subject_type="case", subject_id=case.id, case_id=case.id,
             actor_user_id=person.user_id, data={"request": request_id, "due_at": request.new_due_at.isoformat()}, at=now,

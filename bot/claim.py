@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot import notify, workflow
+from bot import deadlines, notify, workflow
 from bot.caseaccess import actors
 from bot.errors import DomainError
 from bot.roles import Person
@@ -69,6 +69,7 @@ def claim(rt: Runtime, *, person: Person, case_id: int) -> ClaimResult:
             assert fresh is not None
             raise AlreadyClaimed(code=fresh.code, owner=_owner_name(s, fresh))
         s.refresh(case)
+        deadlines.replan(rt, s, case, now)
         audit.record(
             s, action="case.claimed", subject_type="case", subject_id=case_id, case_id=case_id,
             actor_user_id=person.user_id, from_state=from_state, to_state=move.target, at=now,
@@ -95,6 +96,7 @@ def release(rt: Runtime, *, person: Person, case_id: int) -> ClaimResult:
         if not won:
             raise workflow.MoveNotAllowed(code=case.code)
         s.refresh(case)
+        deadlines.became_unclaimed(rt, s, case, now)
         audit.record(
             s, action="case.released", subject_type="case", subject_id=case_id, case_id=case_id,
             actor_user_id=person.user_id, from_state=CaseState.CLAIMED, to_state=move.target, at=now,
@@ -142,6 +144,7 @@ def reassign(rt: Runtime, *, person: Person, case_id: int, user_id: int) -> Clai
         if not won:
             raise workflow.MoveNotAllowed(code=case.code)
         s.refresh(case)
+        deadlines.replan(rt, s, case, now)
         audit.record(
             s, action="case.reassigned", subject_type="case", subject_id=case_id, case_id=case_id,
             actor_user_id=person.user_id, from_state=from_state, to_state=move.target,

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot import notify, workflow
+from bot import deadlines, notify, workflow
 from bot.casecards import Names
 from bot.errors import DomainError, NotAllowed
 from bot.i18n import N_, t
@@ -198,6 +198,7 @@ def dispatch_case(rt: Runtime, person: Person, *, case_id: int, unit_id: int) ->
             data={"unit_id": unit.id, "unit_code": unit.code, "auto": False},
             at=now,
         )
+        deadlines.start_clock(rt, s, case, now)  # the time limit runs from dispatch
         notified = notify.card_to_unit(s, case=case, unit_id=unit.id, purpose=notify.TEAM, now=now)
         _refresh_other_cards(s, case, now, also_unit=unit)
         reporter = _reporter_to_tell(s, case, person)
@@ -231,6 +232,7 @@ def mark_duplicate(rt: Runtime, person: Person, *, case_id: int, original_id: in
         if original.state in CaseState.FINAL:
             raise OriginalNotOpen(code=original.code)
         from_state = _move(s, case, move, now, {"duplicate_of_id": original.id})
+        deadlines.replan(rt, s, case, now)
         support = cases.add_support(
             s,
             SupportingReport(
@@ -298,6 +300,7 @@ def reject_case(rt: Runtime, person: Person, *, case_id: int, reason: str | None
         # The note on the card is read by the command room: write it in their language.
         note = t(_command_room_language(rt, s, case), REASONS[reason]) if reason else text
         from_state = _move(s, case, move, now, {"decision_note": note})
+        deadlines.replan(rt, s, case, now)
         audit.record(
             s,
             action=ACTION_REJECTED,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot import notify
+from bot import deadlines, notify
 from bot.errors import DomainError
 from bot.geo import bounding_box, haversine_m
 from bot.routing import route
@@ -178,6 +178,7 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
                 data={"unit_id": team.id, "auto": True},
                 at=now,
             )
+            deadlines.start_clock(rt, s, case, now)  # the time limit runs from dispatch
             notify.card_to_unit(s, case=case, unit_id=team.id, purpose=notify.TEAM, now=now)
         # The command room sees every case: to decide, or (auto-dispatch) for information.
         notify.card_to_command_room(s, case=case, now=now)

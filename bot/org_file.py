@@ -16,6 +16,7 @@ duplicates, references, boundaries, overlaps) run on the same plain data.
 from __future__ import annotations
 
 import difflib
+from datetime import date
 import math
 import re
 import types
@@ -235,11 +236,56 @@ class CommunitySpec(_Model):
     grids: list[GridSpec]
 
 
+_SPAN_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
+_CLOCK_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+def _check_span(value: str) -> str:
+    if not _SPAN_RE.fullmatch(value.strip()):
+        raise ValueError(f'"{value}" is not a time span: write it like 08:30-12:00')
+    return value.strip()
+
+
+def _check_clock(value: str) -> str:
+    if not _CLOCK_RE.fullmatch(value.strip()):
+        raise ValueError(f'"{value}" is not a time of day: write it like 08:30')
+    return value.strip()
+
+
+def _check_day(value: str) -> str:
+    try:
+        date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f'"{value}" is not a date: write it like 2026-10-09') from None
+    return value.strip()
+
+
+Span = Annotated[str, AfterValidator(_check_span)]
+Clock = Annotated[str, AfterValidator(_check_clock)]
+Day = Annotated[str, AfterValidator(_check_day)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+
+class TimeSettings(_Model):
+    """Deadline settings (时限): at the district level, and per street where it differs."""
+
+    working_hours: list[Span] | None = None  # default 08:30-12:00, 14:00-18:00
+    quiet_hours: Span | None = None  # default 22:00-07:30; "00:00-00:00" for none
+    claim_minutes: Annotated[int, Field(gt=0, le=24 * 60)] | None = None  # default 30 (working time)
+    reminders: list[Fraction] | None = None  # fractions of the allowed time; default [0.5, 0.8]
+    digest_time: Clock | None = None  # default 08:30, working days only
+    follow_up_days: Annotated[float, Field(gt=0, le=60)] | None = None  # 回访 limit, default 3 working days
+
+    def values(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
 class StreetSpec(_Model):
     code: StreetCode
     abbr: StreetAbbr
     name: Names
     auto_dispatch: StrictBool = False
+    settings: TimeSettings = Field(default_factory=TimeSettings)
     # The platform teams this street has; None in the file means all platforms, and
     # OrgSpec fills the list in, so after parsing it is always a list.
     platforms: list[str] | None = None
@@ -280,6 +326,9 @@ class DistrictSpec(_Model):
     code: DistrictCode
     name: Names
     timezone: str = "Asia/Shanghai"
+    settings: TimeSettings = Field(default_factory=TimeSettings)
+    extra_days_off: list[Day] = Field(default_factory=list)  # beyond China's public holidays
+    extra_workdays: list[Day] = Field(default_factory=list)  # e.g. a local make-up day
 
     @field_validator("timezone")
     @classmethod

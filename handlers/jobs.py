@@ -13,7 +13,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot import casework, drafts
+from bot import casework, deadlines, digests, drafts
 from bot.i18n import t
 from bot.outbox import chat_language
 from handlers.common import off_loop
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 OUTBOX_EVERY_S = 5
 DRAFTS_EVERY_S = 60
 VERIFY_EVERY_S = 300
+SWEEP_EVERY_S = 30
+DIGEST_EVERY_S = 60
 
 
 async def drain_outbox(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -48,10 +50,26 @@ async def unverified_cases(context: ContextTypes.DEFAULT_TYPE) -> None:
         await flush(context.application)
 
 
+async def deadline_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
+    rt = context.application.bot_data["rt"]
+    result = await off_loop(deadlines.sweep, rt)
+    if result.reminders:
+        log.info("deadline sweep: %s reminders on %s cases %s", result.reminders, result.cases, result.kinds)
+    await flush(context.application)
+
+
+async def morning_digests(context: ContextTypes.DEFAULT_TYPE) -> None:
+    result = await off_loop(digests.send_due_digests, context.application.bot_data["rt"])
+    if result.messages:
+        await flush(context.application)
+
+
 def schedule(app: Application) -> None:
     if app.job_queue is None:  # installed without the job-queue extra
         log.warning("no JobQueue: queued messages are sent only after updates")
         return
     app.job_queue.run_repeating(drain_outbox, interval=OUTBOX_EVERY_S, first=1, name="outbox")
     app.job_queue.run_repeating(expire_drafts, interval=DRAFTS_EVERY_S, first=DRAFTS_EVERY_S, name="drafts")
+    app.job_queue.run_repeating(deadline_sweep, interval=SWEEP_EVERY_S, first=2, name="deadlines")
+    app.job_queue.run_repeating(morning_digests, interval=DIGEST_EVERY_S, first=10, name="digests")
     app.job_queue.run_repeating(unverified_cases, interval=VERIFY_EVERY_S, first=VERIFY_EVERY_S, name="verify")

@@ -16,7 +16,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, ContextTypes
 
-from bot import outbox
+from bot import digests, outbox
 from bot.callbacks import cb
 from bot.chats import chat_info
 from bot.casecards import Card, case_view, render_card
@@ -96,6 +96,10 @@ async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int 
     lang = await off_loop(outbox.chat_language, rt, job.chat_id)
     if job.kind == "user_text":
         text = clip(t(lang, job.payload["key"], **localized_params(job.payload.get("params", {}), lang)))
+        message = await app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+        return message.message_id, False
+    if job.kind == "digest":
+        text = clip(digests.render(job.payload, lang))
         message = await app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
         return message.message_id, False
     if job.kind == "verify_request":

@@ -299,6 +299,13 @@ class Case(SQLModel, table=True):
     resolved_at: datetime | None = ts_field(nullable=True)
     closed_at: datetime | None = ts_field(nullable=True)
     due_at: datetime | None = ts_field(nullable=True, index=True)
+    # Deadlines (issue: reminders and supervision). The clock starts at dispatch; time a
+    # case waits on verification is added back when it reopens.
+    deadline_started_at: datetime | None = ts_field(nullable=True)
+    claim_started_at: datetime | None = ts_field(nullable=True)  # when it last became unclaimed
+    next_reminder_at: datetime | None = ts_field(nullable=True, index=True)  # what the sweep looks at
+    reminders_done: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rung: int = 0  # supervision ladder: 1 overdue (督办), 2 street supervisors, 3 district
     verify_escalated_at: datetime | None = ts_field(nullable=True)  # unverified too long: put to the command room
 
 
@@ -434,3 +441,90 @@ class ExtensionRequest(SQLModel, table=True):
     decision: str | None = Field(default=None, max_length=16)  # approved, refused
     decided_by: int | None = Field(default=None, foreign_key="user.id")
     decided_at: datetime | None = ts_field(nullable=True)
+
+
+class DigestLog(SQLModel, table=True):
+    """One morning digest per street and day: inserting the row is how a sender claims it."""
+
+    __table_args__ = (UniqueConstraint("street_id", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    street_id: int = Field(foreign_key="street.id")
+    day: str = Field(max_length=10)  # local date, ISO
+    created_at: datetime = ts_field(default_now=True)
+
+
+# --- satisfaction (好差评) and follow-up (回访) -------------------------------------------
+
+
+class RatingLink(SQLModel, table=True):
+    """A link (and QR code) a worker hands a resident so they can rate a case.
+
+    The token is the deep-link payload after ``rate-``; the first resident to open it
+    is attached to the case, and nobody else can use it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(unique=True, max_length=48)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    created_by: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = ts_field(default_now=True)
+    expires_at: datetime = ts_field()
+    used_at: datetime | None = ts_field(nullable=True)
+    used_by_user_id: int | None = Field(default=None, foreign_key="user.id")
+
+
+class RatingRequest(SQLModel, table=True):
+    """A resident attached to a case, to be asked for a rating when it closes."""
+
+    __table_args__ = (UniqueConstraint("case_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    origin: str = Field(max_length=16)  # reporter, link
+    link_id: int | None = Field(default=None, foreign_key="ratinglink.id")
+    created_at: datetime = ts_field(default_now=True)
+    first_asked_at: datetime | None = ts_field(nullable=True, index=True)
+    asked_at: datetime | None = ts_field(nullable=True)  # the latest time we asked
+    asks: int = 0  # how many times we asked (once per close)
+    remind_at: datetime | None = ts_field(nullable=True, index=True)  # the one reminder, when due
+    reminded_at: datetime | None = ts_field(nullable=True)
+    rated_at: datetime | None = ts_field(nullable=True)
+
+
+class Rating(SQLModel, table=True):
+    """One resident's rating of one case (一事一评). Level 5 is very satisfied, 1 very dissatisfied."""
+
+    __table_args__ = (UniqueConstraint("case_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    request_id: int | None = Field(default=None, foreign_key="ratingrequest.id")
+    level: int
+    comment: str | None = None
+    comment_truncated: bool = False
+    comment_voice_file_id: str | None = None
+    comment_voice_seconds: int | None = None
+    comment_until: datetime | None = ts_field(nullable=True)  # the resident may still add a comment
+    prompt_message_id: int | None = None  # the message that asked for the comment
+    created_at: datetime = ts_field(default_now=True, index=True)
+
+
+class FollowUp(SQLModel, table=True):
+    """A bad rating's follow-up visit (回访), owed by the street's command room."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    rating_id: int = Field(foreign_key="rating.id", unique=True)
+    street_id: int | None = Field(default=None, foreign_key="street.id", index=True)
+    created_at: datetime = ts_field(default_now=True, index=True)
+    due_at: datetime = ts_field(index=True)
+    next_reminder_at: datetime | None = ts_field(nullable=True, index=True)  # for the deadline sweep
+    contacted_at: datetime | None = ts_field(nullable=True)
+    contacted_by: int | None = Field(default=None, foreign_key="user.id")
+    outcome: str | None = Field(default=None, max_length=16)  # resolved, unreachable, reopened
+    done_at: datetime | None = ts_field(nullable=True)
+    done_by: int | None = Field(default=None, foreign_key="user.id")
+    card_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    card_message_id: int | None = None

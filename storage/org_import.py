@@ -190,6 +190,11 @@ class _Importer:
                 "name_zh": spec.district.name.zh,
                 "name_en": spec.district.name.en,
                 "timezone": spec.district.timezone,
+                "settings": {
+                    **spec.district.settings.values(),
+                    "extra_days_off": list(spec.district.extra_days_off),
+                    "extra_workdays": list(spec.district.extra_workdays),
+                },
             },
         )
         self.district_id = district.id
@@ -216,6 +221,7 @@ class _Importer:
                         "name_zh": s.name.zh,
                         "name_en": s.name.en,
                         "auto_dispatch": s.auto_dispatch,
+                        "settings": s.settings.values(),
                     },
                 )
                 for s in spec.streets

@@ -119,8 +119,8 @@ async def test_the_whole_loop(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db
         whistle = s.exec(select(Whistle)).one()
     assert fresh.state == "closed" and fresh.closed_at is not None
     assert [a for a, _, _ in trail] == [
-        "case.reported", "case.dispatched", "case.claimed", "case.note", "case.escalated", "case.reported_in",
-        "case.department_reply", "case.resolved", "case.not_fixed", "case.resolved", "case.closed",
+        "case.reported", "case.dispatched", "case.due_set", "case.claimed", "case.note", "case.escalated", "case.reported_in",
+        "case.department_reply", "case.resolved", "case.due_set", "case.not_fixed", "case.resolved", "case.closed",
     ]
     assert ("case.not_fixed", "resolved", "reopened") in trail and ("case.closed", "resolved", "closed") in trail
     assert stages == ["report", "progress", "after", "after"]

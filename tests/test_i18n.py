@@ -20,7 +20,7 @@ from storage.models import CaseSource, CaseState, Role, UnitKind
 
 ROOT = Path(__file__).resolve().parent.parent
 # call name -> position of the message id among its arguments
-CALLS = {"t": 1, "say": 2, "N_": 0, "_tell_owner": 3, "_tell_reporter": 3}
+CALLS = {"t": 1, "say": 2, "N_": 0, "_tell_owner": 3, "_tell_reporter": 3, "_to_unit": 2}
 
 
 def used_keys() -> set[str]:
@@ -38,6 +38,11 @@ def used_keys() -> set[str]:
                     for kw in node.keywords:
                         if kw.arg == "key":
                             keys |= _literals(kw.value)
+                elif isinstance(node, ast.Dict):
+                    # queued messages: payload={"key": "...", "params": {...}}
+                    for k, v in zip(node.keys, node.values):
+                        if isinstance(k, ast.Constant) and k.value == "key" and v is not None:
+                            keys |= _literals(v)
                 elif isinstance(node, ast.ClassDef):
                     for stmt in node.body:
                         if (

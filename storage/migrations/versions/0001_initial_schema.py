@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 06:11:23.953521
+Create Date: 2026-11-22 06:32:04.990228
 """
 
 from collections.abc import Sequence
@@ -163,6 +163,15 @@ def upgrade() -> None:
     with op.batch_alter_table('community', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_community_street_id'), ['street_id'], unique=False)
 
+    op.create_table('digestlog',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('street_id', sa.Integer(), nullable=False),
+    sa.Column('day', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['street_id'], ['street.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('street_id', 'day')
+    )
     op.create_table('membership',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -264,6 +273,11 @@ def upgrade() -> None:
     sa.Column('resolved_at', storage.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_at', storage.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('due_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('deadline_started_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claim_started_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_reminder_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reminders_done', sa.JSON(), nullable=False),
+    sa.Column('rung', sa.Integer(), nullable=False),
     sa.Column('verify_escalated_at', storage.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['category_id'], ['category.id'], ),
     sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
@@ -284,6 +298,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_cases_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_due_at'), ['due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_grid_id'), ['grid_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_cases_next_reminder_at'), ['next_reminder_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_owner_user_id'), ['owner_user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_reporter_user_id'), ['reporter_user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_unit_id'), ['unit_id'], unique=False)
@@ -453,6 +468,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cases_unit_id'))
         batch_op.drop_index(batch_op.f('ix_cases_reporter_user_id'))
         batch_op.drop_index(batch_op.f('ix_cases_owner_user_id'))
+        batch_op.drop_index(batch_op.f('ix_cases_next_reminder_at'))
         batch_op.drop_index(batch_op.f('ix_cases_grid_id'))
         batch_op.drop_index(batch_op.f('ix_cases_due_at'))
         batch_op.drop_index(batch_op.f('ix_cases_created_at'))
@@ -480,6 +496,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_membership_scope_code'))
 
     op.drop_table('membership')
+    op.drop_table('digestlog')
     with op.batch_alter_table('community', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_community_street_id'))
 

@@ -1,0 +1,316 @@
+"""Deadlines that people feel: due times, reminders, the supervision ladder (督办), digests.
+
+Nothing here schedules a job per case. Each case carries its due time and the time of its
+next reminder (indexed); `sweep` picks what is due, claims each case with a
+compare-and-set on its version, records which reminders went out, and queues outbox rows:
+so a restart neither loses nor repeats a reminder, and two sweepers never double one.
+
+A case's reminders, in order (all computed, never stored as jobs):
+  unclaimed    claim1 at the claim deadline, claim2 at twice it          → the team group
+  owned        owner_50, owner_80 at shares of the allowed time, owner_due → the owner
+  any open     rung1 at the due time (督办: owner, team, command room),
+               rung2 at 2× the allowed time (the street's supervisors),
+               rung3 at 3× (the district's supervisors)
+Non-urgent messages are held through quiet hours (their outbox rows wait for the morning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.runtime import Runtime
+from bot.workcalendar import QuietHours, WorkCalendar
+from storage import cases as case_rows
+from storage import chats, deadlines, orgs, outbox, people
+from storage import audit as audit_log
+from storage.models import Case, CaseState, Role
+
+DEFAULTS: dict[str, Any] = {
+    "working_hours": ["08:30-12:00", "14:00-18:00"],
+    "quiet_hours": "22:00-07:30",
+    "claim_minutes": 30,
+    "reminders": [0.5, 0.8],
+    "digest_time": "08:30",
+    "follow_up_days": 3,
+}
+CLAIM_KINDS = ("claim1", "claim2")
+RUNGS = ("rung1", "rung2", "rung3")
+UNCLAIMED = (CaseState.DISPATCHED, CaseState.REOPENED)
+WORKING = (CaseState.CLAIMED, CaseState.ESCALATED, CaseState.REOPENED)
+# The ladder climbs while the case is someone's to finish; it waits while the reporter
+# verifies (resolved), and stops when the case ends.
+LADDER = (CaseState.DISPATCHED, CaseState.CLAIMED, CaseState.ESCALATED, CaseState.REOPENED, CaseState.RETURNED)
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True)
+class StreetClock:
+    calendar: WorkCalendar
+    quiet: QuietHours
+    claim_minutes: int
+    reminders: tuple[float, ...]
+    digest_time: time
+    follow_up_days: float
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    at: datetime
+
+
+@dataclass
+class SweepResult:
+    cases: int = 0
+    reminders: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+
+def _parse_clock(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def _quiet(span: str) -> QuietHours:
+    start, end = span.split("-")
+    return QuietHours(_parse_clock(start), _parse_clock(end))
+
+
+def street_clock(rt: Runtime, s: Session, street_id: int | None) -> StreetClock:
+    """The effective deadline settings of a street: defaults ← district ← street."""
+    cache: dict[int | None, StreetClock] = rt.cache.setdefault("street_clocks", {})
+    if street_id in cache:
+        return cache[street_id]
+    district = orgs.district(s)
+    street = orgs.street(s, street_id) if street_id else None
+    merged = {**DEFAULTS, **((district.settings or {}) if district else {}), **((street.settings or {}) if street else {})}
+    calendar = WorkCalendar.from_settings(
+        district.timezone if district else rt.settings.timezone,
+        merged["working_hours"],
+        merged.get("extra_days_off", []),
+        merged.get("extra_workdays", []),
+    )
+    clock = StreetClock(
+        calendar=calendar,
+        quiet=_quiet(merged["quiet_hours"]),
+        claim_minutes=int(merged["claim_minutes"]),
+        reminders=tuple(sorted(float(f) for f in merged["reminders"])),
+        digest_time=_parse_clock(merged["digest_time"]),
+        follow_up_days=float(merged["follow_up_days"]),
+    )
+    cache[street_id] = clock
+    return clock
+
+
+def _after(clock: StreetClock, start: datetime, seconds: float, urgent: bool) -> datetime:
+    return start + timedelta(seconds=seconds) if urgent else clock.calendar.add_working_time(start, seconds)
+
+
+def _allowed(clock: StreetClock, case: Case) -> float:
+    assert case.deadline_started_at is not None and case.due_at is not None
+    if case.urgent:
+        return (case.due_at - case.deadline_started_at).total_seconds()
+    return clock.calendar.working_seconds_between(case.deadline_started_at, case.due_at)
+
+
+def plan(clock: StreetClock, case: Case) -> list[Event]:
+    """Every reminder this case should get in its present state, in time order."""
+    events: list[Event] = []
+    if case.state in UNCLAIMED and case.owner_user_id is None and case.claim_started_at is not None:
+        minutes = clock.claim_minutes * 60
+        events.append(Event("claim1", _after(clock, case.claim_started_at, minutes, case.urgent)))
+        events.append(Event("claim2", _after(clock, case.claim_started_at, 2 * minutes, case.urgent)))
+    if case.due_at is not None and case.deadline_started_at is not None:
+        allowed = _allowed(clock, case)
+        start = case.deadline_started_at
+        if case.state in WORKING and case.owner_user_id is not None:
+            for share in clock.reminders:
+                events.append(Event(f"owner_{round(share * 100)}", _after(clock, start, share * allowed, case.urgent)))
+            events.append(Event("owner_due", case.due_at))
+        if case.state in LADDER:
+            events.append(Event("rung1", case.due_at))
+            events.append(Event("rung2", _after(clock, start, 2 * allowed, case.urgent)))
+            events.append(Event("rung3", _after(clock, start, 3 * allowed, case.urgent)))
+    return sorted(events, key=lambda e: e.at)
+
+
+def next_at(clock: StreetClock, case: Case) -> datetime | None:
+    done = set(case.reminders_done or [])
+    pending = [e.at for e in plan(clock, case) if e.kind not in done]
+    return min(pending) if pending else None
+
+
+# --- hooks the services call when a case moves ----------------------------------------
+
+
+def start_clock(rt: Runtime, s: Session, case: Case, now: datetime) -> None:
+    """At dispatch: the due time from the category's limit on the street's calendar."""
+    clock = street_clock(rt, s, case.street_id)
+    category = orgs.category(s, case.category_id) if case.category_id else None
+    if category is not None:
+        due = clock.calendar.due_time(now, category.limit_value, category.limit_unit, category.urgent)
+        if due != case.due_at:
+            audit_log.record(
+                s, action="case.due_set", subject_type="case", subject_id=case.id, case_id=case.id,
+                data={"due_at": due.isoformat(), "previous": case.due_at.isoformat() if case.due_at else None}, at=now,
+            )
+        case.due_at = due
+    case.deadline_started_at = now
+    case.claim_started_at = now
+    case.reminders_done = []
+    case.rung = 0
+    case.next_reminder_at = next_at(clock, case)
+    s.add(case)
+
+
+def replan(rt: Runtime, s: Session, case: Case, now: datetime) -> None:
+    """After any move: the next reminder for the case as it now stands (None when closed)."""
+    clock = street_clock(rt, s, case.street_id)
+    case.next_reminder_at = next_at(clock, case)
+    s.add(case)
+
+
+def became_unclaimed(rt: Runtime, s: Session, case: Case, now: datetime) -> None:
+    """Released or reopened without an owner: the claim clock starts again."""
+    case.claim_started_at = now
+    case.reminders_done = [k for k in (case.reminders_done or []) if k not in CLAIM_KINDS]
+    replan(rt, s, case, now)
+
+
+def resumed_after_verification(rt: Runtime, s: Session, case: Case, paused_since: datetime | None, now: datetime) -> None:
+    """Not fixed: the time spent waiting on the reporter is given back to the team."""
+    if paused_since is not None and case.due_at is not None and case.deadline_started_at is not None:
+        clock = street_clock(rt, s, case.street_id)
+        if case.urgent:
+            paused = (now - paused_since).total_seconds()
+        else:
+            paused = clock.calendar.working_seconds_between(paused_since, now)
+        old = case.due_at
+        case.due_at = _after(clock, case.due_at, paused, case.urgent)
+        case.deadline_started_at = _after(clock, case.deadline_started_at, paused, case.urgent)
+        audit_log.record(
+            s, action="case.due_set", subject_type="case", subject_id=case.id, case_id=case.id,
+            note="verification pause", data={"due_at": case.due_at.isoformat(), "previous": old.isoformat()}, at=now,
+        )
+    replan(rt, s, case, now)
+
+
+def extended(rt: Runtime, s: Session, case: Case, new_due: datetime, now: datetime) -> None:
+    """An approved extension moves the due time and starts the ladder again."""
+    old = case.due_at
+    case.due_at = new_due
+    case.rung = 0
+    case.reminders_done = [k for k in (case.reminders_done or []) if k in CLAIM_KINDS]
+    audit_log.record(
+        s, action="case.due_set", subject_type="case", subject_id=case.id, case_id=case.id, note="extension",
+        data={"due_at": new_due.isoformat(), "previous": old.isoformat() if old else None}, at=now,
+    )
+    replan(rt, s, case, now)
+
+
+# --- the sweep ----------------------------------------------------------------------------
+
+
+def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
+    """Send every reminder that is due, once. Safe to run from several processes."""
+    now = rt.clock.now()
+    result = SweepResult()
+    with rt.db.session() as s:
+        for case in deadlines.due_for_reminders(s, now=now, limit=limit):
+            clock = street_clock(rt, s, case.street_id)
+            done = list(case.reminders_done or [])
+            due_events = [e for e in plan(clock, case) if e.kind not in done and e.at <= now]
+            # Only the newest claim nudge and owner reminder matter after downtime; every
+            # rung of the ladder happens, in order, once.
+            for event in _worth_sending(due_events):
+                _fire(rt, s, clock, case, event, now)
+                result.reminders += 1
+                result.kinds[event.kind] = result.kinds.get(event.kind, 0) + 1
+            done += [e.kind for e in due_events]
+            rung = max([case.rung] + [RUNGS.index(e.kind) + 1 for e in due_events if e.kind in RUNGS])
+            pending = [e.at for e in plan(clock, case) if e.kind not in done]
+            won = deadlines.save_plan(
+                s, case_id=case.id, version=case.version,  # type: ignore[arg-type]
+                values={"reminders_done": done, "rung": rung, "next_reminder_at": min(pending) if pending else None},
+            )
+            if not won:  # someone moved the case meanwhile; their move re-planned it
+                continue
+            result.cases += 1
+            if rung != case.rung:
+                for card in _cards(s, case):
+                    outbox.enqueue(s, chat_id=card[0], kind="case_card", case_id=case.id, purpose=card[1], now=now)
+    return result
+
+
+def _worth_sending(events: list[Event]) -> list[Event]:
+    keep: list[Event] = []
+    for group in (CLAIM_KINDS, ("owner_",)):
+        matching = [e for e in events if e.kind.startswith(group) or e.kind in group]
+        if matching:
+            keep.append(matching[-1])
+    keep += [e for e in events if e.kind in RUNGS]
+    return sorted(keep, key=lambda e: e.at)
+
+
+def _cards(s: Session, case: Case) -> list[tuple[int, str]]:
+    return [(c.chat_id, c.purpose) for c in case_rows.cards_of(s, case.id)]  # type: ignore[arg-type]
+
+
+def _send_at(clock: StreetClock, case: Case, now: datetime) -> datetime:
+    """Urgent matters ignore quiet hours; the rest wait for the morning."""
+    return now if case.urgent else clock.quiet.defer(now, clock.calendar.tz)
+
+
+def _fire(rt: Runtime, s: Session, clock: StreetClock, case: Case, event: Event, now: datetime) -> None:
+    at = _send_at(clock, case, now)
+    due = case.due_at.astimezone(clock.calendar.tz).strftime("%m-%d %H:%M") if case.due_at else "—"
+    params = {"code": case.code, "due": due}
+    if event.kind in CLAIM_KINDS:
+        _to_unit(s, case.unit_id, "deadline.claim_nudge", at, case, minutes=clock.claim_minutes * (1 if event.kind == "claim1" else 2), **params)
+        return
+    if event.kind.startswith("owner_"):
+        owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
+        if owner is not None and owner.can_message:
+            last = event.kind == "owner_due"
+            share = 100 if last else int(event.kind.split("_")[1])
+            outbox.enqueue(s, chat_id=owner.telegram_id, kind="user_text", case_id=case.id, now=at,
+                           payload={"key": "deadline.owner_due" if last else "deadline.owner_share", "params": {**params, "share": share}})
+        return
+    rung = RUNGS.index(event.kind) + 1
+    audit_log.record(
+        s, action="case.supervised", subject_type="case", subject_id=case.id, case_id=case.id,
+        data={"rung": rung, "due_at": case.due_at.isoformat() if case.due_at else None}, at=now,
+    )
+    if rung == 1:
+        owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
+        if owner is not None and owner.can_message:
+            outbox.enqueue(s, chat_id=owner.telegram_id, kind="user_text", case_id=case.id, now=at,
+                           payload={"key": "deadline.overdue_owner", "params": params})
+        _to_unit(s, case.unit_id, "deadline.overdue_team", at, case, **params)
+        # The command room hears of it at once, quiet hours or not: it answers for the numbers.
+        room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+        _to_unit(s, room.id if room else None, "deadline.overdue_command", now, case, **params)
+        return
+    street = orgs.street(s, case.street_id) if case.street_id else None
+    if rung == 2 and street is not None:
+        scope = street.code
+    else:
+        district = orgs.district(s)
+        scope = district.code if district else ""
+    for user in deadlines.users_with_role(s, role=Role.SUPERVISOR, scope_code=scope):
+        if user.can_message:
+            outbox.enqueue(s, chat_id=user.telegram_id, kind="user_text", case_id=case.id, now=at,
+                           payload={"key": "deadline.ladder", "params": {**params, "rung": rung}})
+    room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+    _to_unit(s, room.id if room else None, "deadline.ladder", at, case, rung=rung, **params)
+
+
+def _to_unit(s: Session, unit_id: int | None, key: str, at: datetime, case: Case, **params: Any) -> None:
+    chat = chats.chat_for_unit(s, unit_id) if unit_id is not None else None
+    if chat is not None:
+        outbox.enqueue(s, chat_id=chat.telegram_id, kind="user_text", case_id=case.id, now=at, payload={"key": key, "params": params})
+

@@ -1,0 +1,264 @@
+"""Ratings (好差评), rating links, the residents to ask, and bad ratings' follow-ups (回访).
+
+Every claim is a compare-and-set (an UPDATE that says whether it won), so a double press,
+two processes sweeping reminders, or two dispatchers pressing at once change a row once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from storage.models import Case, FollowUp, Rating, RatingLink, RatingRequest
+
+
+# --- links ------------------------------------------------------------------------------
+
+
+def add_link(session: Session, link: RatingLink) -> RatingLink:
+    session.add(link)
+    session.flush()
+    return link
+
+
+def link_by_token(session: Session, token: str) -> RatingLink | None:
+    return session.exec(select(RatingLink).where(RatingLink.token == token)).first()
+
+
+def use_link(session: Session, *, link_id: int, user_id: int, now: datetime) -> bool:
+    """The first resident to open a link takes it. True if this one did."""
+    result = session.execute(
+        update(RatingLink)
+        .where(col(RatingLink.id) == link_id, col(RatingLink.used_at).is_(None))
+        .values(used_at=now, used_by_user_id=user_id)
+    )
+    return result.rowcount == 1
+
+
+# --- residents to ask -------------------------------------------------------------------
+
+
+def request_for(session: Session, *, case_id: int, user_id: int) -> RatingRequest | None:
+    return session.exec(select(RatingRequest).where(RatingRequest.case_id == case_id, RatingRequest.user_id == user_id)).first()
+
+
+def get_request(session: Session, request_id: int) -> RatingRequest | None:
+    return session.get(RatingRequest, request_id)
+
+
+def attach(session: Session, *, case_id: int, user_id: int, origin: str, now: datetime, link_id: int | None = None) -> tuple[RatingRequest, bool]:
+    """The resident's request for this case, made if missing. (row, created)."""
+    existing = request_for(session, case_id=case_id, user_id=user_id)
+    if existing is not None:
+        return existing, False
+    row = RatingRequest(case_id=case_id, user_id=user_id, origin=origin, link_id=link_id, created_at=now)
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def unrated_requests(session: Session, case_id: int) -> list[RatingRequest]:
+    stmt = (
+        select(RatingRequest)
+        .where(RatingRequest.case_id == case_id, col(RatingRequest.rated_at).is_(None))
+        .order_by(col(RatingRequest.id))
+    )
+    return list(session.exec(stmt))
+
+
+def mark_asked(session: Session, row: RatingRequest, *, now: datetime, remind_at: datetime) -> None:
+    row.first_asked_at = row.first_asked_at or now
+    row.asked_at = now
+    row.asks += 1
+    row.remind_at = remind_at
+    session.add(row)
+
+
+def clear_reminders(session: Session, case_id: int) -> None:
+    session.execute(
+        update(RatingRequest)
+        .where(col(RatingRequest.case_id) == case_id, col(RatingRequest.remind_at).is_not(None))
+        .values(remind_at=None)
+    )
+
+
+def due_reminders(session: Session, *, now: datetime, limit: int) -> list[RatingRequest]:
+    """Requests whose reminder is due (the remind_at index), locked where the database can."""
+    stmt = (
+        select(RatingRequest)
+        .where(col(RatingRequest.remind_at) <= now, col(RatingRequest.rated_at).is_(None))
+        .order_by(col(RatingRequest.remind_at), col(RatingRequest.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.exec(stmt))
+
+
+def claim_reminder(session: Session, *, request_id: int, now: datetime) -> bool:
+    """Take the one reminder of a request, if it is still due and nobody took it first."""
+    result = session.execute(
+        update(RatingRequest)
+        .where(
+            col(RatingRequest.id) == request_id,
+            col(RatingRequest.remind_at).is_not(None),
+            col(RatingRequest.remind_at) <= now,
+            col(RatingRequest.rated_at).is_(None),
+        )
+        .values(remind_at=None, reminded_at=now)
+    )
+    return result.rowcount == 1
+
+
+def claim_rating(session: Session, *, request_id: int, now: datetime) -> bool:
+    """One rating per resident per case: the first press wins."""
+    result = session.execute(
+        update(RatingRequest)
+        .where(col(RatingRequest.id) == request_id, col(RatingRequest.rated_at).is_(None))
+        .values(rated_at=now, remind_at=None)
+    )
+    return result.rowcount == 1
+
+
+# --- ratings ----------------------------------------------------------------------------
+
+
+def add_rating(session: Session, rating: Rating) -> Rating:
+    session.add(rating)
+    session.flush()
+    return rating
+
+
+def get_rating(session: Session, rating_id: int) -> Rating | None:
+    return session.get(Rating, rating_id)
+
+
+def rating_of(session: Session, *, case_id: int, user_id: int) -> Rating | None:
+    return session.exec(select(Rating).where(Rating.case_id == case_id, Rating.user_id == user_id)).first()
+
+
+def ratings_of_case(session: Session, case_id: int) -> list[Rating]:
+    return list(session.exec(select(Rating).where(Rating.case_id == case_id).order_by(col(Rating.id))))
+
+
+def open_comment(session: Session, *, user_id: int, now: datetime) -> Rating | None:
+    """The rating this resident may still add a comment to, if any (the latest)."""
+    stmt = (
+        select(Rating)
+        .where(Rating.user_id == user_id, col(Rating.comment_until).is_not(None), col(Rating.comment_until) > now)
+        .order_by(col(Rating.id).desc())
+        .limit(1)
+    )
+    return session.exec(stmt).first()
+
+
+def close_comment(session: Session, *, rating_id: int, now: datetime, values: dict[str, Any] | None = None) -> bool:
+    """Close the comment window (saving the comment in `values`), if it is still open."""
+    result = session.execute(
+        update(Rating)
+        .where(col(Rating.id) == rating_id, col(Rating.comment_until).is_not(None), col(Rating.comment_until) > now)
+        .values(comment_until=None, **(values or {}))
+    )
+    return result.rowcount == 1
+
+
+def close_comments_of(session: Session, *, user_id: int) -> int:
+    result = session.execute(
+        update(Rating).where(col(Rating.user_id) == user_id, col(Rating.comment_until).is_not(None)).values(comment_until=None)
+    )
+    return int(result.rowcount or 0)
+
+
+# --- follow-ups -------------------------------------------------------------------------
+
+
+def add_followup(session: Session, row: FollowUp) -> FollowUp:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_followup(session: Session, followup_id: int) -> FollowUp | None:
+    return session.get(FollowUp, followup_id)
+
+
+def followup_of_rating(session: Session, rating_id: int) -> FollowUp | None:
+    return session.exec(select(FollowUp).where(FollowUp.rating_id == rating_id)).first()
+
+
+def followups_of_case(session: Session, case_id: int) -> list[FollowUp]:
+    return list(session.exec(select(FollowUp).where(FollowUp.case_id == case_id).order_by(col(FollowUp.id))))
+
+
+def mark_contacted(session: Session, *, followup_id: int, user_id: int, now: datetime) -> bool:
+    result = session.execute(
+        update(FollowUp)
+        .where(col(FollowUp.id) == followup_id, col(FollowUp.contacted_at).is_(None), col(FollowUp.outcome).is_(None))
+        .values(contacted_at=now, contacted_by=user_id)
+    )
+    return result.rowcount == 1
+
+
+def finish_followup(session: Session, *, followup_id: int, outcome: str, user_id: int, now: datetime) -> bool:
+    result = session.execute(
+        update(FollowUp)
+        .where(col(FollowUp.id) == followup_id, col(FollowUp.outcome).is_(None))
+        .values(outcome=outcome, done_at=now, done_by=user_id, next_reminder_at=None)
+    )
+    return result.rowcount == 1
+
+
+def save_card(session: Session, *, followup_id: int, chat_id: int, message_id: int) -> None:
+    session.execute(
+        update(FollowUp).where(col(FollowUp.id) == followup_id).values(card_chat_id=chat_id, card_message_id=message_id)
+    )
+
+
+# --- numbers ----------------------------------------------------------------------------
+
+
+def _scoped(stmt, case_column, street_ids: Sequence[int] | None, unit_ids: Sequence[int] | None):  # type: ignore[no-untyped-def]
+    if street_ids is None and unit_ids is None:
+        return stmt
+    stmt = stmt.join(Case, col(Case.id) == case_column)
+    if street_ids is not None:
+        stmt = stmt.where(col(Case.street_id).in_(street_ids))
+    if unit_ids is not None:
+        stmt = stmt.where(col(Case.unit_id).in_(unit_ids))
+    return stmt
+
+
+def count_asked(session: Session, *, since: datetime, until: datetime, street_ids: Sequence[int] | None = None, unit_ids: Sequence[int] | None = None) -> tuple[int, int]:
+    """(requests first sent in the period, how many of those have been rated)."""
+    base = select(func.count()).select_from(RatingRequest).where(
+        col(RatingRequest.first_asked_at) >= since, col(RatingRequest.first_asked_at) < until
+    )
+    sent = session.exec(_scoped(base, RatingRequest.case_id, street_ids, unit_ids)).one()
+    rated = session.exec(_scoped(base.where(col(RatingRequest.rated_at).is_not(None)), RatingRequest.case_id, street_ids, unit_ids)).one()
+    return int(sent), int(rated)
+
+
+def levels_between(session: Session, *, since: datetime, until: datetime, street_ids: Sequence[int] | None = None, unit_ids: Sequence[int] | None = None) -> dict[int, int]:
+    """Ratings received in the period, by level."""
+    stmt = (
+        select(Rating.level, func.count())
+        .select_from(Rating)
+        .where(col(Rating.created_at) >= since, col(Rating.created_at) < until)
+    )
+    stmt = _scoped(stmt, Rating.case_id, street_ids, unit_ids).group_by(col(Rating.level))
+    return {int(level): int(n) for level, n in session.exec(stmt)}
+
+
+def followup_outcomes(session: Session, *, since: datetime, until: datetime, now: datetime, street_ids: Sequence[int] | None = None, unit_ids: Sequence[int] | None = None) -> dict[str, int]:
+    """Follow-ups opened in the period, by outcome ("open" and "overdue" for those not done)."""
+    stmt = select(FollowUp.outcome, FollowUp.due_at).select_from(FollowUp).where(
+        col(FollowUp.created_at) >= since, col(FollowUp.created_at) < until
+    )
+    out: dict[str, int] = {}
+    for outcome, due_at in session.exec(_scoped(stmt, FollowUp.case_id, street_ids, unit_ids)):
+        key = outcome or ("overdue" if due_at is not None and due_at <= now else "open")
+        out[key] = out.get(key, 0) + 1
+    return out
