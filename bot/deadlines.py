@@ -224,14 +224,14 @@ def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
             clock = street_clock(rt, s, case.street_id)
             done = list(case.reminders_done or [])
             due_events = [e for e in plan(clock, case) if e.kind not in done and e.at <= now]
-            # Only the newest claim nudge and owner reminder matter after downtime; every
-            # rung of the ladder happens, in order, once.
-            for event in _worth_sending(due_events):
+            # After downtime every missed reminder goes out once, in order.
+            for event in due_events:
                 _fire(rt, s, clock, case, event, now)
                 result.reminders += 1
                 result.kinds[event.kind] = result.kinds.get(event.kind, 0) + 1
             done += [e.kind for e in due_events]
-            rung = max([case.rung] + [RUNGS.index(e.kind) + 1 for e in due_events if e.kind in RUNGS])
+            old_rung = case.rung  # read first: the compare-and-set below syncs the loaded row
+            rung = max([old_rung] + [RUNGS.index(e.kind) + 1 for e in due_events if e.kind in RUNGS])
             pending = [e.at for e in plan(clock, case) if e.kind not in done]
             won = deadlines.save_plan(
                 s, case_id=case.id, version=case.version,  # type: ignore[arg-type]
@@ -240,20 +240,10 @@ def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
             if not won:  # someone moved the case meanwhile; their move re-planned it
                 continue
             result.cases += 1
-            if rung != case.rung:
+            if rung != old_rung:
                 for card in _cards(s, case):
                     outbox.enqueue(s, chat_id=card[0], kind="case_card", case_id=case.id, purpose=card[1], now=now)
     return result
-
-
-def _worth_sending(events: list[Event]) -> list[Event]:
-    keep: list[Event] = []
-    for group in (CLAIM_KINDS, ("owner_",)):
-        matching = [e for e in events if e.kind.startswith(group) or e.kind in group]
-        if matching:
-            keep.append(matching[-1])
-    keep += [e for e in events if e.kind in RUNGS]
-    return sorted(keep, key=lambda e: e.at)
 
 
 def _cards(s: Session, case: Case) -> list[tuple[int, str]]:

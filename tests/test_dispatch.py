@@ -19,7 +19,7 @@ from bot.runtime import Runtime
 from handlers.outbox_sender import flush
 from storage import people as people_store
 from storage.db import Database
-from storage.models import AuditEvent, Case, CaseMedia, CaseState, Category, Grid, Outbox, SupportingReport, Unit
+from storage.models import AuditEvent, Case, CaseMedia, CaseState, Category, Grid, SupportingReport, Unit
 from tests.conftest import START
 from tests.fakebot import Call, FakeChat, FakeTelegram, FakeUser, buttons
 from tests.flows import bound_group, grid_centre, onboard

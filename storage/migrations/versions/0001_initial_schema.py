@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 06:32:04.990228
+Create Date: 2026-11-22 06:38:46.518209
 """
 
 from collections.abc import Sequence
@@ -371,6 +371,24 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('user_id')
     )
+    op.create_table('ratinglink',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token', sqlmodel.sql.sqltypes.AutoString(length=48), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('used_by_user_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['created_by'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['used_by_user_id'], ['user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token')
+    )
+    with op.batch_alter_table('ratinglink', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ratinglink_case_id'), ['case_id'], unique=False)
+
     op.create_table('supportingreport',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -432,11 +450,111 @@ def upgrade() -> None:
     with op.batch_alter_table('casemedia', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_casemedia_case_id'), ['case_id'], unique=False)
 
+    op.create_table('ratingrequest',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('origin', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('link_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('first_asked_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('asked_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('asks', sa.Integer(), nullable=False),
+    sa.Column('remind_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reminded_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('rated_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['link_id'], ['ratinglink.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('case_id', 'user_id')
+    )
+    with op.batch_alter_table('ratingrequest', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ratingrequest_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ratingrequest_first_asked_at'), ['first_asked_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ratingrequest_remind_at'), ['remind_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ratingrequest_user_id'), ['user_id'], unique=False)
+
+    op.create_table('rating',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('request_id', sa.Integer(), nullable=True),
+    sa.Column('level', sa.Integer(), nullable=False),
+    sa.Column('comment', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('comment_truncated', sa.Boolean(), nullable=False),
+    sa.Column('comment_voice_file_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('comment_voice_seconds', sa.Integer(), nullable=True),
+    sa.Column('comment_until', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('prompt_message_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['request_id'], ['ratingrequest.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('case_id', 'user_id')
+    )
+    with op.batch_alter_table('rating', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rating_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_rating_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_rating_user_id'), ['user_id'], unique=False)
+
+    op.create_table('followup',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('rating_id', sa.Integer(), nullable=False),
+    sa.Column('street_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_reminder_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('contacted_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('contacted_by', sa.Integer(), nullable=True),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('done_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('done_by', sa.Integer(), nullable=True),
+    sa.Column('card_chat_id', sa.BigInteger(), nullable=True),
+    sa.Column('card_message_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.ForeignKeyConstraint(['contacted_by'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['done_by'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['rating_id'], ['rating.id'], ),
+    sa.ForeignKeyConstraint(['street_id'], ['street.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('rating_id')
+    )
+    with op.batch_alter_table('followup', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_followup_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_followup_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_followup_due_at'), ['due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_followup_next_reminder_at'), ['next_reminder_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_followup_street_id'), ['street_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('followup', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_followup_street_id'))
+        batch_op.drop_index(batch_op.f('ix_followup_next_reminder_at'))
+        batch_op.drop_index(batch_op.f('ix_followup_due_at'))
+        batch_op.drop_index(batch_op.f('ix_followup_created_at'))
+        batch_op.drop_index(batch_op.f('ix_followup_case_id'))
+
+    op.drop_table('followup')
+    with op.batch_alter_table('rating', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rating_user_id'))
+        batch_op.drop_index(batch_op.f('ix_rating_created_at'))
+        batch_op.drop_index(batch_op.f('ix_rating_case_id'))
+
+    op.drop_table('rating')
+    with op.batch_alter_table('ratingrequest', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ratingrequest_user_id'))
+        batch_op.drop_index(batch_op.f('ix_ratingrequest_remind_at'))
+        batch_op.drop_index(batch_op.f('ix_ratingrequest_first_asked_at'))
+        batch_op.drop_index(batch_op.f('ix_ratingrequest_case_id'))
+
+    op.drop_table('ratingrequest')
     with op.batch_alter_table('casemedia', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_casemedia_case_id'))
 
@@ -450,6 +568,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_supportingreport_case_id'))
 
     op.drop_table('supportingreport')
+    with op.batch_alter_table('ratinglink', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ratinglink_case_id'))
+
+    op.drop_table('ratinglink')
     op.drop_table('pendinginput')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_pending')
