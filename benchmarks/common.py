@@ -70,6 +70,7 @@ async def start(db_url: str, media: Path, **settings: Any) -> Bench:
         GRIDDESK_MEDIA_DIR=str(media),
         GRIDDESK_ADMIN_IDS=str(ADMIN),
         GRIDDESK_WORKER_REPORTS_PER_HOUR=100_000,
+        GRIDDESK_RATE_LIMIT="false",
         _env_file=None,
         **settings,
     )

@@ -6,7 +6,7 @@ import logging
 
 from telegram import BotCommand
 from telegram.error import TelegramError
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.request import BaseRequest
 
 from bot.i18n import SUPPORTED_LANGUAGES, t
@@ -33,6 +33,11 @@ def build_application(rt: Runtime, *, request: BaseRequest | None = None, update
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
+    if settings.rate_limit:
+        # Telegram allows ~30 messages a second overall and ~20 a minute per group; PTB's
+        # limiter spaces our sends under those. A 429 that still happens is the outbox
+        # sender's to retry (max_retries=0 here), so no message is retried twice.
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))
     app = builder.build()
     app.bot_data["rt"] = rt
     register(app)

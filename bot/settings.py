@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     rating_link_days: float = Field(default=30, gt=0, validation_alias="GRIDDESK_RATING_LINK_DAYS")
     rating_reminder_hours: float = Field(default=24, gt=0, validation_alias="GRIDDESK_RATING_REMINDER_HOURS")
     followup_working_days: float = Field(default=3, gt=0, validation_alias="GRIDDESK_FOLLOWUP_WORKING_DAYS")
+    rate_limit: bool = Field(default=True, validation_alias="GRIDDESK_RATE_LIMIT")
     webhook_secret: str | None = Field(default=None, validation_alias="GRIDDESK_WEBHOOK_SECRET")
     webhook_listen: str = Field(default="0.0.0.0", validation_alias="GRIDDESK_WEBHOOK_LISTEN")
     webhook_port: int = Field(default=8443, ge=1, le=65535, validation_alias="GRIDDESK_WEBHOOK_PORT")
