@@ -300,7 +300,18 @@ def _fire(rt: Runtime, s: Session, clock: StreetClock, case: Case, event: Event,
 
 
 def _to_unit(s: Session, unit_id: int | None, key: str, at: datetime, case: Case, **params: Any) -> None:
-    chat = chats.chat_for_unit(s, unit_id) if unit_id is not None else None
-    if chat is not None:
-        outbox.enqueue(s, chat_id=chat.telegram_id, kind="user_text", case_id=case.id, now=at, payload={"key": key, "params": params})
+    chat_id = _unit_chat(s, unit_id)
+    if chat_id is not None:
+        outbox.enqueue(s, chat_id=chat_id, kind="user_text", case_id=case.id, now=at, payload={"key": key, "params": params})
+
+
+def _unit_chat(s: Session, unit_id: int | None) -> int | None:
+    """A unit's group, remembered for the rest of this sweep's transaction."""
+    if unit_id is None:
+        return None
+    memo: dict[int, int | None] = s.info.setdefault("unit_chats", {})
+    if unit_id not in memo:
+        chat = chats.chat_for_unit(s, unit_id)
+        memo[unit_id] = chat.telegram_id if chat else None
+    return memo[unit_id]
 

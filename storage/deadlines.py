@@ -31,7 +31,10 @@ def save_plan(session: Session, *, case_id: int, version: int, values: dict) -> 
     """Compare-and-set on the case's version: a case someone moved meanwhile is skipped
     (the move re-planned it anyway)."""
     result = session.execute(
-        update(Case).where(col(Case.id) == case_id, col(Case.version) == version).values(version=version + 1, **values)
+        update(Case).where(col(Case.id) == case_id, col(Case.version) == version).values(version=version + 1, **values),
+        # The sweep holds hundreds of cases in its session; matching each UPDATE against
+        # all of them would make a batch quadratic. The caller reads what it needs first.
+        execution_options={"synchronize_session": False},
     )
     return result.rowcount == 1
 
