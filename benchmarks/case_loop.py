@@ -20,7 +20,7 @@ from sqlmodel import func, select
 
 from benchmarks.common import Timed, run_echo, start, stop
 from storage.models import Case, CaseState
-from tests.fakebot import FakeUser, buttons
+from tests.fakebot import FakeUser
 from tests.flows import bound_group, grid_centre, onboard
 from tests.images import make_jpeg
 from tests.test_claim import join_directly

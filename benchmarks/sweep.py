@@ -13,7 +13,6 @@ after start-up and a sweep, on that database and on an empty one.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import random
 import statistics

@@ -122,7 +122,7 @@ async def on_private_input(update: Update, context: Ctx) -> None:
     lang = person.language
     if has_image(message):
         try:
-            photo = await receive_photo(context, message)
+            photo = (await receive_photo(context, message)).photo
         except PhotoError as exc:
             await message.reply_text(t(lang, exc.key, **exc.params), parse_mode=ParseMode.HTML)
             raise ApplicationHandlerStop from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from telegram import Message
 from telegram.error import BadRequest
 
@@ -12,11 +14,22 @@ from handlers.common import Ctx, off_loop, runtime
 IMAGE_MIME_PREFIX = "image/"
 
 
+@dataclass(frozen=True)
+class Received:
+    photo: PhotoIn
+    gps: tuple[float, float] | None  # read from EXIF before it was stripped
+
+
 def has_image(message: Message) -> bool:
     return bool(message.photo) or message.document is not None
 
 
-async def receive_photo(context: Ctx, message: Message) -> PhotoIn:
+def is_other_document(message: Message) -> bool:
+    """A file that is not an image (a PDF, a spreadsheet): refused before any download."""
+    return not message.photo and message.document is not None and not (message.document.mime_type or "").startswith(IMAGE_MIME_PREFIX)
+
+
+async def receive_photo(context: Ctx, message: Message) -> Received:
     """Download (at most 20 MB), verify and store; raises a PhotoError the caller words."""
     if message.photo:
         size = message.photo[-1]
@@ -38,7 +51,7 @@ async def receive_photo(context: Ctx, message: Message) -> PhotoIn:
     data = bytes(await tg_file.download_as_bytearray())
     rt = runtime(context)
     stored = await off_loop(process_photo, data, rt.settings.media_dir, default_tz=rt.settings.tz)
-    return PhotoIn(
+    photo = PhotoIn(
         file_id=file_id,
         sha256=stored.sha256,
         original_path=str(stored.original_path),
@@ -48,3 +61,4 @@ async def receive_photo(context: Ctx, message: Message) -> PhotoIn:
         height=stored.height,
         taken_at=stored.taken_at,
     )
+    return Received(photo, stored.gps)

@@ -21,7 +21,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 
 from bot import categories, drafts, intake, locate
 from bot.callbacks import BadCallback, Callback, cb
@@ -29,17 +29,15 @@ from bot.casecards import _e as escape_html
 from bot.drafts import CATEGORY, CONFIRM, DESCRIPTION, LOCATION, PHOTOS, Draft
 from bot.i18n import t
 from bot.textlimits import utf16_len, utf16_prefix
-from bot.photos import PhotoError, check_size, process_photo
+from bot.photos import PhotoError
 from bot.roles import Person
 from bot.runtime import Runtime
-from handlers import fallback, my
+from handlers import fallback, media, my
 from handlers.common import Ctx, clip, esc, is_private, off_loop, person_of, runtime
 from handlers.outbox_sender import flush
 from storage.models import CaseSource, Role
 
 log = logging.getLogger(__name__)
-
-IMAGE_MIME_PREFIX = "image/"
 
 
 def _lock(context: Ctx, user_id: int) -> asyncio.Lock:
@@ -254,16 +252,10 @@ async def on_photo(update: Update, context: Ctx) -> None:
     if message is None or person is None:
         return
     lang = person.language
-    if message.photo:
-        size = message.photo[-1]
-        file_id, file_size = size.file_id, size.file_size
-    elif message.document is not None:
-        document = message.document
-        if not (document.mime_type or "").startswith(IMAGE_MIME_PREFIX):
-            await _send(update, t(lang, "photo.not_image"))
-            return
-        file_id, file_size = document.file_id, document.file_size
-    else:
+    if media.is_other_document(message):
+        await _send(update, t(lang, "photo.not_image"))
+        return
+    if not media.has_image(message):
         return
     rt = runtime(context)
     async with _lock(context, person.user_id):
@@ -273,36 +265,14 @@ async def on_photo(update: Update, context: Ctx) -> None:
             await _send(update, t(lang, "report.too_many_photos", max=drafts.MAX_PHOTOS))
             return
         try:
-            check_size(file_size)
-            tg_file = await context.bot.get_file(file_id)
-            check_size(tg_file.file_size)
-            data = bytes(await tg_file.download_as_bytearray())
-            stored = await off_loop(process_photo, data, rt.settings.media_dir, default_tz=rt.settings.tz)
+            received = await media.receive_photo(context, message)
         except PhotoError as exc:
             await _send(update, t(lang, exc.key, **exc.params))
             await off_loop(drafts.save, rt, draft)
             return
-        except BadRequest as exc:
-            if "too big" in str(exc).lower():
-                await _send(update, t(lang, "photo.too_large", size_mb=">20", max_mb=20))
-                return
-            raise
-        draft.photos.append(
-            drafts.photo_dict(
-                intake.PhotoIn(
-                    file_id=file_id,
-                    sha256=stored.sha256,
-                    original_path=str(stored.original_path),
-                    jpeg_path=str(stored.jpeg_path),
-                    thumb_path=str(stored.thumb_path),
-                    width=stored.width,
-                    height=stored.height,
-                    taken_at=stored.taken_at,
-                )
-            )
-        )
-        if stored.gps and not draft.has_location:
-            draft.exif_offer = [stored.gps[0], stored.gps[1]]
+        draft.photos.append(drafts.photo_dict(received.photo))
+        if received.gps and not draft.has_location:
+            draft.exif_offer = [received.gps[0], received.gps[1]]
         if message.caption and message.caption.strip() and not draft.description:
             draft.description = message.caption.strip()[: drafts.MAX_DESCRIPTION]
         group = message.media_group_id

@@ -92,9 +92,9 @@ async def test_worker_files_a_full_report(
 async def test_quick_report_in_four_messages(worker: FakeUser, command_room: FakeChat, db: Database) -> None:
     lat, lon = grid_centre(db, GRID)
     sent = 0
-    turn = await worker.send_photo(make_jpeg(), caption="路口有车辆违停，乱停乱放")
+    await worker.send_photo(make_jpeg(), caption="路口有车辆违停，乱停乱放")
     sent += 1
-    turn = await worker.send_location(lat, lon)
+    await worker.send_location(lat, lon)
     sent += 1
     card = worker.last_message()
     assert buttons(card)[0][0] == "违章停车", buttons(card)
