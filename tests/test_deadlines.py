@@ -229,6 +229,15 @@ async def test_closed_or_resolved_cases_get_no_reminders(rt: Runtime, db: Databa
     # resolved Mon 09:30, not fixed Tue 10:00: 8 working hours paused, so due Mon 15:30 → Tue 16:00
     assert reopened.state == "reopened" and reopened.due_at == at(24, 16, 0)
     assert reopened.next_reminder_at is not None
+    # resolved again and confirmed: closed, and nothing more is ever sent for it
+    casework.start_input(rt, person=owner, case_id=case.id, action=casework.RESOLVE)  # type: ignore[arg-type]
+    casework.add_photo(rt, user_id=owner.user_id, photo=intake.PhotoIn("g", stored.sha256, str(stored.original_path), str(stored.jpeg_path), str(stored.thumb_path), stored.width, stored.height))
+    casework.finish(rt, person=owner, pending_id=casework.pending(rt, owner.user_id).id)  # type: ignore[union-attr]
+    casework.confirm(rt, person=worker, case_id=case.id)  # type: ignore[arg-type]
+    closed = load(db, case.id)
+    assert closed.state == "closed" and closed.next_reminder_at is None
+    clock.set(at(30, 10, 0))
+    assert (await sweep(rt, app)).reminders == 0
 
 
 async def test_morning_digest(rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict) -> None:  # type: ignore[type-arg]
