@@ -37,6 +37,7 @@ TIMELINE_ACTIONS = (
     "case.verify_overdue",
     "case.due_set",
     "case.supervised",
+    "case.reopened",
 )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot import deadlines, notify, workflow
+from bot import deadlines, notify, rating, workflow
 from bot.caseaccess import actors
 from bot.errors import DomainError
 from bot.intake import PhotoIn
@@ -402,6 +402,7 @@ def confirm(rt: Runtime, *, person: Person, case_id: int) -> Done:
         _refresh(s, case, now)
         _tell_reporter(s, case, person, "work.reporter_closed", now)
         _tell_owner(s, case, person, "work.owner_closed", now)
+        rating.on_case_closed(rt, s, case, now)  # ask the residents concerned to rate it
         return Done("confirm", case.id, case.code, state)  # type: ignore[arg-type]
 
 

@@ -27,7 +27,7 @@ from bot.workcalendar import QuietHours, WorkCalendar
 from storage import cases as case_rows
 from storage import chats, deadlines, orgs, outbox, people
 from storage import audit as audit_log
-from storage.models import Case, CaseState, Role
+from storage.models import Case, CaseState, FollowUp, Role
 
 DEFAULTS: dict[str, Any] = {
     "working_hours": ["08:30-12:00", "14:00-18:00"],
@@ -78,6 +78,16 @@ def _parse_clock(value: str) -> time:
 def _quiet(span: str) -> QuietHours:
     start, end = span.split("-")
     return QuietHours(_parse_clock(start), _parse_clock(end))
+
+
+def street_setting(rt: Runtime, s: Session, street_id: int | None, name: str) -> Any:
+    """One deadline setting as the organisation file gives it (street over district), or None."""
+    district = orgs.district(s)
+    street = orgs.street(s, street_id) if street_id else None
+    for source in (street.settings if street else None, district.settings if district else None):
+        if source and name in source:
+            return source[name]
+    return None
 
 
 def street_clock(rt: Runtime, s: Session, street_id: int | None) -> StreetClock:
@@ -212,6 +222,77 @@ def extended(rt: Runtime, s: Session, case: Case, new_due: datetime, now: dateti
     replan(rt, s, case, now)
 
 
+# --- follow-ups (回访) go through the same reminders and ladder -------------------------------
+
+
+def followup_plan(clock: StreetClock, row: FollowUp) -> list[Event]:
+    if row.outcome is not None:
+        return []
+    allowed = clock.calendar.working_seconds_between(row.created_at, row.due_at)
+    events = [Event(f"fu_{round(share * 100)}", _after(clock, row.created_at, share * allowed, False)) for share in clock.reminders]
+    events.append(Event("rung1", row.due_at))
+    events.append(Event("rung2", _after(clock, row.created_at, 2 * allowed, False)))
+    events.append(Event("rung3", _after(clock, row.created_at, 3 * allowed, False)))
+    return sorted(events, key=lambda e: e.at)
+
+
+def plan_followup(rt: Runtime, s: Session, row: FollowUp) -> None:
+    clock = street_clock(rt, s, row.street_id)
+    done = set(row.reminders_done or [])
+    pending = [e.at for e in followup_plan(clock, row) if e.kind not in done]
+    row.next_reminder_at = min(pending) if pending else None
+    s.add(row)
+
+
+def _sweep_followups(rt: Runtime, s: Session, now: datetime, limit: int, result: SweepResult) -> None:
+    for row in deadlines.followups_due(s, now=now, limit=limit):
+        clock = street_clock(rt, s, row.street_id)
+        done = list(row.reminders_done or [])
+        due_events = [e for e in followup_plan(clock, row) if e.kind not in done and e.at <= now]
+        before, old_rung = row.next_reminder_at, row.rung
+        done += [e.kind for e in due_events]
+        rung = max([old_rung] + [RUNGS.index(e.kind) + 1 for e in due_events if e.kind in RUNGS])
+        pending = [e.at for e in followup_plan(clock, row) if e.kind not in done]
+        won = deadlines.save_followup_plan(
+            s, followup_id=row.id, before=before,  # type: ignore[arg-type]
+            values={"reminders_done": done, "rung": rung, "next_reminder_at": min(pending) if pending else None},
+        )
+        if not won:
+            continue
+        case = case_rows.get_case(s, row.case_id)
+        if case is None:
+            continue
+        at = clock.quiet.defer(now, clock.calendar.tz)
+        params = {"code": case.code, "due": row.due_at.astimezone(clock.calendar.tz).strftime("%m-%d %H:%M")}
+        room = orgs.command_room_of(s, row.street_id) if row.street_id else None
+        for event in due_events:
+            result.reminders += 1
+            result.kinds[f"followup_{event.kind}"] = result.kinds.get(f"followup_{event.kind}", 0) + 1
+            if event.kind.startswith("fu_"):
+                _to_unit(s, room.id if room else None, "deadline.followup_share", at, case, share=int(event.kind[3:]), **params)
+                continue
+            level = RUNGS.index(event.kind) + 1
+            audit_log.record(
+                s, action="followup.supervised", subject_type="followup", subject_id=row.id,
+                data={"case_id": case.id, "rung": level}, at=now,
+            )
+            _to_unit(s, room.id if room else None, "deadline.followup_overdue", now, case, rung=level, **params)
+            if level >= 2:
+                _to_supervisors(s, case, level, "deadline.followup_overdue", at, params)
+        result.cases += 1
+
+
+def _to_supervisors(s: Session, case: Case, rung: int, key: str, at: datetime, params: dict[str, Any]) -> None:
+    """Rung 2 goes to the street's supervisors, rung 3 to the district's."""
+    street = orgs.street(s, case.street_id) if case.street_id else None
+    district = orgs.district(s)
+    scope = street.code if rung == 2 and street is not None else (district.code if district else "")
+    for user in deadlines.users_with_role(s, role=Role.SUPERVISOR, scope_code=scope):
+        if user.can_message:
+            outbox.enqueue(s, chat_id=user.telegram_id, kind="user_text", case_id=case.id, now=at,
+                           payload={"key": key, "params": {**params, "rung": rung}})
+
+
 # --- the sweep ----------------------------------------------------------------------------
 
 
@@ -243,6 +324,7 @@ def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
             if rung != old_rung:
                 for card in _cards(s, case):
                     outbox.enqueue(s, chat_id=card[0], kind="case_card", case_id=case.id, purpose=card[1], now=now)
+        _sweep_followups(rt, s, now, limit, result)
     return result
 
 
@@ -285,16 +367,7 @@ def _fire(rt: Runtime, s: Session, clock: StreetClock, case: Case, event: Event,
         room = orgs.command_room_of(s, case.street_id) if case.street_id else None
         _to_unit(s, room.id if room else None, "deadline.overdue_command", now, case, **params)
         return
-    street = orgs.street(s, case.street_id) if case.street_id else None
-    if rung == 2 and street is not None:
-        scope = street.code
-    else:
-        district = orgs.district(s)
-        scope = district.code if district else ""
-    for user in deadlines.users_with_role(s, role=Role.SUPERVISOR, scope_code=scope):
-        if user.can_message:
-            outbox.enqueue(s, chat_id=user.telegram_id, kind="user_text", case_id=case.id, now=at,
-                           payload={"key": "deadline.ladder", "params": {**params, "rung": rung}})
+    _to_supervisors(s, case, rung, "deadline.ladder", at, params)
     room = orgs.command_room_of(s, case.street_id) if case.street_id else None
     _to_unit(s, room.id if room else None, "deadline.ladder", at, case, rung=rung, **params)
 

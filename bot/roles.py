@@ -63,12 +63,12 @@ class Person:
 COMMON_COMMANDS = ("start", "report", "my", "help", "lang", "whoami", "cancel")
 ROLE_COMMANDS: dict[str, tuple[str, ...]] = {
     "resident": (),
-    Role.WORKER: ("case",),
-    Role.STAFF: ("tasks", "case"),
-    Role.DISPATCHER: ("tasks", "case", "assign", "duplicate", "reject"),
+    Role.WORKER: ("case", "ratelink"),
+    Role.STAFF: ("tasks", "case", "ratelink"),
+    Role.DISPATCHER: ("tasks", "case", "assign", "duplicate", "reject", "ratelink", "stats"),
     Role.DEPARTMENT: ("tasks", "case"),
-    Role.SUPERVISOR: ("case",),
-    ADMIN: ("invite", "bind", "case"),
+    Role.SUPERVISOR: ("case", "stats"),
+    ADMIN: ("invite", "bind", "case", "stats"),
 }
 
 

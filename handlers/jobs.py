@@ -18,6 +18,7 @@ from bot.i18n import t
 from bot.outbox import chat_language
 from handlers.common import off_loop
 from handlers.outbox_sender import flush
+from handlers.rate import REMIND_EVERY_S, remind_job
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +74,4 @@ def schedule(app: Application) -> None:
     app.job_queue.run_repeating(deadline_sweep, interval=SWEEP_EVERY_S, first=2, name="deadlines")
     app.job_queue.run_repeating(morning_digests, interval=DIGEST_EVERY_S, first=10, name="digests")
     app.job_queue.run_repeating(unverified_cases, interval=VERIFY_EVERY_S, first=VERIFY_EVERY_S, name="verify")
+    app.job_queue.run_repeating(remind_job, interval=REMIND_EVERY_S, first=REMIND_EVERY_S, name="rating_reminders")

@@ -102,6 +102,10 @@ async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int 
         text = clip(digests.render(job.payload, lang))
         message = await app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
         return message.message_id, False
+    if job.kind in ("rating_request", "followup_card"):
+        from handlers.rate import deliver  # rate.py imports this module: import when used
+
+        return await deliver(app, rt, job, lang)
     if job.kind == "verify_request":
         return await _verify_request(app, rt, job, lang), False
     if job.kind == "extension_request":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from telegram.ext import Application, CallbackQueryHandler, ChatMemberHandler, CommandHandler, MessageHandler, filters
 
 from handlers import bind, buttons, casework, claim, errors, fallback, help, invite, lang, membership, my, report, start, tasks, whoami
-from handlers import dispatch
+from handlers import dispatch, rate
 
 
 def register(app: Application) -> None:
@@ -19,6 +19,8 @@ def register(app: Application) -> None:
     # before the report conversation; the handler stops the update when it takes it.
     private_input = filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED & ~filters.COMMAND
     app.add_handler(MessageHandler(private_input, casework.on_private_input), group=-2)
+    # A resident's comment after rating a case (commands too: they end the wait for one).
+    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED, rate.on_private_message), group=-3)
 
     app.add_handler(CommandHandler("start", start.start))
     app.add_handler(CommandHandler("help", help.help_command))
@@ -34,6 +36,8 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("assign", claim.assign_command))
     app.add_handler(CommandHandler("duplicate", dispatch.duplicate_command))
     app.add_handler(CommandHandler("reject", dispatch.reject_command))
+    app.add_handler(CommandHandler("ratelink", rate.ratelink_command))
+    app.add_handler(CommandHandler("stats", rate.stats_command))
 
     buttons.route("lang", lang.lang_pressed)
     buttons.route("tk", tasks.on_page)
@@ -48,6 +52,9 @@ def register(app: Application) -> None:
     for action in ("xa", "xr"):
         buttons.route(action, casework.on_extension_decision)
     buttons.route("cr", claim.on_release)
+    buttons.route("rt", rate.on_rate)
+    buttons.route("rk", rate.on_skip)
+    buttons.route("fu", rate.on_followup)
     for action in ("rd", "rl", "rg", "rp", "rb", "rc", "re", "rx", "rs", "rj"):
         buttons.route(action, report.on_report_button)
     for action in dispatch.ACTIONS:

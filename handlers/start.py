@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from telegram import Update
 
-from bot import onboarding
+from bot import onboarding, rating
 from bot.i18n import t
+from handlers import rate
 from handlers.report import main_menu
 from handlers.common import Ctx, esc, is_private, off_loop, person_of, reply, runtime, say
 
@@ -18,6 +19,10 @@ async def start(update: Update, context: Ctx) -> None:
     if person is None:
         return
     payload = context.args[0] if context.args else ""
+    token = rating.parse_rate_payload(payload)
+    if token is not None:  # a rating link a worker gave a resident (rate-<token>)
+        await rate.start_with_link(update, context, person, token)
+        return
     code = onboarding.parse_join_payload(payload)
     if code is not None:
         joined = await off_loop(onboarding.redeem_invite, runtime(context), code=code, user_id=person.user_id)

@@ -11,6 +11,7 @@ from bot.casecards import render_card
 from bot.errors import NotAllowed
 from bot.i18n import t
 from bot.runtime import Runtime
+from handlers import rate
 from handlers.common import Ctx, chat_language, clip, esc, off_loop, person_of, reply, runtime
 
 
@@ -87,4 +88,9 @@ async def case_command(update: Update, context: Ctx) -> None:
     if detail is None:
         await reply(update, t(lang, "case.not_visible", code=esc(context.args[0][:32])))
         return
-    await reply(update, render_detail(runtime(context), lang, detail))
+    text = render_detail(runtime(context), lang, detail)
+    if not person.is_resident:  # staff see the ratings; residents never see another's
+        lines = await off_loop(rate.rating_lines, runtime(context), lang, detail.view.id)
+        if lines:
+            text = clip(text + "\n\n" + "\n".join(lines))
+    await reply(update, text)

@@ -181,3 +181,10 @@ def last_case_event(session: Session, *, case_id: int, actions: tuple[str, ...])
         .limit(1)
     )
     return session.exec(stmt).first()
+
+
+def supporting_reporters(session: Session, case_id: int) -> list[int]:
+    stmt = select(SupportingReport.reporter_user_id).where(
+        SupportingReport.case_id == case_id, col(SupportingReport.reporter_user_id).is_not(None)
+    )
+    return sorted({int(u) for u in session.exec(stmt) if u is not None})

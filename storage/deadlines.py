@@ -9,7 +9,7 @@ from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.models import Case, CaseState, DigestLog, Membership, User
+from storage.models import Case, CaseState, DigestLog, FollowUp, Membership, User
 
 
 def due_for_reminders(session: Session, *, now: datetime, limit: int) -> list[Case]:
@@ -84,3 +84,25 @@ def open_with_due(session: Session, street_id: int, states: Sequence[str], due_b
     if unit_id is not None:
         stmt = stmt.where(Case.unit_id == unit_id)
     return list(session.exec(stmt.order_by(col(Case.due_at))))
+
+
+def followups_due(session: Session, *, now: datetime, limit: int) -> list[FollowUp]:
+    stmt = (
+        select(FollowUp)
+        .where(col(FollowUp.next_reminder_at) <= now)
+        .order_by(col(FollowUp.next_reminder_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.exec(stmt))
+
+
+def save_followup_plan(session: Session, *, followup_id: int, before: datetime | None, values: dict) -> bool:  # type: ignore[type-arg]
+    """Compare-and-set on the reminder time the sweeper read: one sweeper wins."""
+    result = session.execute(
+        update(FollowUp)
+        .where(col(FollowUp.id) == followup_id, col(FollowUp.next_reminder_at) == before)
+        .values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount == 1

@@ -521,6 +521,8 @@ class FollowUp(SQLModel, table=True):
     created_at: datetime = ts_field(default_now=True, index=True)
     due_at: datetime = ts_field(index=True)
     next_reminder_at: datetime | None = ts_field(nullable=True, index=True)  # for the deadline sweep
+    reminders_done: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rung: int = 0  # supervision ladder, as for cases
     contacted_at: datetime | None = ts_field(nullable=True)
     contacted_by: int | None = Field(default=None, foreign_key="user.id")
     outcome: str | None = Field(default=None, max_length=16)  # resolved, unreachable, reopened

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.models import Case, FollowUp, Rating, RatingLink, RatingRequest
@@ -56,8 +57,13 @@ def attach(session: Session, *, case_id: int, user_id: int, origin: str, now: da
     if existing is not None:
         return existing, False
     row = RatingRequest(case_id=case_id, user_id=user_id, origin=origin, link_id=link_id, created_at=now)
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():  # a savepoint: losing a race must not spoil the transaction
+            session.add(row)
+    except IntegrityError:  # the same resident attached a moment ago (two links at once)
+        found = request_for(session, case_id=case_id, user_id=user_id)
+        assert found is not None
+        return found, False
     return row, True
 
 
@@ -70,7 +76,7 @@ def unrated_requests(session: Session, case_id: int) -> list[RatingRequest]:
     return list(session.exec(stmt))
 
 
-def mark_asked(session: Session, row: RatingRequest, *, now: datetime, remind_at: datetime) -> None:
+def mark_asked(session: Session, row: RatingRequest, *, now: datetime, remind_at: datetime | None) -> None:
     row.first_asked_at = row.first_asked_at or now
     row.asked_at = now
     row.asks += 1

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 06:38:46.518209
+Create Date: 2026-11-22 06:56:54.836647
 """
 
 from collections.abc import Sequence
@@ -507,6 +507,8 @@ def upgrade() -> None:
     sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('due_at', storage.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('next_reminder_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reminders_done', sa.JSON(), nullable=False),
+    sa.Column('rung', sa.Integer(), nullable=False),
     sa.Column('contacted_at', storage.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('contacted_by', sa.Integer(), nullable=True),
     sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
