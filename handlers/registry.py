@@ -1,16 +1,35 @@
 """All handler registration, in one place and in order.
 
-PTB runs the first matching handler of each group, so the order below is the order of
-precedence: features first, then the fallbacks that answer whatever nothing else took.
-Group -1 watches the bot's own membership of chats.
+PTB runs the first matching handler of each group, lowest group first, so the order below
+is the order of precedence. Groups -3 and -2 take private messages someone owes (a
+rating's comment, a case action's words and photos) and stop the update when they do;
+group -1 watches the bot's own membership of chats; group 0 holds the features, then the
+fallbacks that answer whatever nothing else took.
 """
 
 from __future__ import annotations
 
 from telegram.ext import Application, CallbackQueryHandler, ChatMemberHandler, CommandHandler, MessageHandler, filters
 
-from handlers import bind, buttons, casework, claim, errors, fallback, help, invite, lang, membership, my, report, start, tasks, whoami
-from handlers import dispatch, rate
+from handlers import (
+    bind,
+    buttons,
+    casework,
+    claim,
+    dispatch,
+    errors,
+    fallback,
+    help,
+    invite,
+    lang,
+    membership,
+    my,
+    rate,
+    report,
+    start,
+    tasks,
+    whoami,
+)
 
 
 def register(app: Application) -> None:
