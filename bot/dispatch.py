@@ -236,6 +236,7 @@ def mark_duplicate(rt: Runtime, person: Person, *, case_id: int, original_id: in
         support = cases.add_support(
             s,
             SupportingReport(
+                origin="duplicate",
                 case_id=original.id,  # type: ignore[arg-type]
                 reporter_user_id=case.reporter_user_id,
                 description=case.description,

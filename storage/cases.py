@@ -124,7 +124,11 @@ def count_reports_since(session: Session, user_id: int, since: datetime) -> int:
     supports = (
         select(func.count())
         .select_from(SupportingReport)
-        .where(SupportingReport.reporter_user_id == user_id, col(SupportingReport.created_at) >= since)
+        .where(
+            SupportingReport.reporter_user_id == user_id,
+            SupportingReport.origin == "joined",
+            col(SupportingReport.created_at) >= since,
+        )
     )
     return int(session.exec(cases).one()) + int(session.exec(supports).one())
 

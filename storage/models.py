@@ -339,6 +339,9 @@ class SupportingReport(SQLModel, table=True):
     description: str = ""
     latitude: float | None = None
     longitude: float | None = None
+    # joined: the reporter chose to join; duplicate: a dispatcher folded their case in
+    # (already counted once as that case, so the rate limit must not count it again)
+    origin: str = Field(default="joined", max_length=16)
     created_at: datetime = ts_field(default_now=True)
 
 
