@@ -18,7 +18,7 @@ from bot.callbacks import BadCallback, Callback, cb
 from bot.i18n import t
 from bot.photos import PhotoError
 from bot.roles import Person
-from handlers.common import Ctx, chat_language, esc, off_loop, person_of, runtime
+from handlers.common import Ctx, chat_language, esc, off_loop, person_of, pressed, runtime
 from handlers.media import has_image, receive_photo
 from handlers.outbox_sender import flush
 
@@ -54,10 +54,7 @@ async def _dm_prompt(context: Ctx, person: Person, p: casework.Pending) -> None:
 
 async def on_work_button(update: Update, context: Ctx, callback: Callback) -> None:
     """A card button that needs input (wk:<action>:<case>, or vn:<case> for "not fixed")."""
-    query = update.callback_query
-    assert query is not None
-    person = await person_of(update, context)
-    assert person is not None
+    query, person = await pressed(update, context)
     if callback.action == "vn":
         action, case_id = casework.NOT_FIXED, callback.int_arg(0)
     else:
@@ -79,10 +76,7 @@ async def on_work_button(update: Update, context: Ctx, callback: Callback) -> No
 
 async def on_input_button(update: Update, context: Ctx, callback: Callback) -> None:
     """Buttons of the private exchange: done, cancel, department toggles, hours."""
-    query = update.callback_query
-    assert query is not None
-    person = await person_of(update, context)
-    assert person is not None
+    query, person = await pressed(update, context)
     rt = runtime(context)
     lang = person.language
     current = await off_loop(casework.pending, rt, person.user_id)
@@ -142,10 +136,7 @@ async def on_private_input(update: Update, context: Ctx) -> None:
 
 
 async def on_confirm(update: Update, context: Ctx, callback: Callback) -> None:
-    query = update.callback_query
-    assert query is not None
-    person = await person_of(update, context)
-    assert person is not None
+    query, person = await pressed(update, context)
     done = await off_loop(casework.confirm, runtime(context), person=person, case_id=callback.int_arg(0))
     lang = await chat_language(update, context, person)
     await query.answer(t(lang, "work.done_confirm", code=done.code))
@@ -158,10 +149,7 @@ async def on_confirm(update: Update, context: Ctx, callback: Callback) -> None:
 
 
 async def on_report_in(update: Update, context: Ctx, callback: Callback) -> None:
-    query = update.callback_query
-    assert query is not None
-    person = await person_of(update, context)
-    assert person is not None
+    query, person = await pressed(update, context)
     done = await off_loop(casework.report_in, runtime(context), person=person, whistle_id=callback.int_arg(0))
     lang = await chat_language(update, context, person)
     await query.answer(t(lang, "work.done_report_in", code=done.code))
@@ -169,10 +157,7 @@ async def on_report_in(update: Update, context: Ctx, callback: Callback) -> None
 
 
 async def on_extension_decision(update: Update, context: Ctx, callback: Callback) -> None:
-    query = update.callback_query
-    assert query is not None
-    person = await person_of(update, context)
-    assert person is not None
+    query, person = await pressed(update, context)
     approve = callback.action == "xa"
     done = await off_loop(casework.decide_extension, runtime(context), person=person, request_id=callback.int_arg(0), approve=approve)
     lang = await chat_language(update, context, person)

@@ -8,15 +8,12 @@ from telegram.constants import ParseMode
 from bot import claim as claim_service
 from bot.callbacks import Callback, cb
 from bot.i18n import t
-from handlers.common import Ctx, chat_language, esc, off_loop, person_of, reply, runtime
+from handlers.common import Ctx, chat_language, esc, off_loop, person_of, pressed, reply, runtime
 from handlers.outbox_sender import flush
 
 
 async def on_claim(update: Update, context: Ctx, callback: Callback) -> None:
-    query = update.callback_query
-    assert query is not None
-    person = await person_of(update, context)
-    assert person is not None
+    query, person = await pressed(update, context)
     result = await off_loop(claim_service.claim, runtime(context), person=person, case_id=callback.int_arg(0))
     lang = await chat_language(update, context, person)
     await query.answer(t(lang, "claim.done", code=result.code))
@@ -24,10 +21,7 @@ async def on_claim(update: Update, context: Ctx, callback: Callback) -> None:
 
 
 async def on_release(update: Update, context: Ctx, callback: Callback) -> None:
-    query = update.callback_query
-    assert query is not None
-    person = await person_of(update, context)
-    assert person is not None
+    query, person = await pressed(update, context)
     result = await off_loop(claim_service.release, runtime(context), person=person, case_id=callback.int_arg(0))
     lang = await chat_language(update, context, person)
     await query.answer(t(lang, "claim.released", code=result.code))
@@ -52,10 +46,7 @@ async def assign_command(update: Update, context: Ctx) -> None:
 
 
 async def on_assign(update: Update, context: Ctx, callback: Callback) -> None:
-    query = update.callback_query
-    assert query is not None
-    person = await person_of(update, context)
-    assert person is not None
+    query, person = await pressed(update, context)
     result = await off_loop(claim_service.reassign, runtime(context), person=person, case_id=callback.int_arg(0), user_id=callback.int_arg(1))
     lang = await chat_language(update, context, person)
     text = t(lang, "claim.assigned", code=esc(result.code), owner=esc(result.owner_name))

@@ -7,7 +7,7 @@ import html
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from telegram import InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.ext import ContextTypes
 
@@ -51,6 +51,14 @@ async def person_of(update: Update, context: Ctx) -> Person | None:
     if profile is None:
         return None
     return await off_loop(people.identify, runtime(context), profile)
+
+
+async def pressed(update: Update, context: Ctx) -> tuple[CallbackQuery, Person]:
+    """A button press and who pressed it (callback handlers only)."""
+    query = update.callback_query
+    person = await person_of(update, context)
+    assert query is not None and person is not None
+    return query, person
 
 
 def is_private(update: Update) -> bool:

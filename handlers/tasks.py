@@ -12,7 +12,7 @@ from bot.errors import NotAllowed
 from bot.i18n import t
 from bot.runtime import Runtime
 from handlers import rate
-from handlers.common import Ctx, chat_language, clip, esc, off_loop, person_of, reply, runtime
+from handlers.common import Ctx, chat_language, clip, esc, off_loop, person_of, pressed, reply, runtime
 
 
 def _render_list(rt: Runtime, lang: str, work: casequery.WorkList) -> tuple[str, InlineKeyboardMarkup | None]:
@@ -49,10 +49,7 @@ async def tasks_command(update: Update, context: Ctx) -> None:
 
 
 async def on_page(update: Update, context: Ctx, callback: Callback) -> None:
-    query = update.callback_query
-    assert query is not None
-    person = await person_of(update, context)
-    assert person is not None
+    query, person = await pressed(update, context)
     kind = callback.arg(0)
     if kind not in casequery.list_kinds(person):
         raise NotAllowed()
