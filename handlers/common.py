@@ -46,11 +46,20 @@ def profile_of(update: Update) -> people.Profile | None:
 
 
 async def person_of(update: Update, context: Ctx) -> Person | None:
-    """Who sent this update, registering them on first contact."""
+    """Who sent this update, registering them on first contact.
+
+    PTB gives all handlers of one update the same context, and a private message passes
+    several of them (pending inputs, then the report conversation): ask the database once.
+    """
     profile = profile_of(update)
     if profile is None:
         return None
-    return await off_loop(people.identify, runtime(context), profile)
+    cached = context.__dict__.get("_griddesk_person")
+    if cached is not None and cached.telegram_id == profile.telegram_id:
+        return cached
+    person = await off_loop(people.identify, runtime(context), profile)
+    context.__dict__["_griddesk_person"] = person
+    return person
 
 
 async def pressed(update: Update, context: Ctx) -> tuple[CallbackQuery, Person]:
