@@ -168,7 +168,11 @@ async def _prompt(
             text = head + t(person.language, "report.outside") + "\n" + _prompt_text(person, draft, step)
             markup: Any = _outside_keyboard(person, draft) or _location_keyboard(person, draft)
         else:
-            markup = _location_keyboard(person, draft) if fresh or not prefix else (_location_inline(person, draft) or _location_keyboard(person, draft))
+            # The big "send my location" reply keyboard, except on an acknowledgement (of a
+            # photo): that message may be edited as album items arrive, and only inline
+            # keyboards survive an edit.
+            inline = None if fresh or not prefix else _location_inline(person, draft)
+            markup = inline or _location_keyboard(person, draft)
     elif step == CATEGORY:
         markup = await _category_keyboard(rt, person, draft)
     elif step == DESCRIPTION and after_photo:
