@@ -30,7 +30,6 @@ from tests.test_claim import join_directly
 
 GRID = "33010200100101"  # 清波街道: the command room dispatches by hand
 FACES = [["😀", "🙂", "😐", "🙁", "😠"]]
-DUMP = False  # print what everyone saw in the main story (pytest -s)
 LINK = re.compile(r"https://t\.me/GridDeskTestBot\?start=(rate-[A-Za-z0-9_-]+)")
 
 
@@ -252,11 +251,6 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(w: SimpleNamespa
     with db.session() as s:
         rows = s.exec(select(Outbox).where(Outbox.kind == "rating_request")).all()
     assert len(rows) == 2  # one for each resident, both from the first close
-    if DUMP:
-        for who in (lin, neighbour, w.room, w.worker):
-            print(f"\n===== {who}")
-            for m in who.messages() if isinstance(who, FakeUser) else who.messages():
-                print("---", (m.text or m.caption or "[photo]"), buttons(m))
 
 
 def check_qr(png: bytes, link: str) -> None:
