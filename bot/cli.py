@@ -7,6 +7,7 @@ import asyncio
 import logging
 import secrets
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
@@ -18,8 +19,10 @@ from bot.errors import DomainError
 from bot.i18n import t
 from bot.settings import Settings, SettingsError, load_settings
 from bot.startup import StartupError, migrate, open_database, prepare
+from storage.db import PollerLock
 
 log = logging.getLogger("griddesk")
+STANDBY_RETRY_S = 5
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,6 +78,12 @@ def _run(settings: Settings, *, webhook: str | None) -> int:
 
     settings.require_token()
     rt = prepare(settings)
+    lock = PollerLock(rt.db)
+    if not lock.try_acquire():
+        log.info("another GridDesk process is polling this bot; standing by until it stops")
+        while not lock.try_acquire():
+            time.sleep(STANDBY_RETRY_S)
+        log.info("the other process stopped; taking over")
     # Ask Telegram who we are before PTB does: a refused token or an unreachable server
     # then ends in one sentence rather than PTB's logged traceback.
     asyncio.run(_bot_username(settings))
@@ -101,6 +110,8 @@ def _run(settings: Settings, *, webhook: str | None) -> int:
         raise SettingsError("Telegram refused TELEGRAM_BOT_TOKEN: set it to the token @BotFather gave you.") from None
     except TelegramError as exc:
         raise StartupError(f"Could not reach the Bot API at {settings.telegram_api_base_url}: {exc}.") from None
+    finally:
+        lock.release()
     return 0
 
 

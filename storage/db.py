@@ -134,3 +134,34 @@ def drop_everything(db: Database) -> None:
         else:
             conn.exec_driver_sql("DROP SCHEMA public CASCADE")
             conn.exec_driver_sql("CREATE SCHEMA public")
+
+
+class PollerLock:
+    """Only one process may poll Telegram for a bot: on PostgreSQL a session advisory lock
+    decides which (held on a connection of its own for the life of the process). A standby
+    process waits for it; sweeps and the outbox are safe to share anyway. SQLite is one
+    process by nature, so the lock is always granted there."""
+
+    KEY = 0x47524944  # "GRID"
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: Any = None
+
+    def try_acquire(self) -> bool:
+        if self.db.sqlite:
+            return True
+        if self._conn is None:
+            self._conn = self.db.engine.connect()
+        got = bool(self._conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({self.KEY})").scalar())
+        self._conn.commit()  # end the implicit transaction; a session lock outlives it
+        return got
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self.KEY})")
+                self._conn.commit()
+            finally:
+                self._conn.close()
+                self._conn = None

@@ -115,3 +115,18 @@ def test_db_upgrade_creates_the_schema(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert main(["db", "upgrade"]) == 0
     assert "up to date" in capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0  # twice is harmless
+
+
+def test_only_one_process_polls(db) -> None:  # type: ignore[no-untyped-def]
+    from storage.db import Database, PollerLock
+
+    first, second = PollerLock(db), PollerLock(Database(db.url))
+    try:
+        assert first.try_acquire()
+        # On PostgreSQL a second process stands by; SQLite has only ever one process.
+        assert second.try_acquire() is db.sqlite
+        first.release()
+        assert second.try_acquire()
+    finally:
+        first.release()
+        second.release()
