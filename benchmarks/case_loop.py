@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from sqlmodel import func, select
 
-from benchmarks.common import Timed, run_echo, start, stop
+from benchmarks.common import Timed, print_echo_comparison, run_echo, start, stop
 from storage.models import Case, CaseState
 from tests.fakebot import FakeUser
 from tests.flows import bound_group, grid_centre, onboard
@@ -86,14 +85,10 @@ def main() -> None:
         elapsed, timed, closed = asyncio.run(run_loop(url, args.cases, Path(tmp) / "media"))
         steps = len(timed.latencies) // max(args.cases, 1)
         echo_elapsed, echo = asyncio.run(run_echo(args.cases, steps))
-    n, m = len(timed.latencies), len(echo.latencies)
+    n = len(timed.latencies)
     print(f"GridDesk full loop on {'PostgreSQL' if args.database else 'SQLite'}: {args.cases} cases, {closed} closed, {n} updates")
     print(f"  closed cases/s {closed / elapsed:6.1f}   updates/s {n / elapsed:7.1f}   per update: {timed.summary()}")
-    print(f"Bare PTB echo bot, same fake, {m} updates: updates/s {m / echo_elapsed:7.1f}   per update: {echo.summary()}")
-    print(
-        f"Ratio echo/GridDesk: updates/s {(m / echo_elapsed) / (n / elapsed):.1f}x, "
-        f"median latency {statistics.median(timed.latencies) / statistics.median(echo.latencies):.1f}x"
-    )
+    print_echo_comparison(elapsed, timed, echo_elapsed, echo)
     if closed != args.cases:
         raise SystemExit(f"expected {args.cases} closed cases, found {closed}")
 

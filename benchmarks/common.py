@@ -113,3 +113,13 @@ async def run_echo(users: int, updates_each: int) -> tuple[float, Timed]:
     elapsed = time.perf_counter() - began
     await app.shutdown()
     return elapsed, timed
+
+
+def print_echo_comparison(elapsed: float, timed: Timed, echo_elapsed: float, echo: Timed) -> None:
+    """The echo bot's line and the ratios: the figures the machine's speed cancels out of."""
+    n, m = len(timed.latencies), len(echo.latencies)
+    print(f"Bare PTB echo bot, same fake, {m} updates: updates/s {m / echo_elapsed:7.1f}   per update: {echo.summary()}")
+    print(
+        f"Ratio echo/GridDesk: updates/s {(m / echo_elapsed) / (n / elapsed):.1f}x, "
+        f"median latency {statistics.median(timed.latencies) / statistics.median(echo.latencies):.1f}x"
+    )

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from sqlmodel import func, select
 
-from benchmarks.common import Timed, run_echo, start, stop
+from benchmarks.common import Timed, print_echo_comparison, run_echo, start, stop
 from storage.models import Case
 from tests.fakebot import FakeUser, buttons
 from tests.flows import bound_group, grid_centre, onboard
@@ -69,15 +68,10 @@ def main() -> None:
         url = args.database or f"sqlite:///{tmp}/bench.db"
         elapsed, timed, filed = asyncio.run(file_reports(url, args.workers, Path(tmp) / "media"))
         echo_elapsed, echo = asyncio.run(run_echo(args.workers, 4))
-    n, m = len(timed.latencies), len(echo.latencies)
+    n = len(timed.latencies)
     print(f"GridDesk on {'PostgreSQL' if args.database else 'SQLite'}, {args.workers} workers, {filed} cases filed ({n} updates)")
     print(f"  reports/s {filed / elapsed:8.1f}   updates/s {n / elapsed:8.1f}   per update: {timed.summary()}")
-    print(f"Bare PTB echo bot, same fake, {m} updates")
-    print(f"  updates/s {m / echo_elapsed:8.1f}   per update: {echo.summary()}")
-    print(
-        f"Ratio echo/GridDesk: updates/s {(m / echo_elapsed) / (n / elapsed):.1f}x, "
-        f"median latency {statistics.median(timed.latencies) / statistics.median(echo.latencies):.1f}x"
-    )
+    print_echo_comparison(elapsed, timed, echo_elapsed, echo)
     if filed != args.workers:
         raise SystemExit(f"expected {args.workers} cases, found {filed}")
 

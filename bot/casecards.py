@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from bot.callbacks import cb
 from bot.geo import amap_link, map_link
-from bot.i18n import t
+from bot.i18n import bilingual, t
 from bot.textlimits import utf16_len, utf16_prefix
 from bot.runtime import Runtime
 from storage import cases, casework, orgs, people
@@ -31,7 +31,7 @@ class Names:
     en: str
 
     def get(self, lang: str) -> str:
-        return self.zh if lang == "zh_CN" else self.en
+        return bilingual(lang, self.zh, self.en)
 
 
 @dataclass(frozen=True)

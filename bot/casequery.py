@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.casecards import CaseView, case_view
+from bot.i18n import bilingual
 from bot.roles import Person
 from bot.runtime import Runtime
 from storage import cases, orgs, people, worklists
@@ -68,7 +69,7 @@ class TaskLine:
     created_at: datetime
 
     def category(self, lang: str) -> str:
-        return self.category_zh if lang == "zh_CN" else self.category_en
+        return bilingual(lang, self.category_zh, self.category_en)
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from sqlmodel import Session
 from bot import deadlines, notify, rating, workflow
 from bot.caseaccess import actors
 from bot.errors import DomainError
-from bot.intake import PhotoIn
+from bot.intake import PhotoIn, add_media
 from bot.roles import Person
 from bot.runtime import Runtime
 from storage import audit, cases, casework, chats, orgs, outbox, people
-from storage.models import Case, CaseMedia, CaseSource, CaseState, ExtensionRequest, Role, UnitKind, Whistle
+from storage.models import Case, CaseSource, CaseState, ExtensionRequest, Role, UnitKind, Whistle
 
 NOTE, RETURN, EXTEND, ESCALATE, RESOLVE, NOT_FIXED = "note", "return", "extend", "escalate", "resolve", "not_fixed"
 INPUT_ACTIONS = (NOTE, RETURN, EXTEND, ESCALATE, RESOLVE, NOT_FIXED)
@@ -251,21 +251,8 @@ def finish(rt: Runtime, *, person: Person, pending_id: int) -> Done:
         return done
 
 
-def _media(s: Session, case: Case, photos: list[PhotoIn], stage: str, person: Person, now: datetime) -> None:
-    for p in photos:
-        cases.add_media(
-            s,
-            CaseMedia(
-                case_id=case.id, stage=stage, kind="photo", telegram_file_id=p.file_id, sha256=p.sha256,
-                original_path=p.original_path, jpeg_path=p.jpeg_path, thumb_path=p.thumb_path,
-                width=p.width, height=p.height, taken_at=p.taken_at, added_by_user_id=person.user_id, created_at=now,
-            ),
-        )  # type: ignore[arg-type]
-
-
 def _refresh(s: Session, case: Case, now: datetime) -> None:
-    for card in cases.cards_of(s, case.id):  # type: ignore[arg-type]
-        outbox.enqueue(s, chat_id=card.chat_id, kind="case_card", case_id=case.id, purpose=card.purpose, now=now)
+    notify.refresh_cards(s, case_id=case.id, now=now)  # type: ignore[arg-type]
 
 
 def _move(rt: Runtime, s: Session, case: Case, action: str, person: Person, now: datetime, values: dict[str, Any], note: str | None, event: str, data: dict[str, Any] | None = None) -> str:
@@ -300,7 +287,7 @@ def _tell_owner(s: Session, case: Case, person: Person | None, key: str, now: da
 
 
 def _note(s: Session, person: Person, case: Case, text: str, photos: list[PhotoIn], now: datetime) -> Done:
-    _media(s, case, photos, "progress", person, now)
+    add_media(s, case_id=case.id, stage="progress", added_by=person.user_id, now=now, photos=photos)  # type: ignore[arg-type]
     audit.record(
         s, action="case.note", subject_type="case", subject_id=case.id, case_id=case.id, actor_user_id=person.user_id,
         note=text or None, data={"photos": len(photos)}, at=now,
@@ -353,7 +340,7 @@ def _escalate(rt: Runtime, s: Session, person: Person, case: Case, request: str,
 
 
 def _resolve(rt: Runtime, s: Session, person: Person, case: Case, note: str, photos: list[PhotoIn], now: datetime) -> Done:
-    _media(s, case, photos, "after", person, now)
+    add_media(s, case_id=case.id, stage="after", added_by=person.user_id, now=now, photos=photos)  # type: ignore[arg-type]
     state = _move(rt, s, case, "resolve", person, now, {"resolved_at": now, "verify_escalated_at": None}, note or None, "case.resolved", {"photos": len(photos)})
     _refresh(s, case, now)
     _ask_to_verify(s, case, now)
@@ -374,7 +361,7 @@ def _ask_to_verify(s: Session, case: Case, now: datetime) -> None:
 
 
 def _not_fixed(rt: Runtime, s: Session, person: Person, case: Case, reason: str, photos: list[PhotoIn], now: datetime) -> Done:
-    _media(s, case, photos, "reverify", person, now)
+    add_media(s, case_id=case.id, stage="reverify", added_by=person.user_id, now=now, photos=photos)  # type: ignore[arg-type]
     state = _move(rt, s, case, "not_fixed", person, now, {"resolved_at": None}, reason, "case.not_fixed", {"photos": len(photos)})
     _refresh(s, case, now)
     _tell_owner(s, case, person, "work.owner_not_fixed", now, reason=reason)

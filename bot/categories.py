@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.i18n import bilingual
 from bot.runtime import Runtime
 from bot.suggest import CategoryInfo, suggest
 from storage import cases, orgs
@@ -17,9 +18,10 @@ class CategoryOption:
     name_en: str
     platform_code: str
     urgent: bool
+    keywords: tuple[str, ...] = ()
 
     def name(self, lang: str) -> str:
-        return self.name_zh if lang == "zh_CN" else self.name_en
+        return bilingual(lang, self.name_zh, self.name_en)
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class PlatformOption:
     name_en: str
 
     def name(self, lang: str) -> str:
-        return self.name_zh if lang == "zh_CN" else self.name_en
+        return bilingual(lang, self.name_zh, self.name_en)
 
 
 def catalogue(rt: Runtime) -> tuple[list[PlatformOption], list[CategoryOption]]:
@@ -38,7 +40,10 @@ def catalogue(rt: Runtime) -> tuple[list[PlatformOption], list[CategoryOption]]:
         with rt.db.read() as s:
             platforms = {p.id: p for p in orgs.platforms(s)}
             cats = [
-                CategoryOption(c.id, c.code, c.name_zh, c.name_en, platforms[c.platform_id].code if c.platform_id in platforms else "", c.urgent)  # type: ignore[arg-type]
+                CategoryOption(
+                    c.id, c.code, c.name_zh, c.name_en,  # type: ignore[arg-type]
+                    platforms[c.platform_id].code if c.platform_id in platforms else "", c.urgent, tuple(c.keywords or ()),
+                )
                 for c in orgs.active_categories(s)
             ]
             used = {c.platform_code for c in cats}
@@ -61,15 +66,6 @@ def suggestions(rt: Runtime, *, user_id: int, description: str, limit: int = 6) 
     _, cats = catalogue(rt)
     with rt.db.read() as s:
         recent = cases.recent_categories_of(s, user_id)
-    infos = [CategoryInfo(c.id, c.code, c.name_zh, c.name_en, c.platform_code, _keywords(rt, c.id)) for c in cats]
+    infos = [CategoryInfo(c.id, c.code, c.name_zh, c.name_en, c.platform_code, c.keywords) for c in cats]
     by_id = {c.id: c for c in cats}
     return [by_id[i] for i in suggest(description, infos, recent, limit=limit)]
-
-
-def _keywords(rt: Runtime, category_id: int) -> tuple[str, ...]:
-    keywords = rt.cache.get("category_keywords")
-    if keywords is None:
-        with rt.db.read() as s:
-            keywords = {c.id: tuple(c.keywords or ()) for c in orgs.active_categories(s)}
-        rt.cache["category_keywords"] = keywords
-    return keywords.get(category_id, ())

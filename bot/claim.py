@@ -9,7 +9,7 @@ from bot.caseaccess import actors
 from bot.errors import DomainError
 from bot.roles import Person
 from bot.runtime import Runtime
-from storage import audit, cases, orgs, outbox, people
+from storage import audit, cases, orgs, people
 from storage.models import Case, CaseState, Role
 
 
@@ -33,8 +33,7 @@ class ClaimResult:
 
 
 def _refresh_cards(s, case: Case, now) -> None:  # type: ignore[no-untyped-def]
-    for card in cases.cards_of(s, case.id):  # type: ignore[arg-type]
-        outbox.enqueue(s, chat_id=card.chat_id, kind="case_card", case_id=case.id, purpose=card.purpose, now=now)
+    notify.refresh_cards(s, case_id=case.id, now=now)  # type: ignore[arg-type]
 
 
 def _owner_name(s, case: Case) -> str:  # type: ignore[no-untyped-def]

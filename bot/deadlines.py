@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from bot import notify
 from bot.runtime import Runtime
 from bot.workcalendar import QuietHours, WorkCalendar
 from storage import cases as case_rows
@@ -248,11 +249,12 @@ def _sweep_followups(rt: Runtime, s: Session, now: datetime, limit: int, result:
     for row in deadlines.followups_due(s, now=now, limit=limit):
         clock = street_clock(rt, s, row.street_id)
         done = list(row.reminders_done or [])
-        due_events = [e for e in followup_plan(clock, row) if e.kind not in done and e.at <= now]
+        events = followup_plan(clock, row)
+        due_events = [e for e in events if e.kind not in done and e.at <= now]
         before, old_rung = row.next_reminder_at, row.rung
         done += [e.kind for e in due_events]
         rung = max([old_rung] + [RUNGS.index(e.kind) + 1 for e in due_events if e.kind in RUNGS])
-        pending = [e.at for e in followup_plan(clock, row) if e.kind not in done]
+        pending = [e.at for e in events if e.kind not in done]
         won = deadlines.save_followup_plan(
             s, followup_id=row.id, before=before,  # type: ignore[arg-type]
             values={"reminders_done": done, "rung": rung, "next_reminder_at": min(pending) if pending else None},
@@ -287,7 +289,7 @@ def _to_supervisors(s: Session, case: Case, rung: int, key: str, at: datetime, p
     street = orgs.street(s, case.street_id) if case.street_id else None
     district = orgs.district(s)
     scope = street.code if rung == 2 and street is not None else (district.code if district else "")
-    for user in deadlines.users_with_role(s, role=Role.SUPERVISOR, scope_code=scope):
+    for user in people.members_with_role(s, role=Role.SUPERVISOR, scope_code=scope):
         if user.can_message:
             outbox.enqueue(s, chat_id=user.telegram_id, kind="user_text", case_id=case.id, now=at,
                            payload={"key": key, "params": {**params, "rung": rung}})
@@ -304,7 +306,8 @@ def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
         for case in deadlines.due_for_reminders(s, now=now, limit=limit):
             clock = street_clock(rt, s, case.street_id)
             done = list(case.reminders_done or [])
-            due_events = [e for e in plan(clock, case) if e.kind not in done and e.at <= now]
+            events = plan(clock, case)
+            due_events = [e for e in events if e.kind not in done and e.at <= now]
             # After downtime every missed reminder goes out once, in order.
             for event in due_events:
                 _fire(rt, s, clock, case, event, now)
@@ -313,7 +316,7 @@ def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
             done += [e.kind for e in due_events]
             old_rung = case.rung  # read first: the compare-and-set below syncs the loaded row
             rung = max([old_rung] + [RUNGS.index(e.kind) + 1 for e in due_events if e.kind in RUNGS])
-            pending = [e.at for e in plan(clock, case) if e.kind not in done]
+            pending = [e.at for e in events if e.kind not in done]
             won = deadlines.save_plan(
                 s, case_id=case.id, version=case.version,  # type: ignore[arg-type]
                 values={"reminders_done": done, "rung": rung, "next_reminder_at": min(pending) if pending else None},
@@ -322,14 +325,9 @@ def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
                 continue
             result.cases += 1
             if rung != old_rung:
-                for card in _cards(s, case):
-                    outbox.enqueue(s, chat_id=card[0], kind="case_card", case_id=case.id, purpose=card[1], now=now)
+                notify.refresh_cards(s, case_id=case.id, now=now)  # type: ignore[arg-type]  # shows the rung
         _sweep_followups(rt, s, now, limit, result)
     return result
-
-
-def _cards(s: Session, case: Case) -> list[tuple[int, str]]:
-    return [(c.chat_id, c.purpose) for c in case_rows.cards_of(s, case.id)]  # type: ignore[arg-type]
 
 
 def _send_at(clock: StreetClock, case: Case, now: datetime) -> datetime:

@@ -9,7 +9,7 @@ from html import escape
 from datetime import datetime, timedelta
 
 from bot.deadlines import LADDER, street_clock
-from bot.i18n import t
+from bot.i18n import bilingual, t
 from bot.runtime import Runtime
 from storage import chats, deadlines, orgs, outbox
 
@@ -109,7 +109,7 @@ def render(payload: dict, lang: str) -> str:  # type: ignore[type-arg]
     if payload["scope"] == "command":
         lines.append(t(lang, "digest.command_title", street=pick("street"), new=payload["new"], closed=payload["closed"], overdue=payload["overdue_total"]))
         for row in payload["rows"]:
-            name = escape(row["team_zh"] if lang == "zh_CN" else row["team_en"])
+            name = escape(bilingual(lang, row["team_zh"], row["team_en"]))
             lines.append(t(lang, "digest.team_row", team=name, new=row["new"], closed=row["closed"], overdue=row["overdue"], today=row["today"]))
     else:
         lines.append(t(lang, "digest.team_title", team=pick("team"), overdue=payload["overdue_total"], today=len(payload["today"])))

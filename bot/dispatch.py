@@ -271,8 +271,7 @@ def mark_duplicate(rt: Runtime, person: Person, *, case_id: int, original_id: in
         )
         _refresh_other_cards(s, case, now)
         # The original's cards now count one more report.
-        for card in cases.cards_of(s, original.id):  # type: ignore[arg-type]
-            outbox.enqueue(s, chat_id=card.chat_id, kind="case_card", case_id=original.id, purpose=card.purpose, now=now)
+        notify.refresh_cards(s, case_id=original.id, now=now)  # type: ignore[arg-type]
         reporter = _reporter_to_tell(s, case, person)
         if reporter is not None:
             notify.text_to_user(
@@ -412,9 +411,7 @@ def _refresh_other_cards(s: Session, case: Case, now: datetime, *, also_unit: Un
         chat = chats.chat_for_unit(s, unit.id) if unit is not None else None  # type: ignore[arg-type]
         if chat is not None and unit is not None:
             skip.add((chat.telegram_id, notify.COMMAND if unit is room else notify.TEAM))
-    for card in cases.cards_of(s, case.id):  # type: ignore[arg-type]
-        if (card.chat_id, card.purpose) not in skip:
-            outbox.enqueue(s, chat_id=card.chat_id, kind="case_card", case_id=case.id, purpose=card.purpose, now=now)
+    notify.refresh_cards(s, case_id=case.id, now=now, skip=frozenset(skip))  # type: ignore[arg-type]
 
 
 def _reporter_to_tell(s: Session, case: Case, actor: Person) -> int | None:

@@ -117,16 +117,20 @@ class Loaded:
 
 
 def load(rt: Runtime, user_id: int) -> Loaded:
-    """The user's draft; an idle one is discarded (and reported) instead of resumed."""
-    now = rt.clock.now()
-    with rt.db.session() as s:
+    """The user's draft; an idle one is discarded (and reported) instead of resumed.
+
+    Every private message asks this, so it reads without the write lock and only takes it
+    to discard an expired draft."""
+    cutoff = rt.clock.now() - timedelta(minutes=rt.settings.report_idle_minutes)
+    with rt.db.read() as s:
         row = drafts.get(s, user_id)
         if row is None:
             return Loaded(None, False)
-        if now - row.updated_at > timedelta(minutes=rt.settings.report_idle_minutes):
-            drafts.remove(s, user_id)
-            return Loaded(None, True)
-        return Loaded(_from_row(row), False)
+        if row.updated_at >= cutoff:
+            return Loaded(_from_row(row), False)
+    with rt.db.session() as s:
+        drafts.remove_if_idle(s, user_id, cutoff)
+    return Loaded(None, True)
 
 
 def start(rt: Runtime, *, user_id: int, source: str) -> Draft:

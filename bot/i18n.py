@@ -80,5 +80,10 @@ def N_(key: str) -> str:
     return key
 
 
+def bilingual(lang: str, zh: str, en: str) -> str:
+    """Of a name kept in both languages (the organisation file's names), the reader's."""
+    return zh if lang == "zh_CN" else en
+
+
 def language_name(lang: str) -> str:
     return {"zh_CN": "简体中文", "en": "English"}[lang]

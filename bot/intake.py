@@ -6,12 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlmodel import Session
+
 from bot import deadlines, notify
 from bot.errors import DomainError
 from bot.geo import bounding_box, haversine_m
+from bot.i18n import bilingual
 from bot.routing import route
 from bot.runtime import Runtime
-from storage import audit, cases, drafts, orgs, outbox
+from storage import audit, cases, drafts, orgs
 from storage.models import Case, CaseMedia, CaseState, SupportingReport
 
 MAX_DESCRIPTION = 8000  # the draft accepts this much; the case must keep all of it
@@ -83,7 +86,7 @@ class Submitted:
     joined: bool = False
 
     def unit_name(self, lang: str) -> str | None:
-        return self.unit_name_zh if lang == "zh_CN" else self.unit_name_en
+        return bilingual(lang, self.unit_name_zh, self.unit_name_en)
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,10 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
                 updated_at=now,
             ),
         )
-        _add_media(s, case_id=case.id, support_id=None, stage="report", report=report, now=now)  # type: ignore[arg-type]
+        add_media(
+            s, case_id=case.id, stage="report", added_by=report.reporter_user_id, now=now,  # type: ignore[arg-type]
+            photos=report.photos, voices=report.voices,
+        )
         audit.record(
             s,
             action="case.reported",
@@ -193,41 +199,31 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
         )
 
 
-def _add_media(s, *, case_id: int, support_id: int | None, stage: str, report: ReportIn, now: datetime) -> None:  # type: ignore[no-untyped-def]
-    for photo in report.photos:
+def add_media(
+    s: Session,
+    *,
+    case_id: int,
+    stage: str,
+    added_by: int | None,
+    now: datetime,
+    photos: tuple[PhotoIn, ...] | list[PhotoIn] = (),
+    voices: tuple[VoiceIn, ...] = (),
+    support_id: int | None = None,
+) -> None:
+    """Attach stored photos and voice notes to a case at a stage of its life (report,
+    support, progress, after, reverify)."""
+    common = {"case_id": case_id, "support_id": support_id, "stage": stage, "added_by_user_id": added_by, "created_at": now}
+    for photo in photos:
         cases.add_media(
             s,
             CaseMedia(
-                case_id=case_id,
-                support_id=support_id,
-                stage=stage,
-                kind="photo",
-                telegram_file_id=photo.file_id,
-                sha256=photo.sha256,
-                original_path=photo.original_path,
-                jpeg_path=photo.jpeg_path,
-                thumb_path=photo.thumb_path,
-                width=photo.width,
-                height=photo.height,
-                taken_at=photo.taken_at,
-                added_by_user_id=report.reporter_user_id,
-                created_at=now,
+                kind="photo", telegram_file_id=photo.file_id, sha256=photo.sha256, original_path=photo.original_path,
+                jpeg_path=photo.jpeg_path, thumb_path=photo.thumb_path, width=photo.width, height=photo.height,
+                taken_at=photo.taken_at, **common,
             ),
         )
-    for voice in report.voices:
-        cases.add_media(
-            s,
-            CaseMedia(
-                case_id=case_id,
-                support_id=support_id,
-                stage=stage,
-                kind="voice",
-                telegram_file_id=voice.file_id,
-                duration=voice.duration,
-                added_by_user_id=report.reporter_user_id,
-                created_at=now,
-            ),
-        )
+    for voice in voices:
+        cases.add_media(s, CaseMedia(kind="voice", telegram_file_id=voice.file_id, duration=voice.duration, **common))
 
 
 def find_duplicates(rt: Runtime, *, category_id: int, latitude: float, longitude: float) -> list[Candidate]:
@@ -279,7 +275,10 @@ def join_case(rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool
                 created_at=now,
             ),
         )
-        _add_media(s, case_id=case_id, support_id=support.id, stage="support", report=report, now=now)
+        add_media(
+            s, case_id=case_id, stage="support", added_by=report.reporter_user_id, now=now,
+            photos=report.photos, voices=report.voices, support_id=support.id,
+        )
         audit.record(
             s,
             action="case.supported",
@@ -291,8 +290,7 @@ def join_case(rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool
             at=now,
         )
         # Refresh the cards already posted so everyone sees the extra report.
-        for card in cases.cards_of(s, case_id):
-            outbox.enqueue(s, chat_id=card.chat_id, kind="case_card", case_id=case_id, purpose=card.purpose, now=now)
+        notify.refresh_cards(s, case_id=case_id, now=now)
         unit = orgs.unit(s, case.unit_id) if case.unit_id else None
         return Submitted(
             case_id=case_id,

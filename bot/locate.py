@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.geo import GridIndex, GridShape, valid_coordinates
+from bot.i18n import bilingual
 from bot.runtime import Runtime
 from storage import orgs
 
@@ -21,10 +22,10 @@ class Place:
     street_name_en: str
 
     def grid_name(self, lang: str) -> str:
-        return self.grid_name_zh if lang == "zh_CN" else self.grid_name_en
+        return bilingual(lang, self.grid_name_zh, self.grid_name_en)
 
     def street_name(self, lang: str) -> str:
-        return self.street_name_zh if lang == "zh_CN" else self.street_name_en
+        return bilingual(lang, self.street_name_zh, self.street_name_en)
 
 
 def grid_index(rt: Runtime) -> GridIndex:
@@ -43,10 +44,6 @@ def grid_index(rt: Runtime) -> GridIndex:
         index = GridIndex(shapes)
         rt.cache["grid_index"] = index
     return index
-
-
-def forget_org_cache(rt: Runtime) -> None:
-    rt.cache.clear()
 
 
 def place_of_grid(rt: Runtime, grid_id: int) -> Place | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.i18n import bilingual
 from bot.runtime import Runtime
 from storage import cases, orgs
 
@@ -18,7 +19,7 @@ class MyCase:
     created_at: datetime
 
     def category(self, lang: str) -> str:
-        return self.category_zh if lang == "zh_CN" else self.category_en
+        return bilingual(lang, self.category_zh, self.category_en)
 
 
 def my_cases(rt: Runtime, *, user_id: int, limit: int = 10, offset: int = 0) -> list[MyCase]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from storage import audit, chats, orgs, outbox, worklists
+from storage import audit, cases, chats, orgs, outbox, worklists
 from storage.cases import OPEN_STATES
 from storage.models import Case, Chat
 
@@ -31,6 +31,14 @@ def card_to_unit(session: Session, *, case: Case, unit_id: int | None, purpose: 
         return False
     outbox.enqueue(session, chat_id=chat.telegram_id, kind="case_card", case_id=case.id, purpose=purpose, now=now)
     return True
+
+
+def refresh_cards(session: Session, *, case_id: int, now: datetime, skip: frozenset[tuple[int, str]] = frozenset()) -> None:
+    """Re-render every card of the case already posted (edited in place when sent), but
+    those in `skip` ((chat id, purpose) pairs just queued some other way)."""
+    for card in cases.cards_of(session, case_id):
+        if (card.chat_id, card.purpose) not in skip:
+            outbox.enqueue(session, chat_id=card.chat_id, kind="case_card", case_id=case_id, purpose=card.purpose, now=now)
 
 
 def card_to_command_room(session: Session, *, case: Case, now: datetime) -> bool:

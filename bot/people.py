@@ -58,8 +58,8 @@ def _person(rt: Runtime, s, user) -> Person:  # type: ignore[no-untyped-def]
 
 
 def _view(s, m: Membership) -> MembershipView:  # type: ignore[no-untyped-def]
-    found = orgs.find_scope(s, m.scope_code)
-    row = found[1] if found else None
+    # Every update asks who is asking: look the scope up by its known kind, once.
+    row = orgs.scope_row(s, m.scope_kind, m.scope_code)
     zh = getattr(row, "name_zh", m.scope_code)
     en = getattr(row, "name_en", m.scope_code)
     return MembershipView(m.role, m.scope_kind, m.scope_code, zh, en)

@@ -680,8 +680,7 @@ def _reopen(rt: Runtime, s: Session, case: Case, person: Person, row: FollowUp, 
         from_state=from_state, to_state=CaseState.REOPENED, data={"followup": row.id}, at=now,
     )
     ratings.clear_reminders(s, case.id)  # type: ignore[arg-type]
-    for card in cases.cards_of(s, case.id):  # type: ignore[arg-type]
-        outbox.enqueue(s, chat_id=card.chat_id, kind="case_card", case_id=case.id, purpose=card.purpose, now=now)
+    notify.refresh_cards(s, case_id=case.id, now=now)  # type: ignore[arg-type]
     owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
     if owner is not None and owner.can_message:
         notify.text_to_user(s, telegram_id=owner.telegram_id, key="rate.owner_reopened", now=now, case_id=case.id, code=case.code)

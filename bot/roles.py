@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.i18n import bilingual
 from storage.models import Role, UnitKind
 
 # role -> the kinds of scope code an invite for it may name
@@ -27,7 +28,7 @@ class MembershipView:
     scope_name_en: str
 
     def scope_name(self, lang: str) -> str:
-        return self.scope_name_zh if lang == "zh_CN" else self.scope_name_en
+        return bilingual(lang, self.scope_name_zh, self.scope_name_en)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from telegram.error import BadRequest, Forbidden
 from bot import chats as chat_service
 from bot.chats import GROUP_TYPES
 from bot.errors import AdminOnly
-from bot.i18n import t
+from bot.i18n import bilingual, t
 from handlers.common import Ctx, chat_language, esc, off_loop, person_of, reply, runtime
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ async def bind(update: Update, context: Ctx) -> None:
         chat_type=chat.type,
         unit_code=context.args[0],  # type: ignore[index]
     )
-    name = bound.unit_name_zh if lang == "zh_CN" else bound.unit_name_en
+    name = bilingual(lang, bound.unit_name_zh, bound.unit_name_en)
     text = t(lang, "bind.done", unit=esc(name), code=esc(bound.unit_code), kind=t(lang, f"unit.{bound.unit_kind}"))
     if bound.replaced_chat_id is not None:
         text += "\n" + t(lang, "bind.replaced")

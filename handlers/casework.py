@@ -15,7 +15,7 @@ from telegram.ext import ApplicationHandlerStop
 
 from bot import casework
 from bot.callbacks import BadCallback, Callback, cb
-from bot.i18n import t
+from bot.i18n import bilingual, t
 from bot.photos import PhotoError
 from bot.roles import Person
 from handlers.common import Ctx, chat_language, esc, off_loop, person_of, pressed, runtime
@@ -34,7 +34,7 @@ def _prompt(rt, lang: str, p: casework.Pending) -> tuple[str, InlineKeyboardMark
     if p.action == casework.ESCALATE:
         for unit_id, zh, en in casework.departments(rt):
             mark = "✅ " if unit_id in p.departments else ""
-            rows.append([InlineKeyboardButton(mark + (zh if lang == "zh_CN" else en), callback_data=cb("at", p.id, unit_id))])
+            rows.append([InlineKeyboardButton(mark + (bilingual(lang, zh, en)), callback_data=cb("at", p.id, unit_id))])
     if p.action == casework.EXTEND:
         rows.append([
             InlineKeyboardButton(("✅ " if p.hours == h else "") + t(lang, "work.hours", hours=h), callback_data=cb("ah", p.id, h))

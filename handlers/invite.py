@@ -6,7 +6,7 @@ from telegram import Update
 
 from bot import onboarding
 from bot.errors import AdminOnly
-from bot.i18n import t
+from bot.i18n import bilingual, t
 from handlers.common import Ctx, esc, is_private, off_loop, person_of, reply, runtime
 
 
@@ -34,7 +34,7 @@ async def invite(update: Update, context: Ctx) -> None:
         created_by=person.telegram_id,
         actor_user_id=person.user_id,
     )
-    scope = made.scope_name_zh if lang == "zh_CN" else made.scope_name_en
+    scope = bilingual(lang, made.scope_name_zh, made.scope_name_en)
     expires = made.expires_at.astimezone(rt.settings.tz).strftime("%Y-%m-%d %H:%M")
     await reply(
         update,

@@ -14,7 +14,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
-from telegram.ext import Application, ContextTypes
+from telegram.ext import Application
 
 from bot import digests, outbox
 from bot.callbacks import cb
@@ -48,10 +48,6 @@ async def flush(app: Application) -> int:
                 return sent
             for job in jobs:
                 sent += await _send_one(app, rt, job)
-
-
-async def drain_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    await flush(context.application)
 
 
 async def _send_one(app: Application, rt: Runtime, job: outbox.Job) -> int:

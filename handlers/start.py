@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 
 from bot import onboarding, rating
-from bot.i18n import t
+from bot.i18n import bilingual, t
 from handlers import rate
 from handlers.report import main_menu
 from handlers.common import Ctx, esc, is_private, off_loop, person_of, reply, runtime, say
@@ -27,7 +27,7 @@ async def start(update: Update, context: Ctx) -> None:
     if code is not None:
         joined = await off_loop(onboarding.redeem_invite, runtime(context), code=code, user_id=person.user_id)
         lang = person.language
-        scope = joined.scope_name_zh if lang == "zh_CN" else joined.scope_name_en
+        scope = bilingual(lang, joined.scope_name_zh, joined.scope_name_en)
         await reply(
             update,
             t(lang, "join.already" if joined.already_member else "join.welcome", name=esc(person.name), role=t(lang, f"role.{joined.role}"), scope=esc(scope))

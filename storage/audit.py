@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from storage.models import AuditEvent, utcnow
 
@@ -38,17 +38,3 @@ def record(
     )
     session.add(event)
     return event
-
-
-def events_for(session: Session, *, subject_type: str, subject_id: int) -> list[AuditEvent]:
-    stmt = (
-        select(AuditEvent)
-        .where(AuditEvent.subject_type == subject_type, AuditEvent.subject_id == subject_id)
-        .order_by(col(AuditEvent.at), col(AuditEvent.id))
-    )
-    return list(session.exec(stmt))
-
-
-def events_by_action(session: Session, action: str) -> list[AuditEvent]:
-    stmt = select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.id))
-    return list(session.exec(stmt))

@@ -102,12 +102,6 @@ def open_cases_in_box(
     return list(session.exec(stmt))
 
 
-def open_cases_near_ids(session: Session, case_ids: list[int]) -> list[Case]:
-    if not case_ids:
-        return []
-    return list(session.exec(select(Case).where(col(Case.id).in_(case_ids))))
-
-
 def cases_of_reporter(session: Session, user_id: int, *, limit: int = 10, offset: int = 0) -> list[Case]:
     stmt = (
         select(Case)

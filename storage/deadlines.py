@@ -9,7 +9,7 @@ from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.models import Case, CaseState, DigestLog, FollowUp, Membership, User
+from storage.models import Case, CaseState, DigestLog, FollowUp
 
 
 def due_for_reminders(session: Session, *, now: datetime, limit: int) -> list[Case]:
@@ -37,15 +37,6 @@ def save_plan(session: Session, *, case_id: int, version: int, values: dict) -> 
         execution_options={"synchronize_session": False},
     )
     return result.rowcount == 1
-
-
-def users_with_role(session: Session, *, role: str, scope_code: str) -> list[User]:
-    stmt = (
-        select(User)
-        .join(Membership, col(Membership.user_id) == col(User.id))
-        .where(Membership.role == role, Membership.scope_code == scope_code)
-    )
-    return list(session.exec(stmt))
 
 
 def claim_digest(session: Session, *, street_id: int, day: str, now: datetime) -> bool:

@@ -61,6 +61,18 @@ def platforms(session: Session) -> list[Platform]:
     return list(session.exec(select(Platform).order_by(col(Platform.id))))
 
 
+def scope_row(session: Session, scope_kind: str, code: str) -> object | None:
+    """The row a stored membership scope names: one lookup, since its kind is known."""
+    if scope_kind == "grid":
+        return grid_by_code(session, code)
+    if scope_kind == "unit":
+        return unit_by_code(session, code)
+    if scope_kind == "street":
+        return street_by_code(session, code)
+    d = district(session)
+    return d if d is not None and d.code == code else None
+
+
 def find_scope(session: Session, code: str) -> tuple[str, object] | None:
     """What an admin-typed code names: ("grid"|"street"|"district"|"unit", row), or None."""
     code = code.strip()
@@ -95,7 +107,3 @@ def teams_of_street(session: Session, street_id: int) -> list[Unit]:
         .order_by(col(Unit.id))
     )
     return list(session.exec(stmt))
-
-
-def grids_with_boundaries(session: Session) -> list[Grid]:
-    return [g for g in active_grids(session) if g.boundary]

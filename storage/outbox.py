@@ -76,11 +76,3 @@ def retry_later(session: Session, *, row_id: int, at: datetime, error: str) -> N
 
 def mark_failed(session: Session, *, row_id: int, error: str) -> None:
     session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(state=FAILED, error=error[:500]))
-
-
-def pending_count(session: Session) -> int:
-    return len(list(session.exec(select(Outbox.id).where(col(Outbox.state).in_((PENDING, SENDING))))))
-
-
-def rows_for_case(session: Session, case_id: int) -> list[Outbox]:
-    return list(session.exec(select(Outbox).where(Outbox.case_id == case_id).order_by(col(Outbox.id))))

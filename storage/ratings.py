@@ -142,10 +142,6 @@ def get_rating(session: Session, rating_id: int) -> Rating | None:
     return session.get(Rating, rating_id)
 
 
-def rating_of(session: Session, *, case_id: int, user_id: int) -> Rating | None:
-    return session.exec(select(Rating).where(Rating.case_id == case_id, Rating.user_id == user_id)).first()
-
-
 def ratings_of_case(session: Session, case_id: int) -> list[Rating]:
     return list(session.exec(select(Rating).where(Rating.case_id == case_id).order_by(col(Rating.id))))
 
