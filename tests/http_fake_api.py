@@ -16,6 +16,7 @@ BOT_USER = {"id": 7000000001, "is_bot": True, "first_name": "GridDesk", "usernam
 class FakeBotHTTPServer:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []  # (token, method)
+        self.params: list[tuple[str, dict]] = []  # (method, parameters), in order
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -48,6 +49,7 @@ class FakeBotHTTPServer:
                 token, _, method = rest.partition("/")
                 outer.calls.append((token, method))
                 params = json.loads(body) if body.startswith("{") else {k: v[0] for k, v in parse_qs(body).items()}
+                outer.params.append((method, params))
                 if token != "123456:fake":
                     self._send(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
                     return
@@ -56,6 +58,10 @@ class FakeBotHTTPServer:
                 elif method == "getUpdates":
                     time.sleep(min(float(params.get("timeout", 0) or 0), 0.2))
                     result = []
+                elif method == "sendMessage":
+                    chat_id = int(params["chat_id"])
+                    result = {"message_id": len(outer.calls), "date": int(time.time()), "text": params.get("text", ""),
+                              "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup", "title": "group"}}
                 else:
                     result = True
                 self._send(200, {"ok": True, "result": result})

@@ -121,6 +121,7 @@ async def test_forged_claim_data(tg: FakeTelegram, setting: tuple[FakeUser, Fake
     _, team, _ = setting
     someone = tg.user(7501, "x", language_code="en")
     card = team.last_message()
-    for data in ("v1:cl:999999", "v1:cl:abc", "v1:cl"):
+    # unknown case, not a number, missing id, an unknown action, and over Telegram's 64 bytes
+    for data in ("v1:cl:999999", "v1:cl:abc", "v1:cl", "v1:zz:1", "v1:cl:" + "9" * 70):
         answer = await someone.press_data(team.id, card.message_id, data)
         assert answer is not None and answer.params.get("show_alert") is True
