@@ -49,17 +49,34 @@ async def run_loop(db_url: str, n: int, media: Path) -> tuple[float, Timed, int]
         await timed(worker.send_location(lat + 0.00001 * i, lon))
         await timed(worker.press(worker.last_message(), "违法建设"))
         summary = worker.last_message()
-        submit = next(b.callback_data for row in summary.reply_markup.inline_keyboard for b in row if b.callback_data.startswith("v1:rs:"))
+        submit = next(
+            b.callback_data
+            for row in summary.reply_markup.inline_keyboard
+            for b in row
+            if b.callback_data.startswith("v1:rs:")
+        )
         await timed(worker.press(summary, submit))
         # The command room's card for this report, found by its description.
         card = next(
-            c for c in bench.tg.api.messages.values()
-            if c["chat"]["id"] == room.id and f"违章搭建 {i}\n" in (c.get("caption", "") + "\n") and c.get("reply_markup")
+            c
+            for c in bench.tg.api.messages.values()
+            if c["chat"]["id"] == room.id
+            and f"违章搭建 {i}\n" in (c.get("caption", "") + "\n")
+            and c.get("reply_markup")
         )
-        data = next(b["callback_data"] for row in card["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].startswith("v1:dp:"))
+        data = next(
+            b["callback_data"]
+            for row in card["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["callback_data"].startswith("v1:dp:")
+        )
         case_id = int(data.split(":")[2])
         await timed(dispatcher.press_data(room.id, card["message_id"], data))
-        team_card = next(c for c in bench.tg.api.messages.values() if c["chat"]["id"] == team.id and f"v1:cl:{case_id}" in str(c.get("reply_markup")))
+        team_card = next(
+            c
+            for c in bench.tg.api.messages.values()
+            if c["chat"]["id"] == team.id and f"v1:cl:{case_id}" in str(c.get("reply_markup"))
+        )
         await timed(staff.press_data(team.id, team_card["message_id"], f"v1:cl:{case_id}"))
         await timed(staff.press_data(team.id, team_card["message_id"], f"v1:wk:resolve:{case_id}"))
         await timed(staff.send_photo(after, caption="已拆除"))
@@ -86,7 +103,9 @@ def main() -> None:
         steps = len(timed.latencies) // max(args.cases, 1)
         echo_elapsed, echo = asyncio.run(run_echo(args.cases, steps))
     n = len(timed.latencies)
-    print(f"GridDesk full loop on {'PostgreSQL' if args.database else 'SQLite'}: {args.cases} cases, {closed} closed, {n} updates")
+    print(
+        f"GridDesk full loop on {'PostgreSQL' if args.database else 'SQLite'}: {args.cases} cases, {closed} closed, {n} updates"
+    )
     print(f"  closed cases/s {closed / elapsed:6.1f}   updates/s {n / elapsed:7.1f}   per update: {timed.summary()}")
     print_echo_comparison(elapsed, timed, echo_elapsed, echo)
     if closed != args.cases:

@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from bot.app import build_application
 from bot.clock import Clock
-from bot.org_file import DEFAULT_ORG_FILE, load_org_file
+from bot.org.org_file import DEFAULT_ORG_FILE, load_org_file
 from bot.runtime import Runtime
 from bot.settings import Settings
+from griddesk.app import build_application
 from storage.db import Database, drop_everything
 from storage.migrate import upgrade
 from storage.org_import import import_org
@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -97,7 +97,9 @@ async def run_echo(users: int, updates_each: int) -> tuple[float, Timed]:
         assert update.effective_message is not None
         await update.effective_message.reply_text(update.effective_message.text or "")
 
-    app = ApplicationBuilder().token("123456:echo").request(api).get_updates_request(api).concurrent_updates(True).build()
+    app = (
+        ApplicationBuilder().token("123456:echo").request(api).get_updates_request(api).concurrent_updates(True).build()
+    )
     app.add_handler(MessageHandler(filters.TEXT, echo))
     await app.initialize()
     tg = FakeTelegram(app, api, settle_timeout=300)
@@ -118,7 +120,9 @@ async def run_echo(users: int, updates_each: int) -> tuple[float, Timed]:
 def print_echo_comparison(elapsed: float, timed: Timed, echo_elapsed: float, echo: Timed) -> None:
     """The echo bot's line and the ratios: the figures the machine's speed cancels out of."""
     n, m = len(timed.latencies), len(echo.latencies)
-    print(f"Bare PTB echo bot, same fake, {m} updates: updates/s {m / echo_elapsed:7.1f}   per update: {echo.summary()}")
+    print(
+        f"Bare PTB echo bot, same fake, {m} updates: updates/s {m / echo_elapsed:7.1f}   per update: {echo.summary()}"
+    )
     print(
         f"Ratio echo/GridDesk: updates/s {(m / echo_elapsed) / (n / elapsed):.1f}x, "
         f"median latency {statistics.median(timed.latencies) / statistics.median(echo.latencies):.1f}x"

@@ -47,7 +47,12 @@ async def file_reports(db_url: str, workers: int, media: Path) -> tuple[float, T
         await timed(user.press(card, buttons(card)[0][0]))
         summary = user.last_message()
         # Reports close together are offered as duplicates first; file each as new.
-        submit = next(b.callback_data for row in summary.reply_markup.inline_keyboard for b in row if b.callback_data.startswith("v1:rs:"))
+        submit = next(
+            b.callback_data
+            for row in summary.reply_markup.inline_keyboard
+            for b in row
+            if b.callback_data.startswith("v1:rs:")
+        )
         await timed(user.press(summary, submit))
 
     began = time.perf_counter()
@@ -69,7 +74,9 @@ def main() -> None:
         elapsed, timed, filed = asyncio.run(file_reports(url, args.workers, Path(tmp) / "media"))
         echo_elapsed, echo = asyncio.run(run_echo(args.workers, 4))
     n = len(timed.latencies)
-    print(f"GridDesk on {'PostgreSQL' if args.database else 'SQLite'}, {args.workers} workers, {filed} cases filed ({n} updates)")
+    print(
+        f"GridDesk on {'PostgreSQL' if args.database else 'SQLite'}, {args.workers} workers, {filed} cases filed ({n} updates)"
+    )
     print(f"  reports/s {filed / elapsed:8.1f}   updates/s {n / elapsed:8.1f}   per update: {timed.summary()}")
     print_echo_comparison(elapsed, timed, echo_elapsed, echo)
     if filed != args.workers:

@@ -20,15 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, text, update
 from sqlmodel import select
 
-from bot import deadlines
+from bot.cases import deadlines
 from bot.clock import ManualClock
-from bot.org_file import DEFAULT_ORG_FILE, load_org_file
+from bot.org.org_file import DEFAULT_ORG_FILE, load_org_file
 from bot.runtime import Runtime
 from bot.settings import Settings
 from storage.db import Database, drop_everything
@@ -48,7 +48,7 @@ MIX = [
     (("DISPUTE-", "SERVICE-", "OTHER"), 0.02),
 ]
 OPEN_STATES = [CaseState.DISPATCHED, CaseState.CLAIMED, CaseState.ESCALATED, CaseState.REOPENED]
-NOW = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # Monday 10:00 in Shanghai
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in Shanghai
 CHUNK = 20_000
 
 
@@ -74,19 +74,33 @@ def build(db: Database, n: int, open_share: float, seed: int = 7) -> None:
         created = NOW - timedelta(minutes=rng.randint(0, 60 * 24 * 540))
         is_open = i % open_every == 0
         state = rng.choice(OPEN_STATES) if is_open else CaseState.CLOSED
-        rows.append({
-            "code": f"BM-{i:09d}", "state": state, "version": 1, "source": "patrol",
-            "street_id": grid.street_id, "community_id": grid.community_id, "grid_id": grid.id,
-            "category_id": cat.id, "unit_id": teams.get((grid.street_id, cat.platform_id)),
-            "latitude": grid.centre_lat, "longitude": grid.centre_lon, "description": "benchmark case",
-            "urgent": cat.urgent, "created_at": created, "updated_at": created, "dispatched_at": created,
-            "due_at": NOW + timedelta(days=rng.randint(1, 30)) if is_open else None,
-        "deadline_started_at": NOW - timedelta(days=rng.randint(0, 3)) if is_open else None,
-            # open cases all have a reminder ahead of them; closed ones none
-            "next_reminder_at": NOW + timedelta(days=rng.randint(1, 30)) if is_open else None,
-            "reminders_done": [], "rung": 0,
-            "closed_at": None if is_open else created + timedelta(days=2),
-        })
+        rows.append(
+            {
+                "code": f"BM-{i:09d}",
+                "state": state,
+                "version": 1,
+                "source": "patrol",
+                "street_id": grid.street_id,
+                "community_id": grid.community_id,
+                "grid_id": grid.id,
+                "category_id": cat.id,
+                "unit_id": teams.get((grid.street_id, cat.platform_id)),
+                "latitude": grid.centre_lat,
+                "longitude": grid.centre_lon,
+                "description": "benchmark case",
+                "urgent": cat.urgent,
+                "created_at": created,
+                "updated_at": created,
+                "dispatched_at": created,
+                "due_at": NOW + timedelta(days=rng.randint(1, 30)) if is_open else None,
+                "deadline_started_at": NOW - timedelta(days=rng.randint(0, 3)) if is_open else None,
+                # open cases all have a reminder ahead of them; closed ones none
+                "next_reminder_at": NOW + timedelta(days=rng.randint(1, 30)) if is_open else None,
+                "reminders_done": [],
+                "rung": 0,
+                "closed_at": None if is_open else created + timedelta(days=2),
+            }
+        )
         if len(rows) == CHUNK:
             with db.engine.begin() as conn:
                 conn.execute(insert(table), rows)
@@ -104,15 +118,21 @@ def make_due(db: Database, count: int) -> None:
         ids = [r[0] for r in conn.execute(select(Case.id).where(Case.state == CaseState.CLAIMED).limit(count))]
         # claimed three days ago with a one-day limit: overdue five minutes ago (督办 rung 1)
         conn.execute(
-            update(Case).where(Case.id.in_(ids)).values(  # type: ignore[attr-defined]
-                deadline_started_at=NOW - timedelta(days=3), due_at=NOW - timedelta(minutes=5),
-                next_reminder_at=NOW - timedelta(minutes=5), reminders_done=["owner_50", "owner_80", "owner_due"],
+            update(Case)
+            .where(Case.id.in_(ids))
+            .values(  # type: ignore[attr-defined]
+                deadline_started_at=NOW - timedelta(days=3),
+                due_at=NOW - timedelta(minutes=5),
+                next_reminder_at=NOW - timedelta(minutes=5),
+                reminders_done=["owner_50", "owner_80", "owner_due"],
             )
         )
 
 
 def runtime(db: Database, media: Path) -> Runtime:
-    settings = Settings(TELEGRAM_BOT_TOKEN="123456:bench", DATABASE_URL=db.url, GRIDDESK_MEDIA_DIR=str(media), _env_file=None)
+    settings = Settings(
+        TELEGRAM_BOT_TOKEN="123456:bench", DATABASE_URL=db.url, GRIDDESK_MEDIA_DIR=str(media), _env_file=None
+    )
     return Runtime(settings=settings, db=db, clock=ManualClock(NOW))
 
 
@@ -135,16 +155,21 @@ def time_sweeps(db: Database, media: Path, due: int) -> dict[str, float]:
             break
         sent += result.cases
     busy = time.perf_counter() - began
-    return {"idle_median_ms": statistics.median(idle) * 1000, "idle_max_ms": max(idle) * 1000,
-            "due_cases": sent, "due_total_ms": busy * 1000, "due_rounds": rounds}
+    return {
+        "idle_median_ms": statistics.median(idle) * 1000,
+        "idle_max_ms": max(idle) * 1000,
+        "due_cases": sent,
+        "due_total_ms": busy * 1000,
+        "due_rounds": rounds,
+    }
 
 
 RSS_PROBE = """
 import asyncio, json, resource, sys
 from pathlib import Path
 from benchmarks.sweep import runtime
-from bot import deadlines
-from bot.app import build_application
+from bot.cases import deadlines
+from griddesk.app import build_application
 from storage.db import Database
 from tests.fakebot import FakeBotAPI
 
@@ -163,7 +188,9 @@ asyncio.run(main())
 
 
 def rss(db_url: str, media: Path) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", RSS_PROBE, db_url, str(media)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_PROBE, db_url, str(media)], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -197,11 +224,17 @@ def main() -> None:
         db.dispose()
     backend = "PostgreSQL" if args.database else "SQLite"
     print(f"{backend}: {args.cases:,} cases, {int(args.cases * args.open_share):,} open")
-    print(f"  sweep, nothing due: median {figures['idle_median_ms']:.2f} ms, max {figures['idle_max_ms']:.2f} ms (21 sweeps)")
-    print(f"  sweep, {figures['due_cases']} due: {figures['due_total_ms']:.0f} ms in {figures['due_rounds']} sweeps "
-          f"({figures['due_total_ms'] / max(figures['due_cases'], 1):.2f} ms a case)")
-    print(f"  bot RSS after start-up and a sweep: {big['rss_mb']:.0f} MB with {int(args.cases * args.open_share):,} open cases, "
-          f"{empty['rss_mb']:.0f} MB on an empty database (ratio {big['rss_mb'] / empty['rss_mb']:.2f})")
+    print(
+        f"  sweep, nothing due: median {figures['idle_median_ms']:.2f} ms, max {figures['idle_max_ms']:.2f} ms (21 sweeps)"
+    )
+    print(
+        f"  sweep, {figures['due_cases']} due: {figures['due_total_ms']:.0f} ms in {figures['due_rounds']} sweeps "
+        f"({figures['due_total_ms'] / max(figures['due_cases'], 1):.2f} ms a case)"
+    )
+    print(
+        f"  bot RSS after start-up and a sweep: {big['rss_mb']:.0f} MB with {int(args.cases * args.open_share):,} open cases, "
+        f"{empty['rss_mb']:.0f} MB on an empty database (ratio {big['rss_mb'] / empty['rss_mb']:.2f})"
+    )
 
 
 if __name__ == "__main__":

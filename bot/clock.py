@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 class Clock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class ManualClock(Clock):
@@ -16,7 +16,7 @@ class ManualClock(Clock):
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
             raise ValueError("ManualClock needs an aware datetime")
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
         return self._now
@@ -26,4 +26,4 @@ class ManualClock(Clock):
         return self._now
 
     def set(self, when: datetime) -> None:
-        self._now = when.astimezone(timezone.utc)
+        self._now = when.astimezone(UTC)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gettext
 import io
 import logging
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
@@ -46,7 +46,7 @@ def catalog_path(lang: str) -> Path:
     return LOCALES_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _translations(lang: str) -> gettext.GNUTranslations:
     # Compile the .po in memory: no build step, no binary files in the repository.
     with catalog_path(lang).open("rb") as fh:

@@ -33,12 +33,16 @@ def card_to_unit(session: Session, *, case: Case, unit_id: int | None, purpose: 
     return True
 
 
-def refresh_cards(session: Session, *, case_id: int, now: datetime, skip: frozenset[tuple[int, str]] = frozenset()) -> None:
+def refresh_cards(
+    session: Session, *, case_id: int, now: datetime, skip: frozenset[tuple[int, str]] = frozenset()
+) -> None:
     """Re-render every card of the case already posted (edited in place when sent), but
     those in `skip` ((chat id, purpose) pairs just queued some other way)."""
     for card in cases.cards_of(session, case_id):
         if (card.chat_id, card.purpose) not in skip:
-            outbox.enqueue(session, chat_id=card.chat_id, kind="case_card", case_id=case_id, purpose=card.purpose, now=now)
+            outbox.enqueue(
+                session, chat_id=card.chat_id, kind="case_card", case_id=case_id, purpose=card.purpose, now=now
+            )
 
 
 def card_to_command_room(session: Session, *, case: Case, now: datetime) -> bool:
@@ -74,14 +78,24 @@ def chat_lost(session: Session, *, chat: Chat, now: datetime) -> None:
     else:  # a district department: every street's command room should know
         rooms = [orgs.command_room_of(session, st.id) for st in orgs.active_streets(session)]  # type: ignore[arg-type]
     audit.record(
-        session, action="chat.lost", subject_type="chat", subject_id=chat.id,
-        data={"unit": unit.code, "open_cases": open_cases}, at=now,
+        session,
+        action="chat.lost",
+        subject_type="chat",
+        subject_id=chat.id,
+        data={"unit": unit.code, "open_cases": open_cases},
+        at=now,
     )
     for room in rooms:
         room_chat = chats.chat_for_unit(session, room.id) if room else None  # type: ignore[arg-type]
         if room_chat is None or room_chat.telegram_id == chat.telegram_id:
             continue
         text_to_user(
-            session, telegram_id=room_chat.telegram_id, key="chat.lost", now=now,
-            unit_zh=unit.name_zh, unit_en=unit.name_en, title=chat.title, open=open_cases,
+            session,
+            telegram_id=room_chat.telegram_id,
+            key="chat.lost",
+            now=now,
+            unit_zh=unit.name_zh,
+            unit_en=unit.name_en,
+            title=chat.title,
+            open=open_cases,
         )

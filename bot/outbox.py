@@ -52,7 +52,9 @@ def delivered(rt: Runtime, job: Job, *, message_id: int | None, is_photo: bool =
     with rt.db.session() as s:
         rows.mark_sent(s, row_id=job.id, now=now, message_id=message_id)
         if job.kind == "case_card" and job.case_id is not None and message_id is not None and job.purpose:
-            cases.save_card(s, case_id=job.case_id, chat_id=job.chat_id, message_id=message_id, purpose=job.purpose, now=now)
+            cases.save_card(
+                s, case_id=job.case_id, chat_id=job.chat_id, message_id=message_id, purpose=job.purpose, now=now
+            )
             card = cases.find_card(s, case_id=job.case_id, chat_id=job.chat_id, purpose=job.purpose)
             if card is not None and card.is_photo != is_photo:
                 card.is_photo = is_photo

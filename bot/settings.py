@@ -10,8 +10,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.i18n import SUPPORTED_LANGUAGES, normalise_language
-from bot.org_file import DEFAULT_ORG_FILE
-
+from bot.org.org_file import DEFAULT_ORG_FILE
 
 # What a person has to set, by field name: the sentence we print when one is wrong.
 _HINTS = {
@@ -36,18 +35,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     telegram_bot_token: str = Field(default="", validation_alias="TELEGRAM_BOT_TOKEN")
-    telegram_api_base_url: str = Field(
-        default="https://api.telegram.org/bot", validation_alias="TELEGRAM_API_BASE_URL"
-    )
+    telegram_api_base_url: str = Field(default="https://api.telegram.org/bot", validation_alias="TELEGRAM_API_BASE_URL")
     telegram_file_base_url: str = Field(
         default="https://api.telegram.org/file/bot", validation_alias="TELEGRAM_FILE_BASE_URL"
     )
     database_url: str = Field(default="sqlite:///griddesk.db", validation_alias="DATABASE_URL")
     org_file: Path = Field(default=DEFAULT_ORG_FILE, validation_alias="GRIDDESK_ORG_FILE")
     media_dir: Path = Field(default=Path("media"), validation_alias="GRIDDESK_MEDIA_DIR")
-    admin_ids: Annotated[frozenset[int], NoDecode] = Field(
-        default=frozenset(), validation_alias="GRIDDESK_ADMIN_IDS"
-    )
+    admin_ids: Annotated[frozenset[int], NoDecode] = Field(default=frozenset(), validation_alias="GRIDDESK_ADMIN_IDS")
     timezone: str = Field(default="Asia/Shanghai", validation_alias="GRIDDESK_TIMEZONE")
     default_language: str = Field(default="zh_CN", validation_alias="GRIDDESK_DEFAULT_LANGUAGE")
     invite_ttl_hours: int = Field(default=72, ge=1, validation_alias="GRIDDESK_INVITE_TTL_HOURS")

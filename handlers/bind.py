@@ -8,10 +8,10 @@ from telegram import Update
 from telegram.constants import ChatMemberStatus
 from telegram.error import BadRequest, Forbidden
 
-from bot import chats as chat_service
-from bot.chats import GROUP_TYPES
 from bot.errors import AdminOnly
 from bot.i18n import bilingual, t
+from bot.org import chats as chat_service
+from bot.org.chats import GROUP_TYPES
 from handlers.common import Ctx, chat_language, esc, off_loop, person_of, reply, runtime
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ async def bind(update: Update, context: Ctx) -> None:
         await reply(update, t(lang, "bind.usage"))
         return
     if not await bot_can_post(context, chat.id):
-        await _tell_privately(context, person.telegram_id, t(person.language, "bind.cannot_post", chat=esc(chat.title or chat.id)))
+        await _tell_privately(
+            context, person.telegram_id, t(person.language, "bind.cannot_post", chat=esc(chat.title or chat.id))
+        )
         return
     bound = await off_loop(
         chat_service.bind_chat,
@@ -65,7 +67,9 @@ async def bind(update: Update, context: Ctx) -> None:
         await reply(update, text)
     except (Forbidden, BadRequest):
         log.warning("bound chat %s but cannot post there", chat.id)
-        await _tell_privately(context, person.telegram_id, t(person.language, "bind.cannot_post", chat=esc(chat.title or chat.id)))
+        await _tell_privately(
+            context, person.telegram_id, t(person.language, "bind.cannot_post", chat=esc(chat.title or chat.id))
+        )
 
 
 async def _tell_privately(context: Ctx, telegram_id: int, text: str) -> None:

@@ -13,11 +13,11 @@ from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
-from bot import casework
 from bot.callbacks import BadCallback, Callback, cb
+from bot.cases import casework
 from bot.i18n import bilingual, t
-from bot.photos import PhotoError
-from bot.roles import Person
+from bot.intake.photos import PhotoError
+from bot.people.roles import Person
 from handlers.common import Ctx, chat_language, esc, off_loop, person_of, pressed, runtime
 from handlers.media import has_image, receive_photo
 from handlers.outbox_sender import flush
@@ -36,14 +36,20 @@ def _prompt(rt, lang: str, p: casework.Pending) -> tuple[str, InlineKeyboardMark
             mark = "✅ " if unit_id in p.departments else ""
             rows.append([InlineKeyboardButton(mark + (bilingual(lang, zh, en)), callback_data=cb("at", p.id, unit_id))])
     if p.action == casework.EXTEND:
-        rows.append([
-            InlineKeyboardButton(("✅ " if p.hours == h else "") + t(lang, "work.hours", hours=h), callback_data=cb("ah", p.id, h))
-            for h in casework.EXTENSION_CHOICES_H
-        ])
-    rows.append([
-        InlineKeyboardButton(t(lang, "work.btn_done"), callback_data=cb("ad", p.id)),
-        InlineKeyboardButton(t(lang, "work.btn_cancel"), callback_data=cb("ac", p.id)),
-    ])
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    ("✅ " if p.hours == h else "") + t(lang, "work.hours", hours=h), callback_data=cb("ah", p.id, h)
+                )
+                for h in casework.EXTENSION_CHOICES_H
+            ]
+        )
+    rows.append(
+        [
+            InlineKeyboardButton(t(lang, "work.btn_done"), callback_data=cb("ad", p.id)),
+            InlineKeyboardButton(t(lang, "work.btn_cancel"), callback_data=cb("ac", p.id)),
+        ]
+    )
     return "\n".join(lines) + "\n\n" + " · ".join(status), InlineKeyboardMarkup(rows)
 
 
@@ -89,7 +95,9 @@ async def on_input_button(update: Update, context: Ctx, callback: Callback) -> N
         return
     if callback.action in ("at", "ah"):
         if callback.action == "at":
-            updated = await off_loop(casework.toggle_department, rt, user_id=person.user_id, unit_id=callback.int_arg(1))
+            updated = await off_loop(
+                casework.toggle_department, rt, user_id=person.user_id, unit_id=callback.int_arg(1)
+            )
         else:
             updated = await off_loop(casework.set_hours, rt, user_id=person.user_id, hours=callback.int_arg(1))
         text, markup = await off_loop(_prompt, rt, lang, updated)
@@ -159,7 +167,9 @@ async def on_report_in(update: Update, context: Ctx, callback: Callback) -> None
 async def on_extension_decision(update: Update, context: Ctx, callback: Callback) -> None:
     query, person = await pressed(update, context)
     approve = callback.action == "xa"
-    done = await off_loop(casework.decide_extension, runtime(context), person=person, request_id=callback.int_arg(0), approve=approve)
+    done = await off_loop(
+        casework.decide_extension, runtime(context), person=person, request_id=callback.int_arg(0), approve=approve
+    )
     lang = await chat_language(update, context, person)
     text = t(lang, f"work.extension_decided_{done.extra['decision']}", code=esc(done.code), name=esc(person.name))
     await query.answer()
@@ -176,9 +186,13 @@ async def on_department_reply(update: Update, context: Ctx) -> None:
     if person is None:
         return
     rt = runtime(context)
-    case_id = await off_loop(casework.case_of_card, rt, chat_id=message.chat_id, message_id=message.reply_to_message.message_id)
+    case_id = await off_loop(
+        casework.case_of_card, rt, chat_id=message.chat_id, message_id=message.reply_to_message.message_id
+    )
     if case_id is None:
         return
-    done = await off_loop(casework.department_reply, rt, person=person, case_id=case_id, unit_chat_id=message.chat_id, text=message.text)
+    done = await off_loop(
+        casework.department_reply, rt, person=person, case_id=case_id, unit_chat_id=message.chat_id, text=message.text
+    )
     if done is not None:
         await flush(context.application)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
-from bot import claim as claim_service
 from bot.callbacks import Callback, cb
+from bot.cases import claim as claim_service
 from bot.i18n import t
 from handlers.common import Ctx, chat_language, esc, off_loop, person_of, pressed, reply, runtime
 from handlers.outbox_sender import flush
@@ -37,7 +37,9 @@ async def assign_command(update: Update, context: Ctx) -> None:
     if len(context.args or []) != 1:
         await reply(update, t(lang, "claim.assign_usage"))
         return
-    case_id, code, members = await off_loop(claim_service.team_members, runtime(context), person=person, code=context.args[0])  # type: ignore[index]
+    case_id, code, members = await off_loop(
+        claim_service.team_members, runtime(context), person=person, code=context.args[0]
+    )  # type: ignore[index]
     if not members:
         await reply(update, t(lang, "claim.no_members", code=esc(code)))
         return
@@ -47,7 +49,13 @@ async def assign_command(update: Update, context: Ctx) -> None:
 
 async def on_assign(update: Update, context: Ctx, callback: Callback) -> None:
     query, person = await pressed(update, context)
-    result = await off_loop(claim_service.reassign, runtime(context), person=person, case_id=callback.int_arg(0), user_id=callback.int_arg(1))
+    result = await off_loop(
+        claim_service.reassign,
+        runtime(context),
+        person=person,
+        case_id=callback.int_arg(0),
+        user_id=callback.int_arg(1),
+    )
     lang = await chat_language(update, context, person)
     text = t(lang, "claim.assigned", code=esc(result.code), owner=esc(result.owner_name))
     await query.answer()

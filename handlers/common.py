@@ -11,10 +11,11 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, ReplyKeyboard
 from telegram.constants import ChatType, ParseMode
 from telegram.ext import ContextTypes
 
-from bot import chats as chat_service
-from bot import people, textlimits
+from bot import textlimits
 from bot.i18n import t
-from bot.roles import Person
+from bot.org import chats as chat_service
+from bot.people import identity as people
+from bot.people.roles import Person
 from bot.runtime import Runtime
 
 T = TypeVar("T")
@@ -112,7 +113,9 @@ async def reply(
     )
 
 
-async def say(update: Update, context: Ctx, key: str, /, markup: InlineKeyboardMarkup | None = None, **kwargs: Any) -> Message | None:
+async def say(
+    update: Update, context: Ctx, key: str, /, markup: InlineKeyboardMarkup | None = None, **kwargs: Any
+) -> Message | None:
     person = await person_of(update, context)
     lang = await chat_language(update, context, person)
     return await reply(update, t(lang, key, **kwargs), markup=markup)

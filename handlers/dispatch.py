@@ -1,6 +1,6 @@
 """The command room's buttons on a new case's card, and the /duplicate and /reject commands.
 
-Buttons (case id first, all re-checked on every press by bot.dispatch):
+Buttons (case id first, all re-checked on every press by bot.cases.dispatch):
   dp:<case>:<unit>      dispatch to that team
   dt:<case>             list the street's teams          db:<case>  back to the card's buttons
   dd:<case>             list likely originals            dx:<case>:<original>  mark duplicate
@@ -15,9 +15,9 @@ import logging
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 
-from bot import dispatch
 from bot.callbacks import BadCallback, Callback, cb
-from bot.casecards import buttons_for, case_view
+from bot.cases import dispatch
+from bot.cases.cards import buttons_for, case_view
 from bot.i18n import t
 from handlers.common import Ctx, chat_language, esc, off_loop, person_of, reply, runtime
 from handlers.outbox_sender import flush
@@ -58,7 +58,8 @@ async def on_button(update: Update, context: Ctx, callback: Callback) -> None:
         elif action == "dt":
             teams = await off_loop(dispatch.team_options, rt, person, case_id=case_id)
             rows: Rows = [
-                [(("⭐ " if team.suggested else "") + team.name.get(lang), cb("dp", case_id, team.unit_id))] for team in teams
+                [(("⭐ " if team.suggested else "") + team.name.get(lang), cb("dp", case_id, team.unit_id))]
+                for team in teams
             ]
             await query.answer(t(lang, "dispatch.pick_team"))
             await _show(query, rows + _back(lang, case_id))
@@ -103,7 +104,9 @@ def _original_label(lang: str, option: dispatch.OriginalOption) -> str:
 
 async def _show(query: CallbackQuery, rows: Rows) -> None:
     """Swap the keyboard of the pressed message in place."""
-    markup = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows])
+    markup = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
+    )
     try:
         await query.edit_message_reply_markup(markup if rows else None)
     except BadRequest as exc:
@@ -125,7 +128,9 @@ async def _decided(update: Update, context: Ctx, case_id: int, toast: str | None
     rt = runtime(context)
     # The posted card was re-rendered by the outbox; any other copy (an old card, a card in a
     # group that is no longer bound) just loses its spent buttons.
-    if not await off_loop(dispatch.is_posted_card, rt, case_id=case_id, chat_id=message.chat.id, message_id=message.message_id):
+    if not await off_loop(
+        dispatch.is_posted_card, rt, case_id=case_id, chat_id=message.chat.id, message_id=message.message_id
+    ):
         try:
             await query.edit_message_reply_markup(None)
         except TelegramError as exc:
@@ -154,9 +159,13 @@ def moved_on_text(lang: str, outcome: dispatch.Outcome, *, html: bool) -> str:
     q = esc if html else str
     code = q(outcome.code)
     if outcome.state == CaseState.DUPLICATE and outcome.original:
-        return t(lang, "dispatch.already_duplicate", code=code, original=q(outcome.original), actor=q(outcome.actor or "—"))
+        return t(
+            lang, "dispatch.already_duplicate", code=code, original=q(outcome.original), actor=q(outcome.actor or "—")
+        )
     if outcome.state == CaseState.REJECTED:
-        return t(lang, "dispatch.already_rejected", code=code, actor=q(outcome.actor or "—"), note=q(outcome.note or "—"))
+        return t(
+            lang, "dispatch.already_rejected", code=code, actor=q(outcome.actor or "—"), note=q(outcome.note or "—")
+        )
     if outcome.team is not None:
         actor = q(outcome.actor) if outcome.actor else t(lang, "dispatch.by_auto")
         return t(lang, "dispatch.already_dispatched", code=code, team=q(outcome.team.get(lang)), actor=actor)

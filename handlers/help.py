@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 
 from bot.i18n import t
-from bot.roles import commands_for
+from bot.people.roles import commands_for
 from handlers.common import Ctx, chat_language, person_of, reply
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from telegram import Update
 
-from bot import onboarding
 from bot.errors import AdminOnly
 from bot.i18n import bilingual, t
+from bot.people import onboarding
 from handlers.common import Ctx, esc, is_private, off_loop, person_of, reply, runtime
 
 

@@ -13,8 +13,9 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot import casework, deadlines, digests, drafts
+from bot.cases import casework, deadlines, digests
 from bot.i18n import t
+from bot.intake import drafts
 from bot.outbox import chat_language
 from handlers.common import off_loop
 from handlers.outbox_sender import flush

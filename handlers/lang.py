@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
-from bot import chats as chat_service
-from bot import people
 from bot.callbacks import BadCallback, Callback, cb
 from bot.i18n import SUPPORTED_LANGUAGES, language_name, normalise_language, t
-from bot.roles import Person
+from bot.org import chats as chat_service
+from bot.people import identity as people
+from bot.people.roles import Person
 from bot.runtime import Runtime
 from handlers.common import Ctx, chat_language, is_private, off_loop, person_of, reply, runtime
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from telegram import Message
 from telegram.error import BadRequest
 
-from bot.intake import PhotoIn
-from bot.photos import NotAnImage, PhotoTooLarge, check_size, process_photo
+from bot.intake.photos import NotAnImage, PhotoTooLarge, check_size, process_photo
+from bot.intake.submit import PhotoIn
 from handlers.common import Ctx, off_loop, runtime
 
 IMAGE_MIME_PREFIX = "image/"
@@ -26,7 +26,11 @@ def has_image(message: Message) -> bool:
 
 def is_other_document(message: Message) -> bool:
     """A file that is not an image (a PDF, a spreadsheet): refused before any download."""
-    return not message.photo and message.document is not None and not (message.document.mime_type or "").startswith(IMAGE_MIME_PREFIX)
+    return (
+        not message.photo
+        and message.document is not None
+        and not (message.document.mime_type or "").startswith(IMAGE_MIME_PREFIX)
+    )
 
 
 async def receive_photo(context: Ctx, message: Message) -> Received:

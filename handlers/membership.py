@@ -8,9 +8,9 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.error import Forbidden
 
-from bot import chats as chat_service
-from bot import people
 from bot.i18n import t
+from bot.org import chats as chat_service
+from bot.people import identity as people
 from handlers.common import Ctx, off_loop, runtime
 from handlers.outbox_sender import flush
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from telegram import Update
 
+from bot.cases.mine import my_cases
 from bot.i18n import t
-from bot.mycases import my_cases
 from handlers.common import Ctx, esc, off_loop, person_of, reply, runtime
 
 
@@ -23,6 +23,13 @@ async def my_command(update: Update, context: Ctx) -> None:
     for row in rows:
         when = row.created_at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M")
         lines.append(
-            t(lang, "my.line", code=esc(row.code), category=esc(row.category(lang)), state=t(lang, f"state.{row.state}"), at=when)
+            t(
+                lang,
+                "my.line",
+                code=esc(row.code),
+                category=esc(row.category(lang)),
+                state=t(lang, f"state.{row.state}"),
+                at=when,
+            )
         )
     await reply(update, "\n".join(lines))

@@ -16,12 +16,13 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
-from bot import digests, outbox
+from bot import outbox
 from bot.callbacks import cb
-from bot.chats import chat_info
-from bot.casecards import Card, case_view, render_card
+from bot.cases import digests
+from bot.cases.cards import Card, case_view, render_card
 from bot.i18n import t
-from bot.photos import absolute
+from bot.intake.photos import absolute
+from bot.org.chats import chat_info
 from bot.runtime import Runtime
 from handlers.common import clip, off_loop
 
@@ -33,7 +34,9 @@ _LOCK_KEY = "outbox_lock"
 def markup(card: Card) -> InlineKeyboardMarkup | None:
     if not card.buttons:
         return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in card.buttons])
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in card.buttons]
+    )
 
 
 async def flush(app: Application) -> int:
@@ -92,11 +95,15 @@ async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int 
     lang = await off_loop(outbox.chat_language, rt, job.chat_id)
     if job.kind == "user_text":
         text = clip(t(lang, job.payload["key"], **localized_params(job.payload.get("params", {}), lang)))
-        message = await app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+        message = await app.bot.send_message(
+            job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
+        )
         return message.message_id, False
     if job.kind == "digest":
         text = clip(digests.render(job.payload, lang))
-        message = await app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+        message = await app.bot.send_message(
+            job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
+        )
         return message.message_id, False
     if job.kind in ("rating_request", "followup_card"):
         from handlers.rate import deliver  # rate.py imports this module: import when used
@@ -106,11 +113,23 @@ async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int 
         return await _verify_request(app, rt, job, lang), False
     if job.kind == "extension_request":
         p = localized_params(job.payload, lang)
-        text = t(lang, "work.extension_request", code=p.get("code", ""), by=p["by"], hours=p["hours"], due=p["due"], reason=p["reason"])
-        buttons = InlineKeyboardMarkup([[
-            InlineKeyboardButton(t(lang, "work.btn_approve"), callback_data=cb("xa", job.payload["request"])),
-            InlineKeyboardButton(t(lang, "work.btn_refuse"), callback_data=cb("xr", job.payload["request"])),
-        ]])
+        text = t(
+            lang,
+            "work.extension_request",
+            code=p.get("code", ""),
+            by=p["by"],
+            hours=p["hours"],
+            due=p["due"],
+            reason=p["reason"],
+        )
+        buttons = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(t(lang, "work.btn_approve"), callback_data=cb("xa", job.payload["request"])),
+                    InlineKeyboardButton(t(lang, "work.btn_refuse"), callback_data=cb("xr", job.payload["request"])),
+                ]
+            ]
+        )
         message = await app.bot.send_message(job.chat_id, clip(text), parse_mode=ParseMode.HTML, reply_markup=buttons)
         return message.message_id, False
     if job.kind == "case_card":
@@ -121,15 +140,32 @@ async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int 
         existing = await off_loop(outbox.existing_card, rt, job)
         info = await off_loop(chat_info, rt, job.chat_id) if job.purpose == "department" else None
         card = render_card(
-            view, lang=lang, purpose=job.purpose or "", tz=rt.settings.tz, photo=existing is None or existing.is_photo,
+            view,
+            lang=lang,
+            purpose=job.purpose or "",
+            tz=rt.settings.tz,
+            photo=existing is None or existing.is_photo,
             viewer_unit_id=info.unit_id if info else None,
         )
         if existing is not None:
             try:
                 if existing.is_photo:
-                    await app.bot.edit_message_caption(job.chat_id, existing.message_id, caption=card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card))
+                    await app.bot.edit_message_caption(
+                        job.chat_id,
+                        existing.message_id,
+                        caption=card.text,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup(card),
+                    )
                 else:
-                    await app.bot.edit_message_text(card.text, job.chat_id, existing.message_id, parse_mode=ParseMode.HTML, reply_markup=markup(card), disable_web_page_preview=True)
+                    await app.bot.edit_message_text(
+                        card.text,
+                        job.chat_id,
+                        existing.message_id,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup(card),
+                        disable_web_page_preview=True,
+                    )
                 return existing.message_id, existing.is_photo
             except BadRequest as exc:
                 if "not found" not in str(exc).lower() and "can't be edited" not in str(exc).lower():
@@ -137,9 +173,13 @@ async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int 
                 # The card was deleted in the chat: post it again below.
         if card.photo_path:
             data = await off_loop(absolute(rt.settings.media_dir, card.photo_path).read_bytes)
-            message = await app.bot.send_photo(job.chat_id, data, caption=card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card))
+            message = await app.bot.send_photo(
+                job.chat_id, data, caption=card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card)
+            )
             return message.message_id, True
-        message = await app.bot.send_message(job.chat_id, card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card), disable_web_page_preview=True)
+        message = await app.bot.send_message(
+            job.chat_id, card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card), disable_web_page_preview=True
+        )
         return message.message_id, False
     log.error("outbox row %s has an unknown kind %r", job.id, job.kind)
     return None, False
@@ -160,9 +200,13 @@ async def _verify_request(app: Application, rt: Runtime, job: outbox.Job, lang: 
             media.append(InputMediaPhoto(data, caption=t(lang, "work.photo_before" if before else "work.photo_after")))
         await app.bot.send_media_group(job.chat_id, media)
     text = t(lang, "work.verify_request", code=html.escape(view.code), category=html.escape(view.category.get(lang)))
-    buttons = InlineKeyboardMarkup([[
-        InlineKeyboardButton(t(lang, "card.confirm_fixed"), callback_data=cb("vc", view.id)),
-        InlineKeyboardButton(t(lang, "card.not_fixed"), callback_data=cb("vn", view.id)),
-    ]])
+    buttons = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(t(lang, "card.confirm_fixed"), callback_data=cb("vc", view.id)),
+                InlineKeyboardButton(t(lang, "card.not_fixed"), callback_data=cb("vn", view.id)),
+            ]
+        ]
+    )
     message = await app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=buttons)
     return message.message_id

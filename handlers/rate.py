@@ -23,11 +23,13 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 
-from bot import outbox, qrcard, rating
+from bot import outbox
 from bot.callbacks import BadCallback, Callback, cb
 from bot.i18n import N_, t
-from bot.photos import absolute
-from bot.roles import Person
+from bot.intake.photos import absolute
+from bot.people.roles import Person
+from bot.rating import qrcard
+from bot.rating import ratings as rating
 from bot.runtime import Runtime
 from handlers.common import Ctx, chat_language, clip, command_args, esc, is_private, off_loop, person_of, reply, runtime
 from handlers.outbox_sender import flush
@@ -113,12 +115,19 @@ async def on_rate(update: Update, context: Ctx, callback: Callback) -> None:
         raise BadCallback(callback)
     message_id = query.message.message_id if query.message else None
     done = await off_loop(
-        rating.rate, runtime(context), person=person, request_id=callback.int_arg(0), level=callback.int_arg(1), message_id=message_id,
+        rating.rate,
+        runtime(context),
+        person=person,
+        request_id=callback.int_arg(0),
+        level=callback.int_arg(1),
+        message_id=message_id,
     )
     lang = person.language
     await query.answer(t(lang, "rate.recorded"))
     text = _thanks(lang, done) + "\n\n" + t(lang, "rate.ask_comment")
-    skip = InlineKeyboardMarkup([[InlineKeyboardButton(t(lang, "rate.btn_skip"), callback_data=cb("rk", done.rating_id))]])
+    skip = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(t(lang, "rate.btn_skip"), callback_data=cb("rk", done.rating_id))]]
+    )
     try:
         await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=skip)
     except TelegramError as exc:  # the request message is gone: say it anew
@@ -156,7 +165,9 @@ async def on_private_message(update: Update, context: Ctx) -> None:
     if message.voice is not None:
         seconds = message.voice.duration
         seconds = int(seconds.total_seconds()) if hasattr(seconds, "total_seconds") else int(seconds or 0)
-        done = await off_loop(rating.add_comment, rt, user_id=person.user_id, voice_file_id=message.voice.file_id, voice_seconds=seconds)
+        done = await off_loop(
+            rating.add_comment, rt, user_id=person.user_id, voice_file_id=message.voice.file_id, voice_seconds=seconds
+        )
     elif text is not None and not text.startswith("/") and text.strip():
         done = await off_loop(rating.add_comment, rt, user_id=person.user_id, text=text)
     else:
@@ -190,7 +201,9 @@ async def on_followup(update: Update, context: Ctx, callback: Callback) -> None:
     op = callback.arg(1)
     if op not in rating.FOLLOWUP_OPS:
         raise BadCallback(callback)
-    done = await off_loop(rating.followup_action, runtime(context), person=person, followup_id=callback.int_arg(0), op=op)
+    done = await off_loop(
+        rating.followup_action, runtime(context), person=person, followup_id=callback.int_arg(0), op=op
+    )
     lang = await chat_language(update, context, person)
     if done.op == rating.CONTACTED:
         await query.answer(t(lang, "rate.fu_contacted_ok", code=done.code))
@@ -220,16 +233,24 @@ def render_followup(rt: Runtime, lang: str, view: rating.FollowUpView) -> tuple[
         lines.append(t(lang, "rate.fu_contacted", at=_fmt(rt, view.contacted_at), name=esc(view.contacted_by or "—")))
     if view.outcome is not None and view.done_at is not None:
         lines.append(
-            t(lang, "rate.fu_outcome", outcome=t(lang, rating.OUTCOME_KEYS[view.outcome]), at=_fmt(rt, view.done_at), name=esc(view.done_by or "—"))
+            t(
+                lang,
+                "rate.fu_outcome",
+                outcome=t(lang, rating.OUTCOME_KEYS[view.outcome]),
+                at=_fmt(rt, view.done_at),
+                name=esc(view.done_by or "—"),
+            )
         )
         return clip("\n".join(lines)), None
     rows = []
     if view.contacted_at is None:
         rows.append([InlineKeyboardButton(t(lang, "rate.btn_contacted"), callback_data=cb("fu", view.id, "c"))])
-    rows.append([
-        InlineKeyboardButton(t(lang, "rate.btn_resolved"), callback_data=cb("fu", view.id, "r")),
-        InlineKeyboardButton(t(lang, "rate.btn_unreachable"), callback_data=cb("fu", view.id, "u")),
-    ])
+    rows.append(
+        [
+            InlineKeyboardButton(t(lang, "rate.btn_resolved"), callback_data=cb("fu", view.id, "r")),
+            InlineKeyboardButton(t(lang, "rate.btn_unreachable"), callback_data=cb("fu", view.id, "u")),
+        ]
+    )
     rows.append([InlineKeyboardButton(t(lang, "rate.btn_reopen"), callback_data=cb("fu", view.id, "o"))])
     return clip("\n".join(lines)), InlineKeyboardMarkup(rows)
 
@@ -260,10 +281,17 @@ async def _rating_request(app: Application, rt: Runtime, job: outbox.Job, lang: 
             lines += [f"· {_fmt(rt, h.at)} {t(lang, h.key)}" for h in view.history]
         lines.append("")
     lines += [t(lang, "rate.ask_question"), _legend(lang)]
-    buttons = InlineKeyboardMarkup([[
-        InlineKeyboardButton(rating.EMOJI[level], callback_data=cb("rt", view.request_id, level)) for level in rating.LEVELS
-    ]])
-    message = await app.bot.send_message(job.chat_id, clip("\n".join(lines)), parse_mode=ParseMode.HTML, reply_markup=buttons)
+    buttons = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(rating.EMOJI[level], callback_data=cb("rt", view.request_id, level))
+                for level in rating.LEVELS
+            ]
+        ]
+    )
+    message = await app.bot.send_message(
+        job.chat_id, clip("\n".join(lines)), parse_mode=ParseMode.HTML, reply_markup=buttons
+    )
     return message.message_id
 
 
@@ -293,7 +321,9 @@ async def _followup_card(app: Application, rt: Runtime, job: outbox.Job, lang: s
     text, markup = render_followup(rt, lang, view)
     if view.card_chat_id == job.chat_id and view.card_message_id is not None:
         try:
-            await app.bot.edit_message_text(text, job.chat_id, view.card_message_id, parse_mode=ParseMode.HTML, reply_markup=markup)
+            await app.bot.edit_message_text(
+                text, job.chat_id, view.card_message_id, parse_mode=ParseMode.HTML, reply_markup=markup
+            )
             return view.card_message_id
         except BadRequest as exc:
             if "not modified" in str(exc).lower():
@@ -302,7 +332,9 @@ async def _followup_card(app: Application, rt: Runtime, job: outbox.Job, lang: s
                 raise
             # The card was deleted in the group: post it again.
     message = await app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup)
-    await off_loop(rating.followup_card_posted, rt, followup_id=followup_id, chat_id=job.chat_id, message_id=message.message_id)
+    await off_loop(
+        rating.followup_card_posted, rt, followup_id=followup_id, chat_id=job.chat_id, message_id=message.message_id
+    )
     return message.message_id
 
 
@@ -333,7 +365,9 @@ async def stats_command(update: Update, context: Ctx) -> None:
 
 def render_stats(lang: str, report: rating.StatsReport) -> str:
     st = report.stats
-    period = {"7d": t(lang, "rate.period_7d"), "30d": t(lang, "rate.period_30d"), "all": t(lang, "rate.period_all")}[report.period]
+    period = {"7d": t(lang, "rate.period_7d"), "30d": t(lang, "rate.period_30d"), "all": t(lang, "rate.period_all")}[
+        report.period
+    ]
     lines = [
         t(lang, "rate.stats_title", scope=esc(report.scope.get(lang)), period=period),
         t(lang, "rate.stats_requests", sent=st.requests_sent, rated=st.responded, rate=_percent(st.response_rate)),
@@ -341,9 +375,13 @@ def render_stats(lang: str, report: rating.StatsReport) -> str:
         " · ".join(f"{rating.EMOJI[level]} {st.by_level.get(level, 0)}" for level in rating.LEVELS),
         t(lang, "rate.stats_bad", count=st.bad),
         t(
-            lang, "rate.stats_followups",
-            open=st.followups.get("open", 0), overdue=st.followups.get("overdue", 0), resolved=st.followups.get(rating.RESOLVED, 0),
-            unreachable=st.followups.get(rating.UNREACHABLE, 0), reopened=st.followups.get(rating.REOPENED, 0),
+            lang,
+            "rate.stats_followups",
+            open=st.followups.get("open", 0),
+            overdue=st.followups.get("overdue", 0),
+            resolved=st.followups.get(rating.RESOLVED, 0),
+            unreachable=st.followups.get(rating.UNREACHABLE, 0),
+            reopened=st.followups.get(rating.REOPENED, 0),
         ),
     ]
     return "\n".join(lines)
@@ -359,7 +397,9 @@ def rating_lines(rt: Runtime, lang: str, case_id: int) -> list[str]:
         return []
     lines = [t(lang, "rate.staff_title")]
     for r in found:
-        lines.append(t(lang, "rate.staff_line", level=level_label(lang, r.level), at=_fmt(rt, r.at), name=esc(r.resident)))
+        lines.append(
+            t(lang, "rate.staff_line", level=level_label(lang, r.level), at=_fmt(rt, r.at), name=esc(r.resident))
+        )
         if r.comment:
             comment = r.comment if len(r.comment) <= 200 else r.comment[:200] + "…"
             lines.append(t(lang, "rate.staff_comment", comment=esc(comment)))
@@ -368,4 +408,3 @@ def rating_lines(rt: Runtime, lang: str, case_id: int) -> list[str]:
         if r.followup_outcome is not None:
             lines.append(t(lang, "rate.staff_followup", outcome=t(lang, rating.OUTCOME_KEYS[r.followup_outcome])))
     return lines
-

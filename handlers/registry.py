@@ -39,7 +39,9 @@ def register(app: Application) -> None:
     private_input = filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED & ~filters.COMMAND
     app.add_handler(MessageHandler(private_input, casework.on_private_input), group=-2)
     # A resident's comment after rating a case (commands too: they end the wait for one).
-    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED, rate.on_private_message), group=-3)
+    app.add_handler(
+        MessageHandler(filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED, rate.on_private_message), group=-3
+    )
 
     app.add_handler(CommandHandler("start", start.start))
     app.add_handler(CommandHandler("help", help.help_command))
@@ -89,12 +91,24 @@ def register(app: Application) -> None:
     app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, report.on_text))
     app.add_handler(
         MessageHandler(
-            private & (filters.Sticker.ALL | filters.VIDEO | filters.CONTACT | filters.ANIMATION | filters.AUDIO | filters.VIDEO_NOTE),
+            private
+            & (
+                filters.Sticker.ALL
+                | filters.VIDEO
+                | filters.CONTACT
+                | filters.ANIMATION
+                | filters.AUDIO
+                | filters.VIDEO_NOTE
+            ),
             report.on_other,
         )
     )
 
-    app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.REPLY & filters.TEXT & ~filters.COMMAND, casework.on_department_reply))
+    app.add_handler(
+        MessageHandler(
+            filters.ChatType.GROUPS & filters.REPLY & filters.TEXT & ~filters.COMMAND, casework.on_department_reply
+        )
+    )
 
     app.add_handler(MessageHandler(filters.COMMAND, fallback.unknown_command))
     app.add_handler(MessageHandler(private & filters.TEXT, fallback.private_text))

@@ -1,6 +1,6 @@
 """The report conversation, in private chat: location, photos, description, category, confirm.
 
-State lives in the database (bot.drafts), not in PTB's ConversationHandler, so a restart
+State lives in the database (bot.intake.drafts), not in PTB's ConversationHandler, so a restart
 resumes where the worker was. Updates of one user are handled one at a time (an album
 arrives as several updates at once).
 """
@@ -23,15 +23,17 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from bot import categories, drafts, intake, locate
 from bot.callbacks import BadCallback, Callback, cb
-from bot.casecards import _e as escape_html
-from bot.drafts import CATEGORY, CONFIRM, DESCRIPTION, LOCATION, PHOTOS, Draft
+from bot.cases.cards import _e as escape_html
 from bot.i18n import t
-from bot.textlimits import utf16_len, utf16_prefix
-from bot.photos import PhotoError
-from bot.roles import Person
+from bot.intake import drafts, locate
+from bot.intake import submit as intake
+from bot.intake.drafts import CATEGORY, CONFIRM, DESCRIPTION, LOCATION, PHOTOS, Draft
+from bot.intake.photos import PhotoError
+from bot.org import categories
+from bot.people.roles import Person
 from bot.runtime import Runtime
+from bot.textlimits import utf16_len, utf16_prefix
 from handlers import fallback, media, my
 from handlers.common import Ctx, clip, esc, is_private, off_loop, person_of, runtime
 from handlers.outbox_sender import flush
@@ -56,7 +58,9 @@ def _worker_grids(person: Person) -> list[str]:
 async def _send(update: Update, text: str, markup: Any = None) -> Message:
     message = update.effective_message
     assert message is not None
-    return await message.reply_text(clip(text), parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True)
+    return await message.reply_text(
+        clip(text), parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True
+    )
 
 
 # --- starting ---------------------------------------------------------------------
@@ -105,9 +109,13 @@ def _location_inline(person: Person, draft: Draft) -> InlineKeyboardMarkup | Non
     lang = person.language
     rows = []
     if len(_worker_grids(person)) == 1:
-        rows.append([InlineKeyboardButton(t(lang, "report.btn_grid_centre"), callback_data=cb("rl", draft.ref, "grid"))])
+        rows.append(
+            [InlineKeyboardButton(t(lang, "report.btn_grid_centre"), callback_data=cb("rl", draft.ref, "grid"))]
+        )
     if draft.exif_offer:
-        rows.append([InlineKeyboardButton(t(lang, "report.btn_photo_location"), callback_data=cb("rl", draft.ref, "exif"))])
+        rows.append(
+            [InlineKeyboardButton(t(lang, "report.btn_photo_location"), callback_data=cb("rl", draft.ref, "exif"))]
+        )
     return InlineKeyboardMarkup(rows) if rows else None
 
 
@@ -150,11 +158,20 @@ def _platform_categories_keyboard(rt: Runtime, lang: str, draft: Draft, platform
 
 
 def _done_button(person: Person, draft: Draft) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(t(person.language, "report.btn_done"), callback_data=cb("rd", draft.ref))]])
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(t(person.language, "report.btn_done"), callback_data=cb("rd", draft.ref))]]
+    )
 
 
 async def _prompt(
-    update: Update, context: Ctx, person: Person, draft: Draft, *, fresh: bool = False, prefix: str = "", after_photo: bool = False
+    update: Update,
+    context: Ctx,
+    person: Person,
+    draft: Draft,
+    *,
+    fresh: bool = False,
+    prefix: str = "",
+    after_photo: bool = False,
 ) -> Message:
     """Ask for what the draft still lacks (or show the summary when nothing is missing)."""
     rt = runtime(context)
@@ -208,7 +225,12 @@ async def _summary(update: Update, context: Ctx, person: Person, draft: Draft, *
     lines = [prefix, ""] if prefix else []
     lines += [
         t(lang, "report.summary_title"),
-        t(lang, "report.summary_place", place=esc(place.grid_name(lang) if place else "—"), street=esc(place.street_name(lang) if place else "—")),
+        t(
+            lang,
+            "report.summary_place",
+            place=esc(place.grid_name(lang) if place else "—"),
+            street=esc(place.street_name(lang) if place else "—"),
+        ),
         t(lang, "report.summary_category", category=esc(category.name(lang) if category else "—")),
         t(lang, "report.summary_photos", count=len(draft.photos)),
     ]
@@ -222,10 +244,23 @@ async def _summary(update: Update, context: Ctx, person: Person, draft: Draft, *
         lines.append(t(lang, "report.duplicates_found", count=len(candidates)))
         for c in candidates:
             snippet = c.description[:40] + ("…" if len(c.description) > 40 else "")
-            lines.append(t(lang, "report.duplicate_line", code=esc(c.code), metres=round(c.distance_m), description=esc(snippet)))
-            rows.append([InlineKeyboardButton(t(lang, "report.btn_join", code=c.code), callback_data=cb("rj", draft.ref, c.case_id))])
+            lines.append(
+                t(lang, "report.duplicate_line", code=esc(c.code), metres=round(c.distance_m), description=esc(snippet))
+            )
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        t(lang, "report.btn_join", code=c.code), callback_data=cb("rj", draft.ref, c.case_id)
+                    )
+                ]
+            )
     rows += [
-        [InlineKeyboardButton(t(lang, "report.btn_submit_new" if candidates else "report.btn_submit"), callback_data=cb("rs", draft.ref))],
+        [
+            InlineKeyboardButton(
+                t(lang, "report.btn_submit_new" if candidates else "report.btn_submit"),
+                callback_data=cb("rs", draft.ref),
+            )
+        ],
         [
             InlineKeyboardButton(t(lang, "report.btn_edit_location"), callback_data=cb("re", draft.ref, "loc")),
             InlineKeyboardButton(t(lang, "report.btn_edit_photos"), callback_data=cb("re", draft.ref, "pho")),
@@ -295,7 +330,11 @@ async def on_photo(update: Update, context: Ctx) -> None:
 async def _edit_ack(context: Ctx, person: Person, draft: Draft, message_id: int) -> None:
     rt = runtime(context)
     step = draft.next_step()
-    follow = t(person.language, "report.more_photos_or_description") if step == DESCRIPTION else _prompt_text(person, draft, step)
+    follow = (
+        t(person.language, "report.more_photos_or_description")
+        if step == DESCRIPTION
+        else _prompt_text(person, draft, step)
+    )
     text = t(person.language, "report.photos_received", count=len(draft.photos)) + "\n\n" + follow
     markup = None
     if draft.next_step() == LOCATION:
@@ -305,7 +344,9 @@ async def _edit_ack(context: Ctx, person: Person, draft: Draft, message_id: int)
     elif draft.next_step() == DESCRIPTION:
         markup = _done_button(person, draft)
     try:
-        await context.bot.edit_message_text(text, person.telegram_id, message_id, parse_mode=ParseMode.HTML, reply_markup=markup)
+        await context.bot.edit_message_text(
+            text, person.telegram_id, message_id, parse_mode=ParseMode.HTML, reply_markup=markup
+        )
     except TelegramError as exc:  # "not modified" and the like: the count is all that changed
         log.debug("album ack not edited: %s", exc)
 
@@ -328,7 +369,9 @@ async def on_location(update: Update, context: Ctx) -> None:
         await _set_location(update, context, person, draft, lat, lon, address)
 
 
-async def _set_location(update: Update, context: Ctx, person: Person, draft: Draft, lat: float, lon: float, address: str | None) -> None:
+async def _set_location(
+    update: Update, context: Ctx, person: Person, draft: Draft, lat: float, lon: float, address: str | None
+) -> None:
     rt = runtime(context)
     place = await off_loop(locate.locate, rt, lat, lon)
     if place is None:
@@ -341,7 +384,12 @@ async def _set_location(update: Update, context: Ctx, person: Person, draft: Dra
     draft.latitude, draft.longitude, draft.address, draft.grid_id = lat, lon, address, place.grid_id
     draft.exif_offer = None
     await off_loop(drafts.save, rt, draft)
-    ack = t(person.language, "report.location_set", grid=esc(place.grid_name(person.language)), street=esc(place.street_name(person.language)))
+    ack = t(
+        person.language,
+        "report.location_set",
+        grid=esc(place.grid_name(person.language)),
+        street=esc(place.street_name(person.language)),
+    )
     await _prompt(update, context, person, draft, prefix=ack)
 
 
@@ -361,13 +409,20 @@ async def _grid_choice(rt: Runtime, person: Person, draft: Draft, grid_code: str
     return place, centre[0], centre[1]
 
 
-async def _use_grid(update: Update, context: Ctx, person: Person, draft: Draft, choice: tuple[locate.Place, float, float]) -> None:
+async def _use_grid(
+    update: Update, context: Ctx, person: Person, draft: Draft, choice: tuple[locate.Place, float, float]
+) -> None:
     rt = runtime(context)
     place, lat, lon = choice
     draft.outside = False
     draft.latitude, draft.longitude, draft.grid_id, draft.exif_offer = lat, lon, place.grid_id, None
     await off_loop(drafts.save, rt, draft)
-    ack = t(person.language, "report.location_set", grid=esc(place.grid_name(person.language)), street=esc(place.street_name(person.language)))
+    ack = t(
+        person.language,
+        "report.location_set",
+        grid=esc(place.grid_name(person.language)),
+        street=esc(place.street_name(person.language)),
+    )
     await _prompt(update, context, person, draft, prefix=ack)
 
 
@@ -440,7 +495,9 @@ async def on_voice(update: Update, context: Ctx) -> None:
         seconds = duration.total_seconds() if hasattr(duration, "total_seconds") else duration
         draft.voices.append({"file_id": message.voice.file_id, "duration": int(seconds)})
         await off_loop(drafts.save, runtime(context), draft)
-        await _prompt(update, context, person, draft, prefix=t(person.language, "report.voice_added", count=len(draft.voices)))
+        await _prompt(
+            update, context, person, draft, prefix=t(person.language, "report.voice_added", count=len(draft.voices))
+        )
 
 
 async def on_other(update: Update, context: Ctx) -> None:
@@ -473,7 +530,9 @@ async def cancel_command(update: Update, context: Ctx) -> None:
 
 async def _cancel(update: Update, context: Ctx, person: Person) -> None:
     existed = await off_loop(drafts.discard, runtime(context), person.user_id)
-    await _send(update, t(person.language, "report.cancelled" if existed else "cancel.nothing"), main_menu(person.language))
+    await _send(
+        update, t(person.language, "report.cancelled" if existed else "cancel.nothing"), main_menu(person.language)
+    )
 
 
 # --- buttons ----------------------------------------------------------------------
@@ -560,7 +619,9 @@ async def on_report_button(update: Update, context: Ctx, callback: Callback) -> 
             if action == "rs":
                 done = await off_loop(intake.submit_report, rt, report, finish_draft=True)
             else:
-                done = await off_loop(intake.join_case, rt, case_id=callback.int_arg(1), report=report, finish_draft=True)
+                done = await off_loop(
+                    intake.join_case, rt, case_id=callback.int_arg(1), report=report, finish_draft=True
+                )
             await query.answer()
             await _finish(update, context, person, done)
             await flush(context.application)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from telegram import Update
 
-from bot import onboarding, rating
 from bot.i18n import bilingual, t
+from bot.people import onboarding
+from bot.rating import ratings as rating
 from handlers import rate
-from handlers.report import main_menu
 from handlers.common import Ctx, esc, is_private, off_loop, person_of, reply, runtime, say
+from handlers.report import main_menu
 
 
 async def start(update: Update, context: Ctx) -> None:
@@ -30,7 +31,13 @@ async def start(update: Update, context: Ctx) -> None:
         scope = bilingual(lang, joined.scope_name_zh, joined.scope_name_en)
         await reply(
             update,
-            t(lang, "join.already" if joined.already_member else "join.welcome", name=esc(person.name), role=t(lang, f"role.{joined.role}"), scope=esc(scope))
+            t(
+                lang,
+                "join.already" if joined.already_member else "join.welcome",
+                name=esc(person.name),
+                role=t(lang, f"role.{joined.role}"),
+                scope=esc(scope),
+            )
             + "\n\n"
             + t(lang, "start.next_help"),
         )

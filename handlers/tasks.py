@@ -5,9 +5,9 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
-from bot import casequery
 from bot.callbacks import Callback, cb
-from bot.casecards import render_card
+from bot.cases import query as casequery
+from bot.cases.cards import render_card
 from bot.errors import NotAllowed
 from bot.i18n import t
 from bot.runtime import Runtime
@@ -23,7 +23,15 @@ def _render_list(rt: Runtime, lang: str, work: casequery.WorkList) -> tuple[str,
         when = line.created_at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M")
         mark = "🔴 " if line.urgent else ""
         lines.append(
-            mark + t(lang, "tasks.line", code=esc(line.code), category=esc(line.category(lang)), state=t(lang, f"state.{line.state}"), at=when)
+            mark
+            + t(
+                lang,
+                "tasks.line",
+                code=esc(line.code),
+                category=esc(line.category(lang)),
+                state=t(lang, f"state.{line.state}"),
+                at=when,
+            )
         )
     nav = []
     if work.page > 0:

@@ -18,7 +18,14 @@ async def whoami(update: Update, context: Ctx) -> None:
         lines.append("• " + t(lang, "role.admin"))
     for m in person.memberships:
         lines.append(
-            "• " + t(lang, "whoami.line", role=t(lang, f"role.{m.role}"), scope=esc(m.scope_name(lang)), code=esc(m.scope_code))
+            "• "
+            + t(
+                lang,
+                "whoami.line",
+                role=t(lang, f"role.{m.role}"),
+                scope=esc(m.scope_name(lang)),
+                code=esc(m.scope_code),
+            )
         )
     if person.is_resident:
         lines.append(t(lang, "whoami.resident"))

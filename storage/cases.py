@@ -10,8 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from storage.models import Case, CaseCard, CaseCounter, CaseMedia, CaseState, SupportingReport
-from storage.models import AuditEvent
+from storage.models import AuditEvent, Case, CaseCard, CaseCounter, CaseMedia, CaseState, SupportingReport
 
 OPEN_STATES = (
     CaseState.REPORTED,
@@ -114,7 +113,9 @@ def cases_of_reporter(session: Session, user_id: int, *, limit: int = 10, offset
 
 
 def count_reports_since(session: Session, user_id: int, since: datetime) -> int:
-    cases = select(func.count()).select_from(Case).where(Case.reporter_user_id == user_id, col(Case.created_at) >= since)
+    cases = (
+        select(func.count()).select_from(Case).where(Case.reporter_user_id == user_id, col(Case.created_at) >= since)
+    )
     supports = (
         select(func.count())
         .select_from(SupportingReport)
@@ -127,9 +128,7 @@ def count_reports_since(session: Session, user_id: int, since: datetime) -> int:
     return int(session.exec(cases).one()) + int(session.exec(supports).one())
 
 
-def change_state(
-    session: Session, *, case_id: int, from_state: str, version: int, values: dict[str, Any]
-) -> bool:
+def change_state(session: Session, *, case_id: int, from_state: str, version: int, values: dict[str, Any]) -> bool:
     """Compare-and-set: move the case only if nobody moved it first. True if we won."""
     result = session.execute(
         update(Case)

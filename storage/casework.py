@@ -15,7 +15,9 @@ def pending_of(session: Session, user_id: int) -> PendingInput | None:
     return session.exec(select(PendingInput).where(PendingInput.user_id == user_id)).first()
 
 
-def start_pending(session: Session, *, user_id: int, action: str, case_id: int, data: dict[str, Any], now: datetime) -> PendingInput:
+def start_pending(
+    session: Session, *, user_id: int, action: str, case_id: int, data: dict[str, Any], now: datetime
+) -> PendingInput:
     session.execute(delete(PendingInput).where(col(PendingInput.user_id) == user_id))
     row = PendingInput(user_id=user_id, action=action, case_id=case_id, data=data, created_at=now, updated_at=now)
     session.add(row)
@@ -84,7 +86,9 @@ def decide_extension(session: Session, *, request_id: int, decision: str, user_i
 def unverified_since(session: Session, before: datetime, limit: int = 100) -> list[Case]:
     stmt = (
         select(Case)
-        .where(Case.state == CaseState.RESOLVED, col(Case.resolved_at) <= before, col(Case.verify_escalated_at).is_(None))
+        .where(
+            Case.state == CaseState.RESOLVED, col(Case.resolved_at) <= before, col(Case.verify_escalated_at).is_(None)
+        )
         .order_by(col(Case.resolved_at))
         .limit(limit)
     )

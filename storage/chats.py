@@ -13,9 +13,7 @@ def get_chat(session: Session, telegram_id: int) -> Chat | None:
     return session.exec(select(Chat).where(Chat.telegram_id == telegram_id)).first()
 
 
-def upsert_chat(
-    session: Session, *, telegram_id: int, title: str, type_: str, now: datetime
-) -> Chat:
+def upsert_chat(session: Session, *, telegram_id: int, title: str, type_: str, now: datetime) -> Chat:
     chat = get_chat(session, telegram_id)
     if chat is None:
         chat = Chat(telegram_id=telegram_id, title=title, type=type_, updated_at=now)

@@ -127,7 +127,12 @@ def drop_everything(db: Database) -> None:
     """Drop every table, Alembic's included (tests only: a clean slate per run)."""
     with db.engine.begin() as conn:
         if db.sqlite:
-            names = [r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+            names = [
+                r[0]
+                for r in conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             for name in names:
                 conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')

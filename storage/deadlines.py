@@ -62,15 +62,25 @@ def count_created(session: Session, street_id: int, since: datetime, until: date
 def count_closed(session: Session, street_id: int, since: datetime, until: datetime) -> dict[int | None, int]:
     stmt = (
         select(Case.unit_id, func.count())
-        .where(Case.street_id == street_id, Case.state == CaseState.CLOSED, col(Case.closed_at) >= since, col(Case.closed_at) < until)
+        .where(
+            Case.street_id == street_id,
+            Case.state == CaseState.CLOSED,
+            col(Case.closed_at) >= since,
+            col(Case.closed_at) < until,
+        )
         .group_by(Case.unit_id)
     )
     return {unit: int(n) for unit, n in session.exec(stmt)}
 
 
-def open_with_due(session: Session, street_id: int, states: Sequence[str], due_before: datetime, unit_id: int | None = None) -> list[Case]:
+def open_with_due(
+    session: Session, street_id: int, states: Sequence[str], due_before: datetime, unit_id: int | None = None
+) -> list[Case]:
     stmt = select(Case).where(
-        Case.street_id == street_id, col(Case.state).in_(states), col(Case.due_at).is_not(None), col(Case.due_at) < due_before
+        Case.street_id == street_id,
+        col(Case.state).in_(states),
+        col(Case.due_at).is_not(None),
+        col(Case.due_at) < due_before,
     )
     if unit_id is not None:
         stmt = stmt.where(Case.unit_id == unit_id)

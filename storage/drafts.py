@@ -37,7 +37,9 @@ def remove(session: Session, user_id: int) -> None:
 
 def remove_if_idle(session: Session, user_id: int, before: datetime) -> None:
     """Delete the user's draft only if it is still idle (nobody touched it meanwhile)."""
-    session.execute(delete(ReportDraft).where(col(ReportDraft.user_id) == user_id, col(ReportDraft.updated_at) < before))
+    session.execute(
+        delete(ReportDraft).where(col(ReportDraft.user_id) == user_id, col(ReportDraft.updated_at) < before)
+    )
 
 
 def idle_since(session: Session, before: datetime, limit: int = 100) -> list[ReportDraft]:

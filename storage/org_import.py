@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from bot.org_file import OrgSpec
 from storage.models import (
     AuditEvent,
     Case,
@@ -34,6 +33,7 @@ from storage.models import (
     UnitKind,
     utcnow,
 )
+from storage.orgspec import OrgSpec
 
 # Report order; also the kinds ImportReport counts.
 KINDS = (
@@ -137,8 +137,7 @@ class _Importer:
             Street: {s.code for s in spec.streets},
             Community: {c.code for _s, c in spec.iter_communities()},
             Grid: {g.code for _s, _c, g in spec.iter_grids()},
-            Unit: {u.code for u in spec.teams() + spec.command_rooms()}
-            | {d.code for d in spec.departments},
+            Unit: {u.code for u in spec.teams() + spec.command_rooms()} | {d.code for d in spec.departments},
             Category: {c.code for c in spec.categories},
         }
 
@@ -169,9 +168,7 @@ class _Importer:
             for row_id, count in self.session.exec(query):
                 blockers[f"{label} {leaving[row_id]}"] = count
         if blockers:
-            listed = ", ".join(
-                f"{what} ({n} open case{'s' if n != 1 else ''})" for what, n in sorted(blockers.items())
-            )
+            listed = ", ".join(f"{what} ({n} open case{'s' if n != 1 else ''})" for what, n in sorted(blockers.items()))
             raise OrgImportRefused(
                 f"Import refused: the file removes {listed}. Close or move those cases first, "
                 "or keep these entries in the file. Nothing was changed.",
@@ -201,10 +198,7 @@ class _Importer:
 
         platforms = self._sync(
             Platform,
-            [
-                _Row("platform", p.code, {"name_zh": p.name.zh, "name_en": p.name.en})
-                for p in spec.platforms
-            ],
+            [_Row("platform", p.code, {"name_zh": p.name.zh, "name_en": p.name.en}) for p in spec.platforms],
         )
         platform_ids = {code: row.id for code, row in platforms.items()}
 

@@ -101,9 +101,5 @@ def platform(session: Session, platform_id: int) -> Platform | None:
 
 
 def teams_of_street(session: Session, street_id: int) -> list[Unit]:
-    stmt = (
-        select(Unit)
-        .where(Unit.street_id == street_id, Unit.kind == "team", col(Unit.active))
-        .order_by(col(Unit.id))
-    )
+    stmt = select(Unit).where(Unit.street_id == street_id, Unit.kind == "team", col(Unit.active)).order_by(col(Unit.id))
     return list(session.exec(stmt))

@@ -17,7 +17,9 @@ def get_user(session: Session, user_id: int) -> User | None:
     return session.get(User, user_id)
 
 
-def needs_refresh(user: User, first_name: str, last_name: str, username: str | None, telegram_language: str | None) -> bool:
+def needs_refresh(
+    user: User, first_name: str, last_name: str, username: str | None, telegram_language: str | None
+) -> bool:
     fresh = (first_name, last_name, username, telegram_language)
     return (user.first_name, user.last_name, user.username, user.telegram_language) != fresh or not user.can_message
 
@@ -48,7 +50,12 @@ def upsert_user(
         session.flush()
         return user
     if needs_refresh(user, first_name, last_name, username, telegram_language):
-        user.first_name, user.last_name, user.username, user.telegram_language = first_name, last_name, username, telegram_language
+        user.first_name, user.last_name, user.username, user.telegram_language = (
+            first_name,
+            last_name,
+            username,
+            telegram_language,
+        )
         user.can_message = True
         user.updated_at = now
         session.add(user)

@@ -16,7 +16,6 @@ from sqlmodel import Session, col, select
 
 from storage.models import Case, FollowUp, Rating, RatingLink, RatingRequest
 
-
 # --- links ------------------------------------------------------------------------------
 
 
@@ -44,14 +43,18 @@ def use_link(session: Session, *, link_id: int, user_id: int, now: datetime) -> 
 
 
 def request_for(session: Session, *, case_id: int, user_id: int) -> RatingRequest | None:
-    return session.exec(select(RatingRequest).where(RatingRequest.case_id == case_id, RatingRequest.user_id == user_id)).first()
+    return session.exec(
+        select(RatingRequest).where(RatingRequest.case_id == case_id, RatingRequest.user_id == user_id)
+    ).first()
 
 
 def get_request(session: Session, request_id: int) -> RatingRequest | None:
     return session.get(RatingRequest, request_id)
 
 
-def attach(session: Session, *, case_id: int, user_id: int, origin: str, now: datetime, link_id: int | None = None) -> tuple[RatingRequest, bool]:
+def attach(
+    session: Session, *, case_id: int, user_id: int, origin: str, now: datetime, link_id: int | None = None
+) -> tuple[RatingRequest, bool]:
     """The resident's request for this case, made if missing. (row, created)."""
     existing = request_for(session, case_id=case_id, user_id=user_id)
     if existing is not None:
@@ -169,7 +172,9 @@ def close_comment(session: Session, *, rating_id: int, now: datetime, values: di
 
 def close_comments_of(session: Session, *, user_id: int) -> int:
     result = session.execute(
-        update(Rating).where(col(Rating.user_id) == user_id, col(Rating.comment_until).is_not(None)).values(comment_until=None)
+        update(Rating)
+        .where(col(Rating.user_id) == user_id, col(Rating.comment_until).is_not(None))
+        .values(comment_until=None)
     )
     return int(result.rowcount or 0)
 
@@ -233,17 +238,35 @@ def _scoped(stmt, case_column, street_ids: Sequence[int] | None, unit_ids: Seque
     return stmt
 
 
-def count_asked(session: Session, *, since: datetime, until: datetime, street_ids: Sequence[int] | None = None, unit_ids: Sequence[int] | None = None) -> tuple[int, int]:
+def count_asked(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    street_ids: Sequence[int] | None = None,
+    unit_ids: Sequence[int] | None = None,
+) -> tuple[int, int]:
     """(requests first sent in the period, how many of those have been rated)."""
-    base = select(func.count()).select_from(RatingRequest).where(
-        col(RatingRequest.first_asked_at) >= since, col(RatingRequest.first_asked_at) < until
+    base = (
+        select(func.count())
+        .select_from(RatingRequest)
+        .where(col(RatingRequest.first_asked_at) >= since, col(RatingRequest.first_asked_at) < until)
     )
     sent = session.exec(_scoped(base, RatingRequest.case_id, street_ids, unit_ids)).one()
-    rated = session.exec(_scoped(base.where(col(RatingRequest.rated_at).is_not(None)), RatingRequest.case_id, street_ids, unit_ids)).one()
+    rated = session.exec(
+        _scoped(base.where(col(RatingRequest.rated_at).is_not(None)), RatingRequest.case_id, street_ids, unit_ids)
+    ).one()
     return int(sent), int(rated)
 
 
-def levels_between(session: Session, *, since: datetime, until: datetime, street_ids: Sequence[int] | None = None, unit_ids: Sequence[int] | None = None) -> dict[int, int]:
+def levels_between(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    street_ids: Sequence[int] | None = None,
+    unit_ids: Sequence[int] | None = None,
+) -> dict[int, int]:
     """Ratings received in the period, by level."""
     stmt = (
         select(Rating.level, func.count())
@@ -254,10 +277,20 @@ def levels_between(session: Session, *, since: datetime, until: datetime, street
     return {int(level): int(n) for level, n in session.exec(stmt)}
 
 
-def followup_outcomes(session: Session, *, since: datetime, until: datetime, now: datetime, street_ids: Sequence[int] | None = None, unit_ids: Sequence[int] | None = None) -> dict[str, int]:
+def followup_outcomes(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    street_ids: Sequence[int] | None = None,
+    unit_ids: Sequence[int] | None = None,
+) -> dict[str, int]:
     """Follow-ups opened in the period, by outcome ("open" and "overdue" for those not done)."""
-    stmt = select(FollowUp.outcome, FollowUp.due_at).select_from(FollowUp).where(
-        col(FollowUp.created_at) >= since, col(FollowUp.created_at) < until
+    stmt = (
+        select(FollowUp.outcome, FollowUp.due_at)
+        .select_from(FollowUp)
+        .where(col(FollowUp.created_at) >= since, col(FollowUp.created_at) < until)
     )
     out: dict[str, int] = {}
     for outcome, due_at in session.exec(_scoped(stmt, FollowUp.case_id, street_ids, unit_ids)):

@@ -11,7 +11,11 @@ from storage.models import AuditEvent, Case
 
 
 def _ordered(stmt, limit: int, offset: int):  # type: ignore[no-untyped-def]
-    return stmt.order_by(col(Case.urgent).desc(), col(Case.created_at).desc(), col(Case.id).desc()).offset(offset).limit(limit)
+    return (
+        stmt.order_by(col(Case.urgent).desc(), col(Case.created_at).desc(), col(Case.id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
 
 
 def owned_by(session: Session, user_id: int, states: Sequence[str], *, limit: int, offset: int = 0) -> list[Case]:
@@ -19,14 +23,20 @@ def owned_by(session: Session, user_id: int, states: Sequence[str], *, limit: in
     return list(session.exec(_ordered(stmt, limit, offset)))
 
 
-def unclaimed_for_units(session: Session, unit_ids: Sequence[int], states: Sequence[str], *, limit: int, offset: int = 0) -> list[Case]:
+def unclaimed_for_units(
+    session: Session, unit_ids: Sequence[int], states: Sequence[str], *, limit: int, offset: int = 0
+) -> list[Case]:
     if not unit_ids:
         return []
-    stmt = select(Case).where(col(Case.unit_id).in_(unit_ids), col(Case.state).in_(states), col(Case.owner_user_id).is_(None))
+    stmt = select(Case).where(
+        col(Case.unit_id).in_(unit_ids), col(Case.state).in_(states), col(Case.owner_user_id).is_(None)
+    )
     return list(session.exec(_ordered(stmt, limit, offset)))
 
 
-def open_in_streets(session: Session, street_ids: Sequence[int], states: Sequence[str], *, limit: int, offset: int = 0) -> list[Case]:
+def open_in_streets(
+    session: Session, street_ids: Sequence[int], states: Sequence[str], *, limit: int, offset: int = 0
+) -> list[Case]:
     if not street_ids:
         return []
     stmt = select(Case).where(col(Case.street_id).in_(street_ids), col(Case.state).in_(states))

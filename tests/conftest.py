@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from telegram.ext import Application
 
-from bot.app import build_application
 from bot.clock import ManualClock
 from bot.errors import DomainError
-from bot.org_file import DEFAULT_ORG_FILE, load_org_file
+from bot.org.org_file import DEFAULT_ORG_FILE, load_org_file
 from bot.runtime import Runtime
 from bot.settings import Settings
+from griddesk.app import build_application
 from storage.db import Database, truncate_all
 from storage.migrate import upgrade
 from storage.org_import import import_org

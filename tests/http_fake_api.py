@@ -9,8 +9,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-BOT_USER = {"id": 7000000001, "is_bot": True, "first_name": "GridDesk", "username": "GridDeskTestBot",
-            "can_join_groups": True, "can_read_all_group_messages": True, "supports_inline_queries": False}
+BOT_USER = {
+    "id": 7000000001,
+    "is_bot": True,
+    "first_name": "GridDesk",
+    "username": "GridDeskTestBot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": True,
+    "supports_inline_queries": False,
+}
 
 
 class FakeBotHTTPServer:
@@ -27,7 +34,7 @@ class FakeBotHTTPServer:
     def methods(self) -> list[str]:
         return [m for _, m in self.calls]
 
-    def __enter__(self) -> "FakeBotHTTPServer":
+    def __enter__(self) -> FakeBotHTTPServer:
         self._thread.start()
         return self
 
@@ -42,7 +49,7 @@ class FakeBotHTTPServer:
             def log_message(self, *args: object) -> None:  # keep test output quiet
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode() if length else ""
                 _, _, rest = self.path.partition("/bot")
@@ -60,8 +67,12 @@ class FakeBotHTTPServer:
                     result = []
                 elif method == "sendMessage":
                     chat_id = int(params["chat_id"])
-                    result = {"message_id": len(outer.calls), "date": int(time.time()), "text": params.get("text", ""),
-                              "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup", "title": "group"}}
+                    result = {
+                        "message_id": len(outer.calls),
+                        "date": int(time.time()),
+                        "text": params.get("text", ""),
+                        "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup", "title": "group"},
+                    }
                 else:
                     result = True
                 self._send(200, {"ok": True, "result": result})

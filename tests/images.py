@@ -131,5 +131,5 @@ def image_size(data: bytes) -> tuple[int, int] | None:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             return image.size
-    except Exception:  # noqa: BLE001 - any decoder failure means "not an image" here
+    except Exception:
         return None

@@ -114,13 +114,27 @@ async def test_the_whole_loop(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db
 
     with db.session() as s:
         fresh = s.get(Case, case.id)
-        trail = [(e.action, e.from_state, e.to_state) for e in s.exec(select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.id))]
+        trail = [
+            (e.action, e.from_state, e.to_state)
+            for e in s.exec(select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.id))
+        ]
         stages = [m.stage for m in s.exec(select(CaseMedia).where(CaseMedia.case_id == case.id).order_by(CaseMedia.id))]
         whistle = s.exec(select(Whistle)).one()
     assert fresh.state == "closed" and fresh.closed_at is not None
     assert [a for a, _, _ in trail] == [
-        "case.reported", "case.dispatched", "case.due_set", "case.claimed", "case.note", "case.escalated", "case.reported_in",
-        "case.department_reply", "case.resolved", "case.due_set", "case.not_fixed", "case.resolved", "case.closed",
+        "case.reported",
+        "case.dispatched",
+        "case.due_set",
+        "case.claimed",
+        "case.note",
+        "case.escalated",
+        "case.reported_in",
+        "case.department_reply",
+        "case.resolved",
+        "case.due_set",
+        "case.not_fixed",
+        "case.resolved",
+        "case.closed",
     ]
     assert ("case.not_fixed", "resolved", "reopened") in trail and ("case.closed", "resolved", "closed") in trail
     assert stages == ["report", "progress", "after", "after"]

@@ -8,14 +8,15 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot import casework, intake
 from bot import outbox as outbox_service
-from bot.app import build_application
+from bot.cases import casework
 from bot.clock import ManualClock
+from bot.intake import submit as intake
 from bot.runtime import Runtime
+from griddesk.app import build_application
 from handlers.outbox_sender import flush
-from storage.db import Database
 from storage import outbox as rows
+from storage.db import Database
 from storage.models import AuditEvent, Case, Category, Chat, ExtensionRequest, Grid, Outbox, User
 from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser, buttons
 from tests.flows import bound_group, grid_centre, onboard
@@ -40,12 +41,16 @@ async def world(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db: Database) ->
     return {"worker": worker, "dispatcher": dispatcher, "room": room, "team": team, "staff": staff, "other": other}
 
 
-async def file_and_dispatch(w: dict, db: Database, who: FakeUser | None = None, caption: str = "违章搭建彩钢棚") -> Case:  # type: ignore[type-arg]
+async def file_and_dispatch(
+    w: dict, db: Database, who: FakeUser | None = None, caption: str = "违章搭建彩钢棚"
+) -> Case:  # type: ignore[type-arg]
     reporter = who or w["worker"]
     lat, lon = grid_centre(db, GRID)
     await reporter.send_photo(make_jpeg(), caption=caption)
     await reporter.send_location(lat, lon)
-    await reporter.press(reporter.last_message(), "违法建设" if reporter.language_code.startswith("zh") else "Illegal construction")
+    await reporter.press(
+        reporter.last_message(), "违法建设" if reporter.language_code.startswith("zh") else "Illegal construction"
+    )
     summary = reporter.last_message()
     submit = next(label for row in buttons(summary) for label in row if label.startswith("✅"))
     await reporter.press(summary, submit)
@@ -131,7 +136,9 @@ async def test_residents_case_is_verified_by_the_command_room(world: dict, tg: F
     assert any("fixed and closed" in text for text in resident.texts())  # then the rating request (test_rating.py)
 
 
-async def test_unverified_cases_go_to_the_command_room(world: dict, rt: Runtime, clock: ManualClock, db: Database, app) -> None:  # type: ignore[no-untyped-def, type-arg]
+async def test_unverified_cases_go_to_the_command_room(
+    world: dict, rt: Runtime, clock: ManualClock, db: Database, app
+) -> None:  # type: ignore[no-untyped-def, type-arg]
     case = await file_and_dispatch(world, db)
     await claim(world, world["staff"], case)
     await world["staff"].press(world["team"].last_message(), "✅ 办结", chat=world["team"])
@@ -161,7 +168,9 @@ async def test_buttons_on_a_case_that_moved_on(world: dict, db: Database) -> Non
     assert state(db, case.id).state == "claimed"
 
 
-async def test_lost_team_group_alerts_the_command_room(world: dict, tg: FakeTelegram, admin: FakeUser, db: Database) -> None:  # type: ignore[type-arg]
+async def test_lost_team_group_alerts_the_command_room(
+    world: dict, tg: FakeTelegram, admin: FakeUser, db: Database
+) -> None:  # type: ignore[type-arg]
     case = await file_and_dispatch(world, db)
     await tg.bot_removed_from(world["team"], by=admin)
     alert = world["room"].last_message()
@@ -172,7 +181,9 @@ async def test_lost_team_group_alerts_the_command_room(world: dict, tg: FakeTele
     assert case.state == "dispatched"
 
 
-async def test_group_deleted_is_noticed_when_sending(world: dict, api: FakeBotAPI, tg: FakeTelegram, db: Database) -> None:  # type: ignore[type-arg]
+async def test_group_deleted_is_noticed_when_sending(
+    world: dict, api: FakeBotAPI, tg: FakeTelegram, db: Database
+) -> None:  # type: ignore[type-arg]
     api.kick(world["team"].id)  # no update arrives: we learn it from a 403
     await file_and_dispatch(world, db)
     with db.session() as s:
@@ -183,7 +194,9 @@ async def test_group_deleted_is_noticed_when_sending(world: dict, api: FakeBotAP
     assert "无法在" in world["room"].last_message().text
 
 
-async def test_crash_between_commit_and_send(rt: Runtime, db: Database, api: FakeBotAPI, tg: FakeTelegram, admin: FakeUser) -> None:
+async def test_crash_between_commit_and_send(
+    rt: Runtime, db: Database, api: FakeBotAPI, tg: FakeTelegram, admin: FakeUser
+) -> None:
     room = await bound_group(tg, admin, -100961, "QB-CMD")
     worker = tg.user(9360, "w", language_code="zh-hans")
     await onboard(admin, worker, "worker", GRID)
@@ -197,8 +210,14 @@ async def test_crash_between_commit_and_send(rt: Runtime, db: Database, api: Fak
     intake.submit_report(
         rt,
         intake.ReportIn(
-            reporter_user_id=user.id, source="patrol", latitude=lat, longitude=lon, grid_id=grid.id,
-            category_id=category.id, description="crash test", photos=(),
+            reporter_user_id=user.id,
+            source="patrol",
+            latitude=lat,
+            longitude=lon,
+            grid_id=grid.id,
+            category_id=category.id,
+            description="crash test",
+            photos=(),
         ),
     )
     assert len(room.messages()) == before
@@ -216,7 +235,9 @@ async def test_crash_between_commit_and_send(rt: Runtime, db: Database, api: Fak
         assert {r.state for r in s.exec(select(Outbox))} == {"sent"}
 
 
-async def test_a_dead_senders_claim_is_taken_over_after_the_lease(rt: Runtime, clock: ManualClock, db: Database, tg: FakeTelegram, admin: FakeUser, app) -> None:  # type: ignore[no-untyped-def]
+async def test_a_dead_senders_claim_is_taken_over_after_the_lease(
+    rt: Runtime, clock: ManualClock, db: Database, tg: FakeTelegram, admin: FakeUser, app
+) -> None:  # type: ignore[no-untyped-def]
     room = await bound_group(tg, admin, -100971, "QB-CMD")
     with db.session() as s:
         rows.enqueue(s, chat_id=room.id, kind="user_text", payload={"key": "cancel.nothing"}, now=clock.now())

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from sqlmodel import select
 
-from bot import onboarding, people
+from bot.people import identity as people
+from bot.people import onboarding
 from bot.runtime import Runtime
 from storage.db import Database
 from storage.models import AuditEvent, Case, User
@@ -103,7 +104,9 @@ async def test_outsiders_cannot_claim(
         assert s.get(Case, case.id).state == "dispatched"
 
 
-async def test_owner_releases(tg: FakeTelegram, rt: Runtime, db: Database, setting: tuple[FakeUser, FakeChat, Case]) -> None:
+async def test_owner_releases(
+    tg: FakeTelegram, rt: Runtime, db: Database, setting: tuple[FakeUser, FakeChat, Case]
+) -> None:
     _, team, case = setting
     join_directly(rt, 7401, "李执法", "staff", "HB-ZF")
     staff = tg.user(7401, "李执法", language_code="zh-hans")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from bot import people
+from bot.people import identity as people
 from storage.db import Database
 from storage.models import User
 from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser, buttons
@@ -93,7 +93,9 @@ async def test_command_menus_per_language(api: FakeBotAPI, tg: FakeTelegram) -> 
     assert set(by_lang) == {None, "zh", "en"}
     assert by_lang["en"] == by_lang["zh"] == by_lang[None]
     descriptions = {
-        c.params.get("language_code"): next(cmd["description"] for cmd in c.params["commands"] if cmd["command"] == "help")
+        c.params.get("language_code"): next(
+            cmd["description"] for cmd in c.params["commands"] if cmd["command"] == "help"
+        )
         for c in calls
     }
     assert descriptions["zh"] == descriptions[None] == "查看帮助" and descriptions["en"] == "show help"

@@ -10,12 +10,14 @@ import pytest
 from sqlmodel import select
 from telegram.ext import Application
 
-from bot import casework, claim, deadlines, digests, intake, people
-from bot.app import build_application
+from bot.cases import casework, claim, deadlines, digests
 from bot.clock import ManualClock
-from bot.roles import Person
+from bot.intake import submit as intake
+from bot.intake.photos import process_photo
+from bot.people import identity as people
+from bot.people.roles import Person
 from bot.runtime import Runtime
-from bot.photos import process_photo
+from griddesk.app import build_application
 from handlers.outbox_sender import flush
 from storage.db import Database
 from storage.models import AuditEvent, Case, Category, Grid
@@ -39,8 +41,14 @@ def file_case(rt: Runtime, db: Database, category_code: str, reporter_id: int) -
     done = intake.submit_report(
         rt,
         intake.ReportIn(
-            reporter_user_id=reporter_id, source="patrol", latitude=grid.centre_lat, longitude=grid.centre_lon,  # type: ignore[arg-type]
-            grid_id=grid.id, category_id=category.id, description="deadline test", photos=(),  # type: ignore[arg-type]
+            reporter_user_id=reporter_id,
+            source="patrol",
+            latitude=grid.centre_lat,
+            longitude=grid.centre_lon,  # type: ignore[arg-type]
+            grid_id=grid.id,
+            category_id=category.id,
+            description="deadline test",
+            photos=(),  # type: ignore[arg-type]
         ),
     )
     return load(db, done.case_id)
@@ -77,17 +85,23 @@ def nudges(chat: FakeChat | FakeUser, needle: str) -> int:
     return sum(needle in text for text in chat.texts())
 
 
-async def test_due_time_is_set_at_dispatch_across_lunch(rt: Runtime, db: Database, clock: ManualClock, hb: dict) -> None:  # type: ignore[type-arg]
+async def test_due_time_is_set_at_dispatch_across_lunch(
+    rt: Runtime, db: Database, clock: ManualClock, hb: dict
+) -> None:  # type: ignore[type-arg]
     clock.set(at(23, 9, 30))  # Monday
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])  # 4 working hours
     assert case.state == "dispatched" and case.due_at == at(23, 15, 30)
     urgent = file_case(rt, db, "FIRE-HAZARD", hb["reporter_id"])  # urgent: 2 wall-clock hours
     assert urgent.due_at == at(23, 11, 30)
     with db.session() as s:
-        assert s.exec(select(AuditEvent).where(AuditEvent.action == "case.due_set", AuditEvent.case_id == case.id)).one()
+        assert s.exec(
+            select(AuditEvent).where(AuditEvent.action == "case.due_set", AuditEvent.case_id == case.id)
+        ).one()
 
 
-async def test_claim_nudges_once_each(rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict) -> None:  # type: ignore[type-arg]
+async def test_claim_nudges_once_each(
+    rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict
+) -> None:  # type: ignore[type-arg]
     clock.set(at(23, 9, 30))
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])
     await flush(app)
@@ -102,8 +116,13 @@ async def test_claim_nudges_once_each(rt: Runtime, db: Database, clock: ManualCl
     assert nudges(hb["team"], "无人认领") == 2
 
 
-async def test_owner_reminders_and_the_ladder(rt: Runtime, db: Database, clock: ManualClock, app: Application, tg: FakeTelegram, admin: FakeUser, hb: dict) -> None:  # type: ignore[type-arg]
-    street_boss, district_boss = tg.user(9520, "street", language_code="zh-hans"), tg.user(9521, "district", language_code="zh-hans")
+async def test_owner_reminders_and_the_ladder(
+    rt: Runtime, db: Database, clock: ManualClock, app: Application, tg: FakeTelegram, admin: FakeUser, hb: dict
+) -> None:  # type: ignore[type-arg]
+    street_boss, district_boss = (
+        tg.user(9520, "street", language_code="zh-hans"),
+        tg.user(9521, "district", language_code="zh-hans"),
+    )
     await onboard(admin, street_boss, "supervisor", "330102002")
     await onboard(admin, district_boss, "supervisor", "330102")
     clock.set(at(23, 9, 30))
@@ -126,13 +145,18 @@ async def test_owner_reminders_and_the_ladder(rt: Runtime, db: Database, clock: 
     stored = load(db, case.id)
     assert stored.rung == 3 and stored.next_reminder_at is None
     with db.session() as s:
-        rungs = [e.data["rung"] for e in s.exec(select(AuditEvent).where(AuditEvent.action == "case.supervised").order_by(AuditEvent.id))]
+        rungs = [
+            e.data["rung"]
+            for e in s.exec(select(AuditEvent).where(AuditEvent.action == "case.supervised").order_by(AuditEvent.id))
+        ]
     assert rungs == [1, 2, 3]
     # the card in the team group shows the rung
     assert any("督办（第 3 级）" in (m.text or m.caption or "") for m in hb["team"].messages())
 
 
-async def test_quiet_hours_hold_reminders_until_morning(rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict) -> None:  # type: ignore[type-arg]
+async def test_quiet_hours_hold_reminders_until_morning(
+    rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict
+) -> None:  # type: ignore[type-arg]
     clock.set(at(23, 17, 0))
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])  # 4 working hours: 1 today, 3 tomorrow
     claim.claim(rt, person=person(rt, 9510), case_id=case.id)  # type: ignore[arg-type]
@@ -155,7 +179,9 @@ async def test_quiet_hours_hold_reminders_until_morning(rt: Runtime, db: Databas
     assert any(urgent.code in t and "50%" in t for t in hb["owner"].texts())
 
 
-async def test_a_non_urgent_rung_at_night_waits_for_morning(rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict) -> None:  # type: ignore[type-arg]
+async def test_a_non_urgent_rung_at_night_waits_for_morning(
+    rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict
+) -> None:  # type: ignore[type-arg]
     clock.set(at(23, 9, 30))
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])
     claim.claim(rt, person=person(rt, 9510), case_id=case.id)  # type: ignore[arg-type]
@@ -170,7 +196,9 @@ async def test_a_non_urgent_rung_at_night_waits_for_morning(rt: Runtime, db: Dat
     assert any("列入督办" in t for t in hb["owner"].texts()[before:])
 
 
-async def test_extension_resets_the_ladder(rt: Runtime, db: Database, clock: ManualClock, app: Application, tg: FakeTelegram, admin: FakeUser, hb: dict) -> None:  # type: ignore[type-arg]
+async def test_extension_resets_the_ladder(
+    rt: Runtime, db: Database, clock: ManualClock, app: Application, tg: FakeTelegram, admin: FakeUser, hb: dict
+) -> None:  # type: ignore[type-arg]
     dispatcher = tg.user(9530, "dispatcher", language_code="zh-hans")
     await onboard(admin, dispatcher, "dispatcher", "330102002")
     clock.set(at(23, 9, 30))
@@ -192,7 +220,9 @@ async def test_extension_resets_the_ladder(rt: Runtime, db: Database, clock: Man
     assert load(db, case.id).rung == 1
 
 
-async def test_restart_mid_window_sends_each_missed_reminder_once(rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, hb: dict) -> None:  # type: ignore[type-arg]
+async def test_restart_mid_window_sends_each_missed_reminder_once(
+    rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, hb: dict
+) -> None:  # type: ignore[type-arg]
     clock.set(at(23, 9, 30))
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])
     claim.claim(rt, person=person(rt, 9510), case_id=case.id)  # type: ignore[arg-type]
@@ -208,14 +238,28 @@ async def test_restart_mid_window_sends_each_missed_reminder_once(rt: Runtime, d
     assert nudges(hb["owner"], "已用去 50%") == 1 and nudges(hb["owner"], "已用去 80%") == 1
 
 
-async def test_closed_or_resolved_cases_get_no_reminders(rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict) -> None:  # type: ignore[type-arg]
+async def test_closed_or_resolved_cases_get_no_reminders(
+    rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict
+) -> None:  # type: ignore[type-arg]
     clock.set(at(23, 9, 30))
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])
     owner = person(rt, 9510)
     claim.claim(rt, person=owner, case_id=case.id)  # type: ignore[arg-type]
     casework.start_input(rt, person=owner, case_id=case.id, action=casework.RESOLVE)  # type: ignore[arg-type]
     stored = process_photo(make_jpeg(), rt.settings.media_dir, default_tz=SH)
-    casework.add_photo(rt, user_id=owner.user_id, photo=intake.PhotoIn("f", stored.sha256, str(stored.original_path), str(stored.jpeg_path), str(stored.thumb_path), stored.width, stored.height))
+    casework.add_photo(
+        rt,
+        user_id=owner.user_id,
+        photo=intake.PhotoIn(
+            "f",
+            stored.sha256,
+            str(stored.original_path),
+            str(stored.jpeg_path),
+            str(stored.thumb_path),
+            stored.width,
+            stored.height,
+        ),
+    )
     casework.finish(rt, person=owner, pending_id=casework.pending(rt, owner.user_id).id)  # type: ignore[union-attr]
     assert load(db, case.id).next_reminder_at is None  # waiting on the reporter: the clock is paused
     clock.set(at(24, 10, 0))
@@ -231,7 +275,19 @@ async def test_closed_or_resolved_cases_get_no_reminders(rt: Runtime, db: Databa
     assert reopened.next_reminder_at is not None
     # resolved again and confirmed: closed, and nothing more is ever sent for it
     casework.start_input(rt, person=owner, case_id=case.id, action=casework.RESOLVE)  # type: ignore[arg-type]
-    casework.add_photo(rt, user_id=owner.user_id, photo=intake.PhotoIn("g", stored.sha256, str(stored.original_path), str(stored.jpeg_path), str(stored.thumb_path), stored.width, stored.height))
+    casework.add_photo(
+        rt,
+        user_id=owner.user_id,
+        photo=intake.PhotoIn(
+            "g",
+            stored.sha256,
+            str(stored.original_path),
+            str(stored.jpeg_path),
+            str(stored.thumb_path),
+            stored.width,
+            stored.height,
+        ),
+    )
     casework.finish(rt, person=owner, pending_id=casework.pending(rt, owner.user_id).id)  # type: ignore[union-attr]
     casework.confirm(rt, person=worker, case_id=case.id)  # type: ignore[arg-type]
     closed = load(db, case.id)

@@ -11,10 +11,11 @@ from sqlmodel import select
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import Application
 
-from bot import dispatch, people
+from bot.cases import dispatch
 from bot.i18n import t
-from bot.intake import PhotoIn, ReportIn, submit_report
-from bot.photos import process_photo
+from bot.intake.photos import process_photo
+from bot.intake.submit import PhotoIn, ReportIn, submit_report
+from bot.people import identity as people
 from bot.runtime import Runtime
 from handlers.outbox_sender import flush
 from storage import people as people_store
@@ -105,7 +106,9 @@ async def file_case(
         grid_id = s.exec(select(Grid).where(Grid.code == grid)).one().id
     photos: tuple[PhotoIn, ...] = ()
     if photo:
-        stored = process_photo(make_jpeg(color=(int(north_m) % 255, 90, 30)), rt.settings.media_dir, default_tz=rt.settings.tz)
+        stored = process_photo(
+            make_jpeg(color=(int(north_m) % 255, 90, 30)), rt.settings.media_dir, default_tz=rt.settings.tz
+        )
         photos = (
             PhotoIn(
                 file_id=f"photo-{stored.sha256[:8]}",
@@ -149,7 +152,13 @@ def answered(call: Call | None) -> tuple[str, bool]:
 
 
 async def test_dispatcher_sends_the_case_to_the_suggested_team(
-    app: Application, rt: Runtime, db: Database, dispatcher: FakeUser, command_room: FakeChat, team: FakeChat, resident: FakeUser
+    app: Application,
+    rt: Runtime,
+    db: Database,
+    dispatcher: FakeUser,
+    command_room: FakeChat,
+    team: FakeChat,
+    resident: FakeUser,
 ) -> None:
     case = await file_case(app, rt, db, resident, photo=True)
     card = command_room.last_message()
@@ -169,10 +178,18 @@ async def test_dispatcher_sends_the_case_to_the_suggested_team(
     assert len(command_room.messages()) == posted
     assert buttons(after) == [] and f"承办：{ZF_ZH}" in after.caption and "状态：已派遣" in after.caption
     # the reporter hears it in their own language
-    assert resident.last_text() == f"Your report {case.code} has been sent to {ZF_EN} to deal with. We will keep you posted."
+    assert (
+        resident.last_text()
+        == f"Your report {case.code} has been sent to {ZF_EN} to deal with. We will keep you posted."
+    )
     # and the database holds it, with who did it
     stored = load(db, case.id)
-    assert (stored.state, stored.unit_id, stored.dispatched_at, stored.version) == ("dispatched", unit_id(db, "QB-ZF"), START, 2)
+    assert (stored.state, stored.unit_id, stored.dispatched_at, stored.version) == (
+        "dispatched",
+        unit_id(db, "QB-ZF"),
+        START,
+        2,
+    )
     event = [e for e in events(db, case.id) if e.action == "case.dispatched"][-1]
     assert (event.action, event.from_state, event.to_state) == ("case.dispatched", "reported", "dispatched")
     assert event.actor_user_id == user_id(db, dispatcher.id)
@@ -180,7 +197,13 @@ async def test_dispatcher_sends_the_case_to_the_suggested_team(
 
 
 async def test_admin_chooses_another_team_and_goes_back(
-    app: Application, rt: Runtime, db: Database, admin: FakeUser, command_room: FakeChat, team: FakeChat, resident: FakeUser
+    app: Application,
+    rt: Runtime,
+    db: Database,
+    admin: FakeUser,
+    command_room: FakeChat,
+    team: FakeChat,
+    resident: FakeUser,
 ) -> None:
     case = await file_case(app, rt, db, resident)
     card = command_room.last_message()
@@ -189,9 +212,7 @@ async def test_admin_chooses_another_team_and_goes_back(
     text, _ = answered(await admin.press(card, "选择其他平台"))
     assert text == "请选择承办平台"
     menu = buttons(command_room.message(card.message_id))
-    assert menu == [
-        ["清波街道综治工作平台"], ["清波街道市场监管平台"], [f"⭐ {ZF_ZH}"], [BM_ZH], ["↩️ 返回"]
-    ]
+    assert menu == [["清波街道综治工作平台"], ["清波街道市场监管平台"], [f"⭐ {ZF_ZH}"], [BM_ZH], ["↩️ 返回"]]
     assert command_room.message(card.message_id).text == card.text  # only the keyboard changed
 
     await admin.press(card, "↩️ 返回")
@@ -203,7 +224,12 @@ async def test_admin_chooses_another_team_and_goes_back(
     assert alert and "还没有绑定群组" in text and BM_ZH in text
     stored = load(db, case.id)
     assert (stored.state, stored.unit_id) == ("dispatched", unit_id(db, "QB-BM"))
-    assert [e.action for e in events(db, case.id)] == ["case.reported", "case.dispatched", "case.due_set", "notify.no_chat"]
+    assert [e.action for e in events(db, case.id)] == [
+        "case.reported",
+        "case.dispatched",
+        "case.due_set",
+        "notify.no_chat",
+    ]
     after = command_room.message(card.message_id)
     assert buttons(after) == [] and f"承办：{BM_ZH}" in after.text
     assert all(case.code not in (m.caption or m.text or "") for m in team.messages())  # not 执法's
@@ -211,7 +237,13 @@ async def test_admin_chooses_another_team_and_goes_back(
 
 
 async def test_a_returned_case_is_dispatched_again(
-    app: Application, rt: Runtime, db: Database, dispatcher: FakeUser, command_room: FakeChat, team: FakeChat, resident: FakeUser
+    app: Application,
+    rt: Runtime,
+    db: Database,
+    dispatcher: FakeUser,
+    command_room: FakeChat,
+    team: FakeChat,
+    resident: FakeUser,
 ) -> None:
     case = await file_case(app, rt, db, resident)
     await dispatcher.press(command_room.last_message(), DISPATCH_ZF)
@@ -236,7 +268,13 @@ async def test_a_returned_case_is_dispatched_again(
 
 
 async def test_mark_duplicate_with_the_buttons(
-    app: Application, rt: Runtime, db: Database, tg: FakeTelegram, dispatcher: FakeUser, command_room: FakeChat, resident: FakeUser
+    app: Application,
+    rt: Runtime,
+    db: Database,
+    tg: FakeTelegram,
+    dispatcher: FakeUser,
+    command_room: FakeChat,
+    resident: FakeUser,
 ) -> None:
     first = await file_case(app, rt, db, resident, description="Garbage piled at the gate for days", photo=True)
     neighbour = tg.user(6002, "王大妈", language_code="zh-hans")
@@ -246,9 +284,7 @@ async def test_mark_duplicate_with_the_buttons(
 
     text, alert = answered(await dispatcher.press(card, "标记重复"))
     assert f"/duplicate {second.code}" in text and not alert
-    assert buttons(command_room.message(card.message_id)) == [
-        [f"{first.code} · 12 米 · Garbage piled a…"], ["↩️ 返回"]
-    ]
+    assert buttons(command_room.message(card.message_id)) == [[f"{first.code} · 12 米 · Garbage piled a…"], ["↩️ 返回"]]
     text, _ = answered(await dispatcher.press(card, f"{first.code} · 12 米 · Garbage piled a…"))
     assert text == f"✅ {second.code} 已标记为 {first.code} 的重复案件"
 
@@ -270,7 +306,13 @@ async def test_mark_duplicate_with_the_buttons(
 
 
 async def test_mark_duplicate_with_the_command(
-    app: Application, rt: Runtime, db: Database, tg: FakeTelegram, dispatcher: FakeUser, command_room: FakeChat, resident: FakeUser
+    app: Application,
+    rt: Runtime,
+    db: Database,
+    tg: FakeTelegram,
+    dispatcher: FakeUser,
+    command_room: FakeChat,
+    resident: FakeUser,
 ) -> None:
     # far apart (different grids), so the buttons would not offer it
     first = await file_case(app, rt, db, resident, grid="33010200100301")
@@ -312,7 +354,11 @@ async def test_reject_with_a_preset_reason(
     text, _ = answered(await dispatcher.press(card, "不予受理"))
     assert f"/reject {case.code}" in text
     assert buttons(command_room.message(card.message_id)) == [
-        ["不属于本街道职责范围"], ["信息不足，无法核实"], ["已处理完毕"], ["经核实不存在问题"], ["↩️ 返回"]
+        ["不属于本街道职责范围"],
+        ["信息不足，无法核实"],
+        ["已处理完毕"],
+        ["经核实不存在问题"],
+        ["↩️ 返回"],
     ]
     text, _ = answered(await dispatcher.press(card, "不属于本街道职责范围"))
     assert text == f"✅ {case.code} 已不予受理：不属于本街道职责范围"
@@ -327,7 +373,12 @@ async def test_reject_with_a_preset_reason(
         "If you disagree, you can report it again with more detail."
     )
     event = events(db, case.id)[-1]
-    assert (event.action, event.to_state, event.data["reason"], event.note) == ("case.rejected", "rejected", "scope", "不属于本街道职责范围")
+    assert (event.action, event.to_state, event.data["reason"], event.note) == (
+        "case.rejected",
+        "rejected",
+        "scope",
+        "不属于本街道职责范围",
+    )
 
 
 async def test_reject_with_the_dispatchers_own_words(
@@ -348,9 +399,19 @@ async def test_reject_with_the_dispatchers_own_words(
 # --- who may ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("data", ["dp:{case}:{zf}", "dt:{case}", "dd:{case}", "dr:{case}", "db:{case}", "dx:{case}:{case2}", "dj:{case}:scope"])
+@pytest.mark.parametrize(
+    "data",
+    ["dp:{case}:{zf}", "dt:{case}", "dd:{case}", "dr:{case}", "db:{case}", "dx:{case}:{case2}", "dj:{case}:scope"],
+)
 async def test_outsiders_cannot_decide(
-    data: str, app: Application, rt: Runtime, db: Database, tg: FakeTelegram, admin: FakeUser, command_room: FakeChat, resident: FakeUser
+    data: str,
+    app: Application,
+    rt: Runtime,
+    db: Database,
+    tg: FakeTelegram,
+    admin: FakeUser,
+    command_room: FakeChat,
+    resident: FakeUser,
 ) -> None:
     staff = tg.user(7101, "执法队员", language_code="zh-hans")
     await onboard(admin, staff, "staff", "QB-ZF")
@@ -372,7 +433,13 @@ async def test_outsiders_cannot_decide(
 
 
 async def test_outsiders_cannot_use_the_commands(
-    app: Application, rt: Runtime, db: Database, tg: FakeTelegram, admin: FakeUser, command_room: FakeChat, resident: FakeUser
+    app: Application,
+    rt: Runtime,
+    db: Database,
+    tg: FakeTelegram,
+    admin: FakeUser,
+    command_room: FakeChat,
+    resident: FakeUser,
 ) -> None:
     other = tg.user(7102, "湖滨调度", language_code="zh-hans")
     await onboard(admin, other, "dispatcher", HB)
@@ -390,7 +457,13 @@ async def test_outsiders_cannot_use_the_commands(
 
 
 async def test_a_dispatcher_invited_by_command_room_code_may_decide(
-    app: Application, rt: Runtime, db: Database, tg: FakeTelegram, admin: FakeUser, command_room: FakeChat, resident: FakeUser
+    app: Application,
+    rt: Runtime,
+    db: Database,
+    tg: FakeTelegram,
+    admin: FakeUser,
+    command_room: FakeChat,
+    resident: FakeUser,
 ) -> None:
     user = tg.user(7003, "赵调度", language_code="zh-hans")
     await onboard(admin, user, "dispatcher", "QB-CMD")
@@ -457,7 +530,9 @@ async def test_a_late_press_says_who_decided_and_refreshes_the_card(
     assert load(db, case.id).unit_id == unit_id(db, "QB-ZF")
     # an old copy of the card elsewhere loses its spent buttons
     copy = await app.bot.send_message(
-        colleague.id, "copy", reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data=f"v1:dt:{case.id}")]])
+        colleague.id,
+        "copy",
+        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data=f"v1:dt:{case.id}")]]),
     )
     text, _ = answered(await colleague.press(copy.message_id, "x"))
     assert "已派遣至" in text and buttons(tg.message(colleague.id, copy.message_id)) == []

@@ -421,7 +421,7 @@ async def test_length_counts_utf16_after_html_parsing(app: Application, tg: Fake
 @pytest.mark.parametrize(
     ("html", "error"),
     [
-        ("<b>unclosed", "Can't find end tag corresponding to start tag \"b\""),
+        ("<b>unclosed", 'Can\'t find end tag corresponding to start tag "b"'),
         ("a < b", 'Unsupported start tag "" at byte offset 2'),
         ("<br>", 'Unsupported start tag "br"'),
         ("<b>x</i>", "Unmatched end tag"),
@@ -439,7 +439,7 @@ async def test_invalid_html_is_rejected(app: Application, tg: FakeTelegram, html
 
 def test_supported_html_parses_to_entities() -> None:
     formatted = parse_formatted(
-        '<b>B</b><strong>S</strong><i>I</i><u>U</u><s>S</s><tg-spoiler>P</tg-spoiler>'
+        "<b>B</b><strong>S</strong><i>I</i><u>U</u><s>S</s><tg-spoiler>P</tg-spoiler>"
         '<span class="tg-spoiler">Q</span><a href="https://e.org">L</a><code>C</code>'
         '<pre><code class="language-python">x</code></pre><blockquote expandable>Z</blockquote>'
         "&lt;&gt;&quot;&#21306;",
@@ -808,7 +808,14 @@ async def test_arbitrary_callback_data(api: FakeBotAPI, probe: Probe) -> None:
         seen.append(update.callback_query.data)
         await update.callback_query.answer()
 
-    app = ApplicationBuilder().token("123:ABC").request(api).get_updates_request(api).arbitrary_callback_data(True).build()
+    app = (
+        ApplicationBuilder()
+        .token("123:ABC")
+        .request(api)
+        .get_updates_request(api)
+        .arbitrary_callback_data(True)
+        .build()
+    )
     app.add_handler(CommandHandler("offer", offer))
     app.add_handler(CallbackQueryHandler(picked))
     await app.initialize()

@@ -1,4 +1,4 @@
-"""bot.geo: point-in-grid, nearby grids, distances, boxes, coordinates and map links."""
+"""bot.org.geo: point-in-grid, nearby grids, distances, boxes, coordinates and map links."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from bot.geo import (
+from bot.org.geo import (
     GridIndex,
     GridShape,
     amap_link,
@@ -131,7 +131,7 @@ def test_locate_many_agrees_with_locate(index: GridIndex) -> None:
     rnd = random.Random(7)
     lats = [30.235 + rnd.random() * 0.02 for _ in range(500)] + [30.24, 30.25, float("nan")]
     lons = [120.155 + rnd.random() * 0.03 for _ in range(500)] + [120.17, 120.17, 120.17]
-    assert index.locate_many(lats, lons) == [index.locate(a, b) for a, b in zip(lats, lons)]
+    assert index.locate_many(lats, lons) == [index.locate(a, b) for a, b in zip(lats, lons, strict=False)]
     assert GridIndex([]).locate_many([30.0], [120.0]) == [None]
 
 
@@ -246,7 +246,9 @@ def test_osm_link() -> None:
     assert map_link(30.245, 120.165) == (
         "https://www.openstreetmap.org/?mlat=30.245000&mlon=120.165000#map=18/30.245000/120.165000"
     )
-    assert map_link(-33.8688197, 151.2092957).startswith("https://www.openstreetmap.org/?mlat=-33.868820&mlon=151.209296")
+    assert map_link(-33.8688197, 151.2092957).startswith(
+        "https://www.openstreetmap.org/?mlat=-33.868820&mlon=151.209296"
+    )
 
 
 def test_gcj02_offset_in_hangzhou_is_a_few_hundred_metres() -> None:

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from bot import casework, roles
-from bot.app import MENU_COMMANDS
-from bot.casequery import TIMELINE_ACTIONS
+from bot.cases import casework
+from bot.cases.query import TIMELINE_ACTIONS
 from bot.i18n import SUPPORTED_LANGUAGES, catalog_path, normalise_language, pick_language, t
+from bot.people import roles
+from griddesk.app import MENU_COMMANDS
 from storage.models import CaseSource, CaseState, Role, UnitKind
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ def used_keys() -> set[str]:
                             keys |= _literals(kw.value)
                 elif isinstance(node, ast.Dict):
                     # queued messages: payload={"key": "...", "params": {...}}
-                    for k, v in zip(node.keys, node.values):
+                    for k, v in zip(node.keys, node.values, strict=False):
                         if isinstance(k, ast.Constant) and k.value == "key" and v is not None:
                             keys |= _literals(v)
                 elif isinstance(node, ast.ClassDef):

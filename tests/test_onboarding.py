@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.cli import main
 from bot.clock import ManualClock
+from griddesk.cli import main
 from storage.db import Database
 from storage.models import AuditEvent, Invite, Membership, User
 from tests.fakebot import FakeTelegram, FakeUser
@@ -97,7 +97,7 @@ async def test_race_for_one_invite(tg: FakeTelegram, admin: FakeUser, db: Databa
 @pytest.mark.parametrize(
     ("command", "says"),
     [
-        ("/invite worker 99999999999999", "no \"99999999999999\" in the organisation"),
+        ("/invite worker 99999999999999", 'no "99999999999999" in the organisation'),
         ("/invite worker QB-ZF", "does not fit that role"),
         ("/invite staff 33010200100101", "does not fit that role"),
         ("/invite wizard QB-ZF", "Unknown role"),

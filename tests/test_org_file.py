@@ -11,7 +11,7 @@ import yaml
 from shapely.geometry import Point, shape
 from sqlmodel import SQLModel, func, select
 
-from bot.org_file import (
+from bot.org.org_file import (
     DEFAULT_ORG_FILE,
     MAX_ERRORS,
     OrgFileError,
@@ -74,9 +74,7 @@ def snapshot(db: Database) -> dict[str, dict[str, tuple]]:
     with db.session() as session:
         for model in MODELS:
             rows = session.exec(select(model)).all()
-            out[model.__name__] = {
-                r.code: (r.id, getattr(r, "active", True), r.name_zh, r.name_en) for r in rows
-            }
+            out[model.__name__] = {r.code: (r.id, getattr(r, "active", True), r.name_zh, r.name_en) for r in rows}
     return out
 
 
@@ -148,11 +146,11 @@ def test_sample_derived_units_and_codes(sample: OrgSpec) -> None:
 def test_sample_grids_are_realistic_and_tile_without_overlap(sample: OrgSpec) -> None:
     grids = [g for _s, _c, g in sample.iter_grids()]
     shapes = [g.shape() for g in grids]
-    for grid, geom in zip(grids, shapes):
+    for grid, geom in zip(grids, shapes, strict=False):
         assert geom is not None and geom.is_valid, grid.code
         assert len(grid.boundary["coordinates"][0]) - 1 in (4, 5), grid.code  # quads, pentagons
         minx, miny, maxx, maxy = geom.bounds
-        assert 120.16 <= minx and maxx <= 120.20 and 30.22 <= miny and maxy <= 30.26
+        assert minx >= 120.16 and maxx <= 120.20 and miny >= 30.22 and maxy <= 30.26
         width, height = metres(maxx - minx, maxy - miny)
         assert 150 <= width <= 400 and 150 <= height <= 400, (grid.code, width, height)
     for i, a in enumerate(shapes):
@@ -429,9 +427,7 @@ def test_unquoted_codes_stay_text() -> None:
 
 def test_error_format_names_file_line_column_and_reason() -> None:
     text = with_line(18, '          - code: "33010200100101"')
-    assert errors_of(text) == [
-        'org.yaml:18:19: grid code "33010200100101" is used twice (first at line 15)'
-    ]
+    assert errors_of(text) == ['org.yaml:18:19: grid code "33010200100101" is used twice (first at line 15)']
 
 
 def test_yaml_syntax_error() -> None:
@@ -450,9 +446,24 @@ def test_duplicate_key_in_a_mapping() -> None:
     ("line", "new", "at", "reason"),
     [
         (21, "catgories:", 21, 'unknown key "catgories" in the file (did you mean "categories"?)'),
-        (19, "            nmae: {zh: 第2网格}", 19, 'unknown key "nmae" in grid "33010200100102" (did you mean "name"?)'),
-        (16, "            name: {zh: 第1网格, en: Grid 1, fr: Grille}", 16, 'unknown key "fr" in the name of grid "33010200100101"'),
-        (9, "    abbr: QB\n    colour: red", 10, 'unknown key "colour" in street "330102001" (allowed keys: code, abbr, name'),
+        (
+            19,
+            "            nmae: {zh: 第2网格}",
+            19,
+            'unknown key "nmae" in grid "33010200100102" (did you mean "name"?)',
+        ),
+        (
+            16,
+            "            name: {zh: 第1网格, en: Grid 1, fr: Grille}",
+            16,
+            'unknown key "fr" in the name of grid "33010200100101"',
+        ),
+        (
+            9,
+            "    abbr: QB\n    colour: red",
+            10,
+            'unknown key "colour" in street "330102001" (allowed keys: code, abbr, name',
+        ),
     ],
 )
 def test_unknown_keys(line: int, new: str, at: int, reason: str) -> None:
@@ -517,7 +528,9 @@ def test_duplicate_codes_across_kinds() -> None:
         'org.yaml:9:11: team code "QB-ZF" (from street abbr "QB") is already used by a department at line 6'
     ]
     text = with_line(6, "  - {code: QB-CMD, name: {zh: 某局}}")
-    assert_error(text, 9, 'command room code "QB-CMD" (from street abbr "QB") is already used by a department at line 6')
+    assert_error(
+        text, 9, 'command room code "QB-CMD" (from street abbr "QB") is already used by a department at line 6'
+    )
     text = with_line(6, "  - {code: HOUSING, name: {zh: 住建局}}\n  - {code: HOUSING, name: {zh: 住建局}}")
     assert_error(text, 7, 'department code "HOUSING" is used twice (first at line 6)')
     text = MINIMAL + MINIMAL[MINIMAL.index("  - code: TRAFFIC") :]
@@ -525,7 +538,7 @@ def test_duplicate_codes_across_kinds() -> None:
 
 
 def test_duplicate_street_abbr_and_codes_in_a_second_street() -> None:
-    street = MINIMAL[MINIMAL.index("  - code: \"330102001\"") : MINIMAL.index("categories:")]
+    street = MINIMAL[MINIMAL.index('  - code: "330102001"') : MINIMAL.index("categories:")]
     text = MINIMAL.replace("categories:", street + "categories:")
     errors = errors_of(text)
     assert 'org.yaml:21:11: street code "330102001" is used twice (first at line 8)' in errors
@@ -556,10 +569,16 @@ def test_street_platforms_must_be_defined() -> None:
 
 @pytest.mark.parametrize("limit", ["0h", "4", "-2h", "4 hours", "1.5x", "abc", "0.0d", '""'])
 def test_invalid_limits(limit: str) -> None:
-    assert_error(with_line(26, f"    limit: {limit}"), 26, "is not valid: it must be a positive number of working hours or working days, like 4h, 1.5h or 5d")
+    assert_error(
+        with_line(26, f"    limit: {limit}"),
+        26,
+        "is not valid: it must be a positive number of working hours or working days, like 4h, 1.5h or 5d",
+    )
 
 
-@pytest.mark.parametrize(("limit", "value", "unit"), [("4h", 4, "hours"), ("1.5h", 1.5, "hours"), ("5d", 5, "days"), ("2H", 2, "hours")])
+@pytest.mark.parametrize(
+    ("limit", "value", "unit"), [("4h", 4, "hours"), ("1.5h", 1.5, "hours"), ("5d", 5, "days"), ("2H", 2, "hours")]
+)
 def test_valid_limits(limit: str, value: float, unit: str) -> None:
     category = parse_org_text(with_line(26, f"    limit: {limit}"), "org.yaml").categories[0]
     assert (category.limit_value, category.limit_unit) == (value, unit)
@@ -580,21 +599,45 @@ def test_wrong_types() -> None:
         11,
         '"auto_dispatch" of street "330102001" must be true or false, not "maybe"',
     )
-    assert_error(with_line(16, "            name: 第1网格"), 16, '"name" of grid "33010200100101" must be a mapping like {zh:')
+    assert_error(
+        with_line(16, "            name: 第1网格"), 16, '"name" of grid "33010200100101" must be a mapping like {zh:'
+    )
     assert_error(with_line(1, "version: 2"), 1, '"version" of the file must be 1, not the number 2')
-    assert_error(with_line(27, "    keywords: 停车"), 27, '"keywords" of category "TRAFFIC-PARKING" must be a list, not "停车"')
+    assert_error(
+        with_line(27, "    keywords: 停车"), 27, '"keywords" of category "TRAFFIC-PARKING" must be a list, not "停车"'
+    )
 
 
 @pytest.mark.parametrize(
     ("new", "reason"),
     [
         (boundary("[1, 2]", "Point"), 'boundary type must be "Polygon" or "MultiPolygon", not "Point"'),
-        (boundary("[[[120.160, 30.240], [120.163, 30.240], [120.160, 30.240]]]"), "a ring needs at least 4 points (the last repeating the first), this one has 3"),
-        (boundary("[[[120.160, 30.240], [120.163, 30.240], [120.163, 30.243], [120.160, 30.243]]]"), "the ring is not closed: its last point [120.16, 30.243] must repeat its first point [120.16, 30.24]"),
-        (boundary("[[[120.160, 30.240], [120.163, 30.243], [120.163, 30.240], [120.160, 30.243], [120.160, 30.240]]]"), "the boundary is not a valid polygon: Self-intersection[120.1615 30.2415]"),
-        (boundary("[[[120.160, 95.0], [120.163, 30.240], [120.163, 30.243], [120.160, 30.240]]]"), "point [120.16, 95] is outside longitude -180..180 / latitude -90..90"),
-        (boundary("[[[30.240, 120.160], [30.240, 120.163], [30.243, 120.163], [30.240, 120.160]]]"), "is outside longitude -180..180 / latitude -90..90 (GeoJSON puts longitude first: [lon, lat])"),
-        (boundary("[[[120.160, 30.240], [120.163, 30.240], [120.163, 30.243], [120.160, 30.240]]]", "LineString"), 'not "LineString"'),
+        (
+            boundary("[[[120.160, 30.240], [120.163, 30.240], [120.160, 30.240]]]"),
+            "a ring needs at least 4 points (the last repeating the first), this one has 3",
+        ),
+        (
+            boundary("[[[120.160, 30.240], [120.163, 30.240], [120.163, 30.243], [120.160, 30.243]]]"),
+            "the ring is not closed: its last point [120.16, 30.243] must repeat its first point [120.16, 30.24]",
+        ),
+        (
+            boundary(
+                "[[[120.160, 30.240], [120.163, 30.243], [120.163, 30.240], [120.160, 30.243], [120.160, 30.240]]]"
+            ),
+            "the boundary is not a valid polygon: Self-intersection[120.1615 30.2415]",
+        ),
+        (
+            boundary("[[[120.160, 95.0], [120.163, 30.240], [120.163, 30.243], [120.160, 30.240]]]"),
+            "point [120.16, 95] is outside longitude -180..180 / latitude -90..90",
+        ),
+        (
+            boundary("[[[30.240, 120.160], [30.240, 120.163], [30.243, 120.163], [30.240, 120.160]]]"),
+            "is outside longitude -180..180 / latitude -90..90 (GeoJSON puts longitude first: [lon, lat])",
+        ),
+        (
+            boundary("[[[120.160, 30.240], [120.163, 30.240], [120.163, 30.243], [120.160, 30.240]]]", "LineString"),
+            'not "LineString"',
+        ),
         ("            boundary: {type: Polygon}", 'the boundary is missing the required field "coordinates"'),
         (boundary("[[120.160, 30.240]]"), "a point must be [lon, lat] with two numbers"),
     ],
@@ -616,14 +659,18 @@ def test_multipolygon_boundary_is_accepted() -> None:
 
 def test_overlapping_grids() -> None:
     # grid 2 shifted 0.0006° west: it covers a fifth of grid 1
-    shifted = boundary("[[[120.1624, 30.240], [120.1654, 30.240], [120.1654, 30.243], [120.1624, 30.243], [120.1624, 30.240]]]")
+    shifted = boundary(
+        "[[[120.1624, 30.240], [120.1654, 30.240], [120.1654, 30.243], [120.1624, 30.243], [120.1624, 30.240]]]"
+    )
     assert_error(
         with_line(20, shifted),
         20,
         'the boundary of grid "33010200100102" overlaps grid "33010200100101" (line 17) by 20% of the smaller one',
     )
     # a digitising sliver (0.3% of a grid) is fine
-    sliver = boundary("[[[120.16299, 30.240], [120.166, 30.240], [120.166, 30.243], [120.16299, 30.243], [120.16299, 30.240]]]")
+    sliver = boundary(
+        "[[[120.16299, 30.240], [120.166, 30.240], [120.166, 30.243], [120.16299, 30.243], [120.16299, 30.240]]]"
+    )
     parse_org_text(with_line(20, sliver), "org.yaml")
 
 
@@ -635,8 +682,14 @@ def test_empty_file(text: str) -> None:
 
 
 def test_empty_lists() -> None:
-    assert_error(with_line(11, "    communities: []", MINIMAL.split("      - code: \"330102001001\"")[0]), 11, 'street "330102001" has no communities')
-    text = with_line(14, "        grids: []", MINIMAL.split("          - code: \"33010200100101\"")[0] + "categories: []\n")
+    assert_error(
+        with_line(11, "    communities: []", MINIMAL.split('      - code: "330102001001"')[0]),
+        11,
+        'street "330102001" has no communities',
+    )
+    text = with_line(
+        14, "        grids: []", MINIMAL.split('          - code: "33010200100101"')[0] + "categories: []\n"
+    )
     assert_error(text, 14, 'community "330102001001" has no grids')
     assert_error(text, 15, "the responsibility list (categories) is empty")
     assert_error(MINIMAL.split("streets:")[0] + "streets: []\ncategories: []\n", 7, "the file defines no streets")

@@ -7,7 +7,7 @@ import random
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,9 +15,9 @@ import pytest
 from PIL import ExifTags, Image, ImageCms, ImageFile
 from PIL.TiffImagePlugin import IFDRational
 
-from bot import photos
 from bot.errors import DomainError
-from bot.photos import (
+from bot.intake import photos
+from bot.intake.photos import (
     MAX_BYTES,
     BadDimensions,
     BrokenImage,
@@ -33,7 +33,7 @@ from bot.photos import (
 from tests.images import corrupt_jpeg, make_jpeg, make_png, truncated_jpeg
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-UTC = timezone.utc
+UTC = UTC
 
 
 # --------------------------------------------------------------------------- helpers
@@ -86,7 +86,9 @@ def png_header(width: int, height: int, *, bit_depth: int = 8, color_type: int =
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat or zlib.compress(b"\0")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat or zlib.compress(b"\0")) + chunk(b"IEND", b"")
+    )
 
 
 def jpeg_with_frame_size(width: int, height: int) -> bytes:
@@ -323,7 +325,12 @@ def _encoded(fmt: str, **params: object) -> bytes:
 
 @pytest.mark.parametrize(
     ("fmt", "ext", "mime"),
-    [("WEBP", ".webp", "image/webp"), ("GIF", ".gif", "image/gif"), ("BMP", ".bmp", "image/bmp"), ("TIFF", ".tiff", "image/tiff")],
+    [
+        ("WEBP", ".webp", "image/webp"),
+        ("GIF", ".gif", "image/gif"),
+        ("BMP", ".bmp", "image/bmp"),
+        ("TIFF", ".tiff", "image/tiff"),
+    ],
 )
 def test_other_accepted_formats(tmp_path: Path, fmt: str, ext: str, mime: str) -> None:
     photo = process_photo(_encoded(fmt), tmp_path, default_tz=SHANGHAI)
@@ -512,7 +519,7 @@ def test_pillow_global_limit_is_left_alone(tmp_path: Path) -> None:
     process_photo(make_jpeg(100, 100), tmp_path, default_tz=SHANGHAI)
     with pytest.raises(BadDimensions):
         process_photo(jpeg_with_frame_size(30000, 30000), tmp_path, default_tz=SHANGHAI)
-    assert Image.MAX_IMAGE_PIXELS == before
+    assert before == Image.MAX_IMAGE_PIXELS
 
 
 # --------------------------------------------------------------------------- nonsense EXIF
@@ -590,7 +597,16 @@ def _raw_gps_exif(gps_entries: list[tuple[int, int, int, bytes]]) -> bytes:
         b"Exif\0\0" + random.Random(3).randbytes(300),
         b"Exif\0\0MM\0*" + b"\xff" * 60,
     ],
-    ids=["gps-strings", "gps-wrong-types", "gps-offset-out", "gps-loop", "exif-offset-out", "orientation-77", "random", "ff"],
+    ids=[
+        "gps-strings",
+        "gps-wrong-types",
+        "gps-offset-out",
+        "gps-loop",
+        "exif-offset-out",
+        "orientation-77",
+        "random",
+        "ff",
+    ],
 )
 def test_garbage_exif_never_raises(tmp_path: Path, raw: bytes) -> None:
     data = jpeg_with_exif(raw)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from bot import dispatch, intake, onboarding, people
+from bot.cases import dispatch
+from bot.intake import submit as intake
+from bot.people import identity as people
+from bot.people import onboarding
 from bot.runtime import Runtime
 from storage.db import Database
 from storage.models import Category, Grid
@@ -21,8 +24,14 @@ def resident_report(rt: Runtime, db: Database, user_id: int, dlat: float) -> int
     done = intake.submit_report(
         rt,
         intake.ReportIn(
-            reporter_user_id=user_id, source="resident", latitude=grid.centre_lat + dlat, longitude=grid.centre_lon,  # type: ignore[operator]
-            grid_id=grid.id, category_id=category.id, description="垃圾", photos=(),  # type: ignore[arg-type]
+            reporter_user_id=user_id,
+            source="resident",
+            latitude=grid.centre_lat + dlat,
+            longitude=grid.centre_lon,  # type: ignore[operator]
+            grid_id=grid.id,
+            category_id=category.id,
+            description="垃圾",
+            photos=(),  # type: ignore[arg-type]
         ),
     )
     return done.case_id

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
-from bot import rating
-from bot import deadlines
+from bot.cases import deadlines
 from bot.clock import ManualClock
+from bot.rating import ratings as rating
 from bot.runtime import Runtime
 from handlers import rate as rate_handlers
 from handlers.common import off_loop
@@ -53,7 +53,9 @@ async def report_and_dispatch(w: SimpleNamespace, who: FakeUser, caption: str) -
     lat, lon = grid_centre(w.db, GRID)
     await who.send_photo(make_jpeg(color=(200, 40, 40)), caption=caption)
     await who.send_location(lat, lon)
-    await who.press(who.last_message(), "违法建设" if (who.language_code or "").startswith("zh") else "Illegal construction")
+    await who.press(
+        who.last_message(), "违法建设" if (who.language_code or "").startswith("zh") else "Illegal construction"
+    )
     summary = who.last_message()
     await who.press(summary, next(label for row in buttons(summary) for label in row if label.startswith("✅")))
     card = w.room.last_message()
@@ -64,7 +66,11 @@ async def report_and_dispatch(w: SimpleNamespace, who: FakeUser, caption: str) -
 
 def card_id(w: SimpleNamespace, case: Case, chat: FakeChat, purpose: str) -> int:
     with w.db.session() as s:
-        row = s.exec(select(CaseCard).where(CaseCard.case_id == case.id, CaseCard.chat_id == chat.id, CaseCard.purpose == purpose)).one()
+        row = s.exec(
+            select(CaseCard).where(
+                CaseCard.case_id == case.id, CaseCard.chat_id == chat.id, CaseCard.purpose == purpose
+            )
+        ).one()
         return row.message_id
 
 
@@ -110,7 +116,9 @@ def request_of(db: Database, case: Case, telegram_user: FakeUser) -> RatingReque
 
     with db.session() as s:
         user = s.exec(select(User).where(User.telegram_id == telegram_user.id)).one()
-        return s.exec(select(RatingRequest).where(RatingRequest.case_id == case.id, RatingRequest.user_id == user.id)).one()
+        return s.exec(
+            select(RatingRequest).where(RatingRequest.case_id == case.id, RatingRequest.user_id == user.id)
+        ).one()
 
 
 async def make_link(w: SimpleNamespace, who: FakeUser, case: Case) -> str:
@@ -130,7 +138,9 @@ def questions(user: FakeUser) -> list:  # type: ignore[type-arg]
 # --- the whole story ------------------------------------------------------------------------
 
 
-async def test_residents_rate_and_a_bad_rating_reopens_the_case(w: SimpleNamespace, tg: FakeTelegram, api, rt: Runtime, db: Database) -> None:  # type: ignore[no-untyped-def]
+async def test_residents_rate_and_a_bad_rating_reopens_the_case(
+    w: SimpleNamespace, tg: FakeTelegram, api, rt: Runtime, db: Database
+) -> None:  # type: ignore[no-untyped-def]
     # A resident reports through the bot; the case is worked and verified by the command room.
     lin = tg.user(9550, "Ms Lin", language_code="en")
     case = await report_and_dispatch(w, lin, "Illegal construction: a shed built on the roof")
@@ -141,7 +151,10 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(w: SimpleNamespa
     assert buttons(question) == FACES
     assert f"Please rate how {case.code}" in question.text
     assert "reported" in question.text and "resolved" in question.text and "verified and closed" in question.text
-    assert "😀 very satisfied · 🙂 satisfied · 😐 fairly satisfied · 🙁 dissatisfied · 😠 very dissatisfied" in question.text
+    assert (
+        "😀 very satisfied · 🙂 satisfied · 😐 fairly satisfied · 🙁 dissatisfied · 😠 very dissatisfied"
+        in question.text
+    )
     album = [m for m in lin.messages() if m.photo]
     assert [m.caption for m in album] == ["before", "after"]
     assert any("fixed and closed" in text for text in lin.texts())
@@ -181,7 +194,9 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(w: SimpleNamespa
     with db.session() as s:
         followup = s.exec(select(FollowUp)).one()
     card = w.room.message(followup.card_message_id)  # type: ignore[arg-type]
-    assert case.code in card.text and "回访" in card.text and "建筑垃圾一直没清走" in card.text and "王阿姨" in card.text
+    assert (
+        case.code in card.text and "回访" in card.text and "建筑垃圾一直没清走" in card.text and "王阿姨" in card.text
+    )
     assert buttons(card) == [["📞 已联系"], ["✅ 已沟通解决", "📵 联系不上"], ["🔁 重新办理"]]
     # Monday 09:30 plus three working days of 7.5 hours is Thursday 09:30 (Shanghai); the
     # first reminder comes at half the allowed time, like a case's
@@ -218,13 +233,20 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(w: SimpleNamespa
         reopened = s.exec(select(AuditEvent).where(AuditEvent.action == "case.reopened")).one()
         fresh = s.get(Case, case.id)
     assert (reopened.from_state, reopened.to_state, reopened.case_id) == ("closed", "reopened", case.id)
-    assert fresh.closed_at is None and fresh.due_at is not None and fresh.due_at > fresh.updated_at  # a fresh time limit
+    assert (
+        fresh.closed_at is None and fresh.due_at is not None and fresh.due_at > fresh.updated_at
+    )  # a fresh time limit
     # The same outcome again: already done.
     answer = await w.dispatcher.press_data(w.room.id, card.message_id, f"v1:fu:{followup.id}:r")
     assert answer is not None and "已经完成" in answer.params["text"]
 
     # The numbers: two asked, two rated, one of two satisfied, one bad, one follow-up reopened.
-    numbers = rating.stats(rt, street_code="330102001", since=rt.clock.now() - timedelta(days=1), until=rt.clock.now() + timedelta(seconds=1))
+    numbers = rating.stats(
+        rt,
+        street_code="330102001",
+        since=rt.clock.now() - timedelta(days=1),
+        until=rt.clock.now() + timedelta(seconds=1),
+    )
     assert (numbers.requests_sent, numbers.responded, numbers.ratings) == (2, 2, 2)
     assert numbers.response_rate == 1.0 and numbers.satisfaction_rate == 0.5 and numbers.bad == 1
     assert numbers.by_level == {5: 1, 2: 1} and numbers.followups == {"reopened": 1}
@@ -234,7 +256,12 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(w: SimpleNamespa
     assert "差评（不满意、非常不满意）1 条" in text and "重新办理 1" in text
     team_text = (await w.dispatcher.send("/stats QB-ZF 7d")).texts[0]
     assert "综合执法" in team_text and "近 7 天" in team_text and "收到评价 2 条" in team_text
-    other_street = rating.stats(rt, street_code="330102002", since=rt.clock.now() - timedelta(days=1), until=rt.clock.now() + timedelta(seconds=1))
+    other_street = rating.stats(
+        rt,
+        street_code="330102002",
+        since=rt.clock.now() - timedelta(days=1),
+        until=rt.clock.now() + timedelta(seconds=1),
+    )
     assert other_street.ratings == 0 and other_street.response_rate is None
 
     # Staff see the ratings of a case; its reporter never sees another resident's rating.
@@ -266,7 +293,7 @@ def check_qr(png: bytes, link: str) -> None:
 
 
 def test_qr_card_decodes_to_the_link() -> None:
-    from bot.qrcard import qr_png
+    from bot.rating.qrcard import qr_png
 
     link = "https://t.me/GridDeskTestBot?start=rate-" + "A1b2_C3d4-E5f6G7h8I9j0kL"
     png = qr_png(link, "QB-261123-0007")
@@ -281,7 +308,9 @@ def test_qr_card_decodes_to_the_link() -> None:
 # --- links: when the case is still open, reopened, closed again ---------------------------
 
 
-async def test_link_on_an_open_case_and_a_rating_after_a_reopen(w: SimpleNamespace, tg: FakeTelegram, db: Database) -> None:
+async def test_link_on_an_open_case_and_a_rating_after_a_reopen(
+    w: SimpleNamespace, tg: FakeTelegram, db: Database
+) -> None:
     case = await report_and_dispatch(w, w.worker, "违章搭建彩钢棚")  # a worker's patrol report
     first = await make_link(w, w.staff, case)
     second = await make_link(w, w.dispatcher, case)
@@ -306,7 +335,11 @@ async def test_link_on_an_open_case_and_a_rating_after_a_reopen(w: SimpleNamespa
 
     # Chen presses the request of the first close: the case was reopened since.
     answer = await chen.press(old_question, "😀")
-    assert answer is not None and "已重新办理" in answer.params["text"] and "办结后我们会再请您评价" in answer.params["text"]
+    assert (
+        answer is not None
+        and "已重新办理" in answer.params["text"]
+        and "办结后我们会再请您评价" in answer.params["text"]
+    )
     assert [r.user_id for r in rating_rows(db)] == [request_of(db, case, zhao).user_id]
 
     # Closed again: Chen is asked again (Zhao, who rated, is not), and rates.
@@ -416,7 +449,9 @@ async def test_a_long_comment_is_shortened(w: SimpleNamespace, tg: FakeTelegram,
             assert utf16_len(text) <= MAX_MESSAGE_LENGTH
 
 
-async def test_a_voice_comment_and_a_command_that_ends_the_wait(w: SimpleNamespace, tg: FakeTelegram, db: Database) -> None:
+async def test_a_voice_comment_and_a_command_that_ends_the_wait(
+    w: SimpleNamespace, tg: FakeTelegram, db: Database
+) -> None:
     lin = tg.user(9595, "Ms Lin", language_code="en")
     case = await report_and_dispatch(w, lin, "Illegal construction: a shed built on the roof")
     await close_residents_case(w, case)
@@ -441,7 +476,9 @@ async def test_a_voice_comment_and_a_command_that_ends_the_wait(w: SimpleNamespa
 # --- reminders --------------------------------------------------------------------------------
 
 
-async def test_one_reminder_to_rate(w: SimpleNamespace, tg: FakeTelegram, rt: Runtime, clock: ManualClock, app, db: Database) -> None:  # type: ignore[no-untyped-def]
+async def test_one_reminder_to_rate(
+    w: SimpleNamespace, tg: FakeTelegram, rt: Runtime, clock: ManualClock, app, db: Database
+) -> None:  # type: ignore[no-untyped-def]
     lin = tg.user(9600, "Ms Lin", language_code="en")
     sun = tg.user(9601, "Mr Sun", language_code="en")
     case = await report_and_dispatch(w, lin, "Illegal construction: a shed built on the roof")
@@ -467,7 +504,9 @@ async def test_one_reminder_to_rate(w: SimpleNamespace, tg: FakeTelegram, rt: Ru
     assert "rating_reminders" in [job.name for job in app.job_queue.jobs()]
 
 
-async def test_a_request_rated_before_it_was_sent_is_not_sent(w: SimpleNamespace, tg: FakeTelegram, rt: Runtime, app, db: Database) -> None:  # type: ignore[no-untyped-def]
+async def test_a_request_rated_before_it_was_sent_is_not_sent(
+    w: SimpleNamespace, tg: FakeTelegram, rt: Runtime, app, db: Database
+) -> None:  # type: ignore[no-untyped-def]
     lin = tg.user(9610, "Ms Lin", language_code="en")
     case = await report_and_dispatch(w, lin, "Illegal construction: a shed built on the roof")
     await close_residents_case(w, case)
@@ -476,7 +515,14 @@ async def test_a_request_rated_before_it_was_sent_is_not_sent(w: SimpleNamespace
     with db.session() as s:
         from storage import outbox as rows
 
-        rows.enqueue(s, chat_id=lin.id, kind="rating_request", case_id=case.id, payload={"request": request.id, "reminder": True}, now=rt.clock.now())
+        rows.enqueue(
+            s,
+            chat_id=lin.id,
+            kind="rating_request",
+            case_id=case.id,
+            payload={"request": request.id, "reminder": True},
+            now=rt.clock.now(),
+        )
     await lin.press_data(lin.id, lin.last_message().message_id, f"v1:rt:{request.id}:5")
     before = len(lin.messages())
     await flush(app)

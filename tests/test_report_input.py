@@ -20,13 +20,13 @@ import pytest
 from sqlmodel import select
 from telegram.ext import Application
 
-from bot.app import build_application
 from bot.clock import ManualClock
-from bot.drafts import Draft
 from bot.errors import DomainError
 from bot.i18n import t
+from bot.intake.drafts import Draft
 from bot.runtime import Runtime
 from bot.settings import Settings
+from griddesk.app import build_application
 from storage.db import Database
 from storage.models import Case, CaseMedia, Grid, Outbox, ReportDraft, User
 from tests.fakebot import MAX_CAPTION_LENGTH, FakeBotAPI, FakeChat, FakeTelegram, FakeUser, Turn, buttons, utf16_len
@@ -328,7 +328,9 @@ async def test_resident_outside_every_grid_is_asked_for_another_place(resident: 
     draft = draft_of(db, resident)
     assert draft is not None and draft["grid_id"] is None
     # a forged "pick this grid" press does nothing for a resident
-    answer = await resident.press_data(resident.id, resident.last_message().message_id, f"v1:rg:{draft['token']}:{GRID}")  # type: ignore[union-attr]
+    answer = await resident.press_data(
+        resident.id, resident.last_message().message_id, f"v1:rg:{draft['token']}:{GRID}"
+    )  # type: ignore[union-attr]
     assert answer is not None and answer.params["text"] == t(EN, "button.stale")
     assert draft_of(db, resident)["grid_id"] is None  # type: ignore[index]
     lat, lon = grid_centre(db, "33010200100201")
@@ -597,7 +599,9 @@ async def report_parking(user: FakeUser, db: Database, code: str, seed: int) -> 
     return user.last_message()
 
 
-async def test_joining_an_offered_case(tg: FakeTelegram, worker: FakeUser, command_room: FakeChat, db: Database) -> None:
+async def test_joining_an_offered_case(
+    tg: FakeTelegram, worker: FakeUser, command_room: FakeChat, db: Database
+) -> None:
     summary = await report_parking(worker, db, GRID, seed=11)
     await worker.press(summary, "✅ 确认上报")
     (case,) = all_cases(db)
@@ -731,7 +735,10 @@ async def test_resident_filing_fifty_reports_in_a_minute(
         await resident.press(card, buttons(card)[0][0])
         summary = resident.last_message()
         labels = {label for row in buttons(summary) for label in row}
-        await resident.press(summary, t(EN, "report.btn_submit") if t(EN, "report.btn_submit") in labels else t(EN, "report.btn_submit_new"))
+        await resident.press(
+            summary,
+            t(EN, "report.btn_submit") if t(EN, "report.btn_submit") in labels else t(EN, "report.btn_submit_new"),
+        )
         assert "Registered as" in resident.last_text()  # type: ignore[operator]
     cases = all_cases(db)
     assert len(cases) == limit and refused == 50 - limit
@@ -835,7 +842,9 @@ async def test_an_idle_draft_times_out_politely(
     assert fresh["grid_id"] == grid_id(db, OTHER_GRID)
 
 
-async def test_text_after_a_timeout_says_so_once(worker: FakeUser, db: Database, settings: Settings, clock: ManualClock) -> None:
+async def test_text_after_a_timeout_says_so_once(
+    worker: FakeUser, db: Database, settings: Settings, clock: ManualClock
+) -> None:
     await to_description_step(worker, db)
     clock.advance(timedelta(minutes=settings.report_idle_minutes + 1))
     turn = await worker.send("垃圾桶满了")
@@ -861,9 +870,7 @@ async def test_buttons_of_a_timed_out_draft_are_stale(
 # --------------------------------------------------------------------------- voice
 
 
-async def test_voice_note_stands_in_for_the_description(
-    worker: FakeUser, command_room: FakeChat, db: Database
-) -> None:
+async def test_voice_note_stands_in_for_the_description(worker: FakeUser, command_room: FakeChat, db: Database) -> None:
     await to_description_step(worker, db)
     turn = await worker.send_voice(duration=7)
     assert t(ZH, "report.voice_added", count=1) in turn.texts[0]

@@ -15,9 +15,9 @@ import pytest
 from sqlmodel import select
 from telegram.ext import Application
 
-from bot.intake import ReportIn, Submitted, submit_report
-from bot.org_file import DEFAULT_ORG_FILE, OrgSpec, load_org_file
-from bot.people import Profile, identify
+from bot.intake.submit import ReportIn, Submitted, submit_report
+from bot.org.org_file import DEFAULT_ORG_FILE, OrgSpec, load_org_file
+from bot.people.identity import Profile, identify
 from bot.runtime import Runtime
 from handlers.outbox_sender import flush
 from storage.db import Database
@@ -78,7 +78,9 @@ def case_of(db: Database, done: Submitted) -> Case:
 
 def actions_of(db: Database, case_id: int) -> list[str]:
     with db.session() as s:
-        return [e.action for e in s.exec(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.id))]
+        return [
+            e.action for e in s.exec(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.id))
+        ]
 
 
 def cards_of(db: Database, case_id: int) -> dict[str, int]:
@@ -118,7 +120,12 @@ def test_every_category_is_routed_to_the_streets_team_of_its_platform(rt: Runtim
         assert case.code.startswith(f"{street}-")
         assert case.urgent == (category.urgency == "urgent")
         if auto:
-            assert (case.state, case.unit_id, done.state, done.unit_id) == ("dispatched", units[team], "dispatched", units[team])
+            assert (case.state, case.unit_id, done.state, done.unit_id) == (
+                "dispatched",
+                units[team],
+                "dispatched",
+                units[team],
+            )
             assert case.dispatched_at is not None
             assert done.unit_name("zh_CN") is not None
             actions = actions_of(db, case.id)
@@ -201,7 +208,9 @@ async def test_auto_dispatch_to_a_team_without_a_group(
     assert case.state == "dispatched" and case.unit_id == ids_by_code(db, Unit)["HB-ZZ"]
     assert cards_of(db, case.id) == {"command": -100700}  # the room still sees it
     with db.session() as s:
-        missing = s.exec(select(AuditEvent).where(AuditEvent.case_id == case.id, AuditEvent.action == "notify.no_chat")).all()
+        missing = s.exec(
+            select(AuditEvent).where(AuditEvent.case_id == case.id, AuditEvent.action == "notify.no_chat")
+        ).all()
     assert [e.data["purpose"] for e in missing] == ["team"]
 
 
@@ -238,7 +247,10 @@ async def test_a_resident_in_hubin_is_told_which_team_has_it(
     with db.session() as s:
         case = s.exec(select(Case)).one()
     assert case.state == "dispatched" and case.unit_id == ids_by_code(db, Unit)["HB-ZF"]
-    assert case.code in resident.last_text() and "Hubin Subdistrict Comprehensive law enforcement team" in resident.last_text()  # type: ignore[operator]
+    assert (
+        case.code in resident.last_text()
+        and "Hubin Subdistrict Comprehensive law enforcement team" in resident.last_text()
+    )  # type: ignore[operator]
     team_card = tg.chat(-100701).last_message()
     assert team_card is not None and team_card.photo and case.code in team_card.caption
     assert case.code in (tg.chat(-100700).last_message().caption or "")  # type: ignore[union-attr]

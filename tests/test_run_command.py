@@ -31,7 +31,7 @@ def _env(tmp_path: Path, base_url: str, token: str) -> dict[str, str]:
 def test_run_reaches_getme_and_polls(tmp_path: Path) -> None:
     with FakeBotHTTPServer() as api:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"],
+            [sys.executable, "-m", "griddesk.cli", "run"],
             env=_env(tmp_path, api.base_url, "123456:fake"),
             cwd=tmp_path,
             stdout=subprocess.PIPE,
@@ -59,7 +59,7 @@ def test_run_reaches_getme_and_polls(tmp_path: Path) -> None:
 def test_run_with_refused_token_says_so(tmp_path: Path) -> None:
     with FakeBotHTTPServer() as api:
         proc = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "run"],
+            [sys.executable, "-m", "griddesk.cli", "run"],
             env=_env(tmp_path, api.base_url, "999:wrong"),
             cwd=tmp_path,
             capture_output=True,
@@ -79,7 +79,9 @@ def _free_port() -> int:
 
 def _post(url: str, body: dict, secret: str) -> int:  # type: ignore[type-arg]
     request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST",
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret},
     )
     try:
@@ -93,10 +95,16 @@ def test_run_with_a_webhook(tmp_path: Path) -> None:
     port = _free_port()
     with FakeBotHTTPServer() as api:
         env = _env(tmp_path, api.base_url, "123456:fake")
-        env.update(GRIDDESK_WEBHOOK_LISTEN="127.0.0.1", GRIDDESK_WEBHOOK_PORT=str(port), GRIDDESK_WEBHOOK_SECRET="s3cret-token")
+        env.update(
+            GRIDDESK_WEBHOOK_LISTEN="127.0.0.1", GRIDDESK_WEBHOOK_PORT=str(port), GRIDDESK_WEBHOOK_SECRET="s3cret-token"
+        )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run", "--webhook", "https://bot.example.org/telegram/hook"],
-            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", "griddesk.cli", "run", "--webhook", "https://bot.example.org/telegram/hook"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         try:
             deadline = time.monotonic() + 60
@@ -107,7 +115,9 @@ def test_run_with_a_webhook(tmp_path: Path) -> None:
             update = {
                 "update_id": 1,
                 "message": {
-                    "message_id": 1, "date": int(time.time()), "text": "/start",
+                    "message_id": 1,
+                    "date": int(time.time()),
+                    "text": "/start",
                     "chat": {"id": 4242, "type": "private", "first_name": "Li"},
                     "from": {"id": 4242, "is_bot": False, "first_name": "Li", "language_code": "en"},
                     "entities": [{"type": "bot_command", "offset": 0, "length": 6}],

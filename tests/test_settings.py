@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from bot.settings import DEFAULT_ORG_FILE, SettingsError, load_settings
+from griddesk.cli import main
 
 ENV_VARS = (
     "TELEGRAM_BOT_TOKEN",
@@ -86,7 +86,9 @@ def test_run_without_token_exits_with_one_line(capsys: pytest.CaptureFixture[str
     assert len(err.splitlines()) == 1
 
 
-def test_run_with_bad_setting_exits_with_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_with_bad_setting_exits_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("GRIDDESK_ADMIN_IDS", "boss")
     assert main(["run"]) == 2
     err = capsys.readouterr().err.strip()
@@ -110,7 +112,9 @@ def test_missing_org_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     assert "GRIDDESK_ORG_FILE" in capsys.readouterr().err
 
 
-def test_db_upgrade_creates_the_schema(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_db_upgrade_creates_the_schema(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/fresh.db")
     assert main(["db", "upgrade"]) == 0
     assert "up to date" in capsys.readouterr().out

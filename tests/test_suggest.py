@@ -1,10 +1,10 @@
-"""bot.suggest: ranking the responsibility list for a grid worker's short description."""
+"""bot.intake.suggest: ranking the responsibility list for a grid worker's short description."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.suggest import CategoryInfo, score_categories, suggest
+from bot.intake.suggest import CategoryInfo, score_categories, suggest
 
 
 def cat(cid: int, code: str, zh: str, en: str, platform: str, *keywords: str) -> CategoryInfo:
@@ -13,20 +13,109 @@ def cat(cid: int, code: str, zh: str, en: str, platform: str, *keywords: str) ->
 
 # A small responsibility list in file order, modelled on the sample organisation.
 CATS = [
-    cat(101, "TRAFFIC-PARKING", "违章停车", "Illegal parking", "ZF", "违停", "乱停车", "违章停车", "停车", "占用人行道", "parking", "parked"),
-    cat(102, "ROAD-DAMAGE", "道路破损", "Damaged road or pavement", "ZF", "路面破损", "坑洼", "坑洞", "塌陷", "人行道", "pothole"),
-    cat(103, "CLEAN-EXPOSED-GARBAGE", "暴露垃圾", "Exposed garbage", "ZF", "垃圾", "暴露垃圾", "垃圾堆", "乱倒", "满溢", "垃圾桶", "garbage", "rubbish"),
-    cat(104, "CLEAN-STREET", "道路不洁", "Dirty street", "ZF", "路面脏", "不洁", "清扫", "油污", "落叶", "泥浆", "狗屎"),
+    cat(
+        101,
+        "TRAFFIC-PARKING",
+        "违章停车",
+        "Illegal parking",
+        "ZF",
+        "违停",
+        "乱停车",
+        "违章停车",
+        "停车",
+        "占用人行道",
+        "parking",
+        "parked",
+    ),
+    cat(
+        102,
+        "ROAD-DAMAGE",
+        "道路破损",
+        "Damaged road or pavement",
+        "ZF",
+        "路面破损",
+        "坑洼",
+        "坑洞",
+        "塌陷",
+        "人行道",
+        "pothole",
+    ),
+    cat(
+        103,
+        "CLEAN-EXPOSED-GARBAGE",
+        "暴露垃圾",
+        "Exposed garbage",
+        "ZF",
+        "垃圾",
+        "暴露垃圾",
+        "垃圾堆",
+        "乱倒",
+        "满溢",
+        "垃圾桶",
+        "garbage",
+        "rubbish",
+    ),
+    cat(
+        104, "CLEAN-STREET", "道路不洁", "Dirty street", "ZF", "路面脏", "不洁", "清扫", "油污", "落叶", "泥浆", "狗屎"
+    ),
     cat(105, "CLEAN-WASTE-SORTING", "垃圾分类不规范", "Waste not sorted", "ZF", "垃圾分类", "混投", "厨余", "可回收"),
-    cat(106, "CITY-ILLEGAL-BUILDING", "违法建设", "Illegal construction", "ZF", "违建", "违章建筑", "私搭乱建", "搭建", "加建", "阳光房"),
+    cat(
+        106,
+        "CITY-ILLEGAL-BUILDING",
+        "违法建设",
+        "Illegal construction",
+        "ZF",
+        "违建",
+        "违章建筑",
+        "私搭乱建",
+        "搭建",
+        "加建",
+        "阳光房",
+    ),
     cat(107, "FIRE-HAZARD", "消防安全隐患", "Fire hazard", "ZF", "消防", "灭火器", "消防栓", "安全出口", "fire"),
-    cat(108, "FIRE-ACCESS-BLOCKED", "消防通道堵塞", "Blocked fire lane", "ZF", "消防通道", "生命通道", "堵塞", "占用", "堵住", "fire lane"),
-    cat(109, "CITY-STREET-VENDOR", "占道经营", "Street vending", "ZF", "占道经营", "流动摊贩", "摆摊", "出店经营", "vendor"),
+    cat(
+        108,
+        "FIRE-ACCESS-BLOCKED",
+        "消防通道堵塞",
+        "Blocked fire lane",
+        "ZF",
+        "消防通道",
+        "生命通道",
+        "堵塞",
+        "占用",
+        "堵住",
+        "fire lane",
+    ),
+    cat(
+        109,
+        "CITY-STREET-VENDOR",
+        "占道经营",
+        "Street vending",
+        "ZF",
+        "占道经营",
+        "流动摊贩",
+        "摆摊",
+        "出店经营",
+        "vendor",
+    ),
     cat(110, "ENV-NOISE", "噪声扰民", "Noise nuisance", "ZF", "噪音", "噪声", "扰民", "广场舞", "吵闹", "noise"),
-    cat(111, "DISPUTE-NEIGHBOUR", "邻里纠纷", "Neighbour dispute", "ZZ", "邻居", "邻里", "纠纷", "吵架", "矛盾", "漏水"),
+    cat(
+        111, "DISPUTE-NEIGHBOUR", "邻里纠纷", "Neighbour dispute", "ZZ", "邻居", "邻里", "纠纷", "吵架", "矛盾", "漏水"
+    ),
     cat(112, "MARKET-FOOD", "食品安全", "Food safety", "SC", "食品", "过期", "变质", "无证经营", "小作坊", "expired"),
     cat(113, "MANHOLE-COVER", "井盖缺失", "Missing manhole cover", "ZF", "井盖", "窨井", "下水道盖", "缺失", "manhole"),
-    cat(114, "SERVICE-ELDERLY", "高龄老人帮扶", "Help for elderly residents", "BM", "老人", "独居", "高龄", "空巢", "elderly"),
+    cat(
+        114,
+        "SERVICE-ELDERLY",
+        "高龄老人帮扶",
+        "Help for elderly residents",
+        "BM",
+        "老人",
+        "独居",
+        "高龄",
+        "空巢",
+        "elderly",
+    ),
 ]
 IDS = [c.category_id for c in CATS]
 BY_CODE = {c.code: c.category_id for c in CATS}

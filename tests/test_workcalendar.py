@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
 import pytest
 
-from bot import workcalendar
-from bot.workcalendar import QuietHours, WorkCalendar
+from bot.org import workcalendar
+from bot.org.workcalendar import QuietHours, WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
-UTC = timezone.utc
+UTC = UTC
 CAL = WorkCalendar()
 
 
@@ -272,7 +272,7 @@ def test_unknown_year_falls_back_to_monday_to_friday(caplog: pytest.LogCaptureFi
         chinese_calendar.is_workday(date(year, 1, 1))
     workcalendar._official_workday.cache_clear()
     workcalendar._warned_years.discard(year)
-    with caplog.at_level(logging.WARNING, logger="bot.workcalendar"):
+    with caplog.at_level(logging.WARNING, logger="bot.org.workcalendar"):
         # 1 Jan 2099 is a Thursday: a working day by the fallback, holiday or not.
         assert date(year, 1, 1).weekday() == 3
         assert CAL.is_working_day(date(year, 1, 1))

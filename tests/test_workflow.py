@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from bot import workflow
-from bot.workflow import ActorNotAllowed, MoveNotAllowed
+from bot.cases import workflow
+from bot.cases.workflow import ActorNotAllowed, MoveNotAllowed
 from storage.models import CaseState as S
 
-ALL_STATES = {S.REPORTED, S.DISPATCHED, S.CLAIMED, S.RESOLVED, S.CLOSED, S.RETURNED, S.ESCALATED, S.REOPENED, S.REJECTED, S.DUPLICATE}
+ALL_STATES = {
+    S.REPORTED,
+    S.DISPATCHED,
+    S.CLAIMED,
+    S.RESOLVED,
+    S.CLOSED,
+    S.RETURNED,
+    S.ESCALATED,
+    S.REOPENED,
+    S.REJECTED,
+    S.DUPLICATE,
+}
 
 
 def test_every_state_is_reachable_from_reported() -> None:

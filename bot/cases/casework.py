@@ -13,11 +13,13 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot import deadlines, notify, rating, workflow
-from bot.caseaccess import actors
+from bot import notify
+from bot.cases import deadlines, workflow
+from bot.cases.access import actors
 from bot.errors import DomainError
-from bot.intake import PhotoIn, add_media
-from bot.roles import Person
+from bot.intake.submit import PhotoIn, add_media
+from bot.people.roles import Person
+from bot.rating import ratings as rating
 from bot.runtime import Runtime
 from storage import audit, cases, casework, chats, orgs, outbox, people
 from storage.models import Case, CaseSource, CaseState, ExtensionRequest, Role, UnitKind, Whistle
@@ -107,8 +109,14 @@ def _check(s: Session, person: Person, case: Case, action: str) -> None:
 def _view(row: Any, code: str) -> Pending:
     d = row.data or {}
     return Pending(
-        row.id, row.action, row.case_id, code, d.get("text", ""), len(d.get("photos", [])),
-        tuple(d.get("departments", [])), d.get("hours"),
+        row.id,
+        row.action,
+        row.case_id,
+        code,
+        d.get("text", ""),
+        len(d.get("photos", [])),
+        tuple(d.get("departments", [])),
+        d.get("hours"),
     )
 
 
@@ -119,7 +127,9 @@ def start_input(rt: Runtime, *, person: Person, case_id: int, action: str) -> Pe
     with rt.db.session() as s:
         case = _case(s, case_id)
         _check(s, person, case, action)
-        row = casework.start_pending(s, user_id=person.user_id, action=action, case_id=case_id, data={}, now=rt.clock.now())
+        row = casework.start_pending(
+            s, user_id=person.user_id, action=action, case_id=case_id, data={}, now=rt.clock.now()
+        )
         return _view(row, case.code)
 
 
@@ -212,7 +222,10 @@ def finish(rt: Runtime, *, person: Person, pending_id: int) -> Done:
         _check(s, person, case, row.action)  # the case may have moved on meanwhile
         data = dict(row.data or {})
         text = (data.get("text") or "").strip()
-        photos = [PhotoIn(**{**p, "taken_at": datetime.fromisoformat(p["taken_at"]) if p.get("taken_at") else None}) for p in data.get("photos", [])]
+        photos = [
+            PhotoIn(**{**p, "taken_at": datetime.fromisoformat(p["taken_at"]) if p.get("taken_at") else None})
+            for p in data.get("photos", [])
+        ]
         action = row.action
         if action == NOTE:
             if not text and not photos:
@@ -255,11 +268,28 @@ def _refresh(s: Session, case: Case, now: datetime) -> None:
     notify.refresh_cards(s, case_id=case.id, now=now)  # type: ignore[arg-type]
 
 
-def _move(rt: Runtime, s: Session, case: Case, action: str, person: Person, now: datetime, values: dict[str, Any], note: str | None, event: str, data: dict[str, Any] | None = None) -> str:
+def _move(
+    rt: Runtime,
+    s: Session,
+    case: Case,
+    action: str,
+    person: Person,
+    now: datetime,
+    values: dict[str, Any],
+    note: str | None,
+    event: str,
+    data: dict[str, Any] | None = None,
+) -> str:
     target = workflow.move(action).target
     from_state = case.state  # read first: the ORM update below syncs the loaded row
     paused_since = case.resolved_at if from_state == CaseState.RESOLVED else None
-    won = cases.change_state(s, case_id=case.id, from_state=case.state, version=case.version, values={"state": target, "updated_at": now, **values})  # type: ignore[arg-type]
+    won = cases.change_state(
+        s,
+        case_id=case.id,
+        from_state=case.state,
+        version=case.version,
+        values={"state": target, "updated_at": now, **values},
+    )  # type: ignore[arg-type]
     if not won:
         raise workflow.MoveNotAllowed(code=case.code)
     s.refresh(case)
@@ -268,8 +298,17 @@ def _move(rt: Runtime, s: Session, case: Case, action: str, person: Person, now:
     else:
         deadlines.replan(rt, s, case, now)
     audit.record(
-        s, action=event, subject_type="case", subject_id=case.id, case_id=case.id, actor_user_id=person.user_id,
-        from_state=from_state, to_state=target, note=note, data=data or {}, at=now,
+        s,
+        action=event,
+        subject_type="case",
+        subject_id=case.id,
+        case_id=case.id,
+        actor_user_id=person.user_id,
+        from_state=from_state,
+        to_state=target,
+        note=note,
+        data=data or {},
+        at=now,
     )
     return target
 
@@ -277,27 +316,49 @@ def _move(rt: Runtime, s: Session, case: Case, action: str, person: Person, now:
 def _tell_reporter(s: Session, case: Case, person: Person, key: str, now: datetime, **params: Any) -> None:
     reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
     if reporter is not None and reporter.id != person.user_id and reporter.can_message:
-        notify.text_to_user(s, telegram_id=reporter.telegram_id, key=key, now=now, case_id=case.id, code=case.code, **params)
+        notify.text_to_user(
+            s, telegram_id=reporter.telegram_id, key=key, now=now, case_id=case.id, code=case.code, **params
+        )
 
 
 def _tell_owner(s: Session, case: Case, person: Person | None, key: str, now: datetime, **params: Any) -> None:
     owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
     if owner is not None and (person is None or owner.id != person.user_id) and owner.can_message:
-        notify.text_to_user(s, telegram_id=owner.telegram_id, key=key, now=now, case_id=case.id, code=case.code, **params)
+        notify.text_to_user(
+            s, telegram_id=owner.telegram_id, key=key, now=now, case_id=case.id, code=case.code, **params
+        )
 
 
 def _note(s: Session, person: Person, case: Case, text: str, photos: list[PhotoIn], now: datetime) -> Done:
     add_media(s, case_id=case.id, stage="progress", added_by=person.user_id, now=now, photos=photos)  # type: ignore[arg-type]
     audit.record(
-        s, action="case.note", subject_type="case", subject_id=case.id, case_id=case.id, actor_user_id=person.user_id,
-        note=text or None, data={"photos": len(photos)}, at=now,
+        s,
+        action="case.note",
+        subject_type="case",
+        subject_id=case.id,
+        case_id=case.id,
+        actor_user_id=person.user_id,
+        note=text or None,
+        data={"photos": len(photos)},
+        at=now,
     )
     return Done(NOTE, case.id, case.code, case.state)  # type: ignore[arg-type]
 
 
 def _return(rt: Runtime, s: Session, person: Person, case: Case, reason: str, now: datetime) -> Done:
     unit_id = case.unit_id
-    state = _move(rt, s, case, "return", person, now, {"owner_user_id": None, "claimed_at": None, "decision_note": reason}, reason, "case.returned", {"unit_id": unit_id})
+    state = _move(
+        rt,
+        s,
+        case,
+        "return",
+        person,
+        now,
+        {"owner_user_id": None, "claimed_at": None, "decision_note": reason},
+        reason,
+        "case.returned",
+        {"unit_id": unit_id},
+    )
     _refresh(s, case, now)
     if not _has_command_card(s, case):
         notify.card_to_command_room(s, case=case, now=now)
@@ -312,36 +373,85 @@ def _extend(s: Session, rt: Runtime, person: Person, case: Case, reason: str, ho
     base = case.due_at or now
     request = casework.add_extension(
         s,
-        ExtensionRequest(case_id=case.id, requested_by=person.user_id, reason=reason, old_due_at=case.due_at, new_due_at=base + timedelta(hours=hours), created_at=now),  # type: ignore[arg-type]
+        ExtensionRequest(
+            case_id=case.id,
+            requested_by=person.user_id,
+            reason=reason,
+            old_due_at=case.due_at,
+            new_due_at=base + timedelta(hours=hours),
+            created_at=now,
+        ),  # type: ignore[arg-type]
     )
     audit.record(
-        s, action="case.extension_requested", subject_type="case", subject_id=case.id, case_id=case.id,
-        actor_user_id=person.user_id, note=reason, data={"request": request.id, "hours": hours}, at=now,
+        s,
+        action="case.extension_requested",
+        subject_type="case",
+        subject_id=case.id,
+        case_id=case.id,
+        actor_user_id=person.user_id,
+        note=reason,
+        data={"request": request.id, "hours": hours},
+        at=now,
     )
     room = orgs.command_room_of(s, case.street_id) if case.street_id else None
     chat = chats.chat_for_unit(s, room.id) if room else None  # type: ignore[arg-type]
     if chat is not None:
         outbox.enqueue(
-            s, chat_id=chat.telegram_id, kind="extension_request", case_id=case.id, now=now,
-            payload={"request": request.id, "code": case.code, "hours": hours, "reason": reason, "by": person.name,
-                     "due": request.new_due_at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M")},
+            s,
+            chat_id=chat.telegram_id,
+            kind="extension_request",
+            case_id=case.id,
+            now=now,
+            payload={
+                "request": request.id,
+                "code": case.code,
+                "hours": hours,
+                "reason": reason,
+                "by": person.name,
+                "due": request.new_due_at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M"),
+            },
         )
     return Done(EXTEND, case.id, case.code, case.state, {"request": request.id})  # type: ignore[arg-type]
 
 
-def _escalate(rt: Runtime, s: Session, person: Person, case: Case, request: str, unit_ids: list[int], now: datetime) -> Done:
+def _escalate(
+    rt: Runtime, s: Session, person: Person, case: Case, request: str, unit_ids: list[int], now: datetime
+) -> Done:
     state = _move(rt, s, case, "escalate", person, now, {}, request, "case.escalated", {"departments": unit_ids})
     round_no = casework.next_whistle_round(s, case.id)  # type: ignore[arg-type]
     for unit_id in unit_ids:
-        casework.add_whistle(s, Whistle(case_id=case.id, unit_id=unit_id, round=round_no, request=request, requested_by=person.user_id, created_at=now))  # type: ignore[arg-type]
+        casework.add_whistle(
+            s,
+            Whistle(
+                case_id=case.id,
+                unit_id=unit_id,
+                round=round_no,
+                request=request,
+                requested_by=person.user_id,
+                created_at=now,
+            ),
+        )  # type: ignore[arg-type]
         notify.card_to_unit(s, case=case, unit_id=unit_id, purpose=notify.DEPARTMENT, now=now)
     _refresh(s, case, now)
     return Done(ESCALATE, case.id, case.code, state, {"departments": unit_ids})  # type: ignore[arg-type]
 
 
-def _resolve(rt: Runtime, s: Session, person: Person, case: Case, note: str, photos: list[PhotoIn], now: datetime) -> Done:
+def _resolve(
+    rt: Runtime, s: Session, person: Person, case: Case, note: str, photos: list[PhotoIn], now: datetime
+) -> Done:
     add_media(s, case_id=case.id, stage="after", added_by=person.user_id, now=now, photos=photos)  # type: ignore[arg-type]
-    state = _move(rt, s, case, "resolve", person, now, {"resolved_at": now, "verify_escalated_at": None}, note or None, "case.resolved", {"photos": len(photos)})
+    state = _move(
+        rt,
+        s,
+        case,
+        "resolve",
+        person,
+        now,
+        {"resolved_at": now, "verify_escalated_at": None},
+        note or None,
+        "case.resolved",
+        {"photos": len(photos)},
+    )
     _refresh(s, case, now)
     _ask_to_verify(s, case, now)
     return Done(RESOLVE, case.id, case.code, state)  # type: ignore[arg-type]
@@ -357,17 +467,25 @@ def _ask_to_verify(s: Session, case: Case, now: datetime) -> None:
     room = orgs.command_room_of(s, case.street_id) if case.street_id else None
     notify.card_to_unit(s, case=case, unit_id=room.id if room else None, purpose=notify.VERIFY, now=now)
     if reporter is not None and reporter.can_message:
-        notify.text_to_user(s, telegram_id=reporter.telegram_id, key="work.reporter_resolved", now=now, case_id=case.id, code=case.code)
+        notify.text_to_user(
+            s, telegram_id=reporter.telegram_id, key="work.reporter_resolved", now=now, case_id=case.id, code=case.code
+        )
 
 
-def _not_fixed(rt: Runtime, s: Session, person: Person, case: Case, reason: str, photos: list[PhotoIn], now: datetime) -> Done:
+def _not_fixed(
+    rt: Runtime, s: Session, person: Person, case: Case, reason: str, photos: list[PhotoIn], now: datetime
+) -> Done:
     add_media(s, case_id=case.id, stage="reverify", added_by=person.user_id, now=now, photos=photos)  # type: ignore[arg-type]
-    state = _move(rt, s, case, "not_fixed", person, now, {"resolved_at": None}, reason, "case.not_fixed", {"photos": len(photos)})
+    state = _move(
+        rt, s, case, "not_fixed", person, now, {"resolved_at": None}, reason, "case.not_fixed", {"photos": len(photos)}
+    )
     _refresh(s, case, now)
     _tell_owner(s, case, person, "work.owner_not_fixed", now, reason=reason)
     unit_chat = _unit_chat(s, case)
     if unit_chat is not None:
-        notify.text_to_user(s, telegram_id=unit_chat, key="work.team_not_fixed", now=now, case_id=case.id, code=case.code, reason=reason)
+        notify.text_to_user(
+            s, telegram_id=unit_chat, key="work.team_not_fixed", now=now, case_id=case.id, code=case.code, reason=reason
+        )
     return Done(NOT_FIXED, case.id, case.code, state)  # type: ignore[arg-type]
 
 
@@ -407,11 +525,19 @@ def report_in(rt: Runtime, *, person: Person, whistle_id: int) -> Done:
         if not casework.report_in(s, whistle_id=whistle_id, user_id=person.user_id, now=now):
             raise AlreadyReportedIn(code=case.code)
         audit.record(
-            s, action="case.reported_in", subject_type="case", subject_id=case.id, case_id=case.id,
-            actor_user_id=person.user_id, data={"unit_id": unit.id, "whistle": whistle_id}, at=now,
+            s,
+            action="case.reported_in",
+            subject_type="case",
+            subject_id=case.id,
+            case_id=case.id,
+            actor_user_id=person.user_id,
+            data={"unit_id": unit.id, "whistle": whistle_id},
+            at=now,
         )
         _refresh(s, case, now)
-        _tell_owner(s, case, person, "work.owner_reported_in", now, department_zh=unit.name_zh, department_en=unit.name_en)
+        _tell_owner(
+            s, case, person, "work.owner_reported_in", now, department_zh=unit.name_zh, department_en=unit.name_en
+        )
         return Done("report_in", case.id, case.code, case.state, {"unit": unit.code})  # type: ignore[arg-type]
 
 
@@ -427,10 +553,27 @@ def department_reply(rt: Runtime, *, person: Person, case_id: int, unit_chat_id:
         if unit is None or unit.kind != UnitKind.DEPARTMENT:
             return None
         audit.record(
-            s, action="case.department_reply", subject_type="case", subject_id=case.id, case_id=case.id,
-            actor_user_id=person.user_id, note=text[:MAX_TEXT], data={"unit_id": unit.id}, at=now,
+            s,
+            action="case.department_reply",
+            subject_type="case",
+            subject_id=case.id,
+            case_id=case.id,
+            actor_user_id=person.user_id,
+            note=text[:MAX_TEXT],
+            data={"unit_id": unit.id},
+            at=now,
         )
-        _tell_owner(s, case, None, "work.owner_department_reply", now, department_zh=unit.name_zh, department_en=unit.name_en, name=person.name, text=text[:1500])
+        _tell_owner(
+            s,
+            case,
+            None,
+            "work.owner_department_reply",
+            now,
+            department_zh=unit.name_zh,
+            department_en=unit.name_en,
+            name=person.name,
+            text=text[:1500],
+        )
         return Done("reply", case.id, case.code, case.state)  # type: ignore[arg-type]
 
 
@@ -451,12 +594,25 @@ def decide_extension(rt: Runtime, *, person: Person, request_id: int, approve: b
             case.version += 1
             deadlines.extended(rt, s, case, request.new_due_at, now)
         audit.record(
-            s, action=f"case.extension_{decision}", subject_type="case", subject_id=case.id, case_id=case.id,
-            actor_user_id=person.user_id, data={"request": request_id, "due_at": request.new_due_at.isoformat()}, at=now,
+            s,
+            action=f"case.extension_{decision}",
+            subject_type="case",
+            subject_id=case.id,
+            case_id=case.id,
+            actor_user_id=person.user_id,
+            data={"request": request_id, "due_at": request.new_due_at.isoformat()},
+            at=now,
         )
         requester = people.get_user(s, request.requested_by) if request.requested_by else None
         if requester is not None and requester.can_message:
-            notify.text_to_user(s, telegram_id=requester.telegram_id, key=f"work.extension_{decision}", now=now, case_id=case.id, code=case.code)
+            notify.text_to_user(
+                s,
+                telegram_id=requester.telegram_id,
+                key=f"work.extension_{decision}",
+                now=now,
+                case_id=case.id,
+                code=case.code,
+            )
         return Done("extension", case.id, case.code, case.state, {"decision": decision})  # type: ignore[arg-type]
 
 
@@ -471,7 +627,9 @@ def escalate_unverified(rt: Runtime, *, after: timedelta) -> list[str]:
             s.add(case)
             room = orgs.command_room_of(s, case.street_id) if case.street_id else None
             notify.card_to_unit(s, case=case, unit_id=room.id if room else None, purpose=notify.VERIFY, now=now)
-            audit.record(s, action="case.verify_overdue", subject_type="case", subject_id=case.id, case_id=case.id, at=now)
+            audit.record(
+                s, action="case.verify_overdue", subject_type="case", subject_id=case.id, case_id=case.id, at=now
+            )
             codes.append(case.code)
     return codes
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.clock import Clock
-from bot.org_file import OrgFileError, load_org_file
+from bot.org.org_file import OrgFileError, load_org_file
 from bot.runtime import Runtime
 from bot.settings import Settings
 from storage.db import Database

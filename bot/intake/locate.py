@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.geo import GridIndex, GridShape, valid_coordinates
 from bot.i18n import bilingual
+from bot.org.geo import GridIndex, GridShape, valid_coordinates
 from bot.runtime import Runtime
 from storage import orgs
 

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot import intake
-from bot.intake import PhotoIn, ReportIn, VoiceIn
+from bot.intake import submit as intake
+from bot.intake.submit import PhotoIn, ReportIn, VoiceIn
 from bot.runtime import Runtime
 from storage import drafts, people
 
@@ -136,7 +136,9 @@ def load(rt: Runtime, user_id: int) -> Loaded:
 def start(rt: Runtime, *, user_id: int, source: str) -> Draft:
     with rt.db.session() as s:
         token = secrets.randbelow(TOKEN_LIMIT - 1) + 1
-        row = drafts.create(s, user_id=user_id, step=LOCATION, data={"source": source, "token": token}, now=rt.clock.now())
+        row = drafts.create(
+            s, user_id=user_id, step=LOCATION, data={"source": source, "token": token}, now=rt.clock.now()
+        )
         return _from_row(row)
 
 

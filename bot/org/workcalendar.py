@@ -33,7 +33,7 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -140,7 +140,7 @@ def _to_local_naive(t: datetime, tz: tzinfo) -> datetime:
 
 
 def _from_local_naive(t: datetime, tz: tzinfo) -> datetime:
-    return t.replace(tzinfo=tz).astimezone(timezone.utc)
+    return t.replace(tzinfo=tz).astimezone(UTC)
 
 
 # ------------------------------------------------------------ China's official calendar
@@ -274,7 +274,7 @@ class WorkCalendar:
                 for s, e in self._spans:
                     if tod < e:
                         if tod >= s:
-                            return t.astimezone(timezone.utc)
+                            return t.astimezone(UTC)
                         return self._at(d, s)
             d += timedelta(days=1)
             tod = 0
@@ -382,7 +382,7 @@ class WorkCalendar:
             raise ValueError(f'time limit unit must be "hours" or "days", not {limit_unit!r}')
         if urgent:
             hours = value * 24 if limit_unit == "days" else value
-            return start.astimezone(timezone.utc) + timedelta(hours=hours)
+            return start.astimezone(UTC) + timedelta(hours=hours)
         if limit_unit == "days":
             return self.add_working_days(start, value)
         return self.add_working_hours(start, value)
@@ -399,9 +399,9 @@ class WorkCalendar:
         if not 0 <= fraction <= 1:
             raise ValueError(f"fraction must be between 0 and 1, not {fraction!r}")
         if due <= start or fraction == 1:
-            return due.astimezone(timezone.utc)
+            return due.astimezone(UTC)
         if urgent:
-            return start.astimezone(timezone.utc) + (due - start) * fraction
+            return start.astimezone(UTC) + (due - start) * fraction
         total = self.working_seconds_between(start, due)
         return self.add_working_time(start, total * fraction)
 
@@ -485,7 +485,7 @@ class QuietHours:
         _require_aware(t)
         zone = _zone(tz)
         if not self.contains(t, zone):
-            return t.astimezone(timezone.utc)
+            return t.astimezone(UTC)
         local = _to_local_naive(t, zone)
         d = local.date()
         if self.start > self.end and local.time() >= self.start:
@@ -504,7 +504,7 @@ if __name__ == "__main__":  # pragma: no cover - a manual timing, not a test
 
     cal = WorkCalendar()
     rng = random.Random(1)
-    base = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2025, 1, 1, tzinfo=UTC)
     limits = [(2, "hours"), (4, "hours"), (24, "hours"), (1, "days"), (5, "days"), (7, "days"), (20, "days")]
     starts = [base + timedelta(seconds=rng.randrange(2 * 365 * 86_400)) for _ in range(100_000)]
     picks = [(rng.choice(limits), rng.random() < 0.1) for _ in starts]

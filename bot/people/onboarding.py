@@ -14,7 +14,7 @@ from bot.errors import (
     UnknownRole,
     UnknownScope,
 )
-from bot.roles import ROLE_SCOPES
+from bot.people.roles import ROLE_SCOPES
 from bot.runtime import Runtime
 from storage import audit, invites, orgs, people
 from storage.models import Role, Unit

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bot import notify
 from bot.errors import AdminOnly, NotAGroup, UnknownUnit
-from bot.roles import Person
+from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, chats, orgs
 from storage.models import Chat, UnitKind
@@ -94,7 +94,9 @@ def chat_info(rt: Runtime, chat_telegram_id: int) -> ChatInfo | None:
         )
 
 
-def set_chat_language(rt: Runtime, *, person: Person, chat_telegram_id: int, title: str, chat_type: str, language: str) -> None:
+def set_chat_language(
+    rt: Runtime, *, person: Person, chat_telegram_id: int, title: str, chat_type: str, language: str
+) -> None:
     if not person.is_admin:
         raise AdminOnly()
     now = rt.clock.now()
@@ -104,8 +106,13 @@ def set_chat_language(rt: Runtime, *, person: Person, chat_telegram_id: int, tit
         chat.updated_at = now
         chats.save(s, chat)
         audit.record(
-            s, action="chat.language", subject_type="chat", subject_id=chat.id,
-            actor_user_id=person.user_id, data={"language": language}, at=now,
+            s,
+            action="chat.language",
+            subject_type="chat",
+            subject_id=chat.id,
+            actor_user_id=person.user_id,
+            data={"language": language},
+            at=now,
         )
 
 

@@ -224,7 +224,7 @@ class GridIndex:
         shapely.prepare(self._polys)
         # Tie-break for overlapping grids: smaller area first (rounded to 1 m² so float
         # noise between equal squares cannot decide), then the smaller grid id.
-        self._rank = [(round(_area_m2(g)), gid) for g, gid in zip(polys, poly_ids)]
+        self._rank = [(round(_area_m2(g)), gid) for g, gid in zip(polys, poly_ids, strict=False)]
         self._tree = shapely.STRtree(self._polys)
         # locate() memoises, per cell of a coarse lon/lat lattice, the STRtree's candidates
         # in tie-break order: a lookup is then one dict hit plus one or two prepared
@@ -299,7 +299,7 @@ class GridIndex:
         if len(inp):
             hit = shapely.intersects(self._polys[tree_i], pts[inp])
             best: dict[int, int] = {}
-            for p, t in zip(inp[hit].tolist(), tree_i[hit].tolist()):
+            for p, t in zip(inp[hit].tolist(), tree_i[hit].tolist(), strict=False):
                 b = best.get(p)
                 if b is None or self._rank[t] < self._rank[b]:
                     best[p] = t
@@ -342,7 +342,7 @@ class GridIndex:
                     near_lon = lon + ends[:, 0, 0] / k_lon
                     near_lat = lat + ends[:, 0, 1] / k_lat
                     dists = _haversine_np(lat, lon, near_lat, near_lon)
-                    for i, d in zip(outside.tolist(), dists.tolist()):
+                    for i, d in zip(outside.tolist(), dists.tolist(), strict=False):
                         if d <= max_m:
                             found.append((d, self._poly_ids[i]))
 
@@ -379,7 +379,7 @@ def _haversine_np(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) ->
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
 
 
-if __name__ == "__main__":  # python -m bot.geo: a quick timing of 1,000 grids × 100,000 lookups
+if __name__ == "__main__":  # python -m bot.org.geo: a quick timing of 1,000 grids × 100,000 lookups
     import random
     import time
 
@@ -403,7 +403,7 @@ if __name__ == "__main__":  # python -m bot.geo: a quick timing of 1,000 grids �
     for la, lo in pts[:1000]:
         index.nearest(la, lo, 1.0)
     t5 = time.perf_counter()
-    assert many == [index.locate(la, lo) for la, lo in pts[:len(many)]]
+    assert many == [index.locate(la, lo) for la, lo in pts[: len(many)]]
     print(f"build {len(index)} grids: {(t1 - t0) * 1e3:.1f} ms")
     print(f"locate ×100k: {t3 - t2:.2f} s ({hits} inside)")
     print(f"locate_many ×100k: {t4 - t3:.2f} s")

@@ -23,11 +23,11 @@ from typing import Any
 from sqlmodel import Session
 
 from bot import notify
+from bot.org.workcalendar import QuietHours, WorkCalendar
 from bot.runtime import Runtime
-from bot.workcalendar import QuietHours, WorkCalendar
+from storage import audit as audit_log
 from storage import cases as case_rows
 from storage import chats, deadlines, orgs, outbox, people
-from storage import audit as audit_log
 from storage.models import Case, CaseState, FollowUp, Role
 
 DEFAULTS: dict[str, Any] = {
@@ -98,7 +98,11 @@ def street_clock(rt: Runtime, s: Session, street_id: int | None) -> StreetClock:
         return cache[street_id]
     district = orgs.district(s)
     street = orgs.street(s, street_id) if street_id else None
-    merged = {**DEFAULTS, **((district.settings or {}) if district else {}), **((street.settings or {}) if street else {})}
+    merged = {
+        **DEFAULTS,
+        **((district.settings or {}) if district else {}),
+        **((street.settings or {}) if street else {}),
+    }
     calendar = WorkCalendar.from_settings(
         district.timezone if district else rt.settings.timezone,
         merged["working_hours"],
@@ -166,8 +170,13 @@ def start_clock(rt: Runtime, s: Session, case: Case, now: datetime) -> None:
         due = clock.calendar.due_time(now, category.limit_value, category.limit_unit, category.urgent)
         if due != case.due_at:
             audit_log.record(
-                s, action="case.due_set", subject_type="case", subject_id=case.id, case_id=case.id,
-                data={"due_at": due.isoformat(), "previous": case.due_at.isoformat() if case.due_at else None}, at=now,
+                s,
+                action="case.due_set",
+                subject_type="case",
+                subject_id=case.id,
+                case_id=case.id,
+                data={"due_at": due.isoformat(), "previous": case.due_at.isoformat() if case.due_at else None},
+                at=now,
             )
         case.due_at = due
     case.deadline_started_at = now
@@ -192,7 +201,9 @@ def became_unclaimed(rt: Runtime, s: Session, case: Case, now: datetime) -> None
     replan(rt, s, case, now)
 
 
-def resumed_after_verification(rt: Runtime, s: Session, case: Case, paused_since: datetime | None, now: datetime) -> None:
+def resumed_after_verification(
+    rt: Runtime, s: Session, case: Case, paused_since: datetime | None, now: datetime
+) -> None:
     """Not fixed: the time spent waiting on the reporter is given back to the team."""
     if paused_since is not None and case.due_at is not None and case.deadline_started_at is not None:
         clock = street_clock(rt, s, case.street_id)
@@ -204,8 +215,14 @@ def resumed_after_verification(rt: Runtime, s: Session, case: Case, paused_since
         case.due_at = _after(clock, case.due_at, paused, case.urgent)
         case.deadline_started_at = _after(clock, case.deadline_started_at, paused, case.urgent)
         audit_log.record(
-            s, action="case.due_set", subject_type="case", subject_id=case.id, case_id=case.id,
-            note="verification pause", data={"due_at": case.due_at.isoformat(), "previous": old.isoformat()}, at=now,
+            s,
+            action="case.due_set",
+            subject_type="case",
+            subject_id=case.id,
+            case_id=case.id,
+            note="verification pause",
+            data={"due_at": case.due_at.isoformat(), "previous": old.isoformat()},
+            at=now,
         )
     replan(rt, s, case, now)
 
@@ -217,8 +234,14 @@ def extended(rt: Runtime, s: Session, case: Case, new_due: datetime, now: dateti
     case.rung = 0
     case.reminders_done = [k for k in (case.reminders_done or []) if k in CLAIM_KINDS]
     audit_log.record(
-        s, action="case.due_set", subject_type="case", subject_id=case.id, case_id=case.id, note="extension",
-        data={"due_at": new_due.isoformat(), "previous": old.isoformat() if old else None}, at=now,
+        s,
+        action="case.due_set",
+        subject_type="case",
+        subject_id=case.id,
+        case_id=case.id,
+        note="extension",
+        data={"due_at": new_due.isoformat(), "previous": old.isoformat() if old else None},
+        at=now,
     )
     replan(rt, s, case, now)
 
@@ -230,7 +253,10 @@ def followup_plan(clock: StreetClock, row: FollowUp) -> list[Event]:
     if row.outcome is not None:
         return []
     allowed = clock.calendar.working_seconds_between(row.created_at, row.due_at)
-    events = [Event(f"fu_{round(share * 100)}", _after(clock, row.created_at, share * allowed, False)) for share in clock.reminders]
+    events = [
+        Event(f"fu_{round(share * 100)}", _after(clock, row.created_at, share * allowed, False))
+        for share in clock.reminders
+    ]
     events.append(Event("rung1", row.due_at))
     events.append(Event("rung2", _after(clock, row.created_at, 2 * allowed, False)))
     events.append(Event("rung3", _after(clock, row.created_at, 3 * allowed, False)))
@@ -256,7 +282,9 @@ def _sweep_followups(rt: Runtime, s: Session, now: datetime, limit: int, result:
         rung = max([old_rung] + [RUNGS.index(e.kind) + 1 for e in due_events if e.kind in RUNGS])
         pending = [e.at for e in events if e.kind not in done]
         won = deadlines.save_followup_plan(
-            s, followup_id=row.id, before=before,  # type: ignore[arg-type]
+            s,
+            followup_id=row.id,
+            before=before,  # type: ignore[arg-type]
             values={"reminders_done": done, "rung": rung, "next_reminder_at": min(pending) if pending else None},
         )
         if not won:
@@ -271,12 +299,24 @@ def _sweep_followups(rt: Runtime, s: Session, now: datetime, limit: int, result:
             result.reminders += 1
             result.kinds[f"followup_{event.kind}"] = result.kinds.get(f"followup_{event.kind}", 0) + 1
             if event.kind.startswith("fu_"):
-                _to_unit(s, room.id if room else None, "deadline.followup_share", at, case, share=int(event.kind[3:]), **params)
+                _to_unit(
+                    s,
+                    room.id if room else None,
+                    "deadline.followup_share",
+                    at,
+                    case,
+                    share=int(event.kind[3:]),
+                    **params,
+                )
                 continue
             level = RUNGS.index(event.kind) + 1
             audit_log.record(
-                s, action="followup.supervised", subject_type="followup", subject_id=row.id,
-                data={"case_id": case.id, "rung": level}, at=now,
+                s,
+                action="followup.supervised",
+                subject_type="followup",
+                subject_id=row.id,
+                data={"case_id": case.id, "rung": level},
+                at=now,
             )
             _to_unit(s, room.id if room else None, "deadline.followup_overdue", now, case, rung=level, **params)
             if level >= 2:
@@ -291,8 +331,14 @@ def _to_supervisors(s: Session, case: Case, rung: int, key: str, at: datetime, p
     scope = street.code if rung == 2 and street is not None else (district.code if district else "")
     for user in people.members_with_role(s, role=Role.SUPERVISOR, scope_code=scope):
         if user.can_message:
-            outbox.enqueue(s, chat_id=user.telegram_id, kind="user_text", case_id=case.id, now=at,
-                           payload={"key": key, "params": {**params, "rung": rung}})
+            outbox.enqueue(
+                s,
+                chat_id=user.telegram_id,
+                kind="user_text",
+                case_id=case.id,
+                now=at,
+                payload={"key": key, "params": {**params, "rung": rung}},
+            )
 
 
 # --- the sweep ----------------------------------------------------------------------------
@@ -318,7 +364,9 @@ def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
             rung = max([old_rung] + [RUNGS.index(e.kind) + 1 for e in due_events if e.kind in RUNGS])
             pending = [e.at for e in events if e.kind not in done]
             won = deadlines.save_plan(
-                s, case_id=case.id, version=case.version,  # type: ignore[arg-type]
+                s,
+                case_id=case.id,
+                version=case.version,  # type: ignore[arg-type]
                 values={"reminders_done": done, "rung": rung, "next_reminder_at": min(pending) if pending else None},
             )
             if not won:  # someone moved the case meanwhile; their move re-planned it
@@ -340,26 +388,54 @@ def _fire(rt: Runtime, s: Session, clock: StreetClock, case: Case, event: Event,
     due = case.due_at.astimezone(clock.calendar.tz).strftime("%m-%d %H:%M") if case.due_at else "—"
     params = {"code": case.code, "due": due}
     if event.kind in CLAIM_KINDS:
-        _to_unit(s, case.unit_id, "deadline.claim_nudge", at, case, minutes=clock.claim_minutes * (1 if event.kind == "claim1" else 2), **params)
+        _to_unit(
+            s,
+            case.unit_id,
+            "deadline.claim_nudge",
+            at,
+            case,
+            minutes=clock.claim_minutes * (1 if event.kind == "claim1" else 2),
+            **params,
+        )
         return
     if event.kind.startswith("owner_"):
         owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
         if owner is not None and owner.can_message:
             last = event.kind == "owner_due"
             share = 100 if last else int(event.kind.split("_")[1])
-            outbox.enqueue(s, chat_id=owner.telegram_id, kind="user_text", case_id=case.id, now=at,
-                           payload={"key": "deadline.owner_due" if last else "deadline.owner_share", "params": {**params, "share": share}})
+            outbox.enqueue(
+                s,
+                chat_id=owner.telegram_id,
+                kind="user_text",
+                case_id=case.id,
+                now=at,
+                payload={
+                    "key": "deadline.owner_due" if last else "deadline.owner_share",
+                    "params": {**params, "share": share},
+                },
+            )
         return
     rung = RUNGS.index(event.kind) + 1
     audit_log.record(
-        s, action="case.supervised", subject_type="case", subject_id=case.id, case_id=case.id,
-        data={"rung": rung, "due_at": case.due_at.isoformat() if case.due_at else None}, at=now,
+        s,
+        action="case.supervised",
+        subject_type="case",
+        subject_id=case.id,
+        case_id=case.id,
+        data={"rung": rung, "due_at": case.due_at.isoformat() if case.due_at else None},
+        at=now,
     )
     if rung == 1:
         owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
         if owner is not None and owner.can_message:
-            outbox.enqueue(s, chat_id=owner.telegram_id, kind="user_text", case_id=case.id, now=at,
-                           payload={"key": "deadline.overdue_owner", "params": params})
+            outbox.enqueue(
+                s,
+                chat_id=owner.telegram_id,
+                kind="user_text",
+                case_id=case.id,
+                now=at,
+                payload={"key": "deadline.overdue_owner", "params": params},
+            )
         _to_unit(s, case.unit_id, "deadline.overdue_team", at, case, **params)
         # The command room hears of it at once, quiet hours or not: it answers for the numbers.
         room = orgs.command_room_of(s, case.street_id) if case.street_id else None
@@ -373,7 +449,9 @@ def _fire(rt: Runtime, s: Session, clock: StreetClock, case: Case, event: Event,
 def _to_unit(s: Session, unit_id: int | None, key: str, at: datetime, case: Case, **params: Any) -> None:
     chat_id = _unit_chat(s, unit_id)
     if chat_id is not None:
-        outbox.enqueue(s, chat_id=chat_id, kind="user_text", case_id=case.id, now=at, payload={"key": key, "params": params})
+        outbox.enqueue(
+            s, chat_id=chat_id, kind="user_text", case_id=case.id, now=at, payload={"key": key, "params": params}
+        )
 
 
 def _unit_chat(s: Session, unit_id: int | None) -> int | None:
@@ -385,4 +463,3 @@ def _unit_chat(s: Session, unit_id: int | None) -> int | None:
         chat = chats.chat_for_unit(s, unit_id)
         memo[unit_id] = chat.telegram_id if chat else None
     return memo[unit_id]
-

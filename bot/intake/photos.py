@@ -24,7 +24,7 @@ import re
 import struct
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path, PurePath
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,22 +34,22 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from bot.errors import DomainError
 
 __all__ = [
+    "JPEG_MAX_SIDE",
+    "JPEG_QUALITY",
     "MAX_BYTES",
     "MAX_PIXELS",
     "MIN_SIDE",
-    "JPEG_MAX_SIDE",
     "THUMB_MAX_SIDE",
-    "JPEG_QUALITY",
+    "BadDimensions",
+    "BrokenImage",
+    "NotAnImage",
     "PhotoError",
     "PhotoTooLarge",
-    "NotAnImage",
-    "BrokenImage",
-    "BadDimensions",
     "StoredPhoto",
+    "absolute",
     "check_size",
     "process_photo",
     "read_exif",
-    "absolute",
 ]
 
 MAX_BYTES = 20 * 1024 * 1024  # Telegram bots can download at most 20 MB
@@ -234,9 +234,7 @@ def process_photo(data: bytes, media_root: Path, *, default_tz: ZoneInfo | tzinf
     )
 
 
-def read_exif(
-    img: Image.Image, *, default_tz: tzinfo = timezone.utc
-) -> tuple[tuple[float, float] | None, datetime | None]:
+def read_exif(img: Image.Image, *, default_tz: tzinfo = UTC) -> tuple[tuple[float, float] | None, datetime | None]:
     """``(gps, taken_at)`` from the image's EXIF; either is None when absent or nonsense.
 
     ``gps`` is (lat, lon) in decimal degrees, negative for S/W; (0, 0), out-of-range values,
@@ -246,7 +244,7 @@ def read_exif(
     """
     try:
         exif = img.getexif()
-    except Exception:  # noqa: BLE001 - garbage EXIF is just no EXIF
+    except Exception:
         return None, None
     return _gps(exif), _taken_at(exif, default_tz)
 
@@ -265,7 +263,7 @@ def _open(data: bytes) -> Image.Image:
         raise NotAnImage() from exc
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a plugin recognised the magic, then choked
+    except Exception as exc:
         raise BrokenImage() from exc
 
 
@@ -274,7 +272,7 @@ def _decode(img: Image.Image) -> None:
         img.load()
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means a broken file
+    except Exception as exc:
         raise BrokenImage() from exc
 
 
@@ -323,7 +321,7 @@ def _normalize(img: Image.Image) -> Image.Image:
     original's metadata can reach the encoder)."""
     try:
         ImageOps.exif_transpose(img, in_place=True)
-    except Exception:  # noqa: BLE001 - a nonsense Orientation tag: leave the pixels as they are
+    except Exception:
         pass
     out = _to_rgb(img)
     out.thumbnail((JPEG_MAX_SIDE, JPEG_MAX_SIDE), Image.Resampling.LANCZOS)
@@ -349,7 +347,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         return img.convert("RGB")
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 - an exotic mode Pillow cannot convert
+    except Exception as exc:
         raise BrokenImage() from exc
 
 
@@ -364,7 +362,7 @@ def _icc_to_srgb(img: Image.Image) -> Image.Image | None:
         if img.mode == "RGB" and "srgb" in ImageCms.getProfileDescription(source).lower().replace(" ", ""):
             return None
         return ImageCms.profileToProfile(img, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
-    except Exception:  # noqa: BLE001 - a broken profile: fall back to the plain conversion
+    except Exception:
         return None
 
 
@@ -384,7 +382,7 @@ def _existing_jpeg_size(path: Path) -> tuple[int, int] | None:
     try:
         with Image.open(path, formats=("JPEG",)) as existing:
             return existing.size
-    except Exception:  # noqa: BLE001 - missing or unreadable: make it again
+    except Exception:
         return None
 
 
@@ -491,7 +489,7 @@ def _gps(exif: Image.Exif) -> tuple[float, float] | None:
         if lat > 90 or lon > 180 or (lat == 0 and lon == 0):
             return None
         return (-lat if lat_ref == "S" else lat, -lon if lon_ref == "W" else lon)
-    except Exception:  # noqa: BLE001 - garbage EXIF is just no GPS
+    except Exception:
         return None
 
 
@@ -499,7 +497,7 @@ def _taken_at(exif: Image.Exif, default_tz: tzinfo) -> datetime | None:
     try:
         try:
             sub = exif.get_ifd(_IFD_EXIF)
-        except Exception:  # noqa: BLE001
+        except Exception:
             sub = {}
         candidates = (
             (sub.get(_TAG_DATETIME_ORIGINAL), sub.get(_TAG_OFFSET_TIME_ORIGINAL)),
@@ -510,7 +508,7 @@ def _taken_at(exif: Image.Exif, default_tz: tzinfo) -> datetime | None:
             when = _parse_time(stamp, offset, default_tz)
             if when is not None:
                 return when
-    except Exception:  # noqa: BLE001 - garbage EXIF is just no time
+    except Exception:
         pass
     return None
 
@@ -530,7 +528,7 @@ def _parse_time(stamp: Any, offset: Any, default_tz: tzinfo) -> datetime | None:
         return None
     tz = _parse_offset(offset) or default_tz
     try:
-        return naive.replace(tzinfo=tz).astimezone(timezone.utc)
+        return naive.replace(tzinfo=tz).astimezone(UTC)
     except (OverflowError, ValueError):
         return None
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.i18n import bilingual
+from bot.intake.suggest import CategoryInfo, suggest
 from bot.runtime import Runtime
-from bot.suggest import CategoryInfo, suggest
 from storage import cases, orgs
 
 
@@ -41,13 +41,20 @@ def catalogue(rt: Runtime) -> tuple[list[PlatformOption], list[CategoryOption]]:
             platforms = {p.id: p for p in orgs.platforms(s)}
             cats = [
                 CategoryOption(
-                    c.id, c.code, c.name_zh, c.name_en,  # type: ignore[arg-type]
-                    platforms[c.platform_id].code if c.platform_id in platforms else "", c.urgent, tuple(c.keywords or ()),
+                    c.id,
+                    c.code,
+                    c.name_zh,
+                    c.name_en,  # type: ignore[arg-type]
+                    platforms[c.platform_id].code if c.platform_id in platforms else "",
+                    c.urgent,
+                    tuple(c.keywords or ()),
                 )
                 for c in orgs.active_categories(s)
             ]
             used = {c.platform_code for c in cats}
-            plats = [PlatformOption(p.code, p.name_zh, p.name_en) for p in platforms.values() if p.active and p.code in used]
+            plats = [
+                PlatformOption(p.code, p.name_zh, p.name_en) for p in platforms.values() if p.active and p.code in used
+            ]
         cached = (plats, cats)
         rt.cache["categories"] = cached
     return cached

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.i18n import normalise_language, pick_language
-from bot.roles import MembershipView, Person
+from bot.people.roles import MembershipView, Person
 from bot.runtime import Runtime
 from storage import orgs, people
 from storage.models import Membership
@@ -29,7 +29,9 @@ def identify(rt: Runtime, profile: Profile) -> Person:
     the write lock only for a newcomer or a changed name or language."""
     with rt.db.read() as s:
         user = people.get_user_by_telegram_id(s, profile.telegram_id)
-        if user is not None and not people.needs_refresh(user, profile.first_name, profile.last_name, profile.username, profile.language_code):
+        if user is not None and not people.needs_refresh(
+            user, profile.first_name, profile.last_name, profile.username, profile.language_code
+        ):
             return _person(rt, s, user)
     with rt.db.session() as s:
         user = people.upsert_user(

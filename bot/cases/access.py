@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from bot import workflow
-from bot.roles import Person
+from bot.cases import workflow
+from bot.people.roles import Person
 from storage import casework, orgs
 from storage.models import Case, Role
 

@@ -14,10 +14,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.callbacks import cb
-from bot.geo import amap_link, map_link
 from bot.i18n import bilingual, t
-from bot.textlimits import utf16_len, utf16_prefix
+from bot.org.geo import amap_link, map_link
 from bot.runtime import Runtime
+from bot.textlimits import utf16_len, utf16_prefix
 from storage import cases, casework, orgs, people
 from storage.models import CaseState
 
@@ -88,7 +88,7 @@ class Card:
 def _names(row: object | None) -> Names | None:
     if row is None:
         return None
-    return Names(getattr(row, "name_zh"), getattr(row, "name_en"))
+    return Names(row.name_zh, row.name_en)
 
 
 def case_view(rt: Runtime, case_id: int) -> CaseView | None:
@@ -162,7 +162,9 @@ def place_line(view: CaseView, lang: str) -> str:
     return f'{_e(where)} · <a href="{html.escape(link)}">{_e(t(lang, "card.map"))}</a>'
 
 
-def render_card(view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo: bool = True, viewer_unit_id: int | None = None) -> Card:
+def render_card(
+    view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo: bool = True, viewer_unit_id: int | None = None
+) -> Card:
     """The card for a chat: its text, its first photo, its buttons for this purpose."""
     head = f"<b>{_e(view.code)}</b> · {_e(view.category.get(lang))}"
     if view.urgent:
@@ -171,8 +173,13 @@ def render_card(view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo:
         head,
         t(lang, "card.state", state=t(lang, f"state.{view.state}")),
         "📍 " + place_line(view, lang),
-        t(lang, "card.reported", at=view.created_at.astimezone(tz).strftime("%m-%d %H:%M"),
-          source=t(lang, f"source.{view.source}"), reporter=_e(view.reporter_name or "—")),
+        t(
+            lang,
+            "card.reported",
+            at=view.created_at.astimezone(tz).strftime("%m-%d %H:%M"),
+            source=t(lang, f"source.{view.source}"),
+            reporter=_e(view.reporter_name or "—"),
+        ),
     ]
     if view.address:
         lines.append("🏷 " + _e(view.address))
@@ -190,7 +197,14 @@ def render_card(view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo:
         lines.append(t(lang, "card.no_team"))
     for w in view.whistles:
         if w.reported_in_at is not None:
-            lines.append(t(lang, "card.whistle_in", unit=_e(w.unit.get(lang)), at=w.reported_in_at.astimezone(tz).strftime("%m-%d %H:%M")))
+            lines.append(
+                t(
+                    lang,
+                    "card.whistle_in",
+                    unit=_e(w.unit.get(lang)),
+                    at=w.reported_in_at.astimezone(tz).strftime("%m-%d %H:%M"),
+                )
+            )
         else:
             lines.append(t(lang, "card.whistle_waiting", unit=_e(w.unit.get(lang))))
     if view.after_photo_paths:
@@ -208,9 +222,15 @@ def render_card(view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo:
     limit = CAPTION_LIMIT if has_photo else TEXT_LIMIT
     # Telegram counts the visible text (tags gone, entities decoded) in UTF-16 units.
     room = limit - utf16_len(_visible(header)) - 4
-    description = view.description if utf16_len(view.description) <= room else utf16_prefix(view.description, room - 1) + "…"
+    description = (
+        view.description if utf16_len(view.description) <= room else utf16_prefix(view.description, room - 1) + "…"
+    )
     text = header + ("\n\n" + _e(description) if description else "")
-    return Card(text=text, photo_path=view.photo_paths[0] if has_photo else None, buttons=buttons_for(view, lang, purpose, viewer_unit_id))
+    return Card(
+        text=text,
+        photo_path=view.photo_paths[0] if has_photo else None,
+        buttons=buttons_for(view, lang, purpose, viewer_unit_id),
+    )
 
 
 def _visible(text: str) -> str:
@@ -218,12 +238,21 @@ def _visible(text: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
-def buttons_for(view: CaseView, lang: str, purpose: str, viewer_unit_id: int | None = None) -> list[list[tuple[str, str]]]:
+def buttons_for(
+    view: CaseView, lang: str, purpose: str, viewer_unit_id: int | None = None
+) -> list[list[tuple[str, str]]]:
     state = view.state
     if purpose == "command" and state in (CaseState.REPORTED, CaseState.RETURNED):
         rows: list[list[tuple[str, str]]] = []
         if view.suggested_unit is not None and view.suggested_unit_id is not None:
-            rows.append([(t(lang, "card.dispatch_to", team=view.suggested_unit.get(lang)), cb("dp", view.id, view.suggested_unit_id))])
+            rows.append(
+                [
+                    (
+                        t(lang, "card.dispatch_to", team=view.suggested_unit.get(lang)),
+                        cb("dp", view.id, view.suggested_unit_id),
+                    )
+                ]
+            )
         rows.append([(t(lang, "card.choose_team"), cb("dt", view.id))])
         rows.append([(t(lang, "card.mark_duplicate"), cb("dd", view.id)), (t(lang, "card.reject"), cb("dr", view.id))])
         return rows
@@ -231,10 +260,25 @@ def buttons_for(view: CaseView, lang: str, purpose: str, viewer_unit_id: int | N
         if state in (CaseState.DISPATCHED, CaseState.REOPENED) and not view.has_owner:
             return [[(t(lang, "card.claim"), cb("cl", view.id))]]
         if state in (CaseState.CLAIMED, CaseState.REOPENED, CaseState.ESCALATED):
-            rows = [[(t(lang, "card.resolve"), cb("wk", "resolve", view.id)), (t(lang, "card.note_button"), cb("wk", "note", view.id))]]
+            rows = [
+                [
+                    (t(lang, "card.resolve"), cb("wk", "resolve", view.id)),
+                    (t(lang, "card.note_button"), cb("wk", "note", view.id)),
+                ]
+            ]
             if state != CaseState.ESCALATED:
-                rows.append([(t(lang, "card.escalate"), cb("wk", "escalate", view.id)), (t(lang, "card.extend"), cb("wk", "extend", view.id))])
-                rows.append([(t(lang, "card.return"), cb("wk", "return", view.id)), (t(lang, "card.release"), cb("cr", view.id))])
+                rows.append(
+                    [
+                        (t(lang, "card.escalate"), cb("wk", "escalate", view.id)),
+                        (t(lang, "card.extend"), cb("wk", "extend", view.id)),
+                    ]
+                )
+                rows.append(
+                    [
+                        (t(lang, "card.return"), cb("wk", "return", view.id)),
+                        (t(lang, "card.release"), cb("cr", view.id)),
+                    ]
+                )
             else:
                 rows.append([(t(lang, "card.extend"), cb("wk", "extend", view.id))])
             return rows

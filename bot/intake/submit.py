@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from bot import deadlines, notify
+from bot import notify
+from bot.cases import deadlines
 from bot.errors import DomainError
-from bot.geo import bounding_box, haversine_m
 from bot.i18n import bilingual
-from bot.routing import route
+from bot.org.geo import bounding_box, haversine_m
+from bot.org.routing import route
 from bot.runtime import Runtime
 from storage import audit, cases, drafts, orgs
 from storage.models import Case, CaseMedia, CaseState, SupportingReport
@@ -152,8 +153,13 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
             ),
         )
         add_media(
-            s, case_id=case.id, stage="report", added_by=report.reporter_user_id, now=now,  # type: ignore[arg-type]
-            photos=report.photos, voices=report.voices,
+            s,
+            case_id=case.id,
+            stage="report",
+            added_by=report.reporter_user_id,
+            now=now,  # type: ignore[arg-type]
+            photos=report.photos,
+            voices=report.voices,
         )
         audit.record(
             s,
@@ -188,7 +194,9 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
             notify.card_to_unit(s, case=case, unit_id=team.id, purpose=notify.TEAM, now=now)
         # The command room sees every case: to decide, or (auto-dispatch) for information.
         notify.card_to_command_room(s, case=case, now=now)
-        unit = orgs.unit(s, case.unit_id or case.suggested_unit_id) if (case.unit_id or case.suggested_unit_id) else None
+        unit = (
+            orgs.unit(s, case.unit_id or case.suggested_unit_id) if (case.unit_id or case.suggested_unit_id) else None
+        )
         return Submitted(
             case_id=case.id,  # type: ignore[arg-type]
             code=case.code,
@@ -212,14 +220,27 @@ def add_media(
 ) -> None:
     """Attach stored photos and voice notes to a case at a stage of its life (report,
     support, progress, after, reverify)."""
-    common = {"case_id": case_id, "support_id": support_id, "stage": stage, "added_by_user_id": added_by, "created_at": now}
+    common = {
+        "case_id": case_id,
+        "support_id": support_id,
+        "stage": stage,
+        "added_by_user_id": added_by,
+        "created_at": now,
+    }
     for photo in photos:
         cases.add_media(
             s,
             CaseMedia(
-                kind="photo", telegram_file_id=photo.file_id, sha256=photo.sha256, original_path=photo.original_path,
-                jpeg_path=photo.jpeg_path, thumb_path=photo.thumb_path, width=photo.width, height=photo.height,
-                taken_at=photo.taken_at, **common,
+                kind="photo",
+                telegram_file_id=photo.file_id,
+                sha256=photo.sha256,
+                original_path=photo.original_path,
+                jpeg_path=photo.jpeg_path,
+                thumb_path=photo.thumb_path,
+                width=photo.width,
+                height=photo.height,
+                taken_at=photo.taken_at,
+                **common,
             ),
         )
     for voice in voices:
@@ -250,7 +271,9 @@ def _joinable(rt: Runtime, case: Case, report: ReportIn, *, now: datetime) -> bo
         return False
     if case.created_at < now - timedelta(days=rt.settings.duplicate_window_days):
         return False
-    return haversine_m(report.latitude, report.longitude, case.latitude, case.longitude) <= rt.settings.duplicate_radius_m
+    return (
+        haversine_m(report.latitude, report.longitude, case.latitude, case.longitude) <= rt.settings.duplicate_radius_m
+    )
 
 
 def join_case(rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool = False) -> Submitted:
@@ -276,8 +299,14 @@ def join_case(rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool
             ),
         )
         add_media(
-            s, case_id=case_id, stage="support", added_by=report.reporter_user_id, now=now,
-            photos=report.photos, voices=report.voices, support_id=support.id,
+            s,
+            case_id=case_id,
+            stage="support",
+            added_by=report.reporter_user_id,
+            now=now,
+            photos=report.photos,
+            voices=report.voices,
+            support_id=support.id,
         )
         audit.record(
             s,
@@ -301,4 +330,3 @@ def join_case(rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool
             unit_name_en=unit.name_en if unit else None,
             joined=True,
         )
-

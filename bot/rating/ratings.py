@@ -19,20 +19,32 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session
 
-from bot import deadlines, notify, workflow
-from bot.caseaccess import actors
-from bot.casecards import Names, case_view
+from bot import notify
+from bot.cases import deadlines, workflow
+from bot.cases.access import actors
+from bot.cases.cards import Names, case_view
 from bot.errors import DomainError, NotAllowed
 from bot.i18n import N_
-from bot.roles import Person
+from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, cases, chats, orgs, outbox, people, ratings, worklists
-from storage.models import Case, CaseSource, CaseState, FollowUp, Rating, RatingLink, RatingRequest, Role, Unit, UnitKind
+from storage.models import (
+    Case,
+    CaseSource,
+    CaseState,
+    FollowUp,
+    Rating,
+    RatingLink,
+    RatingRequest,
+    Role,
+    Unit,
+    UnitKind,
+)
 
 # --- the five levels ------------------------------------------------------------------
 
@@ -90,7 +102,7 @@ KINDS = (KIND_REQUEST, KIND_FOLLOWUP)
 
 PERIODS = {"7d": 7, "30d": 30, "all": None}
 DEFAULT_PERIOD = "30d"
-_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 # --- errors -----------------------------------------------------------------------------
@@ -318,7 +330,7 @@ def _may_make_link(s: Session, person: Person, case: Case) -> bool:
 def parse_rate_payload(payload: str) -> str | None:
     """The token of a `/start rate-<token>` payload (checked later), or None for other payloads."""
     if payload.startswith(RATE_PREFIX):
-        return payload[len(RATE_PREFIX):]
+        return payload[len(RATE_PREFIX) :]
     return None
 
 
@@ -337,13 +349,21 @@ def make_link(rt: Runtime, *, person: Person, code: str) -> LinkMade:
         link = ratings.add_link(
             s,
             RatingLink(
-                token=token, case_id=case.id, created_by=person.user_id, created_at=now,  # type: ignore[arg-type]
+                token=token,
+                case_id=case.id,
+                created_by=person.user_id,
+                created_at=now,  # type: ignore[arg-type]
                 expires_at=now + timedelta(days=rt.settings.rating_link_days),
             ),
         )
         audit.record(
-            s, action="rating.link_made", subject_type="ratinglink", subject_id=link.id, actor_user_id=person.user_id,
-            data={"case_id": case.id}, at=now,
+            s,
+            action="rating.link_made",
+            subject_type="ratinglink",
+            subject_id=link.id,
+            actor_user_id=person.user_id,
+            data={"case_id": case.id},
+            at=now,
         )
         return LinkMade(case.code, token, rt.deep_link(RATE_PREFIX + token), link.expires_at)
 
@@ -372,8 +392,13 @@ def redeem_link(rt: Runtime, *, person: Person, token: str) -> Redeemed:
             if not ratings.use_link(s, link_id=link.id, user_id=person.user_id, now=now):  # type: ignore[arg-type]
                 raise LinkUsed()  # another resident opened it a moment earlier
             audit.record(
-                s, action="rating.link_used", subject_type="ratinglink", subject_id=link.id, actor_user_id=person.user_id,
-                data={"case_id": case.id}, at=now,
+                s,
+                action="rating.link_used",
+                subject_type="ratinglink",
+                subject_id=link.id,
+                actor_user_id=person.user_id,
+                data={"case_id": case.id},
+                at=now,
             )
         request, _ = ratings.attach(s, case_id=case.id, user_id=person.user_id, origin="link", link_id=link.id, now=now)  # type: ignore[arg-type]
         if request.rated_at is not None:
@@ -391,7 +416,9 @@ def _ask(rt: Runtime, s: Session, request: RatingRequest, case: Case, now: datet
     user = people.get_user(s, request.user_id)
     if user is None or not user.can_message:
         return False
-    outbox.enqueue(s, chat_id=user.telegram_id, kind=KIND_REQUEST, case_id=case.id, payload={"request": request.id}, now=now)
+    outbox.enqueue(
+        s, chat_id=user.telegram_id, kind=KIND_REQUEST, case_id=case.id, payload={"request": request.id}, now=now
+    )
     # One reminder per resident per case, ever: a request sent again after a reopen gets none.
     remind_at = now + timedelta(hours=rt.settings.rating_reminder_hours) if request.reminded_at is None else None
     ratings.mark_asked(s, request, now=now, remind_at=remind_at)
@@ -446,7 +473,12 @@ def remind_unrated(rt: Runtime, *, limit: int = 200) -> int:
             if case is None or case.state != CaseState.CLOSED or user is None or not user.can_message:
                 continue
             outbox.enqueue(
-                s, chat_id=user.telegram_id, kind=KIND_REQUEST, case_id=case_id, payload={"request": request_id, "reminder": True}, now=now,
+                s,
+                chat_id=user.telegram_id,
+                kind=KIND_REQUEST,
+                case_id=case_id,
+                payload={"request": request_id, "reminder": True},
+                now=now,
             )
             queued += 1
     return queued
@@ -479,13 +511,23 @@ def rate(rt: Runtime, *, person: Person, request_id: int, level: int, message_id
         rating = ratings.add_rating(
             s,
             Rating(
-                case_id=case.id, user_id=person.user_id, request_id=request_id, level=level,  # type: ignore[arg-type]
-                comment_until=now + COMMENT_WINDOW, prompt_message_id=message_id, created_at=now,
+                case_id=case.id,
+                user_id=person.user_id,
+                request_id=request_id,
+                level=level,  # type: ignore[arg-type]
+                comment_until=now + COMMENT_WINDOW,
+                prompt_message_id=message_id,
+                created_at=now,
             ),
         )
         audit.record(
-            s, action="rating.received", subject_type="rating", subject_id=rating.id, actor_user_id=person.user_id,
-            data={"case_id": case.id, "level": level}, at=now,
+            s,
+            action="rating.received",
+            subject_type="rating",
+            subject_id=rating.id,
+            actor_user_id=person.user_id,
+            data={"case_id": case.id, "level": level},
+            at=now,
         )
         followup_id = _open_followup(rt, s, case, rating, now).id if level in BAD_LEVELS else None
         return Rated(rating.id, case.id, case.code, level, followup_id, rt.settings.followup_working_days)  # type: ignore[arg-type]
@@ -508,8 +550,12 @@ def _open_followup(rt: Runtime, s: Session, case: Case, rating: Rating, now: dat
     )
     deadlines.plan_followup(rt, s, row)
     audit.record(
-        s, action="followup.opened", subject_type="followup", subject_id=row.id,
-        data={"case_id": case.id, "rating_id": rating.id, "due_at": due.isoformat()}, at=now,
+        s,
+        action="followup.opened",
+        subject_type="followup",
+        subject_id=row.id,
+        data={"case_id": case.id, "rating_id": rating.id, "due_at": due.isoformat()},
+        at=now,
     )
     _queue_card(s, row, case, now)
     return row
@@ -523,8 +569,12 @@ def _queue_card(s: Session, row: FollowUp, case: Case, now: datetime) -> None:
         chat = chats.chat_for_unit(s, room.id) if room else None  # type: ignore[arg-type]
         if chat is None:
             audit.record(
-                s, action="notify.no_chat", subject_type="followup", subject_id=row.id,
-                data={"case_id": case.id, "unit_id": room.id if room else None, "purpose": "followup"}, at=now,
+                s,
+                action="notify.no_chat",
+                subject_type="followup",
+                subject_id=row.id,
+                data={"case_id": case.id, "unit_id": room.id if room else None, "purpose": "followup"},
+                at=now,
             )
             return
         chat_id = chat.telegram_id
@@ -541,7 +591,14 @@ def comment_window(rt: Runtime, user_id: int) -> int | None:
         return rating.id if rating else None
 
 
-def add_comment(rt: Runtime, *, user_id: int, text: str | None = None, voice_file_id: str | None = None, voice_seconds: int | None = None) -> Commented | None:
+def add_comment(
+    rt: Runtime,
+    *,
+    user_id: int,
+    text: str | None = None,
+    voice_file_id: str | None = None,
+    voice_seconds: int | None = None,
+) -> Commented | None:
     """The resident's words (or voice) after their rating; None if the window had closed."""
     now = rt.clock.now()
     with rt.db.session() as s:
@@ -559,8 +616,17 @@ def add_comment(rt: Runtime, *, user_id: int, text: str | None = None, voice_fil
         if not ratings.close_comment(s, rating_id=rating.id, now=now, values=values):  # type: ignore[arg-type]
             return None
         audit.record(
-            s, action="rating.commented", subject_type="rating", subject_id=rating.id, actor_user_id=user_id,
-            data={"case_id": rating.case_id, "chars": len(values.get("comment") or ""), "voice": voice_file_id is not None, "truncated": truncated},
+            s,
+            action="rating.commented",
+            subject_type="rating",
+            subject_id=rating.id,
+            actor_user_id=user_id,
+            data={
+                "case_id": rating.case_id,
+                "chars": len(values.get("comment") or ""),
+                "voice": voice_file_id is not None,
+                "truncated": truncated,
+            },
             at=now,
         )
         case = cases.get_case(s, rating.case_id)
@@ -578,7 +644,14 @@ def skip_comment(rt: Runtime, *, person: Person, rating_id: int) -> Rated:
         ratings.close_comment(s, rating_id=rating_id, now=rt.clock.now())
         case = cases.get_case(s, rating.case_id)
         followup = ratings.followup_of_rating(s, rating_id)
-        return Rated(rating_id, rating.case_id, case.code if case else "?", rating.level, followup.id if followup else None, rt.settings.followup_working_days)  # type: ignore[arg-type]
+        return Rated(
+            rating_id,
+            rating.case_id,
+            case.code if case else "?",
+            rating.level,
+            followup.id if followup else None,
+            rt.settings.followup_working_days,
+        )  # type: ignore[arg-type]
 
 
 def close_comment_window(rt: Runtime, user_id: int) -> None:
@@ -607,16 +680,26 @@ def followup_view(rt: Runtime, followup_id: int) -> FollowUpView | None:
             return user.display_name if user else None
 
         return FollowUpView(
-            id=row.id, case_id=case.id, code=case.code,  # type: ignore[arg-type]
+            id=row.id,
+            case_id=case.id,
+            code=case.code,  # type: ignore[arg-type]
             category=Names(category.name_zh, category.name_en) if category else Names("—", "—"),
-            level=rating.level, comment=rating.comment, comment_truncated=rating.comment_truncated,
+            level=rating.level,
+            comment=rating.comment,
+            comment_truncated=rating.comment_truncated,
             voice_seconds=rating.comment_voice_seconds if rating.comment_voice_file_id else None,
             resident_name=resident.display_name if resident else "?",
             resident_telegram_id=resident.telegram_id if resident else None,
             resident_username=resident.username if resident else None,
-            created_at=row.created_at, due_at=row.due_at, contacted_at=row.contacted_at, contacted_by=name(row.contacted_by),
-            outcome=row.outcome, done_at=row.done_at, done_by=name(row.done_by),
-            card_chat_id=row.card_chat_id, card_message_id=row.card_message_id,
+            created_at=row.created_at,
+            due_at=row.due_at,
+            contacted_at=row.contacted_at,
+            contacted_by=name(row.contacted_by),
+            outcome=row.outcome,
+            done_at=row.done_at,
+            done_by=name(row.done_by),
+            card_chat_id=row.card_chat_id,
+            card_message_id=row.card_message_id,
         )
 
 
@@ -645,17 +728,29 @@ def followup_action(rt: Runtime, *, person: Person, followup_id: int, op: str) -
             if not ratings.mark_contacted(s, followup_id=followup_id, user_id=person.user_id, now=now):
                 raise AlreadyContacted(code=case.code)
             audit.record(
-                s, action="followup.contacted", subject_type="followup", subject_id=followup_id, actor_user_id=person.user_id,
-                data={"case_id": case.id}, at=now,
+                s,
+                action="followup.contacted",
+                subject_type="followup",
+                subject_id=followup_id,
+                actor_user_id=person.user_id,
+                data={"case_id": case.id},
+                at=now,
             )
         else:
             if outcome == REOPENED:
                 workflow.check("reopen", state=case.state, actors=who, code=case.code)
-            if not ratings.finish_followup(s, followup_id=followup_id, outcome=outcome, user_id=person.user_id, now=now):
+            if not ratings.finish_followup(
+                s, followup_id=followup_id, outcome=outcome, user_id=person.user_id, now=now
+            ):
                 raise FollowUpDone(code=case.code)
             audit.record(
-                s, action="followup.done", subject_type="followup", subject_id=followup_id, actor_user_id=person.user_id,
-                data={"case_id": case.id, "outcome": outcome}, at=now,
+                s,
+                action="followup.done",
+                subject_type="followup",
+                subject_id=followup_id,
+                actor_user_id=person.user_id,
+                data={"case_id": case.id, "outcome": outcome},
+                at=now,
             )
             if outcome == REOPENED:
                 _reopen(rt, s, case, person, row, now)
@@ -668,7 +763,10 @@ def _reopen(rt: Runtime, s: Session, case: Case, person: Person, row: FollowUp, 
     """CLOSED → REOPENED: back to its team (and owner) with a fresh time limit."""
     from_state = case.state
     won = cases.change_state(
-        s, case_id=case.id, from_state=from_state, version=case.version,  # type: ignore[arg-type]
+        s,
+        case_id=case.id,
+        from_state=from_state,
+        version=case.version,  # type: ignore[arg-type]
         values={"state": CaseState.REOPENED, "updated_at": now, "closed_at": None, "resolved_at": None},
     )
     if not won:
@@ -676,35 +774,53 @@ def _reopen(rt: Runtime, s: Session, case: Case, person: Person, row: FollowUp, 
     s.refresh(case)
     deadlines.start_clock(rt, s, case, now)
     audit.record(
-        s, action="case.reopened", subject_type="case", subject_id=case.id, case_id=case.id, actor_user_id=person.user_id,
-        from_state=from_state, to_state=CaseState.REOPENED, data={"followup": row.id}, at=now,
+        s,
+        action="case.reopened",
+        subject_type="case",
+        subject_id=case.id,
+        case_id=case.id,
+        actor_user_id=person.user_id,
+        from_state=from_state,
+        to_state=CaseState.REOPENED,
+        data={"followup": row.id},
+        at=now,
     )
     ratings.clear_reminders(s, case.id)  # type: ignore[arg-type]
     notify.refresh_cards(s, case_id=case.id, now=now)  # type: ignore[arg-type]
     owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
     if owner is not None and owner.can_message:
-        notify.text_to_user(s, telegram_id=owner.telegram_id, key="rate.owner_reopened", now=now, case_id=case.id, code=case.code)
+        notify.text_to_user(
+            s, telegram_id=owner.telegram_id, key="rate.owner_reopened", now=now, case_id=case.id, code=case.code
+        )
     else:
         team_chat = chats.chat_for_unit(s, case.unit_id) if case.unit_id else None
         if team_chat is not None:
-            notify.text_to_user(s, telegram_id=team_chat.telegram_id, key="rate.team_reopened", now=now, case_id=case.id, code=case.code)
+            notify.text_to_user(
+                s, telegram_id=team_chat.telegram_id, key="rate.team_reopened", now=now, case_id=case.id, code=case.code
+            )
     rating = ratings.get_rating(s, row.rating_id)
     resident = people.get_user(s, rating.user_id) if rating else None
     if resident is not None and resident.can_message:
-        notify.text_to_user(s, telegram_id=resident.telegram_id, key="rate.resident_reopened", now=now, case_id=case.id, code=case.code)
+        notify.text_to_user(
+            s, telegram_id=resident.telegram_id, key="rate.resident_reopened", now=now, case_id=case.id, code=case.code
+        )
 
 
 # --- numbers ----------------------------------------------------------------------------
 
 
-def stats(rt: Runtime, *, street_code: str | None = None, unit_code: str | None = None, since: datetime, until: datetime) -> Stats:
+def stats(
+    rt: Runtime, *, street_code: str | None = None, unit_code: str | None = None, since: datetime, until: datetime
+) -> Stats:
     """Requests sent, ratings received (by level), response and satisfaction rates and
     follow-ups by outcome, for a street, a team, or everything (neither given)."""
     with rt.db.read() as s:
         street_ids, unit_ids = _filters(s, street_code, unit_code)
         sent, responded = ratings.count_asked(s, since=since, until=until, street_ids=street_ids, unit_ids=unit_ids)
         by_level = ratings.levels_between(s, since=since, until=until, street_ids=street_ids, unit_ids=unit_ids)
-        followups = ratings.followup_outcomes(s, since=since, until=until, now=rt.clock.now(), street_ids=street_ids, unit_ids=unit_ids)
+        followups = ratings.followup_outcomes(
+            s, since=since, until=until, now=rt.clock.now(), street_ids=street_ids, unit_ids=unit_ids
+        )
     return Stats(sent, responded, by_level, followups)
 
 
@@ -747,7 +863,9 @@ def stats_for(rt: Runtime, *, person: Person, args: list[str]) -> StatsReport:
         raise NotAllowed()
     with rt.db.read() as s:
         district = orgs.district(s)
-        allowed_streets = set(person.scopes(Role.DISPATCHER)) | {c for c in person.scopes(Role.SUPERVISOR) if not district or c != district.code}
+        allowed_streets = set(person.scopes(Role.DISPATCHER)) | {
+            c for c in person.scopes(Role.SUPERVISOR) if not district or c != district.code
+        }
         whole_district = person.is_admin or bool(district and district.code in person.scopes(Role.SUPERVISOR))
         if code is None:
             if whole_district:
@@ -800,9 +918,13 @@ def case_ratings_for_staff(rt: Runtime, case_id: int) -> list[StaffRating]:
                 outcome = f.outcome or ("overdue" if f.due_at <= now else "open")
             out.append(
                 StaffRating(
-                    level=r.level, at=r.created_at, resident=user.display_name if user else "?", comment=r.comment,
+                    level=r.level,
+                    at=r.created_at,
+                    resident=user.display_name if user else "?",
+                    comment=r.comment,
                     voice_seconds=r.comment_voice_seconds if r.comment_voice_file_id else None,
-                    followup_outcome=outcome, followup_due=f.due_at if f else None,
+                    followup_outcome=outcome,
+                    followup_due=f.due_at if f else None,
                 )
             )
     return out

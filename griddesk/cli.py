@@ -18,7 +18,7 @@ from telegram.error import InvalidToken, TelegramError
 from bot.errors import DomainError
 from bot.i18n import t
 from bot.settings import Settings, SettingsError, load_settings
-from bot.startup import StartupError, migrate, open_database, prepare
+from griddesk.startup import StartupError, migrate, open_database, prepare
 from storage.db import PollerLock
 
 log = logging.getLogger("griddesk")
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(settings: Settings, *, webhook: str | None) -> int:
-    from bot.app import build_application
+    from griddesk.app import build_application
 
     settings.require_token()
     rt = prepare(settings)
@@ -116,7 +116,7 @@ def _run(settings: Settings, *, webhook: str | None) -> int:
 
 
 def _org(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.org_file import OrgFileError, load_org_file
+    from bot.org.org_file import OrgFileError, load_org_file
 
     try:
         spec = load_org_file(args.file)
@@ -143,14 +143,16 @@ def _org(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _invite(settings: Settings, args: argparse.Namespace) -> int:
-    from bot import onboarding
+    from bot.people import onboarding
 
     rt = prepare(settings, import_org_file=False)
     rt.bot_username = args.bot_username or asyncio.run(_bot_username(settings))
     try:
         made = onboarding.create_invite(rt, role=args.role, scope_code=args.scope, created_by=None)
     except DomainError as exc:
-        print("griddesk: " + t("en", exc.key, **exc.params).replace("<code>", "").replace("</code>", ""), file=sys.stderr)
+        print(
+            "griddesk: " + t("en", exc.key, **exc.params).replace("<code>", "").replace("</code>", ""), file=sys.stderr
+        )
         return 2
     expires = made.expires_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z")
     print(f"{made.role} · {made.scope_code} {made.scope_name_zh} / {made.scope_name_en} · expires {expires}")

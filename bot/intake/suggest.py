@@ -36,7 +36,32 @@ CROSS_CATEGORY_FACTOR = 0.5
 _WORD = re.compile(r"[a-z0-9]+")
 _SPACE = re.compile(r"\s+")
 _EN_STOPWORDS = frozenset(
-    "a an and or the of in on at to for with by from as is are be not no its it this that".split()
+    [
+        "a",
+        "an",
+        "and",
+        "or",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "with",
+        "by",
+        "from",
+        "as",
+        "is",
+        "are",
+        "be",
+        "not",
+        "no",
+        "its",
+        "it",
+        "this",
+        "that",
+    ]
 )
 _SUFFIXES = ("ing", "ed", "es", "s", "d")
 
@@ -155,9 +180,7 @@ def score_categories(
     dense = _SPACE.sub("", text)  # Chinese matching ignores spaces: 消防 通道
     tokens = [(_forms(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
     all_terms = [_terms(cat) for cat in cats]
-    shared_count = Counter(
-        (kind, key) for terms in all_terms for kind, key, _w, shared in terms if shared
-    )
+    shared_count = Counter((kind, key) for terms in all_terms for kind, key, _w, shared in terms if shared)
 
     # matches[c] = [(kind, start, end, weight, term)], kept after in-category containment
     matches: list[list[tuple[str, int, int, float, object]]] = []
@@ -184,7 +207,7 @@ def score_categories(
             recent_rank[cid] = len(recent_rank)
 
     scored = []
-    for c, (cat, kept) in enumerate(zip(cats, matches)):
+    for c, (cat, kept) in enumerate(zip(cats, matches, strict=False)):
         per_term: dict[tuple[str, object], float] = {}
         for kind, s, e, weight, key in kept:
             inside_other = any(

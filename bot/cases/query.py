@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.casecards import CaseView, case_view
+from bot.cases.cards import CaseView, case_view
 from bot.i18n import bilingual
-from bot.roles import Person
+from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import cases, orgs, people, worklists
 from storage.cases import OPEN_STATES
@@ -149,8 +149,13 @@ def work_list(rt: Runtime, *, person: Person, kind: str, page: int = 0) -> WorkL
             category = orgs.category(s, case.category_id) if case.category_id else None
             lines.append(
                 TaskLine(
-                    case.id, case.code, case.state, case.urgent,  # type: ignore[arg-type]
-                    category.name_zh if category else "—", category.name_en if category else "—", case.created_at,
+                    case.id,
+                    case.code,
+                    case.state,
+                    case.urgent,  # type: ignore[arg-type]
+                    category.name_zh if category else "—",
+                    category.name_en if category else "—",
+                    case.created_at,
                 )
             )
         return WorkList(kind, tuple(lines), page, len(rows) > PAGE)

@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 MENU_COMMANDS = ("report", "my", "help", "whoami", "lang", "cancel", "start")
 
 
-def build_application(rt: Runtime, *, request: BaseRequest | None = None, updates_request: BaseRequest | None = None) -> Application:
+def build_application(
+    rt: Runtime, *, request: BaseRequest | None = None, updates_request: BaseRequest | None = None
+) -> Application:
     settings = rt.settings
     builder = (
         ApplicationBuilder()

@@ -5,10 +5,10 @@ list. A digest with nothing in it is not sent; each goes out once per street and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from html import escape
 from datetime import datetime, timedelta
+from html import escape
 
-from bot.deadlines import LADDER, street_clock
+from bot.cases.deadlines import LADDER, street_clock
 from bot.i18n import bilingual, t
 from bot.runtime import Runtime
 from storage import chats, deadlines, orgs, outbox
@@ -62,19 +62,29 @@ def _command_digest(s, street, since, until, tomorrow, now, tz) -> int:  # type:
     rows = []
     for team in orgs.teams_of_street(s, street.id):
         row = {
-            "team_zh": team.name_zh, "team_en": team.name_en,
-            "new": created.get(team.id, 0), "closed": closed.get(team.id, 0),
+            "team_zh": team.name_zh,
+            "team_en": team.name_en,
+            "new": created.get(team.id, 0),
+            "closed": closed.get(team.id, 0),
             "overdue": sum(1 for c in overdue if c.unit_id == team.id),
             "today": sum(1 for c in due_today if c.unit_id == team.id),
         }
         if any(row[k] for k in ("new", "closed", "overdue", "today")):
             rows.append(row)
     outbox.enqueue(
-        s, chat_id=chat.telegram_id, kind="digest", now=now,
+        s,
+        chat_id=chat.telegram_id,
+        kind="digest",
+        now=now,
         payload={
-            "scope": "command", "street_zh": street.name_zh, "street_en": street.name_en,
-            "new": sum(created.values()), "closed": sum(closed.values()),
-            "rows": rows, "overdue": [_line(c, tz) for c in overdue[:MAX_LISTED]], "overdue_total": len(overdue),
+            "scope": "command",
+            "street_zh": street.name_zh,
+            "street_en": street.name_en,
+            "new": sum(created.values()),
+            "closed": sum(closed.values()),
+            "rows": rows,
+            "overdue": [_line(c, tz) for c in overdue[:MAX_LISTED]],
+            "overdue_total": len(overdue),
             "today": [_line(c, tz) for c in due_today[:MAX_LISTED]],
         },
     )
@@ -86,14 +96,24 @@ def _team_digest(s, street, team, tomorrow, now, tz) -> int:  # type: ignore[no-
     if chat is None:
         return 0
     overdue = deadlines.open_with_due(s, street.id, LADDER, now, unit_id=team.id)
-    due_today = [c for c in deadlines.open_with_due(s, street.id, LADDER, tomorrow, unit_id=team.id) if c.due_at and c.due_at >= now]
+    due_today = [
+        c
+        for c in deadlines.open_with_due(s, street.id, LADDER, tomorrow, unit_id=team.id)
+        if c.due_at and c.due_at >= now
+    ]
     if not (overdue or due_today):
         return 0
     outbox.enqueue(
-        s, chat_id=chat.telegram_id, kind="digest", now=now,
+        s,
+        chat_id=chat.telegram_id,
+        kind="digest",
+        now=now,
         payload={
-            "scope": "team", "team_zh": team.name_zh, "team_en": team.name_en,
-            "overdue": [_line(c, tz) for c in overdue[:MAX_LISTED]], "overdue_total": len(overdue),
+            "scope": "team",
+            "team_zh": team.name_zh,
+            "team_en": team.name_en,
+            "overdue": [_line(c, tz) for c in overdue[:MAX_LISTED]],
+            "overdue_total": len(overdue),
             "today": [_line(c, tz) for c in due_today[:MAX_LISTED]],
         },
     )
@@ -102,17 +122,45 @@ def _team_digest(s, street, team, tomorrow, now, tz) -> int:  # type: ignore[no-
 
 def render(payload: dict, lang: str) -> str:  # type: ignore[type-arg]
     """The digest's text in a reader's language (HTML, every name escaped here)."""
+
     def pick(prefix: str) -> str:
         return escape(str(payload.get(f"{prefix}_zh" if lang == "zh_CN" else f"{prefix}_en", "")))
 
     lines: list[str] = []
     if payload["scope"] == "command":
-        lines.append(t(lang, "digest.command_title", street=pick("street"), new=payload["new"], closed=payload["closed"], overdue=payload["overdue_total"]))
+        lines.append(
+            t(
+                lang,
+                "digest.command_title",
+                street=pick("street"),
+                new=payload["new"],
+                closed=payload["closed"],
+                overdue=payload["overdue_total"],
+            )
+        )
         for row in payload["rows"]:
             name = escape(bilingual(lang, row["team_zh"], row["team_en"]))
-            lines.append(t(lang, "digest.team_row", team=name, new=row["new"], closed=row["closed"], overdue=row["overdue"], today=row["today"]))
+            lines.append(
+                t(
+                    lang,
+                    "digest.team_row",
+                    team=name,
+                    new=row["new"],
+                    closed=row["closed"],
+                    overdue=row["overdue"],
+                    today=row["today"],
+                )
+            )
     else:
-        lines.append(t(lang, "digest.team_title", team=pick("team"), overdue=payload["overdue_total"], today=len(payload["today"])))
+        lines.append(
+            t(
+                lang,
+                "digest.team_title",
+                team=pick("team"),
+                overdue=payload["overdue_total"],
+                today=len(payload["today"]),
+            )
+        )
     if payload["overdue"]:
         lines.append(t(lang, "digest.overdue_list"))
         lines += [f"• <b>{escape(c['code'])}</b> {escape(c['due'])}" for c in payload["overdue"]]

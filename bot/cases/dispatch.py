@@ -15,12 +15,13 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot import deadlines, notify, workflow
-from bot.casecards import Names
+from bot import notify
+from bot.cases import deadlines, workflow
+from bot.cases.cards import Names
 from bot.errors import DomainError, NotAllowed
 from bot.i18n import N_, t
-from bot.intake import find_duplicates
-from bot.roles import Person
+from bot.intake.submit import find_duplicates
+from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, cases, chats, orgs, outbox, people
 from storage.models import Case, CaseMedia, CaseState, Role, SupportingReport, Unit, UnitKind
@@ -286,7 +287,9 @@ def mark_duplicate(rt: Runtime, person: Person, *, case_id: int, original_id: in
         return Decided(case.id, case.code, case.state, original=original.code)  # type: ignore[arg-type]
 
 
-def reject_case(rt: Runtime, person: Person, *, case_id: int, reason: str | None = None, text: str | None = None) -> Decided:
+def reject_case(
+    rt: Runtime, person: Person, *, case_id: int, reason: str | None = None, text: str | None = None
+) -> Decided:
     """不予受理: out of scope. A preset `reason` (see REASONS) or the dispatcher's own `text`."""
     text = (text or "").strip()[:MAX_NOTE]
     if reason is not None and reason not in REASONS:
@@ -319,7 +322,9 @@ def reject_case(rt: Runtime, person: Person, *, case_id: int, reason: str | None
         if reporter is not None:
             # A preset reason in the reporter's language; the dispatcher's own words as typed.
             reason_params = (
-                {"reason_zh": t("zh_CN", REASONS[reason]), "reason_en": t("en", REASONS[reason])} if reason else {"reason": text}
+                {"reason_zh": t("zh_CN", REASONS[reason]), "reason_en": t("en", REASONS[reason])}
+                if reason
+                else {"reason": text}
             )
             notify.text_to_user(
                 s,
@@ -375,7 +380,10 @@ def _move(s: Session, case: Case, move: workflow.Move, now: datetime, values: di
     """Compare-and-set the case along `move`; the state it left. Of two racing, one wins."""
     from_state = case.state
     won = cases.change_state(
-        s, case_id=case.id, from_state=from_state, version=case.version,  # type: ignore[arg-type]
+        s,
+        case_id=case.id,
+        from_state=from_state,
+        version=case.version,  # type: ignore[arg-type]
         values={"state": move.target, "updated_at": now, **values},
     )
     s.refresh(case)  # the update bypassed the object: read back what the database holds
@@ -386,7 +394,9 @@ def _move(s: Session, case: Case, move: workflow.Move, now: datetime, values: di
 
 def outcome(s: Session, case: Case) -> Outcome:
     """Who decided what on the case, from its row and its audit trail."""
-    action = {CaseState.DUPLICATE: ACTION_DUPLICATE, CaseState.REJECTED: ACTION_REJECTED}.get(case.state, ACTION_DISPATCHED)
+    action = {CaseState.DUPLICATE: ACTION_DUPLICATE, CaseState.REJECTED: ACTION_REJECTED}.get(
+        case.state, ACTION_DISPATCHED
+    )
     event = cases.last_case_event(s, case_id=case.id, actions=(action,))  # type: ignore[arg-type]
     actor = people.get_user(s, event.actor_user_id) if event is not None and event.actor_user_id else None
     unit = orgs.unit(s, case.unit_id) if case.unit_id else None

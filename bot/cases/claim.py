@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot import deadlines, notify, workflow
-from bot.caseaccess import actors
+from bot import notify
+from bot.cases import deadlines, workflow
+from bot.cases.access import actors
 from bot.errors import DomainError
-from bot.roles import Person
+from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, cases, orgs, people
 from storage.models import Case, CaseState, Role
@@ -70,13 +71,27 @@ def claim(rt: Runtime, *, person: Person, case_id: int) -> ClaimResult:
         s.refresh(case)
         deadlines.replan(rt, s, case, now)
         audit.record(
-            s, action="case.claimed", subject_type="case", subject_id=case_id, case_id=case_id,
-            actor_user_id=person.user_id, from_state=from_state, to_state=move.target, at=now,
+            s,
+            action="case.claimed",
+            subject_type="case",
+            subject_id=case_id,
+            case_id=case_id,
+            actor_user_id=person.user_id,
+            from_state=from_state,
+            to_state=move.target,
+            at=now,
         )
         _refresh_cards(s, case, now)
         reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
         if reporter is not None and reporter.id != person.user_id and reporter.can_message:
-            notify.text_to_user(s, telegram_id=reporter.telegram_id, key="claim.reporter_claimed", now=now, case_id=case_id, code=case.code)
+            notify.text_to_user(
+                s,
+                telegram_id=reporter.telegram_id,
+                key="claim.reporter_claimed",
+                now=now,
+                case_id=case_id,
+                code=case.code,
+            )
         return ClaimResult(case_id, case.code, person.name)
 
 
@@ -89,7 +104,10 @@ def release(rt: Runtime, *, person: Person, case_id: int) -> ClaimResult:
             raise CaseNotFound()
         move = workflow.check("release", state=case.state, actors=actors(s, person, case), code=case.code)
         won = cases.change_state(
-            s, case_id=case_id, from_state=case.state, version=case.version,
+            s,
+            case_id=case_id,
+            from_state=case.state,
+            version=case.version,
             values={"state": move.target, "owner_user_id": None, "claimed_at": None, "updated_at": now},
         )
         if not won:
@@ -97,8 +115,15 @@ def release(rt: Runtime, *, person: Person, case_id: int) -> ClaimResult:
         s.refresh(case)
         deadlines.became_unclaimed(rt, s, case, now)
         audit.record(
-            s, action="case.released", subject_type="case", subject_id=case_id, case_id=case_id,
-            actor_user_id=person.user_id, from_state=CaseState.CLAIMED, to_state=move.target, at=now,
+            s,
+            action="case.released",
+            subject_type="case",
+            subject_id=case_id,
+            case_id=case_id,
+            actor_user_id=person.user_id,
+            from_state=CaseState.CLAIMED,
+            to_state=move.target,
+            at=now,
         )
         _refresh_cards(s, case, now)
         return ClaimResult(case_id, case.code, person.name)
@@ -137,7 +162,10 @@ def reassign(rt: Runtime, *, person: Person, case_id: int, user_id: int) -> Clai
             raise NotOnTeam(code=case.code)
         from_state, previous = case.state, case.owner_user_id
         won = cases.change_state(
-            s, case_id=case_id, from_state=from_state, version=case.version,
+            s,
+            case_id=case_id,
+            from_state=from_state,
+            version=case.version,
             values={"state": move.target, "owner_user_id": member.id, "claimed_at": now, "updated_at": now},
         )
         if not won:
@@ -145,11 +173,20 @@ def reassign(rt: Runtime, *, person: Person, case_id: int, user_id: int) -> Clai
         s.refresh(case)
         deadlines.replan(rt, s, case, now)
         audit.record(
-            s, action="case.reassigned", subject_type="case", subject_id=case_id, case_id=case_id,
-            actor_user_id=person.user_id, from_state=from_state, to_state=move.target,
-            data={"from_user_id": previous, "to_user_id": member.id}, at=now,
+            s,
+            action="case.reassigned",
+            subject_type="case",
+            subject_id=case_id,
+            case_id=case_id,
+            actor_user_id=person.user_id,
+            from_state=from_state,
+            to_state=move.target,
+            data={"from_user_id": previous, "to_user_id": member.id},
+            at=now,
         )
         _refresh_cards(s, case, now)
         if member.can_message:
-            notify.text_to_user(s, telegram_id=member.telegram_id, key="claim.assigned_to_you", now=now, case_id=case_id, code=case.code)
+            notify.text_to_user(
+                s, telegram_id=member.telegram_id, key="claim.assigned_to_you", now=now, case_id=case_id, code=case.code
+            )
         return ClaimResult(case_id, case.code, member.display_name)
