@@ -19,7 +19,7 @@ from bot.org.org_file import DEFAULT_ORG_FILE, load_org_file
 from bot.runtime import Runtime
 from bot.settings import Settings
 from griddesk.app import build_application
-from storage.db import Database, drop_everything
+from storage.db import Database, is_sqlite
 from storage.migrate import upgrade
 from storage.org_import import import_org
 from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser
@@ -57,10 +57,45 @@ class Bench:
     admin: FakeUser
 
 
-async def start(db_url: str, media: Path, **settings: Any) -> Bench:
+def private_schema_url(db_url: str, schema: str) -> str:
+    """The PostgreSQL URL with ``schema`` (emptied now) as its search path: benchmarks get a
+    clean slate without dropping anything else kept in the database (benchmarks/worklists.py
+    keeps a million cases in the public schema of the same ``bench`` database)."""
+    server = Database(db_url)
+    with server.engine.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    server.dispose()
+    return db_url + ("&" if "?" in db_url else "?") + f"options=-csearch_path%3D{schema}"
+
+
+def _outbox_hooks(app: Application, drain_outbox: bool) -> dict[str, Any]:  # type: ignore[type-arg]
+    """FakeTelegram arguments that make each update's turn include the sends it caused: the
+    outbox sender drained after every update (unless ``drain_outbox`` is False: then sends
+    happen in the background as in production), its own long-lived tasks not waited for."""
+    try:
+        from handlers import outbox_sender
+    except ImportError:  # pragma: no cover - before the outbox sender existed
+        return {}
+    drain = getattr(outbox_sender, "drain", None)
+    if drain is None:
+        return {}
+    ignore = {"ignore_task": lambda task: task.get_name().startswith("griddesk-")}
+    if not drain_outbox:
+        return ignore
+
+    async def after_update() -> None:
+        await drain(app)
+
+    return {"after_update": after_update, **ignore}
+
+
+async def start(
+    db_url: str, media: Path, *, schema: str = "griddesk_bench", drain_outbox: bool = True, **settings: Any
+) -> Bench:
+    if not is_sqlite(db_url):
+        db_url = private_schema_url(db_url, schema)
     db = Database(db_url)
-    if not db.sqlite:
-        drop_everything(db)  # the benchmark's own database, emptied on purpose
     upgrade(db)
     with db.session() as s:
         import_org(s, load_org_file(DEFAULT_ORG_FILE))
@@ -70,6 +105,7 @@ async def start(db_url: str, media: Path, **settings: Any) -> Bench:
         GRIDDESK_MEDIA_DIR=str(media),
         GRIDDESK_ADMIN_IDS=str(ADMIN),
         GRIDDESK_WORKER_REPORTS_PER_HOUR=100_000,
+        GRIDDESK_RESIDENT_REPORTS_PER_HOUR=100_000,
         GRIDDESK_RATE_LIMIT="false",
         _env_file=None,
         **settings,
@@ -79,12 +115,18 @@ async def start(db_url: str, media: Path, **settings: Any) -> Bench:
     app = build_application(rt, request=api)
     await app.initialize()
     await app.post_init(app)  # type: ignore[misc]
-    tg = FakeTelegram(app, api, settle_timeout=300)
+    tg = FakeTelegram(app, api, settle_timeout=300, **_outbox_hooks(app, drain_outbox))
     admin = tg.user(ADMIN, "admin", language_code="zh-hans")
     return Bench(db, rt, app, tg, admin)
 
 
 async def stop(bench: Bench) -> None:
+    try:
+        from handlers.outbox_sender import stop_sender
+    except ImportError:  # pragma: no cover - before the outbox sender existed
+        pass
+    else:
+        await stop_sender(bench.app)  # what post_stop does in a running bot
     await bench.app.shutdown()
     bench.db.dispose()
 

@@ -1,9 +1,17 @@
-"""Draining the outbox: claim due rows, and record how each delivery ended."""
+"""Draining the outbox: claim due rows, pace them per chat, and record how each ended.
+
+Knows nothing of Telegram: the sender (handlers/outbox_sender.py) asks here what to
+send next and tells here what happened. The numbers below are Telegram's published
+limits with a little room; settings.py does not carry them because nobody should need
+to tune them per deployment (a test builds its own `Budgets`).
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot import notify
@@ -14,6 +22,33 @@ from storage import outbox as rows
 
 LEASE = timedelta(minutes=2)  # a row held longer than this by a dead sender is taken again
 MAX_ATTEMPTS = 8
+
+# How much one claim takes: at most CLAIM_PER_CHAT of any one chat, so a group's backlog
+# never fills a claim (a resident's notice committed later is claimed at the next wake-up,
+# not after the backlog). A group's share lasts CLAIM_PER_CHAT / 20 a minute = 30 s, well
+# inside the lease; rows held longer anyway have their lease extended.
+CLAIM_LIMIT = 200
+CLAIM_PER_CHAT = 10
+MAX_IN_FLIGHT = 8  # sends under way at once, each to a different chat
+
+
+@dataclass(frozen=True)
+class Window:
+    """At most `count` sends in any `seconds`."""
+
+    count: int
+    seconds: float
+
+
+# Telegram: about one message a second in one chat, twenty a minute in a group, thirty a
+# second overall (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this).
+PRIVATE_CHAT = (Window(1, 1.0),)
+GROUP_CHAT = (Window(1, 1.0), Window(20, 60.0))
+OVERALL = (Window(30, 1.0),)
+
+# Bookkeeping after a send is retried this many times (seconds between) when the
+# database hiccups, then left to the lease: the row is sent again later, never lost.
+BOOKKEEPING_RETRIES = (0.05, 0.25, 1.0)
 
 
 @dataclass(frozen=True)
@@ -33,10 +68,156 @@ class CardRef:
     is_photo: bool
 
 
-def claim(rt: Runtime, limit: int = 50) -> list[Job]:
+def card_key(job: Job) -> tuple[int, str] | None:
+    """Rows that render the same card in the same chat: sent once, as one post or edit."""
+    if job.kind == "case_card" and job.case_id is not None and job.purpose:
+        return job.case_id, job.purpose
+    return None
+
+
+# --- pacing ------------------------------------------------------------------------------
+
+
+class Budgets:
+    """Sliding windows per chat and overall, on a monotonic clock in seconds.
+
+    `ready_at` says when a chat may send next; `spend` records a send; `pause` holds a
+    chat back (Telegram said "retry after"). With `enabled=False` (tests, where the fake
+    has no limits) every chat is always ready, but pauses still hold.
+    """
+
+    def __init__(
+        self,
+        *,
+        private: tuple[Window, ...] = PRIVATE_CHAT,
+        group: tuple[Window, ...] = GROUP_CHAT,
+        overall: tuple[Window, ...] = OVERALL,
+        enabled: bool = True,
+    ) -> None:
+        self.private, self.group, self.overall = private, group, overall
+        self.enabled = enabled
+        self._sent: dict[int, deque[float]] = {}
+        self._all: deque[float] = deque()
+        self._paused: dict[int, float] = {}
+
+    def _windows(self, chat_id: int) -> tuple[Window, ...]:
+        return self.private if chat_id > 0 else self.group
+
+    @staticmethod
+    def _free_at(times: deque[float], windows: tuple[Window, ...], now: float) -> float:
+        longest = max((w.seconds for w in windows), default=0.0)
+        while times and times[0] <= now - longest:
+            times.popleft()
+        at = now
+        for w in windows:
+            recent = [x for x in times if x > now - w.seconds]
+            if len(recent) >= w.count:
+                at = max(at, recent[-w.count] + w.seconds)
+        return at
+
+    def chat_ready_at(self, chat_id: int, now: float) -> float:
+        at = self._paused.get(chat_id, now)
+        if at <= now:
+            self._paused.pop(chat_id, None)
+            at = now
+        if self.enabled and chat_id in self._sent:
+            at = max(at, self._free_at(self._sent[chat_id], self._windows(chat_id), now))
+        return at
+
+    def overall_ready_at(self, now: float) -> float:
+        return self._free_at(self._all, self.overall, now) if self.enabled else now
+
+    def spend(self, chat_id: int, now: float) -> None:
+        if self.enabled:
+            self._sent.setdefault(chat_id, deque()).append(now)
+            self._all.append(now)
+
+    def pause(self, chat_id: int, until: float) -> None:
+        self._paused[chat_id] = max(until, self._paused.get(chat_id, until))
+
+    def paused(self, now: float) -> set[int]:
+        return {chat for chat, until in self._paused.items() if until > now}
+
+    def forget_idle(self, now: float) -> None:
+        """Drop the history of chats quiet for longer than any window (memory stays small)."""
+        longest = max(w.seconds for w in (*self.private, *self.group))
+        for chat in [c for c, times in self._sent.items() if not times or times[-1] <= now - longest]:
+            del self._sent[chat]
+
+
+class FileIds:
+    """Telegram file_ids of photos we uploaded, by media path, most recent kept.
+
+    A file_id is valid for the bot in every chat, so a card's photo posted to the
+    command room, the team and the reporter is uploaded once. Per process: a restart
+    uploads each photo once more (see the report to the lead for a durable column).
+    """
+
+    def __init__(self, size: int = 5000) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, path: str) -> str | None:
+        file_id = self._ids.get(path)
+        if file_id is not None:
+            self._ids.move_to_end(path)
+        return file_id
+
+    def put(self, path: str, file_id: str) -> None:
+        self._ids[path] = file_id
+        self._ids.move_to_end(path)
+        while len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+
+    def forget(self, path: str) -> None:
+        self._ids.pop(path, None)
+
+
+# --- the database side -------------------------------------------------------------------
+
+
+def _job(r: Any) -> Job:
+    return Job(r.id, r.chat_id, r.kind, r.case_id, r.purpose, dict(r.payload), r.attempts)
+
+
+def claim(rt: Runtime, limit: int = 50, *, per_chat: int | None = None, skip_chats: Iterable[int] = ()) -> list[Job]:
+    now, skip = rt.clock.now(), set(skip_chats)
+    with rt.db.read() as s:
+        if not rows.any_due(s, now=now, skip_chats=skip):
+            return []
     with rt.db.session() as s:
-        claimed = rows.claim_due(s, now=rt.clock.now(), lease=LEASE, limit=limit)
-        return [Job(r.id, r.chat_id, r.kind, r.case_id, r.purpose, dict(r.payload), r.attempts) for r in claimed]  # type: ignore[arg-type]
+        claimed = rows.claim_due(s, now=now, lease=LEASE, limit=limit, per_chat=per_chat, skip_chats=skip)
+        return [_job(r) for r in claimed]
+
+
+def high_water(rt: Runtime) -> int:
+    """The newest row's id: a drain waits for the rows up to here."""
+    with rt.db.read() as s:
+        return rows.newest_id(s)
+
+
+def drain_mark(rt: Runtime, due_by: datetime) -> tuple[int, int | None]:
+    """Where a drain begins: the newest row's id, and the oldest row up to it that is due."""
+    with rt.db.read() as s:
+        mark = rows.newest_id(s)
+        return mark, rows.first_due_id(s, now=due_by, up_to=mark)
+
+
+def first_due(rt: Runtime, mark: int, due_by: datetime) -> int | None:
+    """The oldest row up to `mark` still waiting to be tried by `due_by`, if any."""
+    with rt.db.read() as s:
+        return rows.first_due_id(s, now=due_by, up_to=mark)
+
+
+def extend_lease(rt: Runtime, row_ids: Iterable[int]) -> None:
+    with rt.db.session() as s:
+        rows.extend_lease(s, row_ids=set(row_ids), until=rt.clock.now() + LEASE)
+
+
+def release(rt: Runtime, row_ids: Iterable[int], *, after: float = 0.0) -> None:
+    """Claimed but not tried: back to pending (`after` seconds from now), attempt not counted."""
+    with rt.db.session() as s:
+        rows.release(s, row_ids=set(row_ids), at=rt.clock.now() + timedelta(seconds=after))
 
 
 def existing_card(rt: Runtime, job: Job) -> CardRef | None:
@@ -61,13 +242,18 @@ def delivered(rt: Runtime, job: Job, *, message_id: int | None, is_photo: bool =
                 s.add(card)
 
 
+def backoff_seconds(attempts: int) -> float:
+    """5 s, 10 s, 20 s, … up to 10 minutes: for 5xx answers and timeouts."""
+    return float(min(5 * 2 ** max(attempts - 1, 0), 600))
+
+
 def failed_for_now(rt: Runtime, job: Job, *, error: str, retry_after: float | None = None) -> bool:
     """Schedule another try with backoff; False once the row has had its last chance."""
     with rt.db.session() as s:
         if job.attempts >= MAX_ATTEMPTS:
             rows.mark_failed(s, row_id=job.id, error=error)
             return False
-        delay = retry_after if retry_after is not None else min(5 * 2 ** (job.attempts - 1), 600)
+        delay = retry_after if retry_after is not None else backoff_seconds(job.attempts)
         rows.retry_later(s, row_id=job.id, at=rt.clock.now() + timedelta(seconds=delay), error=error)
         return True
 

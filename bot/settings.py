@@ -54,7 +54,6 @@ class Settings(BaseSettings):
     verify_hours: float = Field(default=48, gt=0, validation_alias="GRIDDESK_VERIFY_HOURS")
     rating_link_days: float = Field(default=30, gt=0, validation_alias="GRIDDESK_RATING_LINK_DAYS")
     rating_reminder_hours: float = Field(default=24, gt=0, validation_alias="GRIDDESK_RATING_REMINDER_HOURS")
-    followup_working_days: float = Field(default=3, gt=0, validation_alias="GRIDDESK_FOLLOWUP_WORKING_DAYS")
     rate_limit: bool = Field(default=True, validation_alias="GRIDDESK_RATE_LIMIT")
     webhook_secret: str | None = Field(default=None, validation_alias="GRIDDESK_WEBHOOK_SECRET")
     webhook_listen: str = Field(default="0.0.0.0", validation_alias="GRIDDESK_WEBHOOK_LISTEN")

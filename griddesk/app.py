@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from telegram import BotCommand
 from telegram.error import TelegramError
@@ -12,9 +13,16 @@ from telegram.request import BaseRequest
 from bot.i18n import SUPPORTED_LANGUAGES, t
 from bot.runtime import Runtime
 from handlers.jobs import schedule
+from handlers.outbox_sender import FROM_OUTBOX, start_sender, stop_sender
 from handlers.registry import register
 
 log = logging.getLogger(__name__)
+
+# A direct reply (answers, prompts) that meets a 429 is retried by PTB's limiter this many
+# times; the outbox sender's sends are not (it reschedules them itself, per chat).
+DIRECT_REPLY_RETRIES = 3
+# At shutdown the sender gets this long to send what is due before the bot goes away.
+SHUTDOWN_DRAIN_S = 10.0
 
 # The command menu (the "/" button), in this order for everyone; /help is role-aware.
 MENU_COMMANDS = ("report", "my", "help", "whoami", "lang", "cancel", "start")
@@ -30,6 +38,7 @@ def build_application(
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
         .post_init(_post_init)
+        .post_stop(_post_stop)
         .post_shutdown(_post_shutdown)
         .concurrent_updates(True)
     )
@@ -37,13 +46,32 @@ def build_application(
         builder = builder.request(request).get_updates_request(updates_request or request)
     if settings.rate_limit:
         # Telegram allows ~30 messages a second overall and ~20 a minute per group; PTB's
-        # limiter spaces our sends under those. A 429 that still happens is the outbox
-        # sender's to retry (max_retries=0 here), so no message is retried twice.
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))
+        # limiter spaces all our calls under those (the outbox sender also paces itself per
+        # chat, so it rarely waits here).
+        builder = builder.rate_limiter(RetryingRateLimiter())
     app = builder.build()
     app.bot_data["rt"] = rt
     register(app)
     return app
+
+
+class RetryingRateLimiter(AIORateLimiter):
+    """PTB's limiter, retrying a direct reply after a 429 but never an outbox send.
+
+    AIORateLimiter reads per-call `rate_limit_args` as an int of retries and treats 0 as
+    "use the default" (`rate_limit_args or max_retries`), so a per-call 0 cannot undo a
+    default of 3. Hence the default stays 0 and direct replies get DIRECT_REPLY_RETRIES
+    here; the outbox sender (FROM_OUTBOX set in its send tasks) handles its own 429s.
+    """
+
+    def __init__(self, *, direct_retries: int = DIRECT_REPLY_RETRIES, **kwargs: Any) -> None:
+        super().__init__(max_retries=0, **kwargs)
+        self.direct_retries = direct_retries
+
+    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # type: ignore[no-untyped-def, override]
+        if rate_limit_args is None and not FROM_OUTBOX.get():
+            rate_limit_args = self.direct_retries
+        return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
 
 
 async def _post_init(app: Application) -> None:
@@ -51,6 +79,7 @@ async def _post_init(app: Application) -> None:
     rt.bot_username = app.bot.username
     await set_command_menus(app)
     schedule(app)
+    start_sender(app)  # one background sender per process, woken by flush()
 
 
 async def set_command_menus(app: Application) -> None:
@@ -67,6 +96,12 @@ async def set_command_menus(app: Application) -> None:
         log.exception("could not set the command menus; carrying on")
 
 
+async def _post_stop(app: Application) -> None:
+    # Updates and jobs have stopped, the bot is still up: send what is due, then stop.
+    await stop_sender(app, drain_timeout=SHUTDOWN_DRAIN_S)
+
+
 async def _post_shutdown(app: Application) -> None:
+    await stop_sender(app)  # if post_stop did not run (start-up failed half way)
     rt: Runtime = app.bot_data["rt"]
     rt.db.dispose()

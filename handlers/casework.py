@@ -13,9 +13,20 @@ from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
-from bot.callbacks import BadCallback, Callback, cb
+from bot.callbacks import (
+    BadCallback,
+    Confirm,
+    Extension,
+    InputCancel,
+    InputDone,
+    InputHours,
+    InputTeam,
+    NotFixed,
+    ReportIn,
+    Work,
+)
 from bot.cases import casework
-from bot.i18n import bilingual, t
+from bot.i18n import bilingual, t, t_plain
 from bot.intake.photos import PhotoError
 from bot.people.roles import Person
 from handlers.common import Ctx, chat_language, esc, off_loop, person_of, pressed, runtime
@@ -34,20 +45,23 @@ def _prompt(rt, lang: str, p: casework.Pending) -> tuple[str, InlineKeyboardMark
     if p.action == casework.ESCALATE:
         for unit_id, zh, en in casework.departments(rt):
             mark = "✅ " if unit_id in p.departments else ""
-            rows.append([InlineKeyboardButton(mark + (bilingual(lang, zh, en)), callback_data=cb("at", p.id, unit_id))])
+            rows.append(
+                [InlineKeyboardButton(mark + (bilingual(lang, zh, en)), callback_data=InputTeam(p.id, unit_id).pack())]
+            )
     if p.action == casework.EXTEND:
         rows.append(
             [
                 InlineKeyboardButton(
-                    ("✅ " if p.hours == h else "") + t(lang, "work.hours", hours=h), callback_data=cb("ah", p.id, h)
+                    ("✅ " if p.hours == h else "") + t(lang, "work.hours", hours=h),
+                    callback_data=InputHours(p.id, h).pack(),
                 )
                 for h in casework.EXTENSION_CHOICES_H
             ]
         )
     rows.append(
         [
-            InlineKeyboardButton(t(lang, "work.btn_done"), callback_data=cb("ad", p.id)),
-            InlineKeyboardButton(t(lang, "work.btn_cancel"), callback_data=cb("ac", p.id)),
+            InlineKeyboardButton(t(lang, "work.btn_done"), callback_data=InputDone(p.id).pack()),
+            InlineKeyboardButton(t(lang, "work.btn_cancel"), callback_data=InputCancel(p.id).pack()),
         ]
     )
     return "\n".join(lines) + "\n\n" + " · ".join(status), InlineKeyboardMarkup(rows)
@@ -58,48 +72,47 @@ async def _dm_prompt(context: Ctx, person: Person, p: casework.Pending) -> None:
     await context.bot.send_message(person.telegram_id, text, parse_mode=ParseMode.HTML, reply_markup=markup)
 
 
-async def on_work_button(update: Update, context: Ctx, callback: Callback) -> None:
-    """A card button that needs input (wk:<action>:<case>, or vn:<case> for "not fixed")."""
+async def on_work_button(update: Update, context: Ctx, button: Work | NotFixed) -> None:
+    """A card button that needs input (a work action, or the resident's "not fixed")."""
     query, person = await pressed(update, context)
-    if callback.action == "vn":
-        action, case_id = casework.NOT_FIXED, callback.int_arg(0)
+    if isinstance(button, NotFixed):
+        action, case_id = casework.NOT_FIXED, button.case_id
     else:
-        action, case_id = callback.arg(0), callback.int_arg(1)
+        action, case_id = button.action, button.case_id
         if action not in casework.INPUT_ACTIONS or action == casework.NOT_FIXED:
-            raise BadCallback(callback)
+            raise BadCallback(button)
     rt = runtime(context)
     pending = await off_loop(casework.start_input, rt, person=person, case_id=case_id, action=action)
-    lang = await chat_language(update, context, person)
     try:
         await _dm_prompt(context, person, pending)
     except Forbidden:
         await off_loop(casework.cancel_input, rt, user_id=person.user_id)
-        await query.answer(t(lang, "work.open_private", bot=context.bot.username), show_alert=True)
+        await query.answer(t_plain(person.language, "work.open_private", bot=context.bot.username), show_alert=True)
         return
     in_private = update.effective_chat is not None and update.effective_chat.id == person.telegram_id
-    await query.answer(None if in_private else t(lang, "work.see_private"))
+    await query.answer(None if in_private else t_plain(person.language, "work.see_private"))
 
 
-async def on_input_button(update: Update, context: Ctx, callback: Callback) -> None:
+async def on_input_button(
+    update: Update, context: Ctx, button: InputDone | InputCancel | InputTeam | InputHours
+) -> None:
     """Buttons of the private exchange: done, cancel, department toggles, hours."""
     query, person = await pressed(update, context)
     rt = runtime(context)
     lang = person.language
     current = await off_loop(casework.pending, rt, person.user_id)
-    if current is None or current.id != callback.int_arg(0):
-        raise BadCallback(callback)
-    if callback.action == "ac":
+    if current is None or current.id != button.pending_id:
+        raise BadCallback(button)
+    if isinstance(button, InputCancel):
         await off_loop(casework.cancel_input, rt, user_id=person.user_id)
         await query.answer()
         await query.edit_message_text(t(lang, "work.cancelled", code=esc(current.code)), parse_mode=ParseMode.HTML)
         return
-    if callback.action in ("at", "ah"):
-        if callback.action == "at":
-            updated = await off_loop(
-                casework.toggle_department, rt, user_id=person.user_id, unit_id=callback.int_arg(1)
-            )
+    if isinstance(button, InputTeam | InputHours):
+        if isinstance(button, InputTeam):
+            updated = await off_loop(casework.toggle_department, rt, user_id=person.user_id, unit_id=button.unit_id)
         else:
-            updated = await off_loop(casework.set_hours, rt, user_id=person.user_id, hours=callback.int_arg(1))
+            updated = await off_loop(casework.set_hours, rt, user_id=person.user_id, hours=button.hours)
         text, markup = await off_loop(_prompt, rt, lang, updated)
         await query.answer()
         await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
@@ -143,11 +156,10 @@ async def on_private_input(update: Update, context: Ctx) -> None:
     raise ApplicationHandlerStop
 
 
-async def on_confirm(update: Update, context: Ctx, callback: Callback) -> None:
+async def on_confirm(update: Update, context: Ctx, button: Confirm) -> None:
     query, person = await pressed(update, context)
-    done = await off_loop(casework.confirm, runtime(context), person=person, case_id=callback.int_arg(0))
-    lang = await chat_language(update, context, person)
-    await query.answer(t(lang, "work.done_confirm", code=done.code))
+    done = await off_loop(casework.confirm, runtime(context), person=person, case_id=button.case_id)
+    await query.answer(t_plain(person.language, "work.done_confirm", code=done.code))
     if update.effective_chat is not None and update.effective_chat.id == person.telegram_id:
         try:
             await query.edit_message_reply_markup(None)
@@ -156,19 +168,18 @@ async def on_confirm(update: Update, context: Ctx, callback: Callback) -> None:
     await flush(context.application)
 
 
-async def on_report_in(update: Update, context: Ctx, callback: Callback) -> None:
+async def on_report_in(update: Update, context: Ctx, button: ReportIn) -> None:
     query, person = await pressed(update, context)
-    done = await off_loop(casework.report_in, runtime(context), person=person, whistle_id=callback.int_arg(0))
-    lang = await chat_language(update, context, person)
-    await query.answer(t(lang, "work.done_report_in", code=done.code))
+    done = await off_loop(casework.report_in, runtime(context), person=person, whistle_id=button.whistle_id)
+    await query.answer(t_plain(person.language, "work.done_report_in", code=done.code))
     await flush(context.application)
 
 
-async def on_extension_decision(update: Update, context: Ctx, callback: Callback) -> None:
+async def on_extension_decision(update: Update, context: Ctx, button: Extension) -> None:
     query, person = await pressed(update, context)
-    approve = callback.action == "xa"
+    approve = button.approved
     done = await off_loop(
-        casework.decide_extension, runtime(context), person=person, request_id=callback.int_arg(0), approve=approve
+        casework.decide_extension, runtime(context), person=person, request_id=button.request_id, approve=approve
     )
     lang = await chat_language(update, context, person)
     text = t(lang, f"work.extension_decided_{done.extra['decision']}", code=esc(done.code), name=esc(person.name))

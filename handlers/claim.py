@@ -5,26 +5,24 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
-from bot.callbacks import Callback, cb
+from bot.callbacks import Assign, Claim, Release
 from bot.cases import claim as claim_service
-from bot.i18n import t
+from bot.i18n import t, t_plain
 from handlers.common import Ctx, chat_language, esc, off_loop, person_of, pressed, reply, runtime
 from handlers.outbox_sender import flush
 
 
-async def on_claim(update: Update, context: Ctx, callback: Callback) -> None:
+async def on_claim(update: Update, context: Ctx, button: Claim) -> None:
     query, person = await pressed(update, context)
-    result = await off_loop(claim_service.claim, runtime(context), person=person, case_id=callback.int_arg(0))
-    lang = await chat_language(update, context, person)
-    await query.answer(t(lang, "claim.done", code=result.code))
+    result = await off_loop(claim_service.claim, runtime(context), person=person, case_id=button.case_id)
+    await query.answer(t_plain(person.language, "claim.done", code=result.code))
     await flush(context.application)
 
 
-async def on_release(update: Update, context: Ctx, callback: Callback) -> None:
+async def on_release(update: Update, context: Ctx, button: Release) -> None:
     query, person = await pressed(update, context)
-    result = await off_loop(claim_service.release, runtime(context), person=person, case_id=callback.int_arg(0))
-    lang = await chat_language(update, context, person)
-    await query.answer(t(lang, "claim.released", code=result.code))
+    result = await off_loop(claim_service.release, runtime(context), person=person, case_id=button.case_id)
+    await query.answer(t_plain(person.language, "claim.released", code=result.code))
     await flush(context.application)
 
 
@@ -43,18 +41,18 @@ async def assign_command(update: Update, context: Ctx) -> None:
     if not members:
         await reply(update, t(lang, "claim.no_members", code=esc(code)))
         return
-    rows = [[InlineKeyboardButton(m.name, callback_data=cb("as", case_id, m.user_id))] for m in members[:30]]
+    rows = [[InlineKeyboardButton(m.name, callback_data=Assign(case_id, m.user_id).pack())] for m in members[:30]]
     await reply(update, t(lang, "claim.assign_choose", code=esc(code)), markup=InlineKeyboardMarkup(rows))
 
 
-async def on_assign(update: Update, context: Ctx, callback: Callback) -> None:
+async def on_assign(update: Update, context: Ctx, button: Assign) -> None:
     query, person = await pressed(update, context)
     result = await off_loop(
         claim_service.reassign,
         runtime(context),
         person=person,
-        case_id=callback.int_arg(0),
-        user_id=callback.int_arg(1),
+        case_id=button.case_id,
+        user_id=button.user_id,
     )
     lang = await chat_language(update, context, person)
     text = t(lang, "claim.assigned", code=esc(result.code), owner=esc(result.owner_name))

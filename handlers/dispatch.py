@@ -1,10 +1,11 @@
 """The command room's buttons on a new case's card, and the /duplicate and /reject commands.
 
-Buttons (case id first, all re-checked on every press by bot.cases.dispatch):
-  dp:<case>:<unit>      dispatch to that team
-  dt:<case>             list the street's teams          db:<case>  back to the card's buttons
-  dd:<case>             list likely originals            dx:<case>:<original>  mark duplicate
-  dr:<case>             list preset reasons              dj:<case>:<reason>    reject
+Buttons (bot.callbacks; all re-checked on every press by bot.cases.dispatch):
+  Dispatch(case, unit)                dispatch to that team
+  DispatchMenu("teams", case)         list the street's teams
+  DispatchMenu("originals", case)     list likely originals, each a Duplicate(case, original)
+  DispatchMenu("reasons", case)       list preset reasons, each a Reject(case, reason)
+  DispatchMenu("back", case)          back to the card's buttons
 """
 
 from __future__ import annotations
@@ -15,18 +16,16 @@ import logging
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 
-from bot.callbacks import BadCallback, Callback, cb
+from bot.callbacks import BadCallback, Dispatch, DispatchMenu, Duplicate, Reject
 from bot.cases import dispatch
 from bot.cases.cards import buttons_for, case_view
-from bot.i18n import t
+from bot.i18n import N_, t, t_plain
 from handlers.common import Ctx, chat_language, esc, off_loop, person_of, reply, runtime
 from handlers.outbox_sender import flush
 from storage.models import CaseState
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("dp", "dt", "dd", "dr", "db", "dx", "dj")
-ALERT_LIMIT = 200  # Telegram's limit for a callback answer
 SNIPPET = 16
 
 Rows = list[list[tuple[str, str]]]
@@ -35,65 +34,69 @@ Rows = list[list[tuple[str, str]]]
 # --- buttons ----------------------------------------------------------------------
 
 
-async def on_button(update: Update, context: Ctx, callback: Callback) -> None:
+async def on_button(update: Update, context: Ctx, button: Dispatch | Duplicate | Reject | DispatchMenu) -> None:
     query = update.callback_query
     assert query is not None
     person = await person_of(update, context)
     if person is None:
-        raise BadCallback(callback)
+        raise BadCallback(button)
     rt = runtime(context)
     lang = await chat_language(update, context, person)
-    case_id = callback.int_arg(0)
-    action = callback.action
+    case_id = button.case_id
+    menu = button.menu if isinstance(button, DispatchMenu) else None
     try:
-        if action == "dp":
-            done = await off_loop(dispatch.dispatch_case, rt, person, case_id=case_id, unit_id=callback.int_arg(1))
-            await _decided(update, context, case_id, _done_text(lang, done, html=False), alert=not done.team_notified)
-        elif action == "dx":
-            done = await off_loop(dispatch.mark_duplicate, rt, person, case_id=case_id, original_id=callback.int_arg(1))
-            await _decided(update, context, case_id, _done_text(lang, done, html=False))
-        elif action == "dj":
-            done = await off_loop(dispatch.reject_case, rt, person, case_id=case_id, reason=callback.arg(1))
-            await _decided(update, context, case_id, _done_text(lang, done, html=False))
-        elif action == "dt":
+        if isinstance(button, Dispatch):
+            done = await off_loop(dispatch.dispatch_case, rt, person, case_id=case_id, unit_id=button.unit_id)
+            await _decided(
+                update, context, case_id, _done_text(person.language, done, html=False), alert=not done.team_notified
+            )
+        elif isinstance(button, Duplicate):
+            done = await off_loop(dispatch.mark_duplicate, rt, person, case_id=case_id, original_id=button.original_id)
+            await _decided(update, context, case_id, _done_text(person.language, done, html=False))
+        elif isinstance(button, Reject):
+            done = await off_loop(dispatch.reject_case, rt, person, case_id=case_id, reason=button.reason)
+            await _decided(update, context, case_id, _done_text(person.language, done, html=False))
+        elif menu == "teams":
             teams = await off_loop(dispatch.team_options, rt, person, case_id=case_id)
             rows: Rows = [
-                [(("⭐ " if team.suggested else "") + team.name.get(lang), cb("dp", case_id, team.unit_id))]
+                [(("⭐ " if team.suggested else "") + team.name.get(lang), Dispatch(case_id, team.unit_id).pack())]
                 for team in teams
             ]
-            await query.answer(t(lang, "dispatch.pick_team"))
+            await query.answer(t_plain(person.language, "dispatch.pick_team"))
             await _show(query, rows + _back(lang, case_id))
-        elif action == "dd":
+        elif menu == "originals":
             code, originals = await off_loop(dispatch.original_options, rt, person, case_id=case_id)
-            rows = [[(_original_label(lang, o), cb("dx", case_id, o.case_id))] for o in originals]
-            hint = t(lang, "dispatch.pick_original" if originals else "dispatch.no_originals", code=code)
+            rows = [[(_original_label(lang, o), Duplicate(case_id, o.case_id).pack())] for o in originals]
+            hint = t_plain(
+                person.language, "dispatch.pick_original" if originals else "dispatch.no_originals", code=code
+            )
             await query.answer(hint, show_alert=not originals)
             await _show(query, rows + _back(lang, case_id))
-        elif action == "dr":
+        elif menu == "reasons":
             code = await off_loop(dispatch.check_decision, rt, person, case_id=case_id, action="reject")
-            rows = [[(t(lang, label), cb("dj", case_id, reason))] for reason, label in dispatch.REASONS.items()]
-            await query.answer(t(lang, "dispatch.pick_reason", code=code))
+            rows = [[(t(lang, label), Reject(case_id, reason).pack())] for reason, label in dispatch.REASONS.items()]
+            await query.answer(t_plain(person.language, "dispatch.pick_reason", code=code))
             await _show(query, rows + _back(lang, case_id))
-        elif action == "db":
+        elif menu == "back":
             await off_loop(dispatch.check_decision, rt, person, case_id=case_id, action="dispatch")
             view = await off_loop(case_view, rt, case_id)
             if view is None:
-                raise BadCallback(callback)
+                raise BadCallback(button)
             # The card's own decision buttons (a returned case is decided like a new one).
             await query.answer()
             await _show(query, buttons_for(dataclasses.replace(view, state=CaseState.REPORTED), lang, "command"))
         else:
-            raise BadCallback(callback)
+            raise BadCallback(button)
     except (dispatch.UnknownCase, dispatch.UnknownTeam, dispatch.UnknownReason, dispatch.SameCase):
-        raise BadCallback(callback) from None  # forged or out of date: the stale answer
+        raise BadCallback(button) from None  # forged or out of date: the stale answer
     except dispatch.CaseMovedOn as moved:
-        await query.answer(_clip(moved_on_text(lang, moved.outcome, html=False)), show_alert=True)
+        await query.answer(moved_on_text(person.language, moved.outcome, html=False), show_alert=True)
         await off_loop(dispatch.refresh_cards, rt, case_id=case_id)
         await _decided(update, context, case_id, None)
 
 
 def _back(lang: str, case_id: int) -> Rows:
-    return [[(t(lang, "dispatch.btn_back"), cb("db", case_id))]]
+    return [[(t(lang, "dispatch.btn_back"), DispatchMenu("back", case_id).pack())]]
 
 
 def _original_label(lang: str, option: dispatch.OriginalOption) -> str:
@@ -120,7 +123,7 @@ async def _decided(update: Update, context: Ctx, case_id: int, toast: str | None
     query = update.callback_query
     assert query is not None
     if toast is not None:
-        await query.answer(_clip(toast), show_alert=alert)
+        await query.answer(toast, show_alert=alert)
     await flush(context.application)
     message = query.message
     if message is None:
@@ -137,39 +140,42 @@ async def _decided(update: Update, context: Ctx, case_id: int, toast: str | None
             log.debug("could not clear the buttons of a stale card: %s", exc)
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= ALERT_LIMIT else text[: ALERT_LIMIT - 1] + "…"
-
-
 # --- what to say ------------------------------------------------------------------
 
 
 def _done_text(lang: str, done: dispatch.Decided, *, html: bool) -> str:
-    q = esc if html else str
+    """HTML for a message; plain text (`html=False`) for a pop-up, which Telegram shows as is."""
+    q, say = (esc, t) if html else (str, t_plain)
     if done.state == CaseState.DUPLICATE:
-        return t(lang, "dispatch.duplicate_done", code=q(done.code), original=q(done.original))
+        return say(lang, N_("dispatch.duplicate_done"), code=q(done.code), original=q(done.original))
     if done.state == CaseState.REJECTED:
-        return t(lang, "dispatch.rejected_done", code=q(done.code), reason=q(done.note))
+        return say(lang, N_("dispatch.rejected_done"), code=q(done.code), reason=q(done.note))
     team = q(done.team.get(lang)) if done.team else "—"
-    return t(lang, "dispatch.done" if done.team_notified else "dispatch.done_no_chat", code=q(done.code), team=team)
+    return say(
+        lang, N_("dispatch.done") if done.team_notified else N_("dispatch.done_no_chat"), code=q(done.code), team=team
+    )
 
 
 def moved_on_text(lang: str, outcome: dispatch.Outcome, *, html: bool) -> str:
     """Who got there first, and what they decided."""
-    q = esc if html else str
+    q, say = (esc, t) if html else (str, t_plain)
     code = q(outcome.code)
     if outcome.state == CaseState.DUPLICATE and outcome.original:
-        return t(
-            lang, "dispatch.already_duplicate", code=code, original=q(outcome.original), actor=q(outcome.actor or "—")
+        return say(
+            lang,
+            N_("dispatch.already_duplicate"),
+            code=code,
+            original=q(outcome.original),
+            actor=q(outcome.actor or "—"),
         )
     if outcome.state == CaseState.REJECTED:
-        return t(
-            lang, "dispatch.already_rejected", code=code, actor=q(outcome.actor or "—"), note=q(outcome.note or "—")
+        return say(
+            lang, N_("dispatch.already_rejected"), code=code, actor=q(outcome.actor or "—"), note=q(outcome.note or "—")
         )
     if outcome.team is not None:
-        actor = q(outcome.actor) if outcome.actor else t(lang, "dispatch.by_auto")
-        return t(lang, "dispatch.already_dispatched", code=code, team=q(outcome.team.get(lang)), actor=actor)
-    return t(lang, "case.moved_on", code=code)
+        actor = q(outcome.actor) if outcome.actor else say(lang, N_("dispatch.by_auto"))
+        return say(lang, N_("dispatch.already_dispatched"), code=code, team=q(outcome.team.get(lang)), actor=actor)
+    return say(lang, N_("case.moved_on"), code=code)
 
 
 # --- commands ---------------------------------------------------------------------

@@ -8,8 +8,8 @@ from telegram import Update
 from telegram.error import Forbidden, TelegramError
 
 from bot.errors import DomainError
-from bot.i18n import t
-from handlers.common import Ctx, chat_language, person_of, reply
+from bot.i18n import N_, t, t_plain
+from handlers.common import Ctx, chat_language, esc, person_of, reply
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +26,15 @@ async def on_error(update: object, context: Ctx) -> None:
     except Exception:  # the database may be what failed
         log.exception("could not tell who the update came from")
         lang = context.application.bot_data["rt"].settings.default_language
-    if isinstance(error, DomainError):
-        text = t(lang, error.key, **error.params)
-    else:
-        text = t(lang, "error.internal")
+    # A domain error's params are raw values (codes, names people typed).
+    key, params = (error.key, error.params) if isinstance(error, DomainError) else (N_("error.internal"), {})
     try:
         if update.callback_query is not None:
-            await update.callback_query.answer(text[:200], show_alert=True)
+            # A button's pop-up shows plain text only: no tags, at most 200 characters.
+            await update.callback_query.answer(t_plain(lang, key, **params), show_alert=True)
         elif update.effective_message is not None:
-            await reply(update, text)
+            escaped = {name: esc(value) if isinstance(value, str) else value for name, value in params.items()}
+            await reply(update, t(lang, key, **escaped))
     except Forbidden:
         log.info("could not answer: the bot may not post in chat %s", update.effective_chat)
     except TelegramError:

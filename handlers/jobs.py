@@ -1,4 +1,4 @@
-"""Periodic work on PTB's JobQueue: drain the outbox, retire idle report drafts.
+"""Periodic work on PTB's JobQueue: wake the outbox sender, retire idle report drafts.
 
 No per-case jobs: each run looks in the database for what is due, so nothing is lost
 or repeated across restarts.
@@ -31,6 +31,7 @@ DIGEST_EVERY_S = 60
 
 
 async def drain_outbox(context: ContextTypes.DEFAULT_TYPE) -> None:
+    # Wakes the sender for rows that came due (retries) or that another process left.
     await flush(context.application)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
-from bot.callbacks import BadCallback, Callback, cb
-from bot.i18n import SUPPORTED_LANGUAGES, language_name, normalise_language, t
+from bot.callbacks import BadCallback, Lang
+from bot.i18n import SUPPORTED_LANGUAGES, language_name, normalise_language, t, t_plain
 from bot.org import chats as chat_service
 from bot.people import identity as people
 from bot.people.roles import Person
@@ -15,7 +15,7 @@ from handlers.common import Ctx, chat_language, is_private, off_loop, person_of,
 
 def _keyboard() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(language_name(lang), callback_data=cb("lang", lang)) for lang in SUPPORTED_LANGUAGES]]
+        [[InlineKeyboardButton(language_name(lang), callback_data=Lang(lang).pack()) for lang in SUPPORTED_LANGUAGES]]
     )
 
 
@@ -56,16 +56,16 @@ async def _store(update: Update, rt: Runtime, person: Person, chosen: str) -> No
         )
 
 
-async def lang_pressed(update: Update, context: Ctx, callback: Callback) -> None:
+async def lang_pressed(update: Update, context: Ctx, button: Lang) -> None:
     query = update.callback_query
     assert query is not None
-    chosen = normalise_language(callback.arg(0))
+    chosen = normalise_language(button.language)
     if chosen is None:
-        raise BadCallback(callback)
+        raise BadCallback(button)
     rt = runtime(context)
     person = await person_of(update, context)
     assert person is not None
     await _store(update, rt, person, chosen)
     text = t(chosen, "lang.set", language=language_name(chosen))
-    await query.answer(text)
+    await query.answer(t_plain(chosen, "lang.set", language=language_name(chosen)))
     await query.edit_message_text(text)

@@ -1,17 +1,47 @@
-"""Getting a photo a person sent into our media store (shared by every feature that takes photos)."""
+"""Getting a photo a person sent into our media store (shared by every feature that takes photos).
+
+Photos are decoded in a small pool of worker processes of their own (:func:`photo_pool`), not in
+the default thread pool the database work runs in: decoding a photo is CPU work that would hold
+the GIL and take the threads database calls wait for. The pool is made on first use (its
+workers start when photos need them) and stopped by :func:`shutdown_photo_pool`, for the
+application's ``post_shutdown``; at interpreter exit concurrent.futures stops it anyway.
+
+Memory is bounded twice: the pool's size bounds how many photos decode at once (each decode is
+itself bounded by ``bot.intake.photos``), and a semaphore per event loop bounds how many photos
+are downloaded and waiting, so a burst of photos queues as updates, not as bytes in memory.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import weakref
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from datetime import tzinfo
+from multiprocessing import spawn
+from pathlib import Path
+from typing import Any
 
 from telegram import Message
 from telegram.error import BadRequest
 
-from bot.intake.photos import NotAnImage, PhotoTooLarge, check_size, process_photo
+from bot.intake.photos import NotAnImage, PhotoError, PhotoTooLarge, StoredPhoto, check_size, process_photo
 from bot.intake.submit import PhotoIn
-from handlers.common import Ctx, off_loop, runtime
+from handlers.common import Ctx, runtime
+
+log = logging.getLogger(__name__)
 
 IMAGE_MIME_PREFIX = "image/"
+
+PHOTO_WORKERS = 2  # processes decoding photos at once
+PHOTO_SLOTS = PHOTO_WORKERS + 1  # photos downloaded or decoding at once: one ready for the next free worker
 
 
 @dataclass(frozen=True)
@@ -45,16 +75,18 @@ async def receive_photo(context: Ctx, message: Message) -> Received:
     else:
         raise NotAnImage()
     check_size(file_size)
-    try:
-        tg_file = await context.bot.get_file(file_id)
-    except BadRequest as exc:
-        if "too big" in str(exc).lower():
-            raise PhotoTooLarge(size_mb=">20", max_mb=20) from None
-        raise
-    check_size(tg_file.file_size)
-    data = bytes(await tg_file.download_as_bytearray())
     rt = runtime(context)
-    stored = await off_loop(process_photo, data, rt.settings.media_dir, default_tz=rt.settings.tz)
+    async with _slots():
+        try:
+            tg_file = await context.bot.get_file(file_id)
+        except BadRequest as exc:
+            if "too big" in str(exc).lower():
+                raise PhotoTooLarge(size_mb=">20", max_mb=20) from None
+            raise
+        check_size(tg_file.file_size)
+        data = await tg_file.download_as_bytearray()
+        stored = await decode_photo(data, rt.settings.media_dir, default_tz=rt.settings.tz)
+        del data
     photo = PhotoIn(
         file_id=file_id,
         sha256=stored.sha256,
@@ -66,3 +98,97 @@ async def receive_photo(context: Ctx, message: Message) -> Received:
         taken_at=stored.taken_at,
     )
     return Received(photo, stored.gps)
+
+
+async def decode_photo(data: bytes | bytearray, media_dir: Path | str, *, default_tz: tzinfo) -> StoredPhoto:
+    """:func:`bot.intake.photos.process_photo` in the photo pool. Raises its PhotoErrors; a
+    worker that died (killed for memory, a crashing decoder) gives a plain PhotoError and a
+    fresh pool for the next photo."""
+    pool = photo_pool()
+    job = functools.partial(process_photo, data, os.path.abspath(media_dir), default_tz=default_tz)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, job)
+    except BrokenProcessPool:
+        log.exception("a photo worker died; starting a new pool")
+        _discard(pool)
+        raise PhotoError() from None
+
+
+# --------------------------------------------------------------------------- the pool
+
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_loop_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def photo_pool() -> ProcessPoolExecutor:
+    """The process pool photos decode in, made on first use (workers start when needed)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = _PhotoPool(
+                max_workers=PHOTO_WORKERS,
+                mp_context=multiprocessing.get_context("spawn"),
+                # Ctrl-C reaches the whole process group: let the bot shut the pool down
+                # instead of every worker dying with a traceback.
+                initializer=signal.signal,
+                initargs=(signal.SIGINT, signal.SIG_IGN),
+            )
+        return _pool
+
+
+def shutdown_photo_pool() -> None:
+    """Stop the photo workers: photos being decoded finish, queued ones are cancelled, and the
+    call returns when the processes have exited. Safe to call twice, or with no pool; a later
+    photo starts a new pool."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is pool:
+            _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _slots() -> asyncio.Semaphore:
+    """This event loop's semaphore (an asyncio primitive belongs to one loop; tests run many)."""
+    loop = asyncio.get_running_loop()
+    slots = _loop_slots.get(loop)
+    if slots is None:
+        slots = _loop_slots[loop] = asyncio.Semaphore(PHOTO_SLOTS)
+    return slots
+
+
+_spawn_lock = threading.Lock()
+
+
+class _PhotoPool(ProcessPoolExecutor):
+    """A process pool whose workers do not run the parent's ``__main__`` again.
+
+    multiprocessing's spawn re-imports the parent's main module in each child, so that things
+    defined there unpickle. Ours is the ``griddesk`` script (or pytest, or a benchmark), which
+    would load the whole bot (PTB, SQLAlchemy: ~70 MB) into every photo worker; a worker needs
+    only ``bot.intake.photos``, which unpickling a job imports by name. Nothing defined in
+    ``__main__`` is ever sent to a worker."""
+
+    def _spawn_process(self) -> None:
+        with _spawn_lock:
+            original = spawn.get_preparation_data
+
+            def without_main(name: str) -> dict[str, Any]:
+                data = original(name)
+                data.pop("init_main_from_name", None)
+                data.pop("init_main_from_path", None)
+                return data
+
+            spawn.get_preparation_data = without_main
+            try:
+                super()._spawn_process()  # type: ignore[misc]
+            finally:
+                spawn.get_preparation_data = original

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Update
+from telegram import ChatMember, ChatMemberRestricted, Update
 from telegram.constants import ChatType
-from telegram.error import Forbidden
+from telegram.error import BadRequest, Forbidden
 
 from bot.i18n import t
 from bot.org import chats as chat_service
@@ -42,12 +42,22 @@ async def bot_membership(update: Update, context: Ctx) -> None:
         actor_telegram_id=change.from_user.id if change.from_user else None,
     )
     if present and not was_present:
+        if not _may_post(change.new_chat_member):
+            log.info("added to %s but may not post there: no greeting", chat.id)
+            return
         info = await off_loop(chat_service.chat_info, rt, chat.id)
         lang = (info.language if info else None) or rt.settings.default_language
         try:
             await context.bot.send_message(chat.id, t(lang, "group.hello"), parse_mode="HTML")
-        except Forbidden:
-            log.info("added to %s but may not post there", chat.id)
+        except (Forbidden, BadRequest) as exc:  # rights changed meanwhile: "not enough rights"
+            log.info("added to %s but may not post there: %s", chat.id, exc)
     elif not present:
         log.warning("removed from group %s (%s)", chat.id, chat.title)
         await flush(context.application)  # the command room hears of it at once
+
+
+def _may_post(member: ChatMember) -> bool:
+    """A restricted bot may be barred from sending messages (Telegram answers 400 then)."""
+    if isinstance(member, ChatMemberRestricted):
+        return bool(member.can_send_messages)
+    return True

@@ -1,34 +1,72 @@
-"""The outbox sender: renders queued rows and sends them, editing cards in place.
+"""The outbox sender: one background task per process renders queued rows and sends them.
 
-Handlers call `flush` right after a service committed (so people see results at once);
-a repeating job drains whatever is left (retries, rows of a crashed process).
+How it runs:
+
+- `flush(app)` only wakes the sender (handlers call it right after a service committed;
+  it never waits for Telegram). `drain(app)` waits until everything due when it was
+  called has been attempted (tests after each update, the demo, shutdown).
+- Rows are claimed a few per chat at a time and queued per chat. Chats take turns
+  (round robin), each within its budget (bot/outbox.py: ~1 a second in a private chat,
+  ~20 a minute in a group, ~30 a second overall), up to MAX_IN_FLIGHT sends at once and
+  never two at once in one chat. One group's backlog never delays another chat.
+- Several rows for one card (same case, chat, purpose) queued together are rendered
+  once and sent as one post or edit; all of them are marked sent.
+- A 429 pauses that chat for `retry_after` (its queued rows go back to the database for
+  then); 5xx and timeouts retry the row with backoff; Telegram's refusals end the row
+  (a chat that blocked or removed us is marked and the command room alerted). PTB's rate
+  limiter does not retry our sends (`FROM_OUTBOX`, see griddesk/app.py), so no message
+  is retried twice.
+- A database error while recording one row's result is retried a few times, logged, and
+  left to the lease (the row is sent again later, never lost); the others carry on.
+- A card's photo is uploaded once per process, then sent by Telegram's file_id.
+- A photo card whose caption would pass 1,024 UTF-16 units becomes a photo with a short
+  caption (the card's first line) followed by the full card as a text message with the
+  buttons; that text message is then the card, edited in place from then on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import html
 import logging
+import re
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
+from sqlalchemy.exc import DBAPIError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
 from bot import outbox
-from bot.callbacks import cb
+from bot.callbacks import Confirm, Extension, NotFixed
 from bot.cases import digests
-from bot.cases.cards import Card, case_view, render_card
+from bot.cases.cards import Card, CaseView, case_view, render_card
 from bot.i18n import t
 from bot.intake.photos import absolute
 from bot.org.chats import chat_info
 from bot.runtime import Runtime
+from bot.textlimits import CAPTION_LIMIT, utf16_len
 from handlers.common import clip, off_loop
 
 log = logging.getLogger(__name__)
 
-_LOCK_KEY = "outbox_lock"
+SENDER_TASK_NAME = "griddesk-outbox-sender"
+_SENDER_KEY = "outbox_sender"
+_FILE_IDS_KEY = "outbox_file_ids"
+STOP_GRACE_S = 10.0  # sends under way at shutdown get this long to finish
+ERROR_PAUSE_S = 1.0  # after an unexpected error in the loop (the database is down…)
+MAX_CACHED_VIEWS = 500  # case views kept between idle moments
+RECLAIM_PAUSE_S = 0.1  # a drain waits on rows the last claim could not take: look again after
+
+# True inside the sender's sends: PTB's rate limiter then leaves 429s to us (griddesk/app.py).
+FROM_OUTBOX: contextvars.ContextVar[bool] = contextvars.ContextVar("griddesk_from_outbox", default=False)
 
 
 def markup(card: Card) -> InlineKeyboardMarkup | None:
@@ -37,45 +75,6 @@ def markup(card: Card) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in card.buttons]
     )
-
-
-async def flush(app: Application) -> int:
-    """Send everything due now. Concurrent calls queue behind one another."""
-    lock = app.bot_data.setdefault(_LOCK_KEY, asyncio.Lock())
-    rt: Runtime = app.bot_data["rt"]
-    sent = 0
-    async with lock:
-        while True:
-            jobs = await off_loop(outbox.claim, rt)
-            if not jobs:
-                return sent
-            for job in jobs:
-                sent += await _send_one(app, rt, job)
-
-
-async def _send_one(app: Application, rt: Runtime, job: outbox.Job) -> int:
-    try:
-        message_id, is_photo = await _deliver(app, rt, job)
-    except RetryAfter as exc:
-        seconds = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
-        await off_loop(outbox.failed_for_now, rt, job, error=str(exc), retry_after=float(seconds))
-        return 0
-    except Forbidden as exc:
-        log.warning("chat %s refuses our messages: %s", job.chat_id, exc)
-        await off_loop(outbox.undeliverable, rt, job, error=str(exc), chat_gone=True)
-        return 0
-    except BadRequest as exc:
-        if "not modified" in str(exc).lower():
-            await off_loop(outbox.delivered, rt, job, message_id=None)
-            return 0
-        log.error("outbox row %s refused by Telegram: %s", job.id, exc)
-        await off_loop(outbox.undeliverable, rt, job, error=str(exc), chat_gone="chat not found" in str(exc).lower())
-        return 0
-    except (TimedOut, NetworkError) as exc:
-        await off_loop(outbox.failed_for_now, rt, job, error=str(exc))
-        return 0
-    await off_loop(outbox.delivered, rt, job, message_id=message_id, is_photo=is_photo)
-    return 1
 
 
 def localized_params(params: dict[str, Any], lang: str) -> dict[str, Any]:
@@ -91,27 +90,551 @@ def localized_params(params: dict[str, Any], lang: str) -> dict[str, Any]:
     return out
 
 
-async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int | None, bool]:
-    lang = await off_loop(outbox.chat_language, rt, job.chat_id)
-    if job.kind == "user_text":
-        text = clip(t(lang, job.payload["key"], **localized_params(job.payload.get("params", {}), lang)))
-        message = await app.bot.send_message(
-            job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
-        )
-        return message.message_id, False
-    if job.kind == "digest":
-        text = clip(digests.render(job.payload, lang))
-        message = await app.bot.send_message(
-            job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
-        )
-        return message.message_id, False
-    if job.kind in ("rating_request", "followup_card"):
-        from handlers.rate import deliver  # rate.py imports this module: import when used
+def visible_len(text: str) -> int:
+    """Roughly what Telegram counts of an HTML text: tags gone, entities decoded, UTF-16."""
+    return utf16_len(html.unescape(re.sub(r"<[^>]+>", "", text)))
 
-        return await deliver(app, rt, job, lang)
-    if job.kind == "verify_request":
-        return await _verify_request(app, rt, job, lang), False
-    if job.kind == "extension_request":
+
+def short_caption(card_text: str) -> str:
+    """The caption of a photo whose card goes in a text message: the card's first line."""
+    first = card_text.split("\n", 1)[0]
+    return first if visible_len(first) <= CAPTION_LIMIT else ""
+
+
+def _caption_too_long(exc: BadRequest) -> bool:
+    return "caption is too long" in str(exc).lower()
+
+
+def _bad_file_id(exc: BadRequest) -> bool:
+    text = str(exc).lower()
+    return "file identifier" in text or "file reference" in text or "wrong remote file" in text
+
+
+# --- the public face ---------------------------------------------------------------------
+
+
+async def flush(app: Application) -> None:
+    """Tell the sender there is something to send. Returns at once: it never waits for
+    Telegram (use `drain` to wait)."""
+    sender = app.bot_data.get(_SENDER_KEY)
+    if isinstance(sender, Sender) and sender.running:
+        sender.wake()
+    else:
+        log.debug("no outbox sender running; the rows wait for drain() or the next start")
+
+
+async def drain(app: Application, *, timeout: float | None = None) -> int:
+    """Wait until every row due now has been attempted; the number of rows delivered.
+
+    Without a running sender (an Application that never ran post_init) a sender is run
+    just for this.
+    """
+    sender = app.bot_data.get(_SENDER_KEY)
+    if isinstance(sender, Sender) and sender.running:
+        return await sender.drain(timeout=timeout)
+    temporary = Sender(app)
+    temporary.start()
+    try:
+        return await temporary.drain(timeout=timeout)
+    finally:
+        await temporary.stop()
+
+
+def start_sender(app: Application) -> Sender:
+    """Start this process's sender (post_init). Idempotent."""
+    sender = app.bot_data.get(_SENDER_KEY)
+    if isinstance(sender, Sender) and sender.running:
+        return sender
+    sender = Sender(app)
+    app.bot_data[_SENDER_KEY] = sender
+    sender.start()
+    return sender
+
+
+async def stop_sender(app: Application, *, drain_timeout: float | None = None) -> None:
+    """Stop the sender (post_stop / post_shutdown). With `drain_timeout`, first try to send
+    what is due for that long (the bot must still be up). Idempotent."""
+    sender = app.bot_data.pop(_SENDER_KEY, None)
+    if not isinstance(sender, Sender):
+        return
+    if drain_timeout and sender.running:
+        try:
+            await sender.drain(timeout=drain_timeout)
+        except TimeoutError:
+            log.warning("outbox not drained within %s s at shutdown; the rest is sent on the next start", drain_timeout)
+        except Exception:
+            log.exception("outbox drain at shutdown failed")
+    await sender.stop()
+
+
+# --- the sender --------------------------------------------------------------------------
+
+
+@dataclass
+class Unit:
+    """One thing to send to one chat: a row, or several rows of one card coalesced."""
+
+    chat_id: int
+    jobs: list[outbox.Job]
+    key: tuple[int, str] | None = None
+    dropped: list[Unit] = field(default_factory=list)  # the chat's queue, given up with this one
+
+    @property
+    def ids(self) -> list[int]:
+        return [job.id for job in self.jobs]
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A drain: rows up to `mark` (the newest id when it began) due by `due_by`."""
+
+    mark: int
+    due_by: datetime
+    done: asyncio.Future[None]
+    claims_before: int  # how many claims the sender had made when it began
+
+
+@dataclass
+class _Batch:
+    """What was read for the rows claimed since the sender was last idle: each case's view
+    and each rendered card are computed once however many chats and rows want them."""
+
+    views: dict[int, asyncio.Future[CaseView | None]] = field(default_factory=dict)
+    cards: dict[tuple[Any, ...], Card] = field(default_factory=dict)
+    langs: dict[int, str] = field(default_factory=dict)
+
+    def forget_case(self, case_id: int) -> None:
+        self.views.pop(case_id, None)
+        for key in [k for k in self.cards if k[0] == case_id]:
+            del self.cards[key]
+
+
+class Sender:
+    def __init__(
+        self,
+        app: Application,
+        *,
+        budgets: outbox.Budgets | None = None,
+        max_in_flight: int = outbox.MAX_IN_FLIGHT,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        self.app = app
+        self.rt: Runtime = app.bot_data["rt"]
+        self.budgets = budgets or outbox.Budgets(enabled=self.rt.settings.rate_limit)
+        self.max_in_flight = max_in_flight
+        self._monotonic = monotonic
+        self.file_ids: outbox.FileIds = app.bot_data.setdefault(_FILE_IDS_KEY, outbox.FileIds())
+        self.delivered_rows = 0  # rows whose message went out, since start
+        self._queues: dict[int, deque[Unit]] = {}
+        self._turns: OrderedDict[int, None] = OrderedDict()  # chats with queued units, next first
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._held: dict[int, datetime] = {}  # row id -> when its lease was last set
+        self._capped: set[int] = set()  # chats of which the last claim took the most it may
+        self._batch = _Batch()
+        self._kick = asyncio.Event()
+        self._claim_wanted = True  # rows of a crashed process may be waiting
+        self._waiters: list[_Waiter] = []
+        self._last_claim = -1  # rows the last claim took (-1: it failed)
+        self._claims = 0
+        self._claiming = False
+        self._waiters_dirty = False  # something happened that may answer a drain
+        self._reclaim_at: float | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    # -- life -------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done() and not self._stopping
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=SENDER_TASK_NAME)
+
+    def wake(self) -> None:
+        self._claim_wanted = True
+        self._kick.set()
+
+    async def drain(self, *, timeout: float | None = None) -> int:
+        """Wait until every row committed before this call and due by now has been tried
+        (other chats' new rows arriving meanwhile do not hold it up)."""
+        if not self.running:
+            raise RuntimeError("the outbox sender is not running")
+        before = self.delivered_rows
+        async with asyncio.timeout(timeout):
+            due_by = self.rt.clock.now()
+            mark, first = await off_loop(outbox.drain_mark, self.rt, due_by)
+            if first is None and not self._held and not self._claiming:
+                return self.delivered_rows - before  # nothing due, nothing under way: the common case
+            waiter = _Waiter(mark, due_by, asyncio.get_running_loop().create_future(), self._claims)
+            self._waiters.append(waiter)
+            self._waiters_dirty = True
+            self._kick.set()
+            try:
+                await asyncio.shield(waiter.done)
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        return self.delivered_rows - before
+
+    async def stop(self) -> None:
+        """Stop taking work, let sends under way finish, give back rows not yet tried."""
+        self._stopping = True
+        self._kick.set()
+        task = self._task
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_S)
+            except TimeoutError:
+                log.warning("outbox sends still under way after %s s; stopping them", STOP_GRACE_S)
+                task.cancel()
+                for send in list(self._in_flight.values()):
+                    send.cancel()
+                await asyncio.gather(task, *self._in_flight.values(), return_exceptions=True)
+            except Exception:
+                log.exception("the outbox sender ended with an error")
+        unsent = [row for units in self._queues.values() for unit in units for row in unit.ids]
+        self._queues.clear()
+        self._turns.clear()
+        if unsent:
+            await self._record(outbox.release, unsent)
+        for waiter in self._waiters:
+            if not waiter.done.done():
+                waiter.done.set_exception(RuntimeError("the outbox sender stopped"))
+                waiter.done.exception()  # retrieved: a drain that timed out no longer listens
+        self._waiters.clear()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._monotonic() if self._monotonic else asyncio.get_running_loop().time()
+
+    async def _run(self) -> None:
+        while not (self._stopping and not self._in_flight):
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox sender: unexpected error; carrying on")
+                self._claim_wanted = True
+                await asyncio.sleep(ERROR_PAUSE_S)
+                continue
+            delay = self._next_event_in()
+            try:
+                async with asyncio.timeout(delay):
+                    await self._kick.wait()
+            except TimeoutError:
+                pass
+            self._kick.clear()
+
+    async def _step(self) -> None:
+        if self._stopping:
+            return
+        if self._reclaim_at is not None and self._now() >= self._reclaim_at:
+            self._reclaim_at = None
+            self._claim_wanted = True
+        if self._claim_wanted:
+            self._claim_wanted = False
+            self._claiming = True  # rows taken but not yet held: a drain must not see "nothing"
+            try:
+                self._last_claim = await self._claim()
+            finally:
+                self._claiming = False
+            self._claims += 1
+            self._waiters_dirty = True
+        await self._renew_leases()
+        self._start_sends()
+        if self._idle():
+            self._batch = _Batch()
+        await self._answer_waiters()
+        self.budgets.forget_idle(self._now())
+
+    def _idle(self) -> bool:
+        return not self._queues and not self._in_flight
+
+    async def _answer_waiters(self) -> None:
+        """Answer the drains whose rows have all been tried: none of them still held here,
+        none due in the database. One look at the database answers them all."""
+        if not self._waiters or not self._waiters_dirty:
+            return
+        self._waiters_dirty = False
+        floor = min(self._held) if self._held else None  # the oldest row we still hold
+        ready = [w for w in self._waiters if floor is None or floor > w.mark]
+        if not ready:
+            return  # rows of theirs are still being sent (or queued)
+        mark, due_by = max(w.mark for w in ready), max(w.due_by for w in ready)
+        try:
+            first = await off_loop(outbox.first_due, self.rt, mark, due_by)
+        except DBAPIError:
+            log.warning("could not look for due outbox rows; trying again shortly", exc_info=True)
+            self._reclaim_at = self._now() + RECLAIM_PAUSE_S
+            return
+        for waiter in ready:
+            if first is None or waiter.mark < first:
+                if not waiter.done.done():
+                    waiter.done.set_result(None)
+                self._waiters.remove(waiter)
+        if first is None:
+            return
+        # Rows are due that we do not hold: claim them. If a claim made since these drains
+        # began found nothing (their chat is paused, another process holds them), look again
+        # in a moment rather than at once.
+        self._waiters_dirty = True
+        if self._last_claim == 0 and all(self._claims > w.claims_before for w in self._waiters):
+            self._reclaim_at = self._reclaim_at or self._now() + RECLAIM_PAUSE_S
+        else:
+            self._claim_wanted = True
+
+    def _next_event_in(self) -> float | None:
+        """Seconds until a queued chat's budget frees up (None: only a wake-up or a finished
+        send can give us work), capped so held rows' leases are renewed in time."""
+        if self._claim_wanted:
+            return 0
+        now = self._now()
+        delays = [] if self._reclaim_at is None else [self._reclaim_at - now]
+        if self._queues and len(self._in_flight) < self.max_in_flight:
+            overall = self.budgets.overall_ready_at(now)
+            for chat in self._queues:
+                if chat not in self._in_flight:
+                    delays.append(max(self.budgets.chat_ready_at(chat, now), overall) - now)
+        if self._held:
+            delays.append(outbox.LEASE.total_seconds() / 4)
+        return max(min(delays), 0.01) if delays else None
+
+    async def _claim(self) -> int:
+        now = self._now()
+        skip = self.budgets.paused(now) | {
+            chat for chat, units in self._queues.items() if sum(len(u.jobs) for u in units) >= outbox.CLAIM_PER_CHAT
+        }
+        try:
+            jobs = await off_loop(
+                outbox.claim, self.rt, outbox.CLAIM_LIMIT, per_chat=outbox.CLAIM_PER_CHAT, skip_chats=skip
+            )
+        except DBAPIError:
+            log.warning("outbox claim failed; trying again shortly", exc_info=True)
+            await asyncio.sleep(ERROR_PAUSE_S)
+            self._claim_wanted = True
+            return -1
+        claimed_at = self.rt.clock.now()
+        if len(self._batch.views) > MAX_CACHED_VIEWS:  # never idle for long: start afresh
+            self._batch = _Batch()
+        per_chat: dict[int, int] = {}
+        for job in jobs:
+            self._held[job.id] = claimed_at
+            per_chat[job.chat_id] = per_chat.get(job.chat_id, 0) + 1
+            if job.case_id is not None:
+                self._batch.forget_case(job.case_id)  # the case changed since we last looked
+            self._enqueue(job)
+        self._capped |= {chat for chat, n in per_chat.items() if n >= outbox.CLAIM_PER_CHAT}
+        if len(jobs) >= outbox.CLAIM_LIMIT:
+            self._claim_wanted = True  # more are waiting
+        return len(jobs)
+
+    def _enqueue(self, job: outbox.Job) -> None:
+        queue = self._queues.setdefault(job.chat_id, deque())
+        key = outbox.card_key(job)
+        if key is not None:
+            for unit in queue:
+                if unit.key == key:
+                    unit.jobs.append(job)  # one render, one send for all of them
+                    return
+        queue.append(Unit(job.chat_id, [job], key))
+        self._turns.setdefault(job.chat_id, None)
+
+    def _start_sends(self) -> None:
+        now = self._now()
+        for chat in list(self._turns):
+            if len(self._in_flight) >= self.max_in_flight or self.budgets.overall_ready_at(now) > now:
+                return
+            if chat in self._in_flight or self.budgets.chat_ready_at(chat, now) > now:
+                continue
+            queue = self._queues[chat]
+            unit = queue.popleft()
+            del self._turns[chat]
+            if queue:
+                self._turns[chat] = None  # its next unit waits for every other chat's turn
+            else:
+                del self._queues[chat]
+            self.budgets.spend(chat, now)
+            task = asyncio.get_running_loop().create_task(self._send(unit), name=f"griddesk-outbox-send-{chat}")
+            self._in_flight[chat] = task
+            task.add_done_callback(functools.partial(self._finished, chat))
+
+    def _finished(self, chat: int, task: asyncio.Task[None]) -> None:
+        self._waiters_dirty = True
+        if self._in_flight.get(chat) is task:
+            del self._in_flight[chat]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("outbox send to %s failed", chat, exc_info=task.exception())
+        if chat in self._capped and chat not in self._queues:
+            self._capped.discard(chat)
+            self._claim_wanted = True  # its next rows may be waiting in the database
+        self._kick.set()
+
+    async def _renew_leases(self) -> None:
+        now = self.rt.clock.now()
+        stale = [row for row, at in self._held.items() if now - at >= outbox.LEASE / 2]
+        if not stale:
+            return
+        if await self._record(outbox.extend_lease, stale):
+            for row in stale:
+                self._held[row] = now
+
+    def _drop_chat_queue(self, chat: int) -> list[Unit]:
+        self._turns.pop(chat, None)
+        return list(self._queues.pop(chat, ()))
+
+    # -- one send ---------------------------------------------------------------------------
+
+    async def _send(self, unit: Unit) -> None:
+        FROM_OUTBOX.set(True)  # this task's own context: PTB's limiter must not retry for us
+        try:
+            await self._attempt(unit)
+        finally:
+            # Only now, bookkeeping done: a drain waiting on these rows may be answered.
+            for each in (unit, *unit.dropped):
+                for row in each.ids:
+                    self._held.pop(row, None)
+
+    async def _attempt(self, unit: Unit) -> None:
+        job, chat = unit.jobs[0], unit.chat_id
+        try:
+            message_id, is_photo = await self._deliver(job)
+        except RetryAfter as exc:
+            seconds = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
+            log.info("Telegram asks us to wait %s s before sending to %s again", seconds, chat)
+            self.budgets.pause(chat, self._now() + float(seconds))
+            for each in unit.jobs:
+                await self._record(outbox.failed_for_now, each, error=str(exc), retry_after=float(seconds))
+            unit.dropped = self._drop_chat_queue(chat)  # tried again once the pause is over
+            later = [row for u in unit.dropped for row in u.ids]
+            await self._record(outbox.release, later, after=float(seconds))
+            return
+        except Forbidden as exc:
+            log.warning("chat %s refuses our messages: %s", chat, exc)
+            unit.dropped = self._drop_chat_queue(chat)  # the rest would be refused the same way
+            for each in [*unit.jobs, *(j for u in unit.dropped for j in u.jobs)]:
+                await self._record(outbox.undeliverable, each, error=str(exc), chat_gone=True)
+            await self._own_rows_queued()
+            return
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                await self._delivered(unit, None, False)
+                return
+            log.error("outbox rows %s refused by Telegram: %s", unit.ids, exc)
+            gone = "chat not found" in str(exc).lower()
+            unit.dropped = self._drop_chat_queue(chat) if gone else []  # no chat: no point in the rest
+            for each in [*unit.jobs, *(j for u in unit.dropped for j in u.jobs)]:
+                await self._record(outbox.undeliverable, each, error=str(exc), chat_gone=gone)
+            if gone:
+                await self._own_rows_queued()
+            return
+        except (TimedOut, NetworkError) as exc:
+            log.info("outbox rows %s not sent for now: %s", unit.ids, exc)
+            for each in unit.jobs:
+                await self._record(outbox.failed_for_now, each, error=str(exc))
+            return
+        except Exception as exc:  # a bug in rendering: retry with backoff, and make it seen
+            log.exception("outbox rows %s could not be sent", unit.ids)
+            for each in unit.jobs:
+                await self._record(outbox.failed_for_now, each, error=f"{type(exc).__name__}: {exc}")
+            await self.app.process_error(None, exc)
+            return
+        await self._delivered(unit, message_id, is_photo)
+
+    async def _delivered(self, unit: Unit, message_id: int | None, is_photo: bool) -> None:
+        self.delivered_rows += len(unit.jobs)
+        for each in unit.jobs:
+            await self._record(outbox.delivered, each, message_id=message_id, is_photo=is_photo)
+
+    async def _own_rows_queued(self) -> None:
+        """Our bookkeeping queued rows (the command room's alert about a lost chat): the
+        drains under way wait for those too, and they are claimed at once."""
+        self._claim_wanted = True
+        if self._waiters:
+            try:
+                mark = await off_loop(outbox.high_water, self.rt)
+            except DBAPIError:
+                return
+            for waiter in self._waiters:
+                waiter.mark = max(waiter.mark, mark)
+
+    async def _record(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> bool:
+        """Bookkeeping in the database, retried through transient errors. False if it never
+        went through: the row stays claimed and is sent again once its lease runs out."""
+        for attempt, pause in enumerate((*outbox.BOOKKEEPING_RETRIES, None)):
+            try:
+                await off_loop(fn, self.rt, *args, **kwargs)
+                return True
+            except DBAPIError as exc:
+                if pause is None:
+                    log.error("outbox bookkeeping %s gave up after %s tries: %s", fn.__name__, attempt + 1, exc)
+                    return False
+                log.warning("outbox bookkeeping %s failed (%s); retrying", fn.__name__, exc)
+                await asyncio.sleep(pause)
+        return False
+
+    # -- rendering --------------------------------------------------------------------------
+
+    async def _lang(self, chat_id: int) -> str:
+        lang = self._batch.langs.get(chat_id)
+        if lang is None:
+            lang = self._batch.langs[chat_id] = await off_loop(outbox.chat_language, self.rt, chat_id)
+        return lang
+
+    async def _view(self, case_id: int) -> CaseView | None:
+        pending = self._batch.views.get(case_id)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_task(
+                off_loop(case_view, self.rt, case_id), name="griddesk-outbox-view"
+            )
+            self._batch.views[case_id] = pending
+        try:
+            return await asyncio.shield(pending)
+        except Exception:
+            if self._batch.views.get(case_id) is pending:
+                del self._batch.views[case_id]
+            raise
+
+    def _card(self, view: CaseView, *, lang: str, purpose: str, photo: bool, unit_id: int | None) -> Card:
+        key = (view.id, lang, purpose, photo, unit_id)
+        card = self._batch.cards.get(key)
+        if card is None:
+            card = self._batch.cards[key] = render_card(
+                view, lang=lang, purpose=purpose, tz=self.rt.settings.tz, photo=photo, viewer_unit_id=unit_id
+            )
+        return card
+
+    async def _deliver(self, job: outbox.Job) -> tuple[int | None, bool]:
+        app, rt = self.app, self.rt
+        lang = await self._lang(job.chat_id)
+        if job.kind == "user_text":
+            text = clip(t(lang, job.payload["key"], **localized_params(job.payload.get("params", {}), lang)))
+            message = await app.bot.send_message(
+                job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
+            )
+            return message.message_id, False
+        if job.kind == "digest":
+            text = clip(digests.render(job.payload, lang))
+            message = await app.bot.send_message(
+                job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
+            )
+            return message.message_id, False
+        if job.kind in ("rating_request", "followup_card"):
+            from handlers.rate import deliver  # rate.py imports this module: import when used
+
+            return await deliver(app, rt, job, lang)
+        if job.kind == "verify_request":
+            return await self._verify_request(job, lang), False
+        if job.kind == "extension_request":
+            return await self._extension_request(job, lang), False
+        if job.kind == "case_card":
+            return await self._case_card(job, lang)
+        log.error("outbox row %s has an unknown kind %r", job.id, job.kind)
+        return None, False
+
+    async def _extension_request(self, job: outbox.Job, lang: str) -> int:
         p = localized_params(job.payload, lang)
         text = t(
             lang,
@@ -125,42 +648,64 @@ async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int 
         buttons = InlineKeyboardMarkup(
             [
                 [
-                    InlineKeyboardButton(t(lang, "work.btn_approve"), callback_data=cb("xa", job.payload["request"])),
-                    InlineKeyboardButton(t(lang, "work.btn_refuse"), callback_data=cb("xr", job.payload["request"])),
+                    InlineKeyboardButton(
+                        t(lang, "work.btn_approve"),
+                        callback_data=Extension("approve", int(job.payload["request"])).pack(),
+                    ),
+                    InlineKeyboardButton(
+                        t(lang, "work.btn_refuse"),
+                        callback_data=Extension("refuse", int(job.payload["request"])).pack(),
+                    ),
                 ]
             ]
         )
-        message = await app.bot.send_message(job.chat_id, clip(text), parse_mode=ParseMode.HTML, reply_markup=buttons)
-        return message.message_id, False
-    if job.kind == "case_card":
+        message = await self.app.bot.send_message(
+            job.chat_id, clip(text), parse_mode=ParseMode.HTML, reply_markup=buttons
+        )
+        return message.message_id
+
+    async def _case_card(self, job: outbox.Job, lang: str) -> tuple[int | None, bool]:
         assert job.case_id is not None
-        view = await off_loop(case_view, rt, job.case_id)
+        bot, chat = self.app.bot, job.chat_id
+        view = await self._view(job.case_id)
         if view is None:
             return None, False
-        existing = await off_loop(outbox.existing_card, rt, job)
-        info = await off_loop(chat_info, rt, job.chat_id) if job.purpose == "department" else None
-        card = render_card(
-            view,
-            lang=lang,
-            purpose=job.purpose or "",
-            tz=rt.settings.tz,
-            photo=existing is None or existing.is_photo,
-            viewer_unit_id=info.unit_id if info else None,
+        existing = await off_loop(outbox.existing_card, self.rt, job)
+        info = await off_loop(chat_info, self.rt, chat) if job.purpose == "department" else None
+        unit_id = info.unit_id if info else None
+        purpose = job.purpose or ""
+        card = self._card(
+            view, lang=lang, purpose=purpose, photo=existing is None or existing.is_photo, unit_id=unit_id
         )
+
+        async def as_text() -> int:
+            """The whole card as a text message (its photo, if any, went with a short caption)."""
+            text_card = self._card(view, lang=lang, purpose=purpose, photo=False, unit_id=unit_id)
+            message = await bot.send_message(
+                chat,
+                text_card.text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup(text_card),
+                disable_web_page_preview=True,
+            )
+            return message.message_id
+
         if existing is not None:
             try:
                 if existing.is_photo:
-                    await app.bot.edit_message_caption(
-                        job.chat_id,
+                    if visible_len(card.text) > CAPTION_LIMIT:
+                        return await self._split_photo_card(job, existing.message_id, card, as_text)
+                    await bot.edit_message_caption(
+                        chat,
                         existing.message_id,
                         caption=card.text,
                         parse_mode=ParseMode.HTML,
                         reply_markup=markup(card),
                     )
                 else:
-                    await app.bot.edit_message_text(
+                    await bot.edit_message_text(
                         card.text,
-                        job.chat_id,
+                        chat,
                         existing.message_id,
                         parse_mode=ParseMode.HTML,
                         reply_markup=markup(card),
@@ -168,45 +713,109 @@ async def _deliver(app: Application, rt: Runtime, job: outbox.Job) -> tuple[int 
                     )
                 return existing.message_id, existing.is_photo
             except BadRequest as exc:
-                if "not found" not in str(exc).lower() and "can't be edited" not in str(exc).lower():
+                text = str(exc).lower()
+                if "not modified" in text:
+                    return existing.message_id, existing.is_photo
+                if existing.is_photo and _caption_too_long(exc):
+                    return await self._split_photo_card(job, existing.message_id, card, as_text)
+                if "not found" not in text and "can't be edited" not in text:
                     raise
                 # The card was deleted in the chat: post it again below.
         if card.photo_path:
-            data = await off_loop(absolute(rt.settings.media_dir, card.photo_path).read_bytes)
-            message = await app.bot.send_photo(
-                job.chat_id, data, caption=card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card)
-            )
-            return message.message_id, True
-        message = await app.bot.send_message(
-            job.chat_id, card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card), disable_web_page_preview=True
+            if visible_len(card.text) <= CAPTION_LIMIT:
+                try:
+                    message = await self._send_photo(
+                        chat, card.photo_path, caption=card.text, reply_markup=markup(card)
+                    )
+                    return message.message_id, True
+                except BadRequest as exc:
+                    if not _caption_too_long(exc):
+                        raise
+            # Too long for a caption: the photo with the card's first line, then the card.
+            log.info("card of case %s in %s is too long for a caption: photo, then text", job.case_id, chat)
+            await self._send_photo(chat, card.photo_path, caption=short_caption(card.text), reply_markup=None)
+            return await as_text(), False
+        message = await bot.send_message(
+            chat, card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card), disable_web_page_preview=True
         )
         return message.message_id, False
-    log.error("outbox row %s has an unknown kind %r", job.id, job.kind)
-    return None, False
 
+    async def _split_photo_card(
+        self, job: outbox.Job, photo_message_id: int, card: Card, as_text: Callable[[], Any]
+    ) -> tuple[int, bool]:
+        """A photo card grew past the caption limit: its caption shrinks to the first line
+        (buttons gone from it) and the full card follows as text, the card from now on."""
+        log.info("card of case %s in %s outgrew its caption: moving it to a text message", job.case_id, job.chat_id)
+        try:
+            await self.app.bot.edit_message_caption(
+                job.chat_id, photo_message_id, caption=short_caption(card.text), parse_mode=ParseMode.HTML
+            )
+        except BadRequest as exc:
+            if not any(s in str(exc).lower() for s in ("not modified", "not found", "can't be edited")):
+                raise
+        return await as_text(), False
 
-async def _verify_request(app: Application, rt: Runtime, job: outbox.Job, lang: str) -> int | None:
-    """Before and after photos side by side, then the question with its two buttons."""
-    assert job.case_id is not None
-    view = await off_loop(case_view, rt, job.case_id)
-    if view is None:
-        return None
-    photos = [*view.photo_paths[:5], *view.after_photo_paths[:5]]
-    if photos:
-        media = []
-        for n, rel in enumerate(photos):
-            data = await off_loop(absolute(rt.settings.media_dir, rel).read_bytes)
-            before = n < len(view.photo_paths[:5])
-            media.append(InputMediaPhoto(data, caption=t(lang, "work.photo_before" if before else "work.photo_after")))
-        await app.bot.send_media_group(job.chat_id, media)
-    text = t(lang, "work.verify_request", code=html.escape(view.code), category=html.escape(view.category.get(lang)))
-    buttons = InlineKeyboardMarkup(
-        [
+    async def _send_photo(
+        self, chat_id: int, path: str, *, caption: str, reply_markup: InlineKeyboardMarkup | None
+    ) -> Message:
+        """Our JPEG by its file_id once Telegram has it, else uploaded (and its file_id kept)."""
+        bot = self.app.bot
+        file_id = self.file_ids.get(path)
+        if file_id is not None:
+            try:
+                return await bot.send_photo(
+                    chat_id, file_id, caption=caption or None, parse_mode=ParseMode.HTML, reply_markup=reply_markup
+                )
+            except BadRequest as exc:
+                if not _bad_file_id(exc):
+                    raise
+                log.info("file_id of %s no longer accepted; uploading again", path)
+                self.file_ids.forget(path)
+        data = await off_loop(absolute(self.rt.settings.media_dir, path).read_bytes)
+        message = await bot.send_photo(
+            chat_id, data, caption=caption or None, parse_mode=ParseMode.HTML, reply_markup=reply_markup
+        )
+        if message.photo:
+            self.file_ids.put(path, message.photo[-1].file_id)
+        return message
+
+    async def _verify_request(self, job: outbox.Job, lang: str) -> int | None:
+        """Before and after photos side by side, then the question with its two buttons."""
+        assert job.case_id is not None
+        view = await self._view(job.case_id)
+        if view is None:
+            return None
+        before = list(view.photo_paths[:5])
+        photos = [*before, *view.after_photo_paths[:5]]
+        if photos:
+            media = []
+            for n, rel in enumerate(photos):
+                source: str | bytes | None = self.file_ids.get(rel)
+                if source is None:
+                    source = await off_loop(absolute(self.rt.settings.media_dir, rel).read_bytes)
+                label = t(lang, "work.photo_before" if n < len(before) else "work.photo_after")
+                media.append(InputMediaPhoto(source, caption=label))
+            try:
+                sent = await self.app.bot.send_media_group(job.chat_id, media)
+            except BadRequest as exc:
+                if not _bad_file_id(exc):
+                    raise
+                for rel in photos:
+                    self.file_ids.forget(rel)
+                raise NetworkError(f"a kept file_id was refused ({exc}); uploading next time") from exc
+            for rel, message in zip(photos, sent, strict=False):
+                if message.photo:
+                    self.file_ids.put(rel, message.photo[-1].file_id)
+        text = t(
+            lang, "work.verify_request", code=html.escape(view.code), category=html.escape(view.category.get(lang))
+        )
+        buttons = InlineKeyboardMarkup(
             [
-                InlineKeyboardButton(t(lang, "card.confirm_fixed"), callback_data=cb("vc", view.id)),
-                InlineKeyboardButton(t(lang, "card.not_fixed"), callback_data=cb("vn", view.id)),
+                [
+                    InlineKeyboardButton(t(lang, "card.confirm_fixed"), callback_data=Confirm(view.id).pack()),
+                    InlineKeyboardButton(t(lang, "card.not_fixed"), callback_data=NotFixed(view.id).pack()),
+                ]
             ]
-        ]
-    )
-    message = await app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=buttons)
-    return message.message_id
+        )
+        message = await self.app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=buttons)
+        return message.message_id

@@ -2,9 +2,9 @@
 
   /ratelink CODE        a worker's single-use rating link for one resident, with its QR code
   /start rate-<token>   a resident opens the link (handlers/start.py hands it here)
-  rt:<request>:<level>  one of the five levels on a rating request
-  rk:<rating>           skip the optional comment
-  fu:<followup>:<op>    the command room's follow-up card: c contacted, r resolved,
+  Rate(request, level)  one of the five levels on a rating request
+  SkipComment(rating)   skip the optional comment
+  FollowUp(followup, op)  the command room's follow-up card: c contacted, r resolved,
                         u could not reach, o reopen the case
   /stats [CODE] [7d|30d|all]   satisfaction numbers
 
@@ -24,8 +24,8 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 
 from bot import outbox
-from bot.callbacks import BadCallback, Callback, cb
-from bot.i18n import N_, t
+from bot.callbacks import BadCallback, FollowUp, Rate, SkipComment
+from bot.i18n import N_, t, t_plain
 from bot.intake.photos import absolute
 from bot.people.roles import Person
 from bot.rating import qrcard
@@ -107,26 +107,26 @@ def _thanks(lang: str, done: rating.Rated) -> str:
     return text
 
 
-async def on_rate(update: Update, context: Ctx, callback: Callback) -> None:
+async def on_rate(update: Update, context: Ctx, button: Rate) -> None:
     query = update.callback_query
     assert query is not None
     person = await person_of(update, context)
     if person is None:
-        raise BadCallback(callback)
+        raise BadCallback(button)
     message_id = query.message.message_id if query.message else None
     done = await off_loop(
         rating.rate,
         runtime(context),
         person=person,
-        request_id=callback.int_arg(0),
-        level=callback.int_arg(1),
+        request_id=button.request_id,
+        level=button.level,
         message_id=message_id,
     )
     lang = person.language
-    await query.answer(t(lang, "rate.recorded"))
+    await query.answer(t_plain(lang, "rate.recorded"))
     text = _thanks(lang, done) + "\n\n" + t(lang, "rate.ask_comment")
     skip = InlineKeyboardMarkup(
-        [[InlineKeyboardButton(t(lang, "rate.btn_skip"), callback_data=cb("rk", done.rating_id))]]
+        [[InlineKeyboardButton(t(lang, "rate.btn_skip"), callback_data=SkipComment(done.rating_id).pack())]]
     )
     try:
         await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=skip)
@@ -136,15 +136,15 @@ async def on_rate(update: Update, context: Ctx, callback: Callback) -> None:
     await flush(context.application)
 
 
-async def on_skip(update: Update, context: Ctx, callback: Callback) -> None:
+async def on_skip(update: Update, context: Ctx, button: SkipComment) -> None:
     query = update.callback_query
     assert query is not None
     person = await person_of(update, context)
     if person is None:
-        raise BadCallback(callback)
-    done = await off_loop(rating.skip_comment, runtime(context), person=person, rating_id=callback.int_arg(0))
+        raise BadCallback(button)
+    done = await off_loop(rating.skip_comment, runtime(context), person=person, rating_id=button.rating_id)
     lang = person.language
-    await query.answer(t(lang, "rate.skipped"))
+    await query.answer(t_plain(lang, "rate.skipped"))
     try:
         await query.edit_message_text(_thanks(lang, done), parse_mode=ParseMode.HTML)
     except TelegramError:
@@ -192,23 +192,25 @@ async def on_private_message(update: Update, context: Ctx) -> None:
 # --- the command room's follow-up ---------------------------------------------------------
 
 
-async def on_followup(update: Update, context: Ctx, callback: Callback) -> None:
+async def on_followup(update: Update, context: Ctx, button: FollowUp) -> None:
     query = update.callback_query
     assert query is not None
     person = await person_of(update, context)
     if person is None:
-        raise BadCallback(callback)
-    op = callback.arg(1)
+        raise BadCallback(button)
+    op = button.op
     if op not in rating.FOLLOWUP_OPS:
-        raise BadCallback(callback)
+        raise BadCallback(button)
     done = await off_loop(
-        rating.followup_action, runtime(context), person=person, followup_id=callback.int_arg(0), op=op
+        rating.followup_action, runtime(context), person=person, followup_id=button.followup_id, op=op
     )
     lang = await chat_language(update, context, person)
     if done.op == rating.CONTACTED:
-        await query.answer(t(lang, "rate.fu_contacted_ok", code=done.code))
+        await query.answer(t_plain(lang, "rate.fu_contacted_ok", code=done.code))
     else:
-        await query.answer(t(lang, "rate.fu_done_ok", code=done.code, outcome=t(lang, rating.OUTCOME_KEYS[done.op])))
+        await query.answer(
+            t_plain(lang, "rate.fu_done_ok", code=done.code, outcome=t_plain(lang, rating.OUTCOME_KEYS[done.op]))
+        )
     await flush(context.application)
 
 
@@ -244,14 +246,14 @@ def render_followup(rt: Runtime, lang: str, view: rating.FollowUpView) -> tuple[
         return clip("\n".join(lines)), None
     rows = []
     if view.contacted_at is None:
-        rows.append([InlineKeyboardButton(t(lang, "rate.btn_contacted"), callback_data=cb("fu", view.id, "c"))])
+        rows.append([InlineKeyboardButton(t(lang, "rate.btn_contacted"), callback_data=FollowUp(view.id, "c").pack())])
     rows.append(
         [
-            InlineKeyboardButton(t(lang, "rate.btn_resolved"), callback_data=cb("fu", view.id, "r")),
-            InlineKeyboardButton(t(lang, "rate.btn_unreachable"), callback_data=cb("fu", view.id, "u")),
+            InlineKeyboardButton(t(lang, "rate.btn_resolved"), callback_data=FollowUp(view.id, "r").pack()),
+            InlineKeyboardButton(t(lang, "rate.btn_unreachable"), callback_data=FollowUp(view.id, "u").pack()),
         ]
     )
-    rows.append([InlineKeyboardButton(t(lang, "rate.btn_reopen"), callback_data=cb("fu", view.id, "o"))])
+    rows.append([InlineKeyboardButton(t(lang, "rate.btn_reopen"), callback_data=FollowUp(view.id, "o").pack())])
     return clip("\n".join(lines)), InlineKeyboardMarkup(rows)
 
 
@@ -284,7 +286,7 @@ async def _rating_request(app: Application, rt: Runtime, job: outbox.Job, lang: 
     buttons = InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(rating.EMOJI[level], callback_data=cb("rt", view.request_id, level))
+                InlineKeyboardButton(rating.EMOJI[level], callback_data=Rate(view.request_id, level).pack())
                 for level in rating.LEVELS
             ]
         ]

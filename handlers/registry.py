@@ -11,6 +11,36 @@ from __future__ import annotations
 
 from telegram.ext import Application, CallbackQueryHandler, ChatMemberHandler, CommandHandler, MessageHandler, filters
 
+from bot.callbacks import (
+    Assign,
+    Claim,
+    Confirm,
+    Dispatch,
+    DispatchMenu,
+    Duplicate,
+    Extension,
+    FollowUp,
+    InputCancel,
+    InputDone,
+    InputHours,
+    InputTeam,
+    Lang,
+    NotFixed,
+    Rate,
+    Reject,
+    Release,
+    Report,
+    ReportCategory,
+    ReportEdit,
+    ReportGrid,
+    ReportIn,
+    ReportJoin,
+    ReportLocation,
+    ReportPlatform,
+    SkipComment,
+    Tasks,
+    Work,
+)
 from handlers import (
     bind,
     buttons,
@@ -60,26 +90,34 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("ratelink", rate.ratelink_command))
     app.add_handler(CommandHandler("stats", rate.stats_command))
 
-    buttons.route("lang", lang.lang_pressed)
-    buttons.route("tk", tasks.on_page)
-    buttons.route("cl", claim.on_claim)
-    buttons.route("as", claim.on_assign)
-    for action in ("wk", "vn"):
-        buttons.route(action, casework.on_work_button)
-    for action in ("ad", "ac", "at", "ah"):
-        buttons.route(action, casework.on_input_button)
-    buttons.route("vc", casework.on_confirm)
-    buttons.route("ri", casework.on_report_in)
-    for action in ("xa", "xr"):
-        buttons.route(action, casework.on_extension_decision)
-    buttons.route("cr", claim.on_release)
-    buttons.route("rt", rate.on_rate)
-    buttons.route("rk", rate.on_skip)
-    buttons.route("fu", rate.on_followup)
-    for action in ("rd", "rl", "rg", "rp", "rb", "rc", "re", "rx", "rs", "rj"):
-        buttons.route(action, report.on_report_button)
-    for action in dispatch.ACTIONS:
-        buttons.route(action, dispatch.on_button)
+    buttons.route(Lang, lang.lang_pressed)
+    buttons.route(Tasks, tasks.on_page)
+    buttons.route(Claim, claim.on_claim)
+    buttons.route(Release, claim.on_release)
+    buttons.route(Assign, claim.on_assign)
+    buttons.route(Work, casework.on_work_button)
+    buttons.route(NotFixed, casework.on_work_button)
+    buttons.route(InputDone, casework.on_input_button)
+    buttons.route(InputCancel, casework.on_input_button)
+    buttons.route(InputTeam, casework.on_input_button)
+    buttons.route(InputHours, casework.on_input_button)
+    buttons.route(Confirm, casework.on_confirm)
+    buttons.route(ReportIn, casework.on_report_in)
+    buttons.route(Extension, casework.on_extension_decision)
+    buttons.route(Rate, rate.on_rate)
+    buttons.route(SkipComment, rate.on_skip)
+    buttons.route(FollowUp, rate.on_followup)
+    buttons.route(Report, report.on_report_button)
+    buttons.route(ReportLocation, report.on_report_button)
+    buttons.route(ReportGrid, report.on_report_button)
+    buttons.route(ReportPlatform, report.on_report_button)
+    buttons.route(ReportCategory, report.on_report_button)
+    buttons.route(ReportEdit, report.on_report_button)
+    buttons.route(ReportJoin, report.on_report_button)
+    buttons.route(Dispatch, dispatch.on_button)
+    buttons.route(Duplicate, dispatch.on_button)
+    buttons.route(Reject, dispatch.on_button)
+    buttons.route(DispatchMenu, dispatch.on_button)
     app.add_handler(CallbackQueryHandler(buttons.on_button))
 
     # The report conversation (private chats). Edited messages are left out on purpose:

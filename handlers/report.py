@@ -23,7 +23,16 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from bot.callbacks import BadCallback, Callback, cb
+from bot.callbacks import (
+    BadCallback,
+    Report,
+    ReportCategory,
+    ReportEdit,
+    ReportGrid,
+    ReportJoin,
+    ReportLocation,
+    ReportPlatform,
+)
 from bot.cases.cards import _e as escape_html
 from bot.i18n import t
 from bot.intake import drafts, locate
@@ -110,11 +119,19 @@ def _location_inline(person: Person, draft: Draft) -> InlineKeyboardMarkup | Non
     rows = []
     if len(_worker_grids(person)) == 1:
         rows.append(
-            [InlineKeyboardButton(t(lang, "report.btn_grid_centre"), callback_data=cb("rl", draft.ref, "grid"))]
+            [
+                InlineKeyboardButton(
+                    t(lang, "report.btn_grid_centre"), callback_data=ReportLocation(draft.ref, "grid").pack()
+                )
+            ]
         )
     if draft.exif_offer:
         rows.append(
-            [InlineKeyboardButton(t(lang, "report.btn_photo_location"), callback_data=cb("rl", draft.ref, "exif"))]
+            [
+                InlineKeyboardButton(
+                    t(lang, "report.btn_photo_location"), callback_data=ReportLocation(draft.ref, "exif").pack()
+                )
+            ]
         )
     return InlineKeyboardMarkup(rows) if rows else None
 
@@ -138,28 +155,32 @@ def _prompt_text(person: Person, draft: Draft, step: str) -> str:
 async def _category_keyboard(rt: Runtime, person: Person, draft: Draft) -> InlineKeyboardMarkup:
     lang = person.language
     options = await off_loop(categories.suggestions, rt, user_id=person.user_id, description=draft.description or "")
-    rows = [[InlineKeyboardButton(o.name(lang), callback_data=cb("rc", draft.ref, o.id))] for o in options]
-    rows.append([InlineKeyboardButton(t(lang, "report.btn_more_categories"), callback_data=cb("rp", draft.ref, "-"))])
+    rows = [[InlineKeyboardButton(o.name(lang), callback_data=ReportCategory(draft.ref, o.id).pack())] for o in options]
+    more = Report(draft.ref, "platforms").pack()
+    rows.append([InlineKeyboardButton(t(lang, "report.btn_more_categories"), callback_data=more)])
     return InlineKeyboardMarkup(rows)
 
 
 def _platform_keyboard(rt: Runtime, lang: str, draft: Draft) -> InlineKeyboardMarkup:
     platforms, _ = categories.catalogue(rt)
-    rows = [[InlineKeyboardButton(p.name(lang), callback_data=cb("rp", draft.ref, p.code))] for p in platforms]
-    rows.append([InlineKeyboardButton(t(lang, "report.btn_back"), callback_data=cb("rb", draft.ref))])
+    rows = [
+        [InlineKeyboardButton(p.name(lang), callback_data=ReportPlatform(draft.ref, p.code).pack())] for p in platforms
+    ]
+    rows.append([InlineKeyboardButton(t(lang, "report.btn_back"), callback_data=Report(draft.ref, "back").pack())])
     return InlineKeyboardMarkup(rows)
 
 
 def _platform_categories_keyboard(rt: Runtime, lang: str, draft: Draft, platform: str) -> InlineKeyboardMarkup:
     options = categories.in_platform(rt, platform)
-    rows = [[InlineKeyboardButton(o.name(lang), callback_data=cb("rc", draft.ref, o.id))] for o in options]
-    rows.append([InlineKeyboardButton(t(lang, "report.btn_back"), callback_data=cb("rp", draft.ref, "-"))])
+    rows = [[InlineKeyboardButton(o.name(lang), callback_data=ReportCategory(draft.ref, o.id).pack())] for o in options]
+    back = Report(draft.ref, "platforms").pack()
+    rows.append([InlineKeyboardButton(t(lang, "report.btn_back"), callback_data=back)])
     return InlineKeyboardMarkup(rows)
 
 
 def _done_button(person: Person, draft: Draft) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(t(person.language, "report.btn_done"), callback_data=cb("rd", draft.ref))]]
+        [[InlineKeyboardButton(t(person.language, "report.btn_done"), callback_data=Report(draft.ref, "done").pack())]]
     )
 
 
@@ -207,7 +228,11 @@ def _outside_keyboard(person: Person, draft: Draft) -> InlineKeyboardMarkup | No
         return None
     memberships = {m.scope_code: m for m in person.memberships}
     rows = [
-        [InlineKeyboardButton(memberships[code].scope_name(person.language), callback_data=cb("rg", draft.ref, code))]
+        [
+            InlineKeyboardButton(
+                memberships[code].scope_name(person.language), callback_data=ReportGrid(draft.ref, code).pack()
+            )
+        ]
         for code in grids[:8]
     ]
     return InlineKeyboardMarkup(rows)
@@ -250,7 +275,7 @@ async def _summary(update: Update, context: Ctx, person: Person, draft: Draft, *
             rows.append(
                 [
                     InlineKeyboardButton(
-                        t(lang, "report.btn_join", code=c.code), callback_data=cb("rj", draft.ref, c.case_id)
+                        t(lang, "report.btn_join", code=c.code), callback_data=ReportJoin(draft.ref, c.case_id).pack()
                     )
                 ]
             )
@@ -258,18 +283,26 @@ async def _summary(update: Update, context: Ctx, person: Person, draft: Draft, *
         [
             InlineKeyboardButton(
                 t(lang, "report.btn_submit_new" if candidates else "report.btn_submit"),
-                callback_data=cb("rs", draft.ref),
+                callback_data=Report(draft.ref, "submit").pack(),
             )
         ],
         [
-            InlineKeyboardButton(t(lang, "report.btn_edit_location"), callback_data=cb("re", draft.ref, "loc")),
-            InlineKeyboardButton(t(lang, "report.btn_edit_photos"), callback_data=cb("re", draft.ref, "pho")),
+            InlineKeyboardButton(
+                t(lang, "report.btn_edit_location"), callback_data=ReportEdit(draft.ref, "location").pack()
+            ),
+            InlineKeyboardButton(
+                t(lang, "report.btn_edit_photos"), callback_data=ReportEdit(draft.ref, "photos").pack()
+            ),
         ],
         [
-            InlineKeyboardButton(t(lang, "report.btn_edit_description"), callback_data=cb("re", draft.ref, "des")),
-            InlineKeyboardButton(t(lang, "report.btn_edit_category"), callback_data=cb("re", draft.ref, "cat")),
+            InlineKeyboardButton(
+                t(lang, "report.btn_edit_description"), callback_data=ReportEdit(draft.ref, "description").pack()
+            ),
+            InlineKeyboardButton(
+                t(lang, "report.btn_edit_category"), callback_data=ReportEdit(draft.ref, "category").pack()
+            ),
         ],
-        [InlineKeyboardButton(t(lang, "report.btn_cancel"), callback_data=cb("rx", draft.ref))],
+        [InlineKeyboardButton(t(lang, "report.btn_cancel"), callback_data=Report(draft.ref, "cancel").pack())],
     ]
     head = "\n".join(lines)
     # The description goes last and is clipped so the whole card fits Telegram's 4096,
@@ -538,95 +571,94 @@ async def _cancel(update: Update, context: Ctx, person: Person) -> None:
 # --- buttons ----------------------------------------------------------------------
 
 
-async def on_report_button(update: Update, context: Ctx, callback: Callback) -> None:
+ReportButton = Report | ReportLocation | ReportGrid | ReportPlatform | ReportCategory | ReportEdit | ReportJoin
+
+
+async def on_report_button(update: Update, context: Ctx, button: ReportButton) -> None:
     query = update.callback_query
     assert query is not None
     person = await person_of(update, context)
     if person is None:
-        raise BadCallback(callback)
+        raise BadCallback(button)
     rt = runtime(context)
     async with _lock(context, person.user_id):
         loaded = await off_loop(drafts.load, rt, person.user_id)
         draft = loaded.draft
-        if draft is None or draft.ref != callback.int_arg(0):
-            raise BadCallback(callback)  # a button of an earlier or finished report
+        if draft is None or draft.ref != button.ref:
+            raise BadCallback(button)  # a button of an earlier or finished report
         lang = person.language
-        action = callback.action
-        # Each action checks its arguments before answering the press: a refused press is
+        step = button.step if isinstance(button, Report) else None
+        # Each button checks its arguments before answering the press: a refused press is
         # answered once, with the "no longer valid" alert.
-        if action == "rd":
+        if step == "done":
             await query.answer()
             await _prompt(update, context, person, draft)
-        elif action == "rl":
-            if callback.arg(1) == "grid" and len(_worker_grids(person)) == 1:
+        elif isinstance(button, ReportLocation):
+            if button.source == "grid" and len(_worker_grids(person)) == 1:
                 choice = await _grid_choice(rt, person, draft, _worker_grids(person)[0])
                 await query.answer()
                 await _use_grid(update, context, person, draft, choice)
-            elif callback.arg(1) == "exif" and draft.exif_offer:
+            elif button.source == "exif" and draft.exif_offer:
                 await query.answer()
                 await _set_location(update, context, person, draft, draft.exif_offer[0], draft.exif_offer[1], None)
             else:
-                raise BadCallback(callback)
-        elif action == "rg":
-            choice = await _grid_choice(rt, person, draft, callback.arg(1))
+                raise BadCallback(button)
+        elif isinstance(button, ReportGrid):
+            choice = await _grid_choice(rt, person, draft, button.grid)
             await query.answer()
             await _use_grid(update, context, person, draft, choice)
-        elif action == "rp":
-            platform = callback.arg(1)
-            if platform == "-":
-                markup = await off_loop(_platform_keyboard, rt, lang, draft)
-            elif await off_loop(categories.in_platform, rt, platform):
-                markup = await off_loop(_platform_categories_keyboard, rt, lang, draft, platform)
+        elif step == "platforms" or isinstance(button, ReportPlatform):
+            if isinstance(button, ReportPlatform):
+                if not await off_loop(categories.in_platform, rt, button.platform):
+                    raise BadCallback(button)
+                markup = await off_loop(_platform_categories_keyboard, rt, lang, draft, button.platform)
             else:
-                raise BadCallback(callback)
+                markup = await off_loop(_platform_keyboard, rt, lang, draft)
             await query.answer()
             await query.edit_message_reply_markup(markup)
-        elif action == "rb":
+        elif step == "back":
             await query.answer()
             await query.edit_message_reply_markup(await _category_keyboard(rt, person, draft))
-        elif action == "rc":
-            category = await off_loop(categories.category, rt, callback.int_arg(1))
+        elif isinstance(button, ReportCategory):
+            category = await off_loop(categories.category, rt, button.category_id)
             if category is None:
-                raise BadCallback(callback)
+                raise BadCallback(button)
             draft.category_id = category.id
             await off_loop(drafts.save, rt, draft)
             await query.answer(category.name(lang))
             await _prompt(update, context, person, draft)
-        elif action == "re":
-            field = callback.arg(1)
-            if field == "loc":
+        elif isinstance(button, ReportEdit):
+            if button.part == "location":
                 draft.grid_id = draft.latitude = draft.longitude = draft.address = None
                 draft.outside = False
-            elif field == "pho":
+            elif button.part == "photos":
                 draft.photos, draft.albums, draft.exif_offer = [], {}, None
-            elif field == "des":
+            elif button.part == "description":
                 draft.description, draft.voices = None, []
-            elif field == "cat":
+            elif button.part == "category":
                 draft.category_id = None
             else:
-                raise BadCallback(callback)
+                raise BadCallback(button)
             await off_loop(drafts.save, rt, draft)
             await query.answer()
             await _prompt(update, context, person, draft, fresh=True)
-        elif action == "rx":
+        elif step == "cancel":
             await query.answer()
             await _cancel(update, context, person)
-        elif action in ("rs", "rj"):
+        elif step == "submit" or isinstance(button, ReportJoin):
             if draft.next_step() != CONFIRM:
-                raise BadCallback(callback)
+                raise BadCallback(button)
             await off_loop(intake.check_rate, rt, user_id=person.user_id, resident=person.is_resident)
             report = draft.to_report()
-            if action == "rs":
-                done = await off_loop(intake.submit_report, rt, report, finish_draft=True)
+            if isinstance(button, ReportJoin):
+                done = await off_loop(intake.join_case, rt, case_id=button.case_id, report=report, finish_draft=True)
             else:
-                done = await off_loop(
-                    intake.join_case, rt, case_id=callback.int_arg(1), report=report, finish_draft=True
-                )
+                done = await off_loop(intake.submit_report, rt, report, finish_draft=True)
             await query.answer()
             await _finish(update, context, person, done)
             await flush(context.application)
         else:
-            raise BadCallback(callback)
+            raise BadCallback(button)
 
 
 async def _finish(update: Update, context: Ctx, person: Person, done: intake.Submitted) -> None:

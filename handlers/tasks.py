@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
-from bot.callbacks import Callback, cb
+from bot.callbacks import Tasks
 from bot.cases import query as casequery
 from bot.cases.cards import render_card
 from bot.errors import NotAllowed
@@ -35,9 +35,9 @@ def _render_list(rt: Runtime, lang: str, work: casequery.WorkList) -> tuple[str,
         )
     nav = []
     if work.page > 0:
-        nav.append(InlineKeyboardButton(t(lang, "tasks.prev"), callback_data=cb("tk", work.kind, work.page - 1)))
+        nav.append(InlineKeyboardButton(t(lang, "tasks.prev"), callback_data=Tasks(work.kind, work.page - 1).pack()))
     if work.has_more:
-        nav.append(InlineKeyboardButton(t(lang, "tasks.next"), callback_data=cb("tk", work.kind, work.page + 1)))
+        nav.append(InlineKeyboardButton(t(lang, "tasks.next"), callback_data=Tasks(work.kind, work.page + 1).pack()))
     return "\n".join(lines), InlineKeyboardMarkup([nav]) if nav else None
 
 
@@ -56,14 +56,14 @@ async def tasks_command(update: Update, context: Ctx) -> None:
         await reply(update, text, markup=markup)
 
 
-async def on_page(update: Update, context: Ctx, callback: Callback) -> None:
+async def on_page(update: Update, context: Ctx, button: Tasks) -> None:
     query, person = await pressed(update, context)
-    kind = callback.arg(0)
+    kind = button.list_kind
     if kind not in casequery.list_kinds(person):
         raise NotAllowed()
     rt = runtime(context)
     lang = await chat_language(update, context, person)
-    work = await off_loop(casequery.work_list, rt, person=person, kind=kind, page=callback.int_arg(1))
+    work = await off_loop(casequery.work_list, rt, person=person, kind=kind, page=button.page)
     text, markup = _render_list(rt, lang, work)
     await query.answer()
     await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)

@@ -12,15 +12,8 @@ from sqlmodel import Session, col, select
 
 from storage.models import AuditEvent, Case, CaseCard, CaseCounter, CaseMedia, CaseState, SupportingReport
 
-OPEN_STATES = (
-    CaseState.REPORTED,
-    CaseState.DISPATCHED,
-    CaseState.CLAIMED,
-    CaseState.RESOLVED,
-    CaseState.RETURNED,
-    CaseState.ESCALATED,
-    CaseState.REOPENED,
-)
+# Open or waiting: not over yet (the kinds are declared with the states).
+OPEN_STATES = CaseState.NOT_FINAL
 
 
 def next_sequence(session: Session, *, prefix: str, day: str) -> int:

@@ -51,7 +51,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _disable_pysqlite_begin)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # No pre-ping: it costs a round trip on every checkout. A connection the server dropped
+    # fails its statement with a disconnect error; SQLAlchemy then discards the whole pool's
+    # stale connections, and recycling bounds how old an idle one can get.
+    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:

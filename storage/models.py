@@ -7,9 +7,9 @@ zone, so the column type puts it back on the way out.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -254,13 +254,47 @@ class CaseState:
     REJECTED = "rejected"
     DUPLICATE = "duplicate"
 
-    FINAL = (CLOSED, REJECTED, DUPLICATE)
+    # Each state's kind, as FixMyStreet declares state types: "open" (somebody must act),
+    # "waiting" (on a verification), "closed" (over). The lifecycle (bot/cases/lifecycle.py)
+    # owns the moves; the kinds live here because queries filter on them.
+    KIND: ClassVar[dict[str, str]] = {
+        REPORTED: "open",
+        DISPATCHED: "open",
+        CLAIMED: "open",
+        RETURNED: "open",
+        ESCALATED: "open",
+        REOPENED: "open",
+        RESOLVED: "waiting",
+        CLOSED: "closed",
+        REJECTED: "closed",
+        DUPLICATE: "closed",
+    }
+    FINAL = tuple(state for state, kind in KIND.items() if kind == "closed")
+    NOT_FINAL = tuple(state for state, kind in KIND.items() if kind != "closed")
 
 
 class CaseSource:
     PATROL = "patrol"  # a grid worker on their rounds (未诉先办)
     RESIDENT = "resident"  # a resident through the bot
     HOTLINE = "hotline"  # 12345 and other hotlines, entered by staff
+
+
+# The work lists (storage/worklists.py) are served by partial indexes that hold only the
+# cases a list can show, in the list's order. SQLite uses a partial index only when the
+# query repeats the index's condition term for term (the same literal values in the same
+# order), so the work lists build their state filter from these very tuples; a change here
+# needs a migration (tests/test_migrations.py compares the conditions with the database's).
+WORKLIST_OPEN_STATES: tuple[str, ...] = CaseState.NOT_FINAL
+WORKLIST_CLAIMABLE_STATES: tuple[str, ...] = (CaseState.DISPATCHED, CaseState.REOPENED)  # a team's, unclaimed
+
+
+def state_in_sql(states: tuple[str, ...]) -> str:
+    """`state IN ('a', 'b')`: a partial index's condition (the states are our constants)."""
+    return "state IN (" + ", ".join(f"'{s}'" for s in states) + ")"
+
+
+def _partial(sql: str) -> dict[str, Any]:
+    return {"sqlite_where": text(sql), "postgresql_where": text(sql)}
 
 
 class Case(SQLModel, table=True):
@@ -270,6 +304,37 @@ class Case(SQLModel, table=True):
     __table_args__ = (
         Index("ix_case_state_street", "state", "street_id"),
         Index("ix_case_dedupe", "category_id", "state", "latitude", "longitude"),
+        # The work lists, each walked in its ORDER BY (urgent DESC, created_at DESC, id DESC:
+        # an ascending index read backwards) after the equality on its leading column.
+        # /tasks mine: the person's open cases.
+        Index(
+            "ix_case_owner_open",
+            "owner_user_id",
+            "urgent",
+            "created_at",
+            "id",
+            **_partial(state_in_sql(WORKLIST_OPEN_STATES)),
+        ),
+        # /tasks team: the team's cases waiting to be claimed.
+        Index(
+            "ix_case_unit_claimable",
+            "unit_id",
+            "urgent",
+            "created_at",
+            "id",
+            **_partial(state_in_sql(WORKLIST_CLAIMABLE_STATES) + " AND owner_user_id IS NULL"),
+        ),
+        # /tasks street: the street's open cases.
+        Index(
+            "ix_case_street_open",
+            "street_id",
+            "urgent",
+            "created_at",
+            "id",
+            **_partial(state_in_sql(WORKLIST_OPEN_STATES)),
+        ),
+        # /my: everything the person reported, newest first.
+        Index("ix_case_reporter_created", "reporter_user_id", "created_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import case, func, or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import Outbox
@@ -36,20 +37,55 @@ def enqueue(
     return row
 
 
-def claim_due(session: Session, *, now: datetime, lease: timedelta, limit: int = 50) -> list[Outbox]:
+def _due(now: datetime, skip_chats: Collection[int]) -> list[Any]:
+    wanted: list[Any] = [
+        or_(col(Outbox.state) == PENDING, col(Outbox.state) == SENDING),
+        col(Outbox.next_attempt_at) <= now,
+    ]
+    if skip_chats:
+        wanted.append(col(Outbox.chat_id).not_in(list(skip_chats)))
+    return wanted
+
+
+def any_due(session: Session, *, now: datetime, skip_chats: Collection[int] = ()) -> bool:
+    """A cheap look before claiming (a claim takes the write lock even when it finds nothing)."""
+    return session.exec(select(Outbox.id).where(*_due(now, skip_chats)).limit(1)).first() is not None
+
+
+def first_due_id(session: Session, *, now: datetime, up_to: int) -> int | None:
+    """The oldest due row with an id up to `up_to` (what a drain still waits for)."""
+    return session.exec(select(func.min(Outbox.id)).where(*_due(now, ()), col(Outbox.id) <= up_to)).one()
+
+
+def newest_id(session: Session) -> int:
+    return session.exec(select(func.max(Outbox.id))).one() or 0
+
+
+def claim_due(
+    session: Session,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int = 50,
+    per_chat: int | None = None,
+    skip_chats: Collection[int] = (),
+) -> list[Outbox]:
     """Take rows that are due (or whose sender died holding them) for `lease`.
 
-    FOR UPDATE SKIP LOCKED lets a second process drain beside us on PostgreSQL without
-    taking the same rows; SQLite's BEGIN IMMEDIATE serialises the claim instead.
+    `per_chat` takes at most that many of each chat's oldest due rows, so one chat's
+    backlog cannot fill a claim and hide another chat's row behind it; `skip_chats` are
+    chats the caller still holds enough rows of. FOR UPDATE SKIP LOCKED lets a second
+    process drain beside us on PostgreSQL without taking the same rows (the due test is
+    repeated outside the window so a row another process took meanwhile is dropped);
+    SQLite's BEGIN IMMEDIATE serialises the claim instead.
     """
-    due = or_(col(Outbox.state) == PENDING, col(Outbox.state) == SENDING)
-    stmt = (
-        select(Outbox)
-        .where(due, col(Outbox.next_attempt_at) <= now)
-        .order_by(col(Outbox.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    wanted = _due(now, skip_chats)
+    stmt = select(Outbox).where(*wanted)
+    if per_chat is not None:
+        rank = func.row_number().over(partition_by=col(Outbox.chat_id), order_by=col(Outbox.id)).label("rank")
+        ranked = select(col(Outbox.id).label("id"), rank).where(*wanted).subquery()
+        stmt = stmt.where(col(Outbox.id).in_(select(ranked.c.id).where(ranked.c.rank <= per_chat)))
+    stmt = stmt.order_by(col(Outbox.id)).limit(limit).with_for_update(skip_locked=True)
     rows = list(session.exec(stmt))
     for row in rows:
         row.state = SENDING
@@ -58,6 +94,31 @@ def claim_due(session: Session, *, now: datetime, lease: timedelta, limit: int =
         session.add(row)
     session.flush()
     return rows
+
+
+def extend_lease(session: Session, *, row_ids: Collection[int], until: datetime) -> None:
+    """Keep rows we still hold (queued behind a chat's budget) from being taken over."""
+    if row_ids:
+        session.execute(
+            update(Outbox)
+            .where(col(Outbox.id).in_(list(row_ids)), col(Outbox.state) == SENDING)
+            .values(next_attempt_at=until)
+        )
+
+
+def release(session: Session, *, row_ids: Collection[int], at: datetime) -> None:
+    """Give back rows we claimed but never tried (a paused chat, a stopping sender):
+    pending again from `at`, and the claim does not count as an attempt."""
+    if row_ids:
+        session.execute(
+            update(Outbox)
+            .where(col(Outbox.id).in_(list(row_ids)), col(Outbox.state) == SENDING)
+            .values(
+                state=PENDING,
+                next_attempt_at=at,
+                attempts=case((col(Outbox.attempts) > 0, col(Outbox.attempts) - 1), else_=0),
+            )
+        )
 
 
 def mark_sent(session: Session, *, row_id: int, now: datetime, message_id: int | None) -> None:

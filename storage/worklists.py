@@ -3,24 +3,57 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
-from storage.models import AuditEvent, Case
+from storage.models import WORKLIST_CLAIMABLE_STATES, WORKLIST_OPEN_STATES, AuditEvent, Case
+
+# Every list is ordered so, and each has a partial index in this order (storage/models.py):
+# after the equality on its leading column the database walks the index backwards and stops
+# after offset + limit entries, instead of sorting every matching case.
+ORDER = (col(Case.urgent).desc(), col(Case.created_at).desc(), col(Case.id).desc())
 
 
-def _ordered(stmt, limit: int, offset: int):  # type: ignore[no-untyped-def]
-    return (
-        stmt.order_by(col(Case.urgent).desc(), col(Case.created_at).desc(), col(Case.id).desc())
-        .offset(offset)
-        .limit(limit)
-    )
+def _state_filter(states: Sequence[str], indexed: tuple[str, ...]) -> list[Any]:
+    """`state IN states`, worded so the planner can use the partial index on `indexed`.
+
+    SQLite uses a partial index only when the query repeats the index's condition term
+    for term: the same literal values in the same order (bound parameters do not count).
+    So the indexed states are rendered as literals, and a second term narrows them to the
+    states asked for when those are fewer. States outside the index get a plain filter."""
+    wanted = tuple(states)
+    if not set(wanted) <= set(indexed):
+        return [col(Case.state).in_(wanted)]
+    terms: list[Any] = [
+        col(Case.state).in_(bindparam("indexed_states", indexed, expanding=True, literal_execute=True, unique=True))
+    ]
+    if set(wanted) != set(indexed):
+        terms.append(col(Case.state).in_(wanted))
+    return terms
+
+
+def _page(session: Session, column: Any, keys: Sequence[int], where: list[Any], limit: int, offset: int) -> list[Case]:
+    """One page of the cases with `column` equal to one of `keys`, in ORDER.
+
+    An IN over several keys would break the index order (it is ordered by key first), so
+    each key gets its own walk of offset + limit entries, and the walks are merged here."""
+    keys = list(dict.fromkeys(keys))
+    if len(keys) == 1:
+        stmt = select(Case).where(column == keys[0], *where).order_by(*ORDER).offset(offset).limit(limit)
+        return list(session.exec(stmt))
+    rows: dict[int, Case] = {}
+    for key in keys:
+        stmt = select(Case).where(column == key, *where).order_by(*ORDER).limit(offset + limit)
+        rows.update((case.id, case) for case in session.exec(stmt))  # type: ignore[misc]
+    merged = sorted(rows.values(), key=lambda c: (c.urgent, c.created_at, c.id), reverse=True)
+    return merged[offset : offset + limit]
 
 
 def owned_by(session: Session, user_id: int, states: Sequence[str], *, limit: int, offset: int = 0) -> list[Case]:
-    stmt = select(Case).where(Case.owner_user_id == user_id, col(Case.state).in_(states))
-    return list(session.exec(_ordered(stmt, limit, offset)))
+    where = _state_filter(states, WORKLIST_OPEN_STATES)  # ix_case_owner_open
+    return _page(session, col(Case.owner_user_id), [user_id], where, limit, offset)
 
 
 def unclaimed_for_units(
@@ -28,10 +61,8 @@ def unclaimed_for_units(
 ) -> list[Case]:
     if not unit_ids:
         return []
-    stmt = select(Case).where(
-        col(Case.unit_id).in_(unit_ids), col(Case.state).in_(states), col(Case.owner_user_id).is_(None)
-    )
-    return list(session.exec(_ordered(stmt, limit, offset)))
+    where = [*_state_filter(states, WORKLIST_CLAIMABLE_STATES), col(Case.owner_user_id).is_(None)]
+    return _page(session, col(Case.unit_id), unit_ids, where, limit, offset)  # ix_case_unit_claimable
 
 
 def open_in_streets(
@@ -39,8 +70,8 @@ def open_in_streets(
 ) -> list[Case]:
     if not street_ids:
         return []
-    stmt = select(Case).where(col(Case.street_id).in_(street_ids), col(Case.state).in_(states))
-    return list(session.exec(_ordered(stmt, limit, offset)))
+    where = _state_filter(states, WORKLIST_OPEN_STATES)
+    return _page(session, col(Case.street_id), street_ids, where, limit, offset)  # ix_case_street_open
 
 
 def timeline(session: Session, case_id: int) -> list[AuditEvent]:

@@ -23,6 +23,7 @@ from bot.org.org_file import DEFAULT_ORG_FILE, load_org_file
 from bot.runtime import Runtime
 from bot.settings import Settings
 from griddesk.app import build_application
+from handlers.outbox_sender import drain, stop_sender
 from storage.db import Database, truncate_all
 from storage.migrate import upgrade
 from storage.org_import import import_org
@@ -120,13 +121,31 @@ async def app(rt: Runtime, api: FakeBotAPI) -> AsyncIterator[Application]:
     await application.initialize()
     await application.post_init(application)  # type: ignore[misc]
     yield application
+    await stop_sender(application)  # what post_stop does in a running bot
     await application.shutdown()
+
+
+def harness(app: Application, api: FakeBotAPI) -> FakeTelegram:
+    """The fake Telegram driving `app`. A DomainError is how a rule says no; the error
+    handler answers it politely. After each update the outbox is drained, so a test sees
+    every message the update caused; the sender's own tasks (named griddesk-…) live on
+    between updates and are not waited for."""
+
+    async def after_update() -> None:
+        await drain(app)
+
+    return FakeTelegram(
+        app,
+        api,
+        expected_errors=(DomainError,),
+        after_update=after_update,
+        ignore_task=lambda task: task.get_name().startswith("griddesk-"),
+    )
 
 
 @pytest.fixture
 def tg(app: Application, api: FakeBotAPI) -> FakeTelegram:
-    # A DomainError is how a rule says no; the error handler answers it politely.
-    return FakeTelegram(app, api, expected_errors=(DomainError,))
+    return harness(app, api)
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ async def test_the_whole_loop(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db
     assert any(case.code in text and "派" in text for text in worker.texts())
 
     # 3. claim, five at once: one owner
-    answers = await asyncio.gather(*(u.press_data(team.id, team_card.message_id, f"v1:cl:{case.id}") for u in staff))
+    answers = await asyncio.gather(*(u.press_data(team.id, team_card.message_id, f"v1:claim:{case.id}") for u in staff))
     assert sum("您已认领" in (a.params.get("text") or "") for a in answers if a) == 1
     with db.session() as s:
         owner_id = s.get(Case, case.id).owner_user_id
@@ -131,8 +131,8 @@ async def test_the_whole_loop(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db
         "case.reported_in",
         "case.department_reply",
         "case.resolved",
-        "case.due_set",
         "case.not_fixed",
+        "case.due_set",
         "case.resolved",
         "case.closed",
     ]

@@ -14,7 +14,7 @@ from bot.clock import ManualClock
 from bot.intake import submit as intake
 from bot.runtime import Runtime
 from griddesk.app import build_application
-from handlers.outbox_sender import flush
+from handlers.outbox_sender import drain
 from storage import outbox as rows
 from storage.db import Database
 from storage.models import AuditEvent, Case, Category, Chat, ExtensionRequest, Grid, Outbox, User
@@ -66,7 +66,7 @@ def state(db: Database, case_id: int) -> Case:
 
 
 async def claim(w: dict, who: FakeUser, case: Case) -> None:  # type: ignore[type-arg]
-    await who.press_data(w["team"].id, w["team"].last_message().message_id, f"v1:cl:{case.id}")
+    await who.press_data(w["team"].id, w["team"].last_message().message_id, f"v1:claim:{case.id}")
 
 
 async def test_dispatcher_reassigns(world: dict, db: Database) -> None:  # type: ignore[type-arg]
@@ -114,7 +114,9 @@ async def test_more_time_is_decided_by_the_command_room(world: dict, db: Databas
         fresh = s.get(Case, case.id)
     assert row.decision == "approved" and fresh.due_at == row.new_due_at
     # the same button again: already decided, nothing changes
-    answer = await world["dispatcher"].press_data(world["room"].id, request.message_id, f"v1:xa:{row.id}")
+    answer = await world["dispatcher"].press_data(
+        world["room"].id, request.message_id, f"v1:extension:approve:{row.id}"
+    )
     assert answer is not None and "已处理过" in answer.params["text"]
 
 
@@ -148,7 +150,7 @@ async def test_unverified_cases_go_to_the_command_room(
     clock.advance(timedelta(hours=49))
     assert casework.escalate_unverified(rt, after=timedelta(hours=48)) == [case.code]
     assert casework.escalate_unverified(rt, after=timedelta(hours=48)) == []  # once
-    await flush(app)
+    await drain(app)
     card = world["room"].last_message()
     assert case.code in card.caption and buttons(card) == [["✅ 确认已解决", "❌ 未解决"]]
     assert state(db, case.id).state == "resolved"  # never closed silently
@@ -159,10 +161,10 @@ async def test_buttons_on_a_case_that_moved_on(world: dict, db: Database) -> Non
     await claim(world, world["staff"], case)
     card_id = world["team"].last_message().message_id
     # another member presses the owner's buttons: refused
-    answer = await world["other"].press_data(world["team"].id, card_id, f"v1:wk:resolve:{case.id}")
+    answer = await world["other"].press_data(world["team"].id, card_id, f"v1:work:resolve:{case.id}")
     assert answer is not None and "没有权限" in answer.params["text"]
-    await world["staff"].press_data(world["team"].id, card_id, f"v1:cl:{case.id}")  # own case: told it is taken
-    for data in (f"v1:wk:fly:{case.id}", "v1:wk:resolve:99999", "v1:ad:424242", f"v1:vc:{case.id}"):
+    await world["staff"].press_data(world["team"].id, card_id, f"v1:claim:{case.id}")  # own case: told it is taken
+    for data in (f"v1:work:fly:{case.id}", "v1:work:resolve:99999", "v1:input_done:424242", f"v1:confirm:{case.id}"):
         answer = await world["staff"].press_data(world["team"].id, card_id, data)
         assert answer is not None and answer.params.get("show_alert") is True, data
     assert state(db, case.id).state == "claimed"
@@ -225,8 +227,8 @@ async def test_crash_between_commit_and_send(
     app2 = build_application(rt, request=api)
     await app2.initialize()
     try:
-        assert await flush(app2) == 1
-        assert await flush(app2) == 0
+        assert await drain(app2) == 1
+        assert await drain(app2) == 0
     finally:
         await app2.shutdown()
     posted = room.messages()[before:]
@@ -243,8 +245,8 @@ async def test_a_dead_senders_claim_is_taken_over_after_the_lease(
         rows.enqueue(s, chat_id=room.id, kind="user_text", payload={"key": "cancel.nothing"}, now=clock.now())
     claimed = outbox_service.claim(rt)  # a sender takes the row... and dies
     assert len(claimed) == 1
-    assert await flush(app) == 0  # another sender leaves it alone while the lease runs
+    assert await drain(app) == 0  # another sender leaves it alone while the lease runs
     clock.advance(outbox_service.LEASE + timedelta(seconds=1))
-    assert await flush(app) == 1
-    assert await flush(app) == 0
+    assert await drain(app) == 1
+    assert await drain(app) == 0
     assert room.texts()[-1] == "当前没有需要取消的操作。"

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from sqlmodel import select
 
+from bot.i18n import t
 from bot.people import identity as people
 from bot.people import onboarding
 from bot.runtime import Runtime
@@ -62,7 +63,7 @@ async def test_first_press_wins_and_the_card_shows_the_owner(
     assert buttons(card) == [["✅ 办结", "📝 进展"], ["📣 吹哨", "⏰ 申请延期"], ["🔙 退回", "↩️ 放弃认领"]]
     assert "已有工作人员认领" in worker.last_text()
     # a late press on the old button: told who has it, nothing changes
-    answer = await second.press_data(team.id, card.message_id, f"v1:cl:{case.id}")
+    answer = await second.press_data(team.id, card.message_id, f"v1:claim:{case.id}")
     assert answer is not None and "已由 钱执法 认领" in answer.params["text"]
     with db.session() as s:
         fresh = s.get(Case, case.id)
@@ -80,7 +81,7 @@ async def test_fifty_presses_at_once_make_one_owner(
         join_directly(rt, 7200 + i, f"staff{i}", "staff", "HB-ZF")
         staff.append(tg.user(7200 + i, f"staff{i}", language_code="zh-hans"))
     card = team.last_message()
-    answers = await asyncio.gather(*(u.press_data(team.id, card.message_id, f"v1:cl:{case.id}") for u in staff))
+    answers = await asyncio.gather(*(u.press_data(team.id, card.message_id, f"v1:claim:{case.id}") for u in staff))
     won = [a for a in answers if a is not None and "您已认领" in a.params.get("text", "")]
     lost = [a for a in answers if a is not None and "已由" in a.params.get("text", "")]
     assert len(won) == 1 and len(lost) == 49
@@ -98,10 +99,32 @@ async def test_outsiders_cannot_claim(
     resident = tg.user(7302, "resident", language_code="en")
     card = team.last_message()
     for who in (outsider, resident):
-        answer = await who.press_data(team.id, card.message_id, f"v1:cl:{case.id}")
-        assert answer is not None and "只有承办平台的工作人员" in answer.params["text"]
+        answer = await who.press_data(team.id, card.message_id, f"v1:claim:{case.id}")
+        assert answer is not None and answer.params["text"] == t("en", "button.stale")
     with db.session() as s:
         assert s.get(Case, case.id).state == "dispatched"
+
+
+async def test_a_forged_claim_on_a_claimed_case_reveals_nothing(
+    tg: FakeTelegram, rt: Runtime, db: Database, setting: tuple[FakeUser, FakeChat, Case]
+) -> None:
+    """Rights before state: a resident forging Claim for somebody else's case hears the
+    uniform stale answer, not "already claimed by <name>" (ids are sequential)."""
+    _, team, case = setting
+    join_directly(rt, 7601, "王认领", "staff", "HB-ZF")
+    staff = tg.user(7601, "王认领", language_code="zh-hans")
+    await staff.press(team.last_message(), "🙋 认领", chat=team)
+    resident = tg.user(7602, "resident", language_code="en")
+    answer = await resident.press_data(resident.id, 4242, f"v1:claim:{case.id}")
+    assert answer is not None and answer.params["text"] == t("en", "button.stale")
+    assert "王认领" not in answer.params["text"] and case.code not in answer.params["text"]
+    # a team member who pressed late does hear who won
+    join_directly(rt, 7603, "赵迟到", "staff", "HB-ZF")
+    late = tg.user(7603, "赵迟到", language_code="zh-hans")
+    answer = await late.press_data(team.id, team.last_message().message_id, f"v1:claim:{case.id}")
+    assert answer is not None and "王认领" in answer.params["text"]
+    with db.session() as s:
+        assert s.get(Case, case.id).owner_user_id is not None
 
 
 async def test_owner_releases(
@@ -120,11 +143,45 @@ async def test_owner_releases(
     assert fresh.state == "dispatched" and fresh.owner_user_id is None
 
 
-async def test_forged_claim_data(tg: FakeTelegram, setting: tuple[FakeUser, FakeChat, Case]) -> None:
-    _, team, _ = setting
+async def test_forged_claim_data(
+    tg: FakeTelegram, rt: Runtime, db: Database, setting: tuple[FakeUser, FakeChat, Case]
+) -> None:
+    _, team, case = setting
     someone = tg.user(7501, "x", language_code="en")
+    join_directly(rt, 7101, "钱执法", "staff", "HB-ZF")  # one who could claim it, with honest data
+    staff = tg.user(7101, "钱执法", language_code="zh-hans")
     card = team.last_message()
-    # unknown case, not a number, missing id, an unknown action, and over Telegram's 64 bytes
-    for data in ("v1:cl:999999", "v1:cl:abc", "v1:cl", "v1:zz:1", "v1:cl:" + "9" * 70):
-        answer = await someone.press_data(team.id, card.message_id, data)
-        assert answer is not None and answer.params.get("show_alert") is True
+    wide = str(case.id).translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    arabic = str(case.id).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    forged = (
+        "v1:claim:999999",  # unknown case
+        "v1:claim:abc",  # not a number
+        f"v1:claim:{wide}",  # digits, but not ASCII ones
+        f"v1:claim:{arabic}",
+        f"v1:claim:+{case.id}",  # a sign
+        f"v1:claim:-{case.id}",
+        f"v1:claim:0{case.id}",  # not as we write it
+        f"v1:claim: {case.id}",
+        f"v1:claim:{case.id}\n",
+        "v1:claim:1234567890123",  # more than 12 digits
+        "v1:claim",  # missing id
+        "v1:claim:",
+        f"v1:claim:{case.id}:1",  # an extra field
+        f"v1:cl:{case.id}",  # the old two-letter code
+        f"v1:zz:{case.id}",  # an unknown kind
+        f"v1:CLAIM:{case.id}",
+        f"v2:claim:{case.id}",  # another version
+        f"claim:{case.id}",
+        "v1:claim:" + "9" * 70,  # over Telegram's 64 bytes
+    )
+    for user, lang in ((someone, "en"), (staff, "zh_CN")):
+        for data in forged:
+            answer = await user.press_data(team.id, card.message_id, data)
+            assert answer is not None and answer.params.get("show_alert") is True, data
+            assert answer.params["text"] == t(lang, "button.stale"), data
+    with db.session() as s:
+        fresh = s.get(Case, case.id)
+    assert fresh is not None and fresh.state == "dispatched" and fresh.owner_user_id is None
+    # the same presser, with the honest data, gets it
+    answer = await staff.press_data(team.id, card.message_id, f"v1:claim:{case.id}")
+    assert answer is not None and "您已认领" in answer.params["text"]

@@ -18,7 +18,7 @@ from bot.people import identity as people
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from griddesk.app import build_application
-from handlers.outbox_sender import flush
+from handlers.outbox_sender import drain
 from storage.db import Database
 from storage.models import AuditEvent, Case, Category, Grid
 from tests.fakebot import FakeBotAPI, FakeChat, FakeTelegram, FakeUser
@@ -65,7 +65,7 @@ def person(rt: Runtime, telegram_id: int) -> Person:
 
 async def sweep(rt: Runtime, app: Application) -> deadlines.SweepResult:  # type: ignore[type-arg]
     result = deadlines.sweep(rt)
-    await flush(app)
+    await drain(app)
     return result
 
 
@@ -104,7 +104,7 @@ async def test_claim_nudges_once_each(
 ) -> None:  # type: ignore[type-arg]
     clock.set(at(23, 9, 30))
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])
-    await flush(app)
+    await drain(app)
     assert case.next_reminder_at == at(23, 9, 50)  # 湖滨 claims within 20 minutes
     clock.set(at(23, 9, 49))
     assert (await sweep(rt, app)).reminders == 0
@@ -160,7 +160,7 @@ async def test_quiet_hours_hold_reminders_until_morning(
     clock.set(at(23, 17, 0))
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])  # 4 working hours: 1 today, 3 tomorrow
     claim.claim(rt, person=person(rt, 9510), case_id=case.id)  # type: ignore[arg-type]
-    await flush(app)
+    await drain(app)
     # the bot was down all evening; it comes back at 23:00 and sweeps
     clock.set(at(23, 23, 0))
     assert load(db, case.id).due_at == at(24, 11, 30)
@@ -192,7 +192,7 @@ async def test_a_non_urgent_rung_at_night_waits_for_morning(
     assert any("请跟进" in t for t in hb["room"].texts())  # the command room hears at once
     assert not any("列入督办" in t for t in hb["owner"].texts()[before:])  # the owner sleeps
     clock.set(at(24, 7, 31))
-    await flush(app)
+    await drain(app)
     assert any("列入督办" in t for t in hb["owner"].texts()[before:])
 
 
@@ -300,14 +300,14 @@ async def test_morning_digest(rt: Runtime, db: Database, clock: ManualClock, app
     clock.set(at(23, 9, 30))  # Monday
     overdue = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])
     file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])
-    await flush(app)
+    await drain(app)
     clock.set(at(24, 8, 29))
     assert digests.send_due_digests(rt).messages == 0  # not yet 08:30
     clock.set(at(24, 8, 31))
     result = digests.send_due_digests(rt)
     assert result.streets >= 1 and result.messages == 2  # 湖滨's command room and its team
     assert digests.send_due_digests(rt).messages == 0  # once a day
-    await flush(app)
+    await drain(app)
     room_text = hb["room"].texts()[-1]
     assert "每日简报" in room_text and "昨日新增 2 件" in room_text and overdue.code in room_text
     assert "超时 2 件" in hb["team"].texts()[-1]

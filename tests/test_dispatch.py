@@ -17,7 +17,7 @@ from bot.intake.photos import process_photo
 from bot.intake.submit import PhotoIn, ReportIn, submit_report
 from bot.people import identity as people
 from bot.runtime import Runtime
-from handlers.outbox_sender import flush
+from handlers.outbox_sender import drain
 from storage import people as people_store
 from storage.db import Database
 from storage.models import AuditEvent, Case, CaseMedia, CaseState, Category, Grid, SupportingReport, Unit
@@ -133,7 +133,7 @@ async def file_case(
             photos=photos,
         ),
     )
-    await flush(app)
+    await drain(app)
     return load(db, done.case_id)
 
 
@@ -254,7 +254,7 @@ async def test_a_returned_case_is_dispatched_again(
         s.add(row)
     bm = unit_id(db, "QB-BM")
     card = command_room.last_message()
-    text, _ = answered(await dispatcher.press_data(command_room.id, card.message_id, f"v1:dp:{case.id}:{bm}"))
+    text, _ = answered(await dispatcher.press_data(command_room.id, card.message_id, f"v1:dispatch:{case.id}:{bm}"))
     assert BM_ZH in text
     stored = load(db, case.id)
     assert (stored.state, stored.unit_id) == ("dispatched", bm)
@@ -401,7 +401,15 @@ async def test_reject_with_the_dispatchers_own_words(
 
 @pytest.mark.parametrize(
     "data",
-    ["dp:{case}:{zf}", "dt:{case}", "dd:{case}", "dr:{case}", "db:{case}", "dx:{case}:{case2}", "dj:{case}:scope"],
+    [
+        "dispatch:{case}:{zf}",
+        "dispatch_menu:teams:{case}",
+        "dispatch_menu:originals:{case}",
+        "dispatch_menu:reasons:{case}",
+        "dispatch_menu:back:{case}",
+        "duplicate:{case}:{case2}",
+        "reject:{case}:scope",
+    ],
 )
 async def test_outsiders_cannot_decide(
     data: str,
@@ -481,19 +489,19 @@ async def test_forged_and_stale_buttons_change_nothing(
     case = await file_case(app, rt, db, resident)
     card = command_room.last_message()
     forged = [
-        "v1:dp:99999:3",  # no such case
-        f"v1:dp:{case.id}:{unit_id(db, 'HB-ZF')}",  # another street's team
-        f"v1:dp:{case.id}:{unit_id(db, 'QB-CMD')}",  # not a team
-        f"v1:dp:{case.id}:99999",
-        f"v1:dp:{case.id}",  # no team at all
-        "v1:dp:abc:3",
-        f"v1:dz:{case.id}",  # no such action
-        f"v0:dp:{case.id}:3",  # another version
-        f"v1:dj:{case.id}:bogus",  # no such reason
-        f"v1:dx:{case.id}:{case.id}",  # itself
-        f"v1:dx:{case.id}:99999",
-        f"v1:dt:{case.id}x",
-        "v1:db:99999",
+        "v1:dispatch:99999:3",  # no such case
+        f"v1:dispatch:{case.id}:{unit_id(db, 'HB-ZF')}",  # another street's team
+        f"v1:dispatch:{case.id}:{unit_id(db, 'QB-CMD')}",  # not a team
+        f"v1:dispatch:{case.id}:99999",
+        f"v1:dispatch:{case.id}",  # no team at all
+        "v1:dispatch:abc:3",
+        f"v1:dispatch_zz:{case.id}",  # no such action
+        f"v0:dispatch:{case.id}:3",  # another version
+        f"v1:reject:{case.id}:bogus",  # no such reason
+        f"v1:duplicate:{case.id}:{case.id}",  # itself
+        f"v1:duplicate:{case.id}:99999",
+        f"v1:dispatch_menu:teams:{case.id}x",
+        "v1:dispatch_menu:back:99999",
     ]
     for data in forged:
         assert answered(await dispatcher.press_data(command_room.id, card.message_id, data)) == (STALE, True), data
@@ -524,7 +532,7 @@ async def test_a_late_press_says_who_decided_and_refreshes_the_card(
     assert buttons(command_room.message(card.message_id)) == buttons(card)
 
     bm = unit_id(db, "QB-BM")
-    text, alert = answered(await colleague.press_data(command_room.id, card.message_id, f"v1:dp:{case.id}:{bm}"))
+    text, alert = answered(await colleague.press_data(command_room.id, card.message_id, f"v1:dispatch:{case.id}:{bm}"))
     assert alert and text == f"{case.code} 已派遣至{ZF_ZH}（操作：李调度），本次操作未执行。"
     assert buttons(command_room.message(card.message_id)) == []  # refreshed
     assert load(db, case.id).unit_id == unit_id(db, "QB-ZF")
@@ -532,7 +540,9 @@ async def test_a_late_press_says_who_decided_and_refreshes_the_card(
     copy = await app.bot.send_message(
         colleague.id,
         "copy",
-        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data=f"v1:dt:{case.id}")]]),
+        reply_markup=InlineKeyboardMarkup(
+            [[InlineKeyboardButton("x", callback_data=f"v1:dispatch_menu:teams:{case.id}")]]
+        ),
     )
     text, _ = answered(await colleague.press(copy.message_id, "x"))
     assert "已派遣至" in text and buttons(tg.message(colleague.id, copy.message_id)) == []
@@ -541,7 +551,9 @@ async def test_a_late_press_says_who_decided_and_refreshes_the_card(
     other = await file_case(app, rt, db, resident, description="Another")
     other_card = command_room.last_message()
     await dispatcher.send(f"/reject {other.code} 重复上报", chat=command_room)
-    text, _ = answered(await colleague.press_data(command_room.id, other_card.message_id, f"v1:dd:{other.id}"))
+    text, _ = answered(
+        await colleague.press_data(command_room.id, other_card.message_id, f"v1:dispatch_menu:originals:{other.id}")
+    )
     assert text == f"{other.code} 已被李调度不予受理（重复上报），本次操作未执行。"
 
 
@@ -555,8 +567,9 @@ async def test_a_late_press_on_an_auto_dispatched_case(
     assert load(db, case.id).state == "dispatched"
     card = hb_room.last_message()
     assert buttons(card) == []  # auto-dispatched: the card informs, it asks nothing
-    text, _ = answered(await hb.press_data(hb_room.id, card.message_id, f"v1:dr:{case.id}"))
-    assert text == f"{case.code} 已派遣至湖滨街道综合执法平台（操作：系统自动派遣），本次操作未执行。"
+    text, _ = answered(await hb.press_data(hb_room.id, card.message_id, f"v1:dispatch_menu:reasons:{case.id}"))
+    # a pop-up speaks the presser's language (the group's is Chinese)
+    assert case.code in text and t("en", "dispatch.by_auto") in text and "<" not in text
 
 
 async def test_two_dispatchers_race_and_exactly_one_wins(
@@ -577,8 +590,8 @@ async def test_two_dispatchers_race_and_exactly_one_wins(
     zf, bm = unit_id(db, "QB-ZF"), unit_id(db, "QB-BM")
 
     first, second = await asyncio.gather(
-        dispatcher.press_data(command_room.id, card.message_id, f"v1:dp:{case.id}:{zf}"),
-        colleague.press_data(command_room.id, card.message_id, f"v1:dp:{case.id}:{bm}"),
+        dispatcher.press_data(command_room.id, card.message_id, f"v1:dispatch:{case.id}:{zf}"),
+        colleague.press_data(command_room.id, card.message_id, f"v1:dispatch:{case.id}:{bm}"),
     )
     answers = [answered(first)[0], answered(second)[0]]
     won = [a for a in answers if a.startswith("✅")]

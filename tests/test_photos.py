@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import pickle
 import random
 import struct
 import zlib
@@ -19,12 +21,14 @@ from bot.errors import DomainError
 from bot.intake import photos
 from bot.intake.photos import (
     MAX_BYTES,
+    MAX_DECODED_PIXELS,
     BadDimensions,
     BrokenImage,
     NotAnImage,
     PhotoError,
     PhotoTooLarge,
     StoredPhoto,
+    TooManyPixels,
     absolute,
     check_size,
     process_photo,
@@ -225,11 +229,11 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
         assert thumb.size == (160, 320)
 
 
-def test_big_photo_is_downscaled_to_2560(tmp_path: Path) -> None:
+def test_big_photo_is_downscaled_to_1600(tmp_path: Path) -> None:
     photo = process_photo(make_jpeg(4000, 1000), tmp_path, default_tz=SHANGHAI)
-    assert (photo.width, photo.height) == (2560, 640)
+    assert (photo.width, photo.height) == (1600, 400)
     with Image.open(absolute(tmp_path, photo.jpeg_path)) as img:
-        assert img.size == (2560, 640)
+        assert img.size == (1600, 400)
     with Image.open(absolute(tmp_path, photo.thumb_path)) as img:
         assert img.size == (320, 80)
 
@@ -656,11 +660,283 @@ def test_module_constants() -> None:
 
 
 def test_large_jpeg_decoded_at_reduced_scale_still_fits(tmp_path: Path) -> None:
-    # 5400×5400: libjpeg may decode at 1/2 (2700 px), then it is resized to 2560.
+    # 5400×5400: libjpeg decodes at 1/2 (2700 px; 1/4 would give 1350), then it is resized to 1600.
     photo = process_photo(make_jpeg(5400, 5400), tmp_path, default_tz=SHANGHAI)
-    assert (photo.width, photo.height) == (2560, 2560)
+    assert (photo.width, photo.height) == (1600, 1600)
 
 
 def test_large_truncated_jpeg_is_broken_too(tmp_path: Path) -> None:
     with pytest.raises(BrokenImage):
         process_photo(truncated_jpeg(5400, 5400), tmp_path, default_tz=SHANGHAI)
+
+
+# --------------------------------------------------------------------------- speed: draft, size, one fsync
+
+
+def test_four_by_three_photo_is_drafted_to_its_aspect_ratio(tmp_path: Path, no_decoding: list) -> None:
+    # A square 1600 box would not scale a 4:3 photo at all (3000 // 1600 = 1); a 1600×1200 box
+    # lets libjpeg decode at 1/2.
+    photo = process_photo(make_jpeg(4000, 3000), tmp_path, default_tz=SHANGHAI)
+    assert set(no_decoding) == {(2000, 1500)}  # load() may be called again once loaded
+    assert (photo.width, photo.height) == (1600, 1200)
+    with Image.open(absolute(tmp_path, photo.jpeg_path)) as img:
+        assert img.size == (1600, 1200)
+    with Image.open(absolute(tmp_path, photo.thumb_path)) as img:
+        assert img.size == (320, 240)
+
+
+@pytest.mark.parametrize(
+    ("size", "decoded", "stored"),
+    [
+        ((3000, 4000), (1500, 2000), (1200, 1600)),  # portrait
+        ((8000, 1000), (2000, 250), (1600, 200)),  # a panorama: 1/4, since 1/8 would give 1000 < 1600
+        ((3199, 2399), (3199, 2399), (1600, 1200)),  # under twice the target: no scale fits
+        ((1200, 900), (1200, 900), (1200, 900)),  # small: kept as it is
+    ],
+)
+def test_draft_scale_is_the_largest_that_keeps_the_target(
+    tmp_path: Path, no_decoding: list, size: tuple[int, int], decoded: tuple[int, int], stored: tuple[int, int]
+) -> None:
+    photo = process_photo(make_jpeg(*size), tmp_path, default_tz=SHANGHAI)
+    assert set(no_decoding) == {decoded}
+    assert (photo.width, photo.height) == stored
+
+
+def test_big_photo_exif_is_read_then_stripped(tmp_path: Path) -> None:
+    data = make_jpeg(4000, 3000, exif_gps=(30.2411, 120.1691), exif_time=datetime(2026, 11, 23, 9, 12))
+    photo = process_photo(data, tmp_path, default_tz=SHANGHAI)
+    assert photo.gps == pytest.approx((30.2411, 120.1691), abs=1e-6)
+    assert photo.taken_at == datetime(2026, 11, 23, 1, 12, tzinfo=UTC)
+    assert absolute(tmp_path, photo.original_path).read_bytes() == data  # evidence kept whole
+    assert_no_metadata(absolute(tmp_path, photo.jpeg_path))
+    assert_no_metadata(absolute(tmp_path, photo.thumb_path))
+
+
+def test_no_optimize_pass_and_quality_85(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = make_jpeg(800, 600)
+    saved: list[dict] = []
+    real_save = Image.Image.save
+
+    def spy(self: Image.Image, fp, format=None, **params):  # type: ignore[no-untyped-def]
+        saved.append({"format": format, **params})
+        return real_save(self, fp, format, **params)
+
+    monkeypatch.setattr(Image.Image, "save", spy)
+    process_photo(data, tmp_path, default_tz=SHANGHAI)
+    assert saved == [{"format": "JPEG", "quality": 85}] * 2
+
+
+def test_one_fsync_per_new_photo_and_none_for_a_stored_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    data = make_jpeg(800, 600)
+    process_photo(data, tmp_path, default_tz=SHANGHAI)
+    assert len(synced) == 1
+    process_photo(data, tmp_path, default_tz=SHANGHAI)
+    assert len(synced) == 1
+
+
+def test_a_stored_photo_is_not_decoded_again(tmp_path: Path, no_decoding: list) -> None:
+    data = make_jpeg(800, 600, exif_gps=(30.0, 120.0))
+    first = process_photo(data, tmp_path, default_tz=SHANGHAI)
+    no_decoding.clear()
+    assert process_photo(data, tmp_path, default_tz=SHANGHAI) == first
+    assert no_decoding == []
+
+
+@pytest.mark.parametrize("which", ["jpeg", "thumb"])
+def test_a_derived_file_cut_short_is_made_again(tmp_path: Path, which: str) -> None:
+    # What a power cut may leave of a file whose data was never fsynced.
+    data = make_jpeg(640, 480)
+    first = process_photo(data, tmp_path, default_tz=SHANGHAI)
+    path = absolute(tmp_path, first.jpeg_path if which == "jpeg" else first.thumb_path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    assert process_photo(data, tmp_path, default_tz=SHANGHAI) == first
+    assert path.read_bytes() == whole
+
+
+def test_an_original_cut_short_is_written_again(tmp_path: Path) -> None:
+    data = make_jpeg(640, 480)
+    first = process_photo(data, tmp_path, default_tz=SHANGHAI)
+    original = absolute(tmp_path, first.original_path)
+    original.write_bytes(data[:100])
+    assert process_photo(data, tmp_path, default_tz=SHANGHAI) == first
+    assert original.read_bytes() == data
+
+
+# --------------------------------------------------------------------------- memory: decoded-size budgets
+
+
+def test_png_over_its_pixel_budget_is_refused_before_decoding(tmp_path: Path, no_decoding: list) -> None:
+    # The bomb: 7000×7000 (49 MP, under MAX_PIXELS) is ~200 MB decoded, tiny on the wire.
+    data = _huge_one_bit_png(7000, 7000)
+    assert len(data) < 200_000
+    with pytest.raises(TooManyPixels) as info:
+        process_photo(data, tmp_path, default_tz=SHANGHAI)
+    assert isinstance(info.value, BadDimensions) and info.value.key == "photo.bad_size"
+    assert info.value.params == {"min_side": 16, "max_megapixels": 36}
+    assert info.value.size == (7000, 7000)
+    assert no_decoding == []
+    assert files_under(tmp_path) == {}
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "BMP", "GIF"])
+def test_formats_without_draft_have_a_pixel_budget(tmp_path: Path, fmt: str, no_decoding: list) -> None:
+    # Pillow reads the header only; the refusal comes before load().
+    buffer = io.BytesIO()
+    Image.new("1", (6100, 6000)).save(buffer, format=fmt)  # 36.6 MP, 1 bit: small to make
+    with pytest.raises(TooManyPixels) as info:
+        process_photo(buffer.getvalue(), tmp_path, default_tz=SHANGHAI)
+    assert info.value.params["max_megapixels"] == MAX_DECODED_PIXELS[fmt] // 1_000_000 == 36
+    assert no_decoding == []
+
+
+def test_png_at_its_budget_is_taken(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.new("1", (6000, 6000), 1).save(buffer, format="PNG")  # exactly 36 MP
+    photo = process_photo(buffer.getvalue(), tmp_path, default_tz=SHANGHAI)
+    assert (photo.width, photo.height) == (1600, 1600)
+
+
+def test_webp_over_its_budget_is_refused_before_pillow_opens_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Opening a WebP already makes libwebp allocate its canvases: our own header read refuses it.
+    buffer = io.BytesIO()
+    Image.new("RGB", (4100, 2800)).save(buffer, format="WEBP", lossless=True)  # 11.5 MP
+    opened: list[str] = []
+    real_open = Image.open
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append("open")
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", spy)
+    with pytest.raises(TooManyPixels) as info:
+        process_photo(buffer.getvalue(), tmp_path, default_tz=SHANGHAI)
+    assert info.value.params["max_megapixels"] == 11
+    assert info.value.size == (4100, 2800)
+    assert opened == []
+
+
+@pytest.mark.parametrize(("width", "height"), [(64, 48), (5000, 80), (80, 5000)])
+def test_webp_headers_are_read_for_every_kind(width: int, height: int) -> None:
+    for params in ({"lossless": True}, {"quality": 80}, {"lossless": True, "exif": Image.Exif().tobytes()}):
+        buffer = io.BytesIO()
+        Image.new("RGBA" if "exif" in params else "RGB", (width, height)).save(buffer, format="WEBP", **params)
+        assert photos._sniff(buffer.getvalue()) == ("WEBP", width, height)
+
+
+def test_progressive_jpeg_is_budgeted_by_its_coefficients(tmp_path: Path, no_decoding: list) -> None:
+    # libjpeg keeps every coefficient of a progressive JPEG, whatever the draft scale: at 4:4:4
+    # that is 6 bytes a pixel, so 4800×4800 needs 138 MB; the same picture baseline is cheap.
+    img = Image.new("RGB", (4800, 4800), (90, 120, 150))
+    progressive, baseline = io.BytesIO(), io.BytesIO()
+    img.save(progressive, format="JPEG", progressive=True, subsampling=0)
+    img.save(baseline, format="JPEG", subsampling=0)
+    with pytest.raises(TooManyPixels) as info:
+        process_photo(progressive.getvalue(), tmp_path, default_tz=SHANGHAI)
+    assert info.value.params["max_megapixels"] == 21
+    assert no_decoding == []
+    photo = process_photo(baseline.getvalue(), tmp_path, default_tz=SHANGHAI)
+    assert (photo.width, photo.height) == (1600, 1600)
+
+
+def test_jpeg_frame_reading() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4000, 3000)).save(buffer, format="JPEG", progressive=True)  # 4:2:0
+    frame = photos._jpeg_frame(buffer.getvalue())
+    assert frame is not None and frame.buffered
+    assert (frame.width, frame.height) == (4000, 3000)
+    assert frame.sampling == ((2, 2), (1, 1), (1, 1))
+    assert frame.coefficient_bytes == (500 * 376 + 2 * 250 * 188) * 128  # ~3 bytes a pixel
+    baseline = photos._jpeg_frame(make_jpeg(640, 480))
+    assert baseline is not None and not baseline.buffered
+    assert photos._jpeg_frame(b"\xff\xd8\xff") is None
+    assert photos._jpeg_frame(make_png()) is None
+
+
+# --------------------------------------------------------------------------- memory: shrinking band by band
+
+
+@pytest.mark.parametrize(("size", "factor"), [((3300, 1717), 2), ((4900, 3301), 3), ((6500, 200), 4)])
+def test_band_by_band_shrink_equals_one_reduce_of_the_whole(size: tuple[int, int], factor: int) -> None:
+    img = Image.effect_noise(size, 60).convert("RGB")
+    target = photos._fit(*size, photos.JPEG_MAX_SIDE)
+    shrunk = photos._shrink(img, target)
+    assert shrunk.tobytes() == img.reduce(factor).tobytes()
+
+
+def test_big_transparent_png_is_flattened_on_white_band_by_band(tmp_path: Path) -> None:
+    img = Image.new("RGBA", (4000, 2000), (0, 0, 0, 0))  # transparent black...
+    img.paste((200, 0, 0, 255), (2000, 0, 4000, 2000))  # ...and an opaque red right half
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    photo = process_photo(buffer.getvalue(), tmp_path, default_tz=SHANGHAI)
+    assert (photo.width, photo.height) == (1600, 800)
+    with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
+        assert all(channel > 245 for channel in out.getpixel((100, 400)))
+        red, green, blue = out.getpixel((1500, 400))
+        assert red > 180 and green < 40 and blue < 40
+
+
+def test_big_palette_gif_with_transparency_and_big_16_bit_png(tmp_path: Path) -> None:
+    gif = Image.new("P", (3600, 2400), 1)
+    gif.putpalette([0, 0, 0, 0, 0, 255] + [0] * 762)
+    gif.paste(0, (0, 0, 1800, 2400))  # index 0: transparent
+    buffer = io.BytesIO()
+    gif.save(buffer, format="GIF", transparency=0)
+    photo = process_photo(buffer.getvalue(), tmp_path, default_tz=SHANGHAI)
+    with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
+        assert out.size == (1600, 1067)
+        assert all(channel > 245 for channel in out.getpixel((100, 500)))  # transparent -> white
+        red, _, blue = out.getpixel((1500, 500))
+        assert blue > 200 and red < 40
+
+    grey = io.BytesIO()
+    Image.new("I;16", (3400, 3400), 20000).save(grey, format="PNG")
+    photo = process_photo(grey.getvalue(), tmp_path, default_tz=SHANGHAI)
+    with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
+        assert out.size == (1600, 1600)
+        assert 60 < out.getpixel((800, 800))[0] < 100
+
+
+def test_big_cmyk_jpeg_is_converted(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.new("CMYK", (4000, 3000), (0, 255, 255, 0)).save(buffer, format="JPEG")  # red ink
+    photo = process_photo(buffer.getvalue(), tmp_path, default_tz=SHANGHAI)
+    with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
+        assert out.mode == "RGB" and out.size == (1600, 1200)
+        red, green, blue = out.getpixel((800, 600))
+        assert red > 200 and green < 60 and blue < 60
+
+
+# --------------------------------------------------------------------------- errors cross processes
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PhotoError(),
+        PhotoTooLarge(max_mb=20, size_mb=25.2),
+        NotAnImage(),
+        BrokenImage(),
+        BadDimensions((0, 0)),
+        TooManyPixels((7000, 7000), max_megapixels=36),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_errors_survive_pickling(error: PhotoError) -> None:
+    # A photo worker raises them in another process: what arrives must answer the same way.
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert copy.key == error.key and copy.params == error.params
+    assert getattr(copy, "size", None) == getattr(error, "size", None)
+    assert str(copy) == str(error)

@@ -20,7 +20,7 @@ from bot.rating import ratings as rating
 from bot.runtime import Runtime
 from handlers import rate as rate_handlers
 from handlers.common import off_loop
-from handlers.outbox_sender import flush
+from handlers.outbox_sender import drain
 from storage.db import Database
 from storage.models import AuditEvent, Case, CaseCard, FollowUp, Outbox, Rating, RatingLink, RatingRequest
 from tests.fakebot import MAX_MESSAGE_LENGTH, FakeChat, FakeTelegram, FakeUser, buttons, utf16_len
@@ -167,7 +167,7 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(
     assert buttons(lin.chat.message(question.message_id)) == []
     # the same level again, from the old buttons: one rating per resident per case
     request = request_of(db, case, lin)
-    answer = await lin.press_data(lin.id, question.message_id, f"v1:rt:{request.id}:4")
+    answer = await lin.press_data(lin.id, question.message_id, f"v1:rate:{request.id}:4")
     assert answer is not None and "already rated" in answer.params["text"]
     assert [(r.level, r.case_id) for r in rating_rows(db)] == [(5, case.id)]
 
@@ -208,7 +208,7 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(
     rt.clock.set(followup.due_at + timedelta(minutes=5))  # type: ignore[attr-defined]
     swept = deadlines.sweep(rt)
     assert swept.kinds.get("followup_rung1") == 1 and deadlines.sweep(rt).reminders == 0
-    await flush(tg.app)
+    await drain(tg.app)
     assert any("回访已超时" in text and case.code in text for text in w.room.texts())
     rt.clock.set(back)  # type: ignore[attr-defined]
 
@@ -237,7 +237,7 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(
         fresh.closed_at is None and fresh.due_at is not None and fresh.due_at > fresh.updated_at
     )  # a fresh time limit
     # The same outcome again: already done.
-    answer = await w.dispatcher.press_data(w.room.id, card.message_id, f"v1:fu:{followup.id}:r")
+    answer = await w.dispatcher.press_data(w.room.id, card.message_id, f"v1:followup:{followup.id}:r")
     assert answer is not None and "已经完成" in answer.params["text"]
 
     # The numbers: two asked, two rated, one of two satisfied, one bad, one follow-up reopened.
@@ -401,13 +401,13 @@ async def test_forged_and_foreign_rating_buttons(w: SimpleNamespace, tg: FakeTel
     question = lin.last_message()
     stranger = tg.user(9581, "Mr Ma", language_code="en")
     for who, data in (
-        (stranger, f"v1:rt:{request.id}:5"),  # someone else's request
-        (w.staff, f"v1:rt:{request.id}:1"),
-        (lin, f"v1:rt:{request.id}:9"),  # no such level
-        (lin, "v1:rt:999999:5"),
-        (lin, f"v1:rt:{request.id}"),
-        (lin, "v1:rk:424242"),
-        (lin, "v1:fu:1:c"),
+        (stranger, f"v1:rate:{request.id}:5"),  # someone else's request
+        (w.staff, f"v1:rate:{request.id}:1"),
+        (lin, f"v1:rate:{request.id}:9"),  # no such level
+        (lin, "v1:rate:999999:5"),
+        (lin, f"v1:rate:{request.id}"),
+        (lin, "v1:skip_comment:424242"),
+        (lin, "v1:followup:1:c"),
     ):
         answer = await who.press_data(lin.id, question.message_id, data)
         assert answer is not None and answer.params.get("show_alert") is True, data
@@ -421,7 +421,7 @@ async def test_forged_and_foreign_rating_buttons(w: SimpleNamespace, tg: FakeTel
         staff_user = s.exec(select(User).where(User.telegram_id == w.staff.id)).one()
         own, _ = rows.attach(s, case_id=case.id, user_id=staff_user.id, origin="link", now=w.rt.clock.now())  # type: ignore[arg-type]
         own_id = own.id
-    answer = await w.staff.press_data(w.staff.id, 1, f"v1:rt:{own_id}:5")
+    answer = await w.staff.press_data(w.staff.id, 1, f"v1:rate:{own_id}:5")
     assert answer is not None and "不能为它评价" in answer.params["text"]
     assert rating_rows(db) == []
 
@@ -493,7 +493,7 @@ async def test_one_reminder_to_rate(
     results = await asyncio.gather(off_loop(rating.remind_unrated, rt), off_loop(rating.remind_unrated, rt))
     assert sorted(results) == [0, 1]
     assert rating.remind_unrated(rt) == 0
-    await flush(app)
+    await drain(app)
     reminder = lin.last_message()
     assert "A reminder" in reminder.text and buttons(reminder) == FACES
     assert not any("reminder" in text for text in sun.texts())
@@ -523,9 +523,9 @@ async def test_a_request_rated_before_it_was_sent_is_not_sent(
             payload={"request": request.id, "reminder": True},
             now=rt.clock.now(),
         )
-    await lin.press_data(lin.id, lin.last_message().message_id, f"v1:rt:{request.id}:5")
+    await lin.press_data(lin.id, lin.last_message().message_id, f"v1:rate:{request.id}:5")
     before = len(lin.messages())
-    await flush(app)
+    await drain(app)
     assert len(lin.messages()) == before
 
 

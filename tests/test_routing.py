@@ -19,7 +19,7 @@ from bot.intake.submit import ReportIn, Submitted, submit_report
 from bot.org.org_file import DEFAULT_ORG_FILE, OrgSpec, load_org_file
 from bot.people.identity import Profile, identify
 from bot.runtime import Runtime
-from handlers.outbox_sender import flush
+from handlers.outbox_sender import drain
 from storage.db import Database
 from storage.models import AuditEvent, Case, CaseCard, Category, Grid, Outbox, Street, Unit
 from storage.org_import import import_org
@@ -184,7 +184,7 @@ async def test_auto_dispatch_posts_to_the_team_and_the_command_room(
 ) -> None:
     user = reporter(rt)
     done = submit_report(rt, report(db, user, first_grid("HB"), "CITY-STREET-VENDOR", "岳王路口流动摊贩占道"))
-    await flush(app)
+    await drain(app)
     case = case_of(db, done)
     assert case.state == "dispatched" and case.unit_id == ids_by_code(db, Unit)["HB-ZF"]
     assert cards_of(db, case.id) == {"team": -100701, "command": -100700}
@@ -203,7 +203,7 @@ async def test_auto_dispatch_to_a_team_without_a_group(
 ) -> None:
     user = reporter(rt)
     done = submit_report(rt, report(db, user, first_grid("HB"), "DISPUTE-NEIGHBOUR"))
-    await flush(app)
+    await drain(app)
     case = case_of(db, done)
     assert case.state == "dispatched" and case.unit_id == ids_by_code(db, Unit)["HB-ZZ"]
     assert cards_of(db, case.id) == {"command": -100700}  # the room still sees it
@@ -224,7 +224,7 @@ async def test_auto_dispatch_street_without_the_team_leaves_it_to_the_command_ro
     user = reporter(rt)
     for category in (c for c in SPEC.categories if c.platform == "SC"):
         done = submit_report(rt, report(db, user, first_grid("HB"), category.code))
-        await flush(app)
+        await drain(app)
         case = case_of(db, done)
         assert (case.state, case.unit_id, case.suggested_unit_id) == ("reported", None, None)
         assert cards_of(db, case.id) == {"command": -100700}

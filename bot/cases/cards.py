@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.callbacks import cb
+from bot.callbacks import Claim, Confirm, Dispatch, DispatchMenu, NotFixed, Release, ReportIn, Work
+from bot.cases import lifecycle
 from bot.i18n import bilingual, t
+from bot.org import index
 from bot.org.geo import amap_link, map_link
 from bot.runtime import Runtime
 from bot.textlimits import utf16_len, utf16_prefix
-from storage import cases, casework, orgs, people
+from storage import cases, casework, people
 from storage.models import CaseState
 
 CAPTION_LIMIT = 1024
@@ -96,20 +98,21 @@ def case_view(rt: Runtime, case_id: int) -> CaseView | None:
         case = cases.get_case(s, case_id)
         if case is None:
             return None
-        category = orgs.category(s, case.category_id) if case.category_id else None
-        platform = orgs.platform(s, category.platform_id) if category and category.platform_id else None
-        grid = orgs.grid(s, case.grid_id) if case.grid_id else None
-        community = orgs.community(s, case.community_id) if case.community_id else None
-        street = orgs.street(s, case.street_id) if case.street_id else None
-        suggested = orgs.unit(s, case.suggested_unit_id) if case.suggested_unit_id else None
-        unit = orgs.unit(s, case.unit_id) if case.unit_id else None
+        known = index.org(rt)  # names of places and teams from memory, not the database
+        category = known.category(case.category_id)
+        platform = known.platform(category.platform_id) if category else None
+        grid = known.grid(case.grid_id)
+        community = known.community(case.community_id)
+        street = known.street(case.street_id)
+        suggested = known.unit(case.suggested_unit_id)
+        unit = known.unit(case.unit_id)
         reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
         owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
         photos = cases.media_of(s, case_id, stage="report", kind="photo")
         voices = cases.media_of(s, case_id, kind="voice")
         original = cases.get_case(s, case.duplicate_of_id) if case.duplicate_of_id else None
         whistles = tuple(
-            WhistleView(w.id, w.unit_id, _names(orgs.unit(s, w.unit_id)) or Names("?", "?"), w.reported_in_at)  # type: ignore[arg-type]
+            WhistleView(w.id, w.unit_id, _names(known.unit(w.unit_id)) or Names("?", "?"), w.reported_in_at)  # type: ignore[arg-type]
             for w in casework.whistles_of(s, case_id)
         )
         after = cases.media_of(s, case_id, stage="after", kind="photo")
@@ -238,54 +241,70 @@ def _visible(text: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
-def buttons_for(
-    view: CaseView, lang: str, purpose: str, viewer_unit_id: int | None = None
-) -> list[list[tuple[str, str]]]:
-    state = view.state
-    if purpose == "command" and state in (CaseState.REPORTED, CaseState.RETURNED):
-        rows: list[list[tuple[str, str]]] = []
-        if view.suggested_unit is not None and view.suggested_unit_id is not None:
-            rows.append(
-                [
-                    (
-                        t(lang, "card.dispatch_to", team=view.suggested_unit.get(lang)),
-                        cb("dp", view.id, view.suggested_unit_id),
-                    )
-                ]
-            )
-        rows.append([(t(lang, "card.choose_team"), cb("dt", view.id))])
-        rows.append([(t(lang, "card.mark_duplicate"), cb("dd", view.id)), (t(lang, "card.reject"), cb("dr", view.id))])
-        return rows
-    if purpose == "team":
-        if state in (CaseState.DISPATCHED, CaseState.REOPENED) and not view.has_owner:
-            return [[(t(lang, "card.claim"), cb("cl", view.id))]]
-        if state in (CaseState.CLAIMED, CaseState.REOPENED, CaseState.ESCALATED):
-            rows = [
-                [
-                    (t(lang, "card.resolve"), cb("wk", "resolve", view.id)),
-                    (t(lang, "card.note_button"), cb("wk", "note", view.id)),
-                ]
+# Who reads a card in each kind of chat: its buttons are what those relations may do now
+# (lifecycle.allowed), so a card never offers what the lifecycle would refuse.
+READERS: dict[str, frozenset[str]] = {
+    "command": frozenset({lifecycle.DISPATCHER}),
+    "team": frozenset({lifecycle.TEAM, lifecycle.OWNER}),
+    "department": frozenset({lifecycle.DEPARTMENT}),
+    "verify": frozenset({lifecycle.DISPATCHER}),
+}
+
+Rows = list[list[tuple[str, str]]]
+
+
+def buttons_for(view: CaseView, lang: str, purpose: str, viewer_unit_id: int | None = None) -> Rows:
+    may = set(lifecycle.allowed(view.state, READERS.get(purpose, frozenset())))
+
+    def rows(*cells: list[tuple[str, str, str]]) -> Rows:
+        """Rows of (action, label, data) cells, keeping the cells whose action is allowed."""
+        kept = [[(label, data) for action, label, data in row if action in may] for row in cells]
+        return [row for row in kept if row]
+
+    if purpose == "command" and "dispatch" in may:
+        suggested = view.suggested_unit
+        return rows(
+            [
+                (
+                    "dispatch",
+                    t(lang, "card.dispatch_to", team=suggested.get(lang)),
+                    Dispatch(view.id, view.suggested_unit_id).pack(),
+                )
             ]
-            if state != CaseState.ESCALATED:
-                rows.append(
-                    [
-                        (t(lang, "card.escalate"), cb("wk", "escalate", view.id)),
-                        (t(lang, "card.extend"), cb("wk", "extend", view.id)),
-                    ]
-                )
-                rows.append(
-                    [
-                        (t(lang, "card.return"), cb("wk", "return", view.id)),
-                        (t(lang, "card.release"), cb("cr", view.id)),
-                    ]
-                )
-            else:
-                rows.append([(t(lang, "card.extend"), cb("wk", "extend", view.id))])
-            return rows
+            if suggested is not None and view.suggested_unit_id is not None
+            else [],
+            [("dispatch", t(lang, "card.choose_team"), DispatchMenu("teams", view.id).pack())],
+            [
+                ("duplicate", t(lang, "card.mark_duplicate"), DispatchMenu("originals", view.id).pack()),
+                ("reject", t(lang, "card.reject"), DispatchMenu("reasons", view.id).pack()),
+            ],
+        )
+    if purpose == "team":
+        if not view.has_owner:
+            return rows([("claim", t(lang, "card.claim"), Claim(view.id).pack())])
+        return rows(
+            [
+                ("resolve", t(lang, "card.resolve"), Work("resolve", view.id).pack()),
+                ("note", t(lang, "card.note_button"), Work("note", view.id).pack()),
+            ],
+            [
+                ("escalate", t(lang, "card.escalate"), Work("escalate", view.id).pack()),
+                ("extend", t(lang, "card.extend"), Work("extend", view.id).pack()),
+            ],
+            [
+                ("return", t(lang, "card.return"), Work("return", view.id).pack()),
+                ("release", t(lang, "card.release"), Release(view.id).pack()),
+            ],
+        )
     if purpose == "department" and viewer_unit_id is not None:
         waiting = [w for w in view.whistles if w.unit_id == viewer_unit_id and w.reported_in_at is None]
-        if waiting and state == CaseState.ESCALATED:
-            return [[(t(lang, "card.report_in"), cb("ri", waiting[-1].id))]]
-    if purpose == "verify" and state == CaseState.RESOLVED:
-        return [[(t(lang, "card.confirm_fixed"), cb("vc", view.id)), (t(lang, "card.not_fixed"), cb("vn", view.id))]]
+        if waiting and view.state == CaseState.ESCALATED:  # a whistle is answered while it blows
+            return rows([("report_in", t(lang, "card.report_in"), ReportIn(waiting[-1].id).pack())])
+    if purpose == "verify":
+        return rows(
+            [
+                ("confirm", t(lang, "card.confirm_fixed"), Confirm(view.id).pack()),
+                ("not_fixed", t(lang, "card.not_fixed"), NotFixed(view.id).pack()),
+            ]
+        )
     return []

@@ -14,15 +14,16 @@ from typing import Any
 from sqlmodel import Session
 
 from bot import notify
-from bot.cases import deadlines, workflow
-from bot.cases.access import actors
+from bot.cases import deadlines, lifecycle
+from bot.cases.lifecycle import CaseNotFound
 from bot.errors import DomainError
+from bot.i18n import N_
 from bot.intake.submit import PhotoIn, add_media
 from bot.people.roles import Person
 from bot.rating import ratings as rating
 from bot.runtime import Runtime
 from storage import audit, cases, casework, chats, orgs, outbox, people
-from storage.models import Case, CaseSource, CaseState, ExtensionRequest, Role, UnitKind, Whistle
+from storage.models import Case, CaseSource, ExtensionRequest, Role, UnitKind, Whistle
 
 NOTE, RETURN, EXTEND, ESCALATE, RESOLVE, NOT_FIXED = "note", "return", "extend", "escalate", "resolve", "not_fixed"
 INPUT_ACTIONS = (NOTE, RETURN, EXTEND, ESCALATE, RESOLVE, NOT_FIXED)
@@ -31,10 +32,6 @@ _MOVE = {RETURN: "return", ESCALATE: "escalate", RESOLVE: "resolve", NOT_FIXED: 
 MAX_TEXT = 2000
 MAX_PHOTOS = 10
 EXTENSION_CHOICES_H = (24, 72, 168)
-
-
-class CaseNotFound(DomainError):
-    key = "case.not_found"
 
 
 class ReasonRequired(DomainError):
@@ -83,27 +80,12 @@ class Done:
 
 
 def _case(s: Session, case_id: int) -> Case:
-    case = cases.get_case(s, case_id)
-    if case is None:
-        raise CaseNotFound()
-    return case
+    return lifecycle.load(s, case_id)
 
 
-def _check(s: Session, person: Person, case: Case, action: str) -> None:
-    who = actors(s, person, case)
-    if action == NOTE:
-        if not who & {workflow.OWNER, workflow.TEAM, workflow.DEPARTMENT, workflow.DISPATCHER, workflow.ADMIN}:
-            raise workflow.ActorNotAllowed()
-        if not workflow.is_open(case.state):
-            raise workflow.MoveNotAllowed(code=case.code)
-        return
-    if action == EXTEND:
-        if workflow.OWNER not in who:
-            raise workflow.ActorNotAllowed()
-        if case.state not in (CaseState.CLAIMED, CaseState.ESCALATED, CaseState.REOPENED):
-            raise workflow.MoveNotAllowed(code=case.code)
-        return
-    workflow.check(_MOVE[action], state=case.state, actors=who, code=case.code)
+def _check(rt: Runtime, s: Session, person: Person, case: Case, action: str) -> frozenset[str]:
+    """May the person start (or finish) this input action on the case now? (Rights first.)"""
+    return lifecycle.check(rt, s, person, case, _MOVE.get(action, action))
 
 
 def _view(row: Any, code: str) -> Pending:
@@ -123,10 +105,10 @@ def _view(row: Any, code: str) -> Pending:
 def start_input(rt: Runtime, *, person: Person, case_id: int, action: str) -> Pending:
     """Check the person may do this now, and wait for their words and photos."""
     if action not in INPUT_ACTIONS:
-        raise workflow.ActorNotAllowed()
+        raise lifecycle.ActorNotAllowed()
     with rt.db.session() as s:
         case = _case(s, case_id)
-        _check(s, person, case, action)
+        _check(rt, s, person, case, action)
         row = casework.start_pending(
             s, user_id=person.user_id, action=action, case_id=case_id, data={}, now=rt.clock.now()
         )
@@ -176,7 +158,7 @@ def toggle_department(rt: Runtime, *, user_id: int, unit_id: int) -> Pending:
     with rt.db.read() as s:
         unit = orgs.unit(s, unit_id)
         if unit is None or unit.kind != UnitKind.DEPARTMENT or not unit.active:
-            raise workflow.ActorNotAllowed()
+            raise lifecycle.ActorNotAllowed()
 
     def change(d: dict[str, Any]) -> None:
         chosen = set(d.get("departments", []))
@@ -188,7 +170,7 @@ def toggle_department(rt: Runtime, *, user_id: int, unit_id: int) -> Pending:
 
 def set_hours(rt: Runtime, *, user_id: int, hours: int) -> Pending:
     if hours not in EXTENSION_CHOICES_H:
-        raise workflow.ActorNotAllowed()
+        raise lifecycle.ActorNotAllowed()
 
     def change(d: dict[str, Any]) -> None:
         d["hours"] = hours
@@ -219,7 +201,7 @@ def finish(rt: Runtime, *, person: Person, pending_id: int) -> Done:
         if row is None or row.id != pending_id:
             raise NothingPending()
         case = _case(s, row.case_id)
-        _check(s, person, case, row.action)  # the case may have moved on meanwhile
+        _check(rt, s, person, case, row.action)  # the case may have moved on meanwhile
         data = dict(row.data or {})
         text = (data.get("text") or "").strip()
         photos = [
@@ -230,7 +212,7 @@ def finish(rt: Runtime, *, person: Person, pending_id: int) -> Done:
         if action == NOTE:
             if not text and not photos:
                 raise ReasonRequired()
-            done = _note(s, person, case, text, photos, now)
+            done = _note(rt, s, person, case, text, photos, now)
         elif action == RETURN:
             if not text:
                 raise ReasonRequired()
@@ -264,109 +246,25 @@ def finish(rt: Runtime, *, person: Person, pending_id: int) -> Done:
         return done
 
 
-def _refresh(s: Session, case: Case, now: datetime) -> None:
-    notify.refresh_cards(s, case_id=case.id, now=now)  # type: ignore[arg-type]
-
-
-def _move(
-    rt: Runtime,
-    s: Session,
-    case: Case,
-    action: str,
-    person: Person,
-    now: datetime,
-    values: dict[str, Any],
-    note: str | None,
-    event: str,
-    data: dict[str, Any] | None = None,
-) -> str:
-    target = workflow.move(action).target
-    from_state = case.state  # read first: the ORM update below syncs the loaded row
-    paused_since = case.resolved_at if from_state == CaseState.RESOLVED else None
-    won = cases.change_state(
-        s,
-        case_id=case.id,
-        from_state=case.state,
-        version=case.version,
-        values={"state": target, "updated_at": now, **values},
-    )  # type: ignore[arg-type]
-    if not won:
-        raise workflow.MoveNotAllowed(code=case.code)
-    s.refresh(case)
-    if target == CaseState.REOPENED:
-        deadlines.resumed_after_verification(rt, s, case, paused_since, now)
-    else:
-        deadlines.replan(rt, s, case, now)
-    audit.record(
-        s,
-        action=event,
-        subject_type="case",
-        subject_id=case.id,
-        case_id=case.id,
-        actor_user_id=person.user_id,
-        from_state=from_state,
-        to_state=target,
-        note=note,
-        data=data or {},
-        at=now,
-    )
-    return target
-
-
-def _tell_reporter(s: Session, case: Case, person: Person, key: str, now: datetime, **params: Any) -> None:
-    reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
-    if reporter is not None and reporter.id != person.user_id and reporter.can_message:
-        notify.text_to_user(
-            s, telegram_id=reporter.telegram_id, key=key, now=now, case_id=case.id, code=case.code, **params
-        )
-
-
-def _tell_owner(s: Session, case: Case, person: Person | None, key: str, now: datetime, **params: Any) -> None:
-    owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
-    if owner is not None and (person is None or owner.id != person.user_id) and owner.can_message:
-        notify.text_to_user(
-            s, telegram_id=owner.telegram_id, key=key, now=now, case_id=case.id, code=case.code, **params
-        )
-
-
-def _note(s: Session, person: Person, case: Case, text: str, photos: list[PhotoIn], now: datetime) -> Done:
-    add_media(s, case_id=case.id, stage="progress", added_by=person.user_id, now=now, photos=photos)  # type: ignore[arg-type]
-    audit.record(
-        s,
-        action="case.note",
-        subject_type="case",
-        subject_id=case.id,
-        case_id=case.id,
-        actor_user_id=person.user_id,
-        note=text or None,
-        data={"photos": len(photos)},
-        at=now,
-    )
-    return Done(NOTE, case.id, case.code, case.state)  # type: ignore[arg-type]
+def _note(rt: Runtime, s: Session, person: Person, case: Case, text: str, photos: list[PhotoIn], now: datetime) -> Done:
+    add_media(s, case_id=_id(case), stage="progress", added_by=person.user_id, now=now, photos=photos)
+    # A note changes nothing the cards show: no card edits for it.
+    lifecycle.act(
+        rt, s, case, "note", person, now=now, event="case.note",
+        note=text or None, data={"photos": len(photos)}, refresh=False,
+    )  # fmt: skip
+    return Done(NOTE, _id(case), case.code, case.state)
 
 
 def _return(rt: Runtime, s: Session, person: Person, case: Case, reason: str, now: datetime) -> Done:
-    unit_id = case.unit_id
-    state = _move(
-        rt,
-        s,
-        case,
-        "return",
-        person,
-        now,
-        {"owner_user_id": None, "claimed_at": None, "decision_note": reason},
-        reason,
-        "case.returned",
-        {"unit_id": unit_id},
-    )
-    _refresh(s, case, now)
-    if not _has_command_card(s, case):
+    had_command_card = any(card.purpose == notify.COMMAND for card in cases.cards_of(s, _id(case)))
+    lifecycle.transition(
+        rt, s, case, "return", person, now=now, note=reason, data={"unit_id": case.unit_id},
+        values={"owner_user_id": None, "claimed_at": None, "decision_note": reason},
+    )  # fmt: skip
+    if not had_command_card:
         notify.card_to_command_room(s, case=case, now=now)
-    return Done(RETURN, case.id, case.code, state)  # type: ignore[arg-type]
-
-
-def _has_command_card(s: Session, case: Case) -> bool:
-    return any(card.purpose == notify.COMMAND for card in cases.cards_of(s, case.id))  # type: ignore[arg-type]
+    return Done(RETURN, _id(case), case.code, case.state)
 
 
 def _extend(s: Session, rt: Runtime, person: Person, case: Case, reason: str, hours: int, now: datetime) -> Done:
@@ -374,13 +272,13 @@ def _extend(s: Session, rt: Runtime, person: Person, case: Case, reason: str, ho
     request = casework.add_extension(
         s,
         ExtensionRequest(
-            case_id=case.id,
+            case_id=_id(case),
             requested_by=person.user_id,
             reason=reason,
             old_due_at=case.due_at,
             new_due_at=base + timedelta(hours=hours),
             created_at=now,
-        ),  # type: ignore[arg-type]
+        ),
     )
     audit.record(
         s,
@@ -394,7 +292,7 @@ def _extend(s: Session, rt: Runtime, person: Person, case: Case, reason: str, ho
         at=now,
     )
     room = orgs.command_room_of(s, case.street_id) if case.street_id else None
-    chat = chats.chat_for_unit(s, room.id) if room else None  # type: ignore[arg-type]
+    chat = chats.chat_for_unit(s, room.id) if room and room.id else None
     if chat is not None:
         outbox.enqueue(
             s,
@@ -408,53 +306,50 @@ def _extend(s: Session, rt: Runtime, person: Person, case: Case, reason: str, ho
                 "hours": hours,
                 "reason": reason,
                 "by": person.name,
-                "due": request.new_due_at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M"),
+                "due": local_time(rt, request.new_due_at),
             },
         )
-    return Done(EXTEND, case.id, case.code, case.state, {"request": request.id})  # type: ignore[arg-type]
+    return Done(EXTEND, _id(case), case.code, case.state, {"request": request.id})
+
+
+def local_time(rt: Runtime, at: datetime) -> str:
+    """A time as people read it on a card: month-day hour:minute in the org's time zone."""
+    return at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M")
 
 
 def _escalate(
     rt: Runtime, s: Session, person: Person, case: Case, request: str, unit_ids: list[int], now: datetime
 ) -> Done:
-    state = _move(rt, s, case, "escalate", person, now, {}, request, "case.escalated", {"departments": unit_ids})
-    round_no = casework.next_whistle_round(s, case.id)  # type: ignore[arg-type]
+    # The whistles first: the refreshed cards (and the new departments' cards) show them.
+    round_no = casework.next_whistle_round(s, _id(case))
     for unit_id in unit_ids:
         casework.add_whistle(
             s,
             Whistle(
-                case_id=case.id,
+                case_id=_id(case),
                 unit_id=unit_id,
                 round=round_no,
                 request=request,
                 requested_by=person.user_id,
                 created_at=now,
             ),
-        )  # type: ignore[arg-type]
+        )
+    lifecycle.transition(rt, s, case, "escalate", person, now=now, note=request, data={"departments": unit_ids})
+    for unit_id in unit_ids:
         notify.card_to_unit(s, case=case, unit_id=unit_id, purpose=notify.DEPARTMENT, now=now)
-    _refresh(s, case, now)
-    return Done(ESCALATE, case.id, case.code, state, {"departments": unit_ids})  # type: ignore[arg-type]
+    return Done(ESCALATE, _id(case), case.code, case.state, {"departments": unit_ids})
 
 
 def _resolve(
     rt: Runtime, s: Session, person: Person, case: Case, note: str, photos: list[PhotoIn], now: datetime
 ) -> Done:
-    add_media(s, case_id=case.id, stage="after", added_by=person.user_id, now=now, photos=photos)  # type: ignore[arg-type]
-    state = _move(
-        rt,
-        s,
-        case,
-        "resolve",
-        person,
-        now,
-        {"resolved_at": now, "verify_escalated_at": None},
-        note or None,
-        "case.resolved",
-        {"photos": len(photos)},
-    )
-    _refresh(s, case, now)
+    add_media(s, case_id=_id(case), stage="after", added_by=person.user_id, now=now, photos=photos)
+    lifecycle.transition(
+        rt, s, case, "resolve", person, now=now, note=note or None, data={"photos": len(photos)},
+        values={"resolved_at": now, "verify_escalated_at": None},
+    )  # fmt: skip
     _ask_to_verify(s, case, now)
-    return Done(RESOLVE, case.id, case.code, state)  # type: ignore[arg-type]
+    return Done(RESOLVE, _id(case), case.code, case.state)
 
 
 def _ask_to_verify(s: Session, case: Case, now: datetime) -> None:
@@ -466,32 +361,33 @@ def _ask_to_verify(s: Session, case: Case, now: datetime) -> None:
         return
     room = orgs.command_room_of(s, case.street_id) if case.street_id else None
     notify.card_to_unit(s, case=case, unit_id=room.id if room else None, purpose=notify.VERIFY, now=now)
-    if reporter is not None and reporter.can_message:
-        notify.text_to_user(
-            s, telegram_id=reporter.telegram_id, key="work.reporter_resolved", now=now, case_id=case.id, code=case.code
-        )
+    lifecycle.tell(s, case, case.reporter_user_id, N_("work.reporter_resolved"), now)
 
 
 def _not_fixed(
     rt: Runtime, s: Session, person: Person, case: Case, reason: str, photos: list[PhotoIn], now: datetime
 ) -> Done:
-    add_media(s, case_id=case.id, stage="reverify", added_by=person.user_id, now=now, photos=photos)  # type: ignore[arg-type]
-    state = _move(
-        rt, s, case, "not_fixed", person, now, {"resolved_at": None}, reason, "case.not_fixed", {"photos": len(photos)}
-    )
-    _refresh(s, case, now)
-    _tell_owner(s, case, person, "work.owner_not_fixed", now, reason=reason)
-    unit_chat = _unit_chat(s, case)
+    add_media(s, case_id=_id(case), stage="reverify", added_by=person.user_id, now=now, photos=photos)
+    lifecycle.transition(
+        rt, s, case, "not_fixed", person, now=now, note=reason, data={"photos": len(photos)},
+        values={"resolved_at": None}, tell_params={"reason": reason},
+    )  # fmt: skip
+    unit_chat = chats.chat_for_unit(s, case.unit_id) if case.unit_id else None
     if unit_chat is not None:
         notify.text_to_user(
-            s, telegram_id=unit_chat, key="work.team_not_fixed", now=now, case_id=case.id, code=case.code, reason=reason
+            s,
+            telegram_id=unit_chat.telegram_id,
+            key="work.team_not_fixed",
+            now=now,
+            case_id=case.id,
+            code=case.code,
+            reason=reason,
         )
-    return Done(NOT_FIXED, case.id, case.code, state)  # type: ignore[arg-type]
+    return Done(NOT_FIXED, _id(case), case.code, case.state)
 
 
-def _unit_chat(s: Session, case: Case) -> int | None:
-    chat = chats.chat_for_unit(s, case.unit_id) if case.unit_id else None
-    return chat.telegram_id if chat else None
+def _id(case: Case) -> int:
+    return lifecycle._id(case)
 
 
 # --- actions without input ------------------------------------------------------------
@@ -502,13 +398,9 @@ def confirm(rt: Runtime, *, person: Person, case_id: int) -> Done:
     now = rt.clock.now()
     with rt.db.session() as s:
         case = _case(s, case_id)
-        workflow.check("confirm", state=case.state, actors=actors(s, person, case), code=case.code)
-        state = _move(rt, s, case, "confirm", person, now, {"closed_at": now}, None, "case.closed")
-        _refresh(s, case, now)
-        _tell_reporter(s, case, person, "work.reporter_closed", now)
-        _tell_owner(s, case, person, "work.owner_closed", now)
+        lifecycle.transition(rt, s, case, "confirm", person, now=now, values={"closed_at": now})
         rating.on_case_closed(rt, s, case, now)  # ask the residents concerned to rate it
-        return Done("confirm", case.id, case.code, state)  # type: ignore[arg-type]
+        return Done("confirm", case_id, case.code, case.state)
 
 
 def report_in(rt: Runtime, *, person: Person, whistle_id: int) -> Done:
@@ -518,27 +410,22 @@ def report_in(rt: Runtime, *, person: Person, whistle_id: int) -> Done:
         whistle = casework.get_whistle(s, whistle_id)
         if whistle is None:
             raise CaseNotFound()
+        case = _case(s, whistle.case_id)
+        who = lifecycle.check(rt, s, person, case, "report_in")
         unit = orgs.unit(s, whistle.unit_id)
         if unit is None or unit.code not in person.scopes(Role.DEPARTMENT):
-            raise workflow.ActorNotAllowed()
-        case = _case(s, whistle.case_id)
+            raise lifecycle.ActorNotAllowed(code=case.code)  # another department's whistle
         if not casework.report_in(s, whistle_id=whistle_id, user_id=person.user_id, now=now):
             raise AlreadyReportedIn(code=case.code)
-        audit.record(
-            s,
-            action="case.reported_in",
-            subject_type="case",
-            subject_id=case.id,
-            case_id=case.id,
-            actor_user_id=person.user_id,
+        lifecycle.act(
+            rt, s, case, "report_in", person, now=now, who=who, event="case.reported_in",
             data={"unit_id": unit.id, "whistle": whistle_id},
-            at=now,
-        )
-        _refresh(s, case, now)
-        _tell_owner(
-            s, case, person, "work.owner_reported_in", now, department_zh=unit.name_zh, department_en=unit.name_en
-        )
-        return Done("report_in", case.id, case.code, case.state, {"unit": unit.code})  # type: ignore[arg-type]
+        )  # fmt: skip
+        lifecycle.tell(
+            s, case, case.owner_user_id, N_("work.owner_reported_in"), now,
+            unless=person.user_id, department_zh=unit.name_zh, department_en=unit.name_en,
+        )  # fmt: skip
+        return Done("report_in", _id(case), case.code, case.state, {"unit": unit.code})
 
 
 def department_reply(rt: Runtime, *, person: Person, case_id: int, unit_chat_id: int, text: str) -> Done | None:
@@ -563,57 +450,36 @@ def department_reply(rt: Runtime, *, person: Person, case_id: int, unit_chat_id:
             data={"unit_id": unit.id},
             at=now,
         )
-        _tell_owner(
-            s,
-            case,
-            None,
-            "work.owner_department_reply",
-            now,
-            department_zh=unit.name_zh,
-            department_en=unit.name_en,
-            name=person.name,
-            text=text[:1500],
-        )
-        return Done("reply", case.id, case.code, case.state)  # type: ignore[arg-type]
+        lifecycle.tell(
+            s, case, case.owner_user_id, N_("work.owner_department_reply"), now,
+            department_zh=unit.name_zh, department_en=unit.name_en, name=person.name, text=text[:1500],
+        )  # fmt: skip
+        return Done("reply", _id(case), case.code, case.state)
 
 
 def decide_extension(rt: Runtime, *, person: Person, request_id: int, approve: bool) -> Done:
+    """The command room approves or refuses more time. Approved: the due time moves, the
+    ladder starts again, every card shows the new due time and the requester hears it."""
     now = rt.clock.now()
     with rt.db.session() as s:
         request = casework.get_extension(s, request_id)
         if request is None:
             raise CaseNotFound()
         case = _case(s, request.case_id)
-        who = actors(s, person, case)
-        if not who & {workflow.DISPATCHER, workflow.ADMIN}:
-            raise workflow.ActorNotAllowed()
+        who = lifecycle.check(rt, s, person, case, "decide_extension")
         decision = "approved" if approve else "refused"
         if not casework.decide_extension(s, request_id=request_id, decision=decision, user_id=person.user_id, now=now):
             raise AlreadyDecided(code=case.code)
         if approve:
-            case.version += 1
             deadlines.extended(rt, s, case, request.new_due_at, now)
-        audit.record(
-            s,
-            action=f"case.extension_{decision}",
-            subject_type="case",
-            subject_id=case.id,
-            case_id=case.id,
-            actor_user_id=person.user_id,
-            data={"request": request_id, "due_at": request.new_due_at.isoformat()},
-            at=now,
+        lifecycle.act(
+            rt, s, case, "decide_extension", person, now=now, who=who, event=f"case.extension_{decision}",
+            data={"request": request_id, "due_at": request.new_due_at.isoformat()}, refresh=approve,
+        )  # fmt: skip
+        lifecycle.tell(
+            s, case, request.requested_by, f"work.extension_{decision}", now, due=local_time(rt, case.due_at or now)
         )
-        requester = people.get_user(s, request.requested_by) if request.requested_by else None
-        if requester is not None and requester.can_message:
-            notify.text_to_user(
-                s,
-                telegram_id=requester.telegram_id,
-                key=f"work.extension_{decision}",
-                now=now,
-                case_id=case.id,
-                code=case.code,
-            )
-        return Done("extension", case.id, case.code, case.state, {"decision": decision})  # type: ignore[arg-type]
+        return Done("extension", _id(case), case.code, case.state, {"decision": decision})
 
 
 def escalate_unverified(rt: Runtime, *, after: timedelta) -> list[str]:

@@ -81,16 +81,6 @@ def _quiet(span: str) -> QuietHours:
     return QuietHours(_parse_clock(start), _parse_clock(end))
 
 
-def street_setting(rt: Runtime, s: Session, street_id: int | None, name: str) -> Any:
-    """One deadline setting as the organisation file gives it (street over district), or None."""
-    district = orgs.district(s)
-    street = orgs.street(s, street_id) if street_id else None
-    for source in (street.settings if street else None, district.settings if district else None):
-        if source and name in source:
-            return source[name]
-    return None
-
-
 def street_clock(rt: Runtime, s: Session, street_id: int | None) -> StreetClock:
     """The effective deadline settings of a street: defaults ← district ← street."""
     cache: dict[int | None, StreetClock] = rt.cache.setdefault("street_clocks", {})

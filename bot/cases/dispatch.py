@@ -16,9 +16,10 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot import notify
-from bot.cases import deadlines, workflow
+from bot.cases import lifecycle
 from bot.cases.cards import Names
-from bot.errors import DomainError, NotAllowed
+from bot.cases.lifecycle import NotDispatcher
+from bot.errors import DomainError
 from bot.i18n import N_, t
 from bot.intake.submit import find_duplicates
 from bot.people.roles import Person
@@ -39,10 +40,6 @@ REASONS: dict[str, str] = {
 ACTION_DISPATCHED = "case.dispatched"
 ACTION_DUPLICATE = "case.marked_duplicate"
 ACTION_REJECTED = "case.rejected"
-
-
-class NotDispatcher(NotAllowed):
-    key = "dispatch.not_allowed"
 
 
 class UnknownCase(DomainError):
@@ -79,7 +76,7 @@ class Outcome:
     note: str | None  # why it was rejected
 
 
-class CaseMovedOn(workflow.MoveNotAllowed):
+class CaseMovedOn(lifecycle.MoveNotAllowed):
     """The case is no longer waiting for this decision: someone else decided first."""
 
     def __init__(self, outcome: Outcome) -> None:
@@ -132,7 +129,7 @@ def find_case(rt: Runtime, person: Person, code: str) -> int:
 def team_options(rt: Runtime, person: Person, *, case_id: int) -> list[TeamOption]:
     """The teams of the case's street, for "choose another team"."""
     with rt.db.read() as s:
-        case = _case_for(s, person, case_id, "dispatch")
+        case = _case_for(rt, s, person, case_id, "dispatch")
         if case.street_id is None:
             return []
         return [
@@ -144,7 +141,7 @@ def team_options(rt: Runtime, person: Person, *, case_id: int) -> list[TeamOptio
 def original_options(rt: Runtime, person: Person, *, case_id: int) -> tuple[str, list[OriginalOption]]:
     """The case's code, and the open cases of its category nearby: what it probably duplicates."""
     with rt.db.read() as s:
-        case = _case_for(s, person, case_id, "duplicate")
+        case = _case_for(rt, s, person, case_id, "duplicate")
         code, category_id, lat, lon = case.code, case.category_id, case.latitude, case.longitude
     if category_id is None or lat is None or lon is None:
         return code, []
@@ -153,9 +150,9 @@ def original_options(rt: Runtime, person: Person, *, case_id: int) -> tuple[str,
 
 
 def check_decision(rt: Runtime, person: Person, *, case_id: int, action: str) -> str:
-    """May this person make `action` (a workflow move) on the case now? Its code if so."""
+    """May this person make `action` (a lifecycle move) on the case now? Its code if so."""
     with rt.db.read() as s:
-        return _case_for(s, person, case_id, action).code
+        return _case_for(rt, s, person, case_id, action).code
 
 
 def refresh_cards(rt: Runtime, *, case_id: int) -> int:
@@ -182,39 +179,14 @@ def dispatch_case(rt: Runtime, person: Person, *, case_id: int, unit_id: int) ->
     now = rt.clock.now()
     with rt.db.session() as s:
         case = _load(s, case_id)
-        move = _check(s, person, case, "dispatch")
+        who = _check(rt, s, person, case, "dispatch")
         unit = orgs.unit(s, unit_id)
         if unit is None or not unit.active or unit.kind != UnitKind.TEAM or unit.street_id != case.street_id:
             raise UnknownTeam()
-        from_state = _move(s, case, move, now, {"unit_id": unit.id, "dispatched_at": now})
-        audit.record(
-            s,
-            action=ACTION_DISPATCHED,
-            subject_type="case",
-            subject_id=case.id,
-            case_id=case.id,
-            actor_user_id=person.user_id,
-            from_state=from_state,
-            to_state=CaseState.DISPATCHED,
-            data={"unit_id": unit.id, "unit_code": unit.code, "auto": False},
-            at=now,
-        )
-        deadlines.start_clock(rt, s, case, now)  # the time limit runs from dispatch
-        notified = notify.card_to_unit(s, case=case, unit_id=unit.id, purpose=notify.TEAM, now=now)
-        _refresh_other_cards(s, case, now, also_unit=unit)
-        reporter = _reporter_to_tell(s, case, person)
-        if reporter is not None:
-            # The sender escapes params and picks `team` from the pair in the reader's language.
-            notify.text_to_user(
-                s,
-                telegram_id=reporter,
-                key=N_("dispatch.reporter_dispatched"),
-                now=now,
-                case_id=case.id,
-                code=case.code,
-                team_zh=unit.name_zh,
-                team_en=unit.name_en,
-            )
+        try:
+            notified = lifecycle.dispatch_to(rt, s, case, unit, person, now, who=who)
+        except lifecycle.MoveNotAllowed:
+            raise CaseMovedOn(outcome(s, case)) from None
         return Decided(case.id, case.code, case.state, team=Names(unit.name_zh, unit.name_en), team_notified=notified)  # type: ignore[arg-type]
 
 
@@ -224,7 +196,7 @@ def mark_duplicate(rt: Runtime, person: Person, *, case_id: int, original_id: in
     now = rt.clock.now()
     with rt.db.session() as s:
         case = _load(s, case_id)
-        move = _check(s, person, case, "duplicate")
+        who = _check(rt, s, person, case, "duplicate")
         if original_id == case_id:
             raise SameCase()
         original = cases.get_case(s, original_id)
@@ -232,8 +204,17 @@ def mark_duplicate(rt: Runtime, person: Person, *, case_id: int, original_id: in
             raise UnknownCase(code=str(original_id))
         if original.state in CaseState.FINAL:
             raise OriginalNotOpen(code=original.code)
-        from_state = _move(s, case, move, now, {"duplicate_of_id": original.id})
-        deadlines.replan(rt, s, case, now)
+        _move(
+            rt,
+            s,
+            case,
+            "duplicate",
+            person,
+            who,
+            now,
+            {"duplicate_of_id": original.id},
+            data={"original_id": original.id, "original_code": original.code},
+        )
         support = cases.add_support(
             s,
             SupportingReport(
@@ -250,18 +231,6 @@ def mark_duplicate(rt: Runtime, person: Person, *, case_id: int, original_id: in
             cases.add_media(s, _copy_media(media, case_id=original.id, support_id=support.id, now=now))  # type: ignore[arg-type]
         audit.record(
             s,
-            action=ACTION_DUPLICATE,
-            subject_type="case",
-            subject_id=case.id,
-            case_id=case.id,
-            actor_user_id=person.user_id,
-            from_state=from_state,
-            to_state=CaseState.DUPLICATE,
-            data={"original_id": original.id, "original_code": original.code, "support_id": support.id},
-            at=now,
-        )
-        audit.record(
-            s,
             action="case.supported",
             subject_type="case",
             subject_id=original.id,
@@ -270,20 +239,12 @@ def mark_duplicate(rt: Runtime, person: Person, *, case_id: int, original_id: in
             data={"support_id": support.id, "duplicate_id": case.id, "duplicate_code": case.code},
             at=now,
         )
-        _refresh_other_cards(s, case, now)
         # The original's cards now count one more report.
         notify.refresh_cards(s, case_id=original.id, now=now)  # type: ignore[arg-type]
-        reporter = _reporter_to_tell(s, case, person)
-        if reporter is not None:
-            notify.text_to_user(
-                s,
-                telegram_id=reporter,
-                key=N_("dispatch.reporter_duplicate"),
-                now=now,
-                case_id=case.id,
-                code=case.code,
-                original=original.code,
-            )
+        lifecycle.tell(
+            s, case, case.reporter_user_id, N_("dispatch.reporter_duplicate"), now,
+            unless=person.user_id, original=original.code,
+        )  # fmt: skip
         return Decided(case.id, case.code, case.state, original=original.code)  # type: ignore[arg-type]
 
 
@@ -299,42 +260,36 @@ def reject_case(
     now = rt.clock.now()
     with rt.db.session() as s:
         case = _load(s, case_id)
-        move = _check(s, person, case, "reject")
+        who = _check(rt, s, person, case, "reject")
         # The note on the card is read by the command room: write it in their language.
         note = t(_command_room_language(rt, s, case), REASONS[reason]) if reason else text
-        from_state = _move(s, case, move, now, {"decision_note": note})
-        deadlines.replan(rt, s, case, now)
-        audit.record(
+        _move(
+            rt,
             s,
-            action=ACTION_REJECTED,
-            subject_type="case",
-            subject_id=case.id,
-            case_id=case.id,
-            actor_user_id=person.user_id,
-            from_state=from_state,
-            to_state=CaseState.REJECTED,
+            case,
+            "reject",
+            person,
+            who,
+            now,
+            {"decision_note": note},
             note=note,
             data={"reason": reason or "other"},
-            at=now,
         )
-        _refresh_other_cards(s, case, now)
-        reporter = _reporter_to_tell(s, case, person)
-        if reporter is not None:
-            # A preset reason in the reporter's language; the dispatcher's own words as typed.
-            reason_params = (
-                {"reason_zh": t("zh_CN", REASONS[reason]), "reason_en": t("en", REASONS[reason])}
-                if reason
-                else {"reason": text}
-            )
-            notify.text_to_user(
-                s,
-                telegram_id=reporter,
-                key=N_("dispatch.reporter_rejected"),
-                now=now,
-                case_id=case.id,
-                code=case.code,
-                **reason_params,
-            )
+        # A preset reason in the reporter's language; the dispatcher's own words as typed.
+        reason_params = (
+            {"reason_zh": t("zh_CN", REASONS[reason]), "reason_en": t("en", REASONS[reason])}
+            if reason
+            else {"reason": text}
+        )
+        lifecycle.tell(
+            s,
+            case,
+            case.reporter_user_id,
+            N_("dispatch.reporter_rejected"),
+            now,
+            unless=person.user_id,
+            **reason_params,
+        )
         return Decided(case.id, case.code, case.state, note=note)  # type: ignore[arg-type]
 
 
@@ -348,48 +303,60 @@ def _load(s: Session, case_id: int) -> Case:
     return case
 
 
-def _actors(s: Session, person: Person, case: Case) -> set[str]:
-    """The roles of the state machine this person holds for the command room's decisions:
-    a dispatcher of the case's street, or an admin."""
-    found: set[str] = set()
-    street = orgs.street(s, case.street_id) if case.street_id is not None else None
-    if street is not None and street.code in person.scopes(Role.DISPATCHER):
-        found.add(workflow.DISPATCHER)
-    if person.is_admin:
-        found.add(workflow.ADMIN)
-    return found
-
-
-def _check(s: Session, person: Person, case: Case, action: str) -> workflow.Move:
-    """The move, if this person may make it on the case now (rights first, then state)."""
+def _check(rt: Runtime, s: Session, person: Person, case: Case, action: str) -> frozenset[str]:
+    """Rights first (only the street's dispatchers and admins), then the state: a case
+    somebody already decided raises `CaseMovedOn` saying what became of it."""
+    who = lifecycle.relations(rt, s, person, case)
+    if not lifecycle.may(action, who):
+        raise NotDispatcher()  # the same words for every outsider: nothing about the case
     try:
-        return workflow.check(action, state=case.state, actors=_actors(s, person, case), code=case.code)
-    except workflow.ActorNotAllowed:
-        raise NotDispatcher() from None
-    except workflow.MoveNotAllowed:
+        lifecycle.authorize(action, who, case)
+    except lifecycle.MoveNotAllowed:
         raise CaseMovedOn(outcome(s, case)) from None
+    return who
 
 
-def _case_for(s: Session, person: Person, case_id: int, action: str) -> Case:
+def _case_for(rt: Runtime, s: Session, person: Person, case_id: int, action: str) -> Case:
     case = _load(s, case_id)
-    _check(s, person, case, action)
+    _check(rt, s, person, case, action)
     return case
 
 
-def _move(s: Session, case: Case, move: workflow.Move, now: datetime, values: dict[str, object]) -> str:
-    """Compare-and-set the case along `move`; the state it left. Of two racing, one wins."""
-    from_state = case.state
-    won = cases.change_state(
-        s,
-        case_id=case.id,
-        from_state=from_state,
-        version=case.version,  # type: ignore[arg-type]
-        values={"state": move.target, "updated_at": now, **values},
-    )
-    s.refresh(case)  # the update bypassed the object: read back what the database holds
-    if not won:
-        raise CaseMovedOn(outcome(s, case))
-    return from_state
+def _move(
+    rt: Runtime,
+    s: Session,
+    case: Case,
+    action: str,
+    person: Person | None,
+    who: frozenset[str],
+    now: datetime,
+    values: dict[str, object],
+    *,
+    note: str | None = None,
+    data: dict[str, object] | None = None,
+) -> None:
+    """Apply the decision through the lifecycle; the command room's card is re-rendered
+    (no decision buttons now) or posted if it never was, the other cards refreshed."""
+    room_chat = _command_room_chat(s, case)
+    skip = frozenset({(room_chat, notify.COMMAND)}) if room_chat is not None else frozenset()
+    try:
+        lifecycle.transition(
+            rt, s, case, action, person, now=now, who=who, values=values, note=note, data=data, skip_cards=skip
+        )
+    except lifecycle.MoveNotAllowed:
+        raise CaseMovedOn(outcome(s, case)) from None
+    notify.card_to_command_room(s, case=case, now=now)
+
+
+def _id(row: Unit | Case) -> int:
+    assert row.id is not None
+    return row.id
+
+
+def _command_room_chat(s: Session, case: Case) -> int | None:
+    room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+    chat = chats.chat_for_unit(s, room.id) if room is not None and room.id is not None else None
+    return chat.telegram_id if chat else None
 
 
 def outcome(s: Session, case: Case) -> Outcome:
@@ -409,28 +376,6 @@ def outcome(s: Session, case: Case) -> Outcome:
         original=original.code if original else None,
         note=case.decision_note,
     )
-
-
-def _refresh_other_cards(s: Session, case: Case, now: datetime, *, also_unit: Unit | None = None) -> None:
-    """Queue the command room's card (re-rendered: no decision buttons now) and a refresh of
-    every other card already posted, except the one `also_unit` was just sent."""
-    notify.card_to_command_room(s, case=case, now=now)
-    room = orgs.command_room_of(s, case.street_id) if case.street_id else None
-    skip = set()
-    for unit in (room, also_unit):
-        chat = chats.chat_for_unit(s, unit.id) if unit is not None else None  # type: ignore[arg-type]
-        if chat is not None and unit is not None:
-            skip.add((chat.telegram_id, notify.COMMAND if unit is room else notify.TEAM))
-    notify.refresh_cards(s, case_id=case.id, now=now, skip=frozenset(skip))  # type: ignore[arg-type]
-
-
-def _reporter_to_tell(s: Session, case: Case, actor: Person) -> int | None:
-    """The reporter's Telegram id, if there is a reporter to tell (not the one who decided,
-    not someone who blocked the bot)."""
-    user = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
-    if user is None or user.id == actor.user_id or not user.can_message:
-        return None
-    return user.telegram_id
 
 
 def _command_room_language(rt: Runtime, s: Session, case: Case) -> str:

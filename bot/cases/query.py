@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlmodel import Session
+
+from bot.cases import lifecycle
 from bot.cases.cards import CaseView, case_view
 from bot.i18n import bilingual
 from bot.people.roles import Person
@@ -80,28 +83,16 @@ class WorkList:
     has_more: bool
 
 
-def may_see(s, person: Person, case: Case) -> bool:  # type: ignore[no-untyped-def]
-    """Staff see what their role covers; a reporter sees their own case; nobody else."""
-    if person.is_admin or case.reporter_user_id == person.user_id or case.owner_user_id == person.user_id:
-        return True
-    street = orgs.street(s, case.street_id) if case.street_id else None
-    district = orgs.district(s)
-    grid = orgs.grid(s, case.grid_id) if case.grid_id else None
-    unit = orgs.unit(s, case.unit_id) if case.unit_id else None
-    scopes = {(m.role, m.scope_code) for m in person.memberships}
-    return bool(
-        (street and ((Role.DISPATCHER, street.code) in scopes or (Role.SUPERVISOR, street.code) in scopes))
-        or (district and (Role.SUPERVISOR, district.code) in scopes)
-        or (grid and (Role.WORKER, grid.code) in scopes)
-        or (unit and (Role.STAFF, unit.code) in scopes)
-    )
+def may_see(rt: Runtime, s: Session, person: Person, case: Case) -> bool:
+    """Those with any relation to the case see it (see lifecycle.RULES); nobody else."""
+    return lifecycle.may("see", lifecycle.relations(rt, s, person, case))
 
 
 def detail(rt: Runtime, *, person: Person, code: str) -> CaseDetail | None:
     """The case with its timeline, or None when it does not exist or is not theirs to see."""
     with rt.db.read() as s:
         case = cases.get_case_by_code(s, code)
-        if case is None or not may_see(s, person, case):
+        if case is None or not may_see(rt, s, person, case):
             return None
         names: dict[int, str] = {}
         events = []

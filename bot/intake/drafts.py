@@ -19,7 +19,7 @@ from storage import drafts, people
 
 MAX_PHOTOS = 10
 MAX_DESCRIPTION = intake.MAX_DESCRIPTION  # one limit: what the draft takes, the case keeps whole
-TOKEN_LIMIT = 10**12  # fits Callback.int_arg (at most 12 digits)
+TOKEN_LIMIT = 10**12  # fits the typed button classes (at most 12 digits)
 
 LOCATION, PHOTOS, DESCRIPTION, CATEGORY, CONFIRM = "location", "photos", "description", "category", "confirm"
 

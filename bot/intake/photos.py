@@ -1,17 +1,26 @@
 """Photos a grid worker sends: validate, read where/when from EXIF, store, strip.
 
-A plain-function domain module (no Telegram objects): the handler downloads the bytes and
-calls :func:`process_photo` in a thread (``asyncio.to_thread``); everything here is
-CPU-bound, touches no global state and is safe to run from several threads at once.
+A plain-function domain module (no Telegram objects, no global state). The handler downloads
+the bytes and runs :func:`process_photo` in a small process pool (``handlers/media.py``), so
+decoding holds neither the event loop, the database's threads nor the GIL; the function is
+top-level and its arguments, results and errors pickle, as a spawned worker needs. It is as
+safe to call directly, from any number of threads at once.
 
 What gets stored, under a media root, content-addressed by the SHA-256 of the bytes::
 
     original/ab/abcdef….jpg   the bytes as received, EXIF included (evidence, never sent on)
-    jpeg/ab/abcdef….jpg       normalized: upright, RGB, ≤ 2560 px, quality 85, no metadata
-    thumb/ab/abcdef….jpg      the same, ≤ 320 px
+    jpeg/ab/abcdef….jpg       normalized: upright, RGB, ≤ 1600 px, quality 85, no metadata
+    thumb/ab/abcdef….jpg      the same, ≤ 320 px, made from the normalized one
 
 Only the stripped JPEG and the thumbnail are ever passed on: they carry no EXIF, no GPS, no
 camera model, no ICC profile, no comment, no XMP.
+
+Memory: what one call may hold is bounded before anything is decoded. Headers are read first
+(ours, then Pillow's); a JPEG decodes at 1/2, 1/4 or 1/8 scale (libjpeg's draft mode) so its
+size barely matters, but PNG, WebP, TIFF, GIF and BMP decode at full size, so each of those
+formats has a pixel budget (:data:`MAX_DECODED_PIXELS`), and so do JPEGs that libjpeg must
+buffer whole (progressive or multi-scan). A big decoded image is converted and shrunk band by
+band, never copied whole.
 """
 
 from __future__ import annotations
@@ -23,20 +32,39 @@ import os
 import re
 import struct
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path, PurePath
+from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import (
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    ImageCms,
+    JpegImagePlugin,
+    MpoImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    UnidentifiedImageError,
+)
+
+try:
+    from PIL import WebPImagePlugin
+except ImportError:  # a Pillow built without libwebp
+    WebPImagePlugin = None  # type: ignore[assignment]
 
 from bot.errors import DomainError
 
 __all__ = [
+    "BUFFERED_JPEG_BUDGET",
     "JPEG_MAX_SIDE",
     "JPEG_QUALITY",
     "MAX_BYTES",
+    "MAX_DECODED_PIXELS",
     "MAX_PIXELS",
     "MIN_SIDE",
     "THUMB_MAX_SIDE",
@@ -46,6 +74,7 @@ __all__ = [
     "PhotoError",
     "PhotoTooLarge",
     "StoredPhoto",
+    "TooManyPixels",
     "absolute",
     "check_size",
     "process_photo",
@@ -55,9 +84,29 @@ __all__ = [
 MAX_BYTES = 20 * 1024 * 1024  # Telegram bots can download at most 20 MB
 MAX_PIXELS = 50_000_000  # refuse decompression bombs before decoding
 MIN_SIDE = 16  # px
-JPEG_MAX_SIDE = 2560
+JPEG_MAX_SIDE = 1600  # longest side of the normalized JPEG
 THUMB_MAX_SIDE = 320
 JPEG_QUALITY = 85
+
+# What one decode may hold is kept to ~180 MB (a photo worker's own ~25 MB included), so the
+# pool's two workers plus the bot stay under 600 MB whatever ten people send at once
+# (benchmarks/photo_pipeline.py measures it). A JPEG decodes at a reduced scale, so pixels
+# cost it little; these formats decode at full size, and each gets the pixels that fit,
+# measured with Pillow 13: PNG, TIFF, BMP and GIF cost up to 4 bytes a pixel (Pillow keeps
+# RGB as 4 bytes), 36 MP (6000 × 6000) ~145 MB; WebP costs ~15 bytes a pixel (libwebp's
+# animation decoder keeps two canvases, Pillow copies the frame out and in), 11 MP ~170 MB.
+MAX_DECODED_PIXELS: dict[str, int] = {
+    "PNG": 36_000_000,
+    "TIFF": 36_000_000,
+    "BMP": 36_000_000,
+    "GIF": 36_000_000,
+    "HEIF": 36_000_000,
+    "WEBP": 11_000_000,
+}
+# A progressive (or multi-scan) JPEG decodes from a buffer of every DCT coefficient of the
+# whole image, whatever the draft scale: 2 bytes × 64 per 8×8 block and component, i.e. 3 bytes
+# a pixel for 4:2:0 (42 MP fit), 6 for 4:4:4 (21 MP). Those are refused above this many bytes.
+BUFFERED_JPEG_BUDGET = 128_000_000
 
 # Pillow format name -> (extension of the stored original, MIME type).
 # MPO is what Pillow calls a phone JPEG carrying extra (depth / preview) frames.
@@ -71,10 +120,15 @@ _FORMATS: dict[str, tuple[str, str]] = {
     "TIFF": ("tiff", "image/tiff"),
     "HEIF": ("heic", "image/heif"),  # only if a plugin (pillow-heif) registered it
 }
+_DRAFTABLE = ("JPEG", "MPO")
+_BAND_ROWS = 64  # rows converted at a time when a big decoded image is shrunk
 
-# Register every built-in plugin now, once, instead of lazily inside the first calls
-# (which may run in several threads at the same time).
-Image.init()
+# The plugins of the formats we take are registered by these imports, now and once, not lazily
+# inside the first calls (which may run in several threads at the same time); Image.open is
+# only ever asked for registered formats, so it never loads the other plugins (a photo worker
+# process stays ~4 MB smaller).
+_PLUGINS: tuple[ModuleType, ...] = (BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin, PngImagePlugin)
+_PLUGINS += (TiffImagePlugin, *([WebPImagePlugin] if WebPImagePlugin is not None else []))
 
 
 # --------------------------------------------------------------------------- errors
@@ -84,9 +138,22 @@ class PhotoError(DomainError):
     """A photo we will not take. ``key`` names the localized answer; ``params`` fill it in.
 
     A :class:`bot.errors.DomainError` (hence an ``Exception``), so the global error handler
-    answers with the translated ``key`` if a handler lets one through."""
+    answers with the translated ``key`` if a handler lets one through. Pickles (a pool
+    worker raises it in another process)."""
 
     key = "photo.error"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # DomainError's constructor takes keywords only, so the default (cls(*args)) cannot
+        # rebuild it; rebuild from the attributes instead (params, size, ...).
+        return (_rebuild_error, (type(self), self.__dict__.copy()))
+
+
+def _rebuild_error(cls: type[PhotoError], state: dict[str, Any]) -> PhotoError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, f"{cls.key} {state.get('params', {})}")
+    error.__dict__.update(state)
+    return error
 
 
 class PhotoTooLarge(PhotoError):
@@ -113,9 +180,17 @@ class BadDimensions(PhotoError):
 
     key = "photo.bad_size"
 
-    def __init__(self, size: tuple[int, int] | None = None) -> None:
-        super().__init__(min_side=MIN_SIDE, max_megapixels=MAX_PIXELS // 1_000_000)
+    def __init__(self, size: tuple[int, int] | None = None, *, max_megapixels: int | None = None) -> None:
+        super().__init__(
+            min_side=MIN_SIDE, max_megapixels=MAX_PIXELS // 1_000_000 if max_megapixels is None else max_megapixels
+        )
         self.size = size
+
+
+class TooManyPixels(BadDimensions):
+    """Over the decoded-size budget of its format (:data:`MAX_DECODED_PIXELS`, or
+    :data:`BUFFERED_JPEG_BUDGET`): answered like :class:`BadDimensions`, with that format's
+    limit as ``max_megapixels``."""
 
 
 def _too_large(size: int) -> PhotoTooLarge:
@@ -160,40 +235,34 @@ def absolute(media_root: Path, rel_path: Path | str) -> Path:
     return Path(media_root) / rel
 
 
-def process_photo(data: bytes, media_root: Path, *, default_tz: ZoneInfo | tzinfo) -> StoredPhoto:
+def process_photo(
+    data: bytes | bytearray | memoryview, media_root: Path | str, *, default_tz: ZoneInfo | tzinfo
+) -> StoredPhoto:
     """Validate ``data``, read its EXIF GPS and capture time, store original + stripped JPEG +
     thumbnail under ``media_root`` and say where.
 
-    Raises :class:`PhotoTooLarge`, :class:`NotAnImage`, :class:`BadDimensions`,
-    :class:`BrokenImage` (checked in that order). Storing the same bytes again writes nothing
-    and returns the same paths. ``default_tz`` interprets an EXIF time that has no offset.
+    Raises :class:`PhotoTooLarge`, :class:`NotAnImage`, :class:`BadDimensions` (including
+    :class:`TooManyPixels`), :class:`BrokenImage` (checked in that order). Storing the same
+    bytes again decodes and writes nothing and returns the same paths. ``default_tz``
+    interprets an EXIF time that has no offset.
     """
     data = bytes(data)
     check_size(len(data))
 
     # A header we can read ourselves says the size before Pillow parses anything.
-    sniffed = _sniff_size(data)
+    sniffed = _sniff(data)
     if sniffed is not None:
-        width, height = sniffed
-        if width == 0 or height == 0 or width * height > MAX_PIXELS:
-            raise _bad_dimensions(width, height)
+        _check_dimensions(*sniffed, data)
 
     img = _open(data)
-    with img:
+    try:
         fmt = img.format or ""
         if fmt not in _FORMATS:
             raise NotAnImage()
         width, height = img.size
-        if min(width, height) < MIN_SIDE or width * height > MAX_PIXELS:
+        if min(width, height) < MIN_SIDE:
             raise _bad_dimensions(width, height)
-
-        if fmt in ("JPEG", "MPO"):
-            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still leaves at least
-            # JPEG_MAX_SIDE: a 48 MP phone photo then costs a quarter of the memory.
-            img.draft(None, (JPEG_MAX_SIDE, JPEG_MAX_SIDE))
-        _decode(img)
-
-        gps, taken_at = read_exif(img, default_tz=default_tz)
+        _check_dimensions(fmt, width, height, data)
 
         sha = hashlib.sha256(data).hexdigest()
         ext, mime = _FORMATS[fmt]
@@ -206,19 +275,36 @@ def process_photo(data: bytes, media_root: Path, *, default_tz: ZoneInfo | tzinf
         jpeg_abs = absolute(root, jpeg_rel)
         thumb_abs = absolute(root, thumb_rel)
 
-        size = _existing_jpeg_size(jpeg_abs) if original_abs.exists() and thumb_abs.exists() else None
-        if size is None:
-            normalized = _normalize(img)
-            thumb = normalized.copy()
-            thumb.thumbnail((THUMB_MAX_SIDE, THUMB_MAX_SIDE), Image.Resampling.LANCZOS)
-            jpeg_bytes = _encode_jpeg(normalized)
-            thumb_bytes = _encode_jpeg(thumb)
-            size = normalized.size
-            # Derived files first: the fast path above needs all three, and a crash between
-            # writes just means the next call makes the missing ones.
-            _write_once(jpeg_abs, jpeg_bytes)
-            _write_once(thumb_abs, thumb_bytes)
-            _write_once(original_abs, data)
+        # Stored before (same bytes, so validated before): nothing to decode or write.
+        size = _stored_size(original_abs, len(data), jpeg_abs, thumb_abs)
+        if size is not None:
+            gps, taken_at = read_exif(img, default_tz=default_tz)
+        else:
+            target = _fit(width, height, JPEG_MAX_SIDE)
+            if fmt in _DRAFTABLE and target != (width, height):
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: the box has the photo's own
+                # aspect ratio, so the largest scale that still gives at least the target is
+                # taken (a square box would never scale a 4:3 photo: 3000 // 1600 = 1).
+                img.draft("RGB", target)
+            _decode(img)
+            gps, taken_at = read_exif(img, default_tz=default_tz)
+            orientation = _orientation(img)
+            shrunk = _shrink(img, target)
+    finally:
+        # Free the decoded pixels (and a WebP decoder's canvases) now: only the shrunk image
+        # is left. Leaving a ``with`` block would close the file, not the pixels.
+        img.close()
+        del img
+
+    if size is None:
+        normalized = _finish(shrunk, target, orientation)
+        del shrunk
+        thumb = normalized.resize(_fit(*normalized.size, THUMB_MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        size = normalized.size
+        _store(
+            original=(original_abs, data),
+            derived=[(jpeg_abs, _encode_jpeg(normalized)), (thumb_abs, _encode_jpeg(thumb))],
+        )
 
     return StoredPhoto(
         sha256=sha,
@@ -276,84 +362,224 @@ def _decode(img: Image.Image) -> None:
         raise BrokenImage() from exc
 
 
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+def _check_dimensions(fmt: str, width: int, height: int, data: bytes) -> None:
+    """Refuse 0×0, more than MAX_PIXELS, or more than the format's decoding budget: all
+    before any decoder runs."""
+    pixels = width * height
+    if pixels == 0 or pixels > MAX_PIXELS:
+        raise _bad_dimensions(width, height)
+    budget = MAX_DECODED_PIXELS.get(fmt)
+    if budget is not None and pixels > budget:
+        raise TooManyPixels((width, height), max_megapixels=budget // 1_000_000)
+    if fmt in _DRAFTABLE:
+        frame = _jpeg_frame(data)
+        if frame is not None and frame.buffered and frame.coefficient_bytes > BUFFERED_JPEG_BUDGET:
+            per_pixel = frame.coefficient_bytes / pixels
+            max_mp = min(MAX_PIXELS, int(BUFFERED_JPEG_BUDGET / per_pixel)) // 1_000_000
+            raise TooManyPixels((width, height), max_megapixels=max_mp)
 
 
-def _sniff_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG, GIF or JPEG header without Pillow; None if not one of
-    those or not readable. Lets us refuse 0×0 and bomb headers before any decoder runs."""
+def _sniff(data: bytes) -> tuple[str, int, int] | None:
+    """(format, width, height) from a PNG, GIF, WebP or JPEG header without Pillow; None
+    if not one of those or not readable. Lets us refuse 0×0 and bomb headers before any
+    decoder (or libwebp's canvas allocation) runs."""
     try:
         if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
-            return struct.unpack(">II", data[16:24])
+            return ("PNG", *struct.unpack(">II", data[16:24]))
         if data[:6] in (b"GIF87a", b"GIF89a"):
-            return struct.unpack("<HH", data[6:10])
-        if data[:2] == b"\xff\xd8":
-            i = 2
-            while i + 4 <= len(data):
-                if data[i] != 0xFF:
-                    return None
-                marker = data[i + 1]
-                if marker == 0xFF:  # fill byte
-                    i += 1
-                    continue
-                if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no length field
-                    i += 2
-                    continue
-                if marker in (0xD9, 0xDA):  # end of image / start of scan: no frame seen
-                    return None
-                if marker in _JPEG_SOF:
-                    height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-                    return width, height
-                (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-                if length < 2:
-                    return None
-                i += 2 + length
+            return ("GIF", *struct.unpack("<HH", data[6:10]))
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+            chunk = data[12:16]
+            if chunk == b"VP8X":
+                return ("WEBP", 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little"))
+            if chunk == b"VP8L" and data[20] == 0x2F:
+                bits = int.from_bytes(data[21:25], "little")
+                return ("WEBP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
+            if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+                width, height = struct.unpack("<HH", data[26:30])
+                return ("WEBP", width & 0x3FFF, height & 0x3FFF)
+            return None
+        frame = _jpeg_frame(data)
+        if frame is not None:
+            return ("JPEG", frame.width, frame.height)
     except struct.error:
         return None
     return None
 
 
+@dataclass(frozen=True)
+class _JpegFrame:
+    width: int
+    height: int
+    sampling: tuple[tuple[int, int], ...]  # (h, v) sampling factors per component
+    buffered: bool  # progressive or multi-scan: libjpeg keeps every coefficient until the end
+
+    @property
+    def coefficient_bytes(self) -> int:
+        """What libjpeg allocates for a buffered decode: per component, the 8×8 blocks (rounded
+        up to whole sampling units) × 64 coefficients × 2 bytes (jdcoefct.c)."""
+        if not self.sampling:
+            return 0
+        h_max = max(h for h, _ in self.sampling)
+        v_max = max(v for _, v in self.sampling)
+        total = 0
+        for h, v in self.sampling:
+            across = -(-self.width * h // (h_max * 8))
+            down = -(-self.height * v // (v_max * 8))
+            total += (-(-across // h) * h) * (-(-down // v) * v) * 128
+        return total
+
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_JPEG_PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
+
+
+def _jpeg_frame(data: bytes) -> _JpegFrame | None:
+    """The frame header (SOF) of a JPEG, and whether its first scan holds every component;
+    None if ``data`` is not a JPEG or its header is not readable that far."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    frame: _JpegFrame | None = None
+    i = 2
+    try:
+        while i + 4 <= len(data):
+            if data[i] != 0xFF:
+                return frame
+            marker = data[i + 1]
+            if marker == 0xFF:  # fill byte
+                i += 1
+                continue
+            if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no length field
+                i += 2
+                continue
+            if marker == 0xD9:  # end of image
+                return frame
+            if marker == 0xDA:  # start of scan: one scan of fewer components means several scans
+                if frame is not None and data[i + 4] < len(frame.sampling):
+                    frame = _JpegFrame(frame.width, frame.height, frame.sampling, True)
+                return frame
+            if marker in _JPEG_SOF and frame is None:
+                height, width, count = struct.unpack(">HHB", data[i + 5 : i + 10])
+                sampling = tuple(
+                    (max(1, data[i + 11 + 3 * c] >> 4), max(1, data[i + 11 + 3 * c] & 0x0F)) for c in range(count)
+                )
+                frame = _JpegFrame(width, height, sampling, marker in _JPEG_PROGRESSIVE)
+            (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+            if length < 2:
+                return frame
+            i += 2 + length
+    except (struct.error, IndexError):
+        return frame
+    return frame
+
+
 # --------------------------------------------------------------------------- normalizing
 
 
-def _normalize(img: Image.Image) -> Image.Image:
-    """Upright, sRGB, RGB on white, at most JPEG_MAX_SIDE, and a fresh ``info`` (nothing of the
-    original's metadata can reach the encoder)."""
+def _fit(width: int, height: int, side: int) -> tuple[int, int]:
+    """(width, height) scaled down, aspect kept, so the longest side is at most ``side``."""
+    longest = max(width, height)
+    if longest <= side:
+        return width, height
+    return max(1, round(width * side / longest)), max(1, round(height * side / longest))
+
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _orientation(img: Image.Image) -> int:
     try:
-        ImageOps.exif_transpose(img, in_place=True)
+        value = img.getexif().get(0x0112, 1)
     except Exception:
-        pass
-    out = _to_rgb(img)
-    out.thumbnail((JPEG_MAX_SIDE, JPEG_MAX_SIDE), Image.Resampling.LANCZOS)
-    out.info = {}
-    return out
+        return 1
+    return value if isinstance(value, int) else 1
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    mode = img.mode
+def _shrink(img: Image.Image, target: tuple[int, int]) -> Image.Image:
+    """``img`` in sRGB, RGB on white, shrunk towards ``target``: exactly to it when it is
+    small, else by the largest whole factor that keeps at least ``target`` (:func:`_finish`
+    does the rest once the decoded image is gone). Always a new image.
+
+    A decoded image at least twice the target is converted band by band, each band shrunk by
+    that factor (a box average: exactly what one ``reduce`` of the whole would give) before
+    the next: the only full-size image in memory is the decoded one."""
     try:
-        if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
-            rgba = img.convert("RGBA")
-            flat = Image.new("RGB", rgba.size, (255, 255, 255))
-            flat.paste(rgba, mask=rgba.getchannel("A"))
-            return flat
-        if mode.startswith("I;16") or mode == "I":
-            # 16-bit greyscale: scale to 8 bits instead of clipping to white.
-            return img.convert("I").point(lambda v: v * (1 / 256)).convert("L").convert("RGB")
-        if mode in ("RGB", "CMYK"):
-            srgb = _icc_to_srgb(img)
-            if srgb is not None:
-                return srgb
-        return img.convert("RGB")
+        width, height = img.size  # as decoded: a drafted JPEG is already smaller
+        factor = max(1, min(width // target[0], height // target[1]))
+        to_rgb = _rgb_converter(img)
+        if factor == 1:
+            out = to_rgb(img)
+            if out.size != target:
+                out = out.resize(target, Image.Resampling.LANCZOS)
+            elif out is img:
+                out = img.copy()
+            return out
+        out = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+        step = factor * max(1, _BAND_ROWS // factor)
+        for top in range(0, height, step):
+            band = img.crop((0, top, width, min(height, top + step)))
+            out.paste(to_rgb(band).reduce(factor), (0, top // factor))
+            del band
+        return out
     except MemoryError:
         raise
     except Exception as exc:
         raise BrokenImage() from exc
 
 
-def _icc_to_srgb(img: Image.Image) -> Image.Image | None:
-    """Convert an image with an embedded colour profile (Display P3, Adobe RGB, a CMYK
-    press profile) to sRGB, since the stripped JPEG will not carry the profile."""
+def _finish(img: Image.Image, target: tuple[int, int], orientation: int) -> Image.Image:
+    """``target`` sized, then upright, with a fresh ``info`` (nothing of the original's
+    metadata can reach the encoder)."""
+    try:
+        if img.size != target:
+            img = img.resize(target, Image.Resampling.LANCZOS)
+        method = _TRANSPOSE.get(orientation)
+        if method is not None:
+            img = img.transpose(method)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise BrokenImage() from exc
+    img.info = {}
+    return img
+
+
+def _rgb_converter(img: Image.Image) -> Callable[[Image.Image], Image.Image]:
+    """How to turn (a band of) ``img`` into RGB: decided once for the whole image."""
+    mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        return _flatten_on_white
+    if mode.startswith("I;16") or mode == "I":
+        # 16-bit greyscale: scale to 8 bits instead of clipping to white.
+        return lambda part: part.convert("I").point(lambda v: v * (1 / 256)).convert("L").convert("RGB")
+    if mode in ("RGB", "CMYK"):
+        transform = _icc_to_srgb(img)
+        if transform is not None:
+            return lambda part: ImageCms.applyTransform(part, transform)  # type: ignore[return-value]
+    if mode == "RGB":
+        return lambda part: part
+    return lambda part: part.convert("RGB")
+
+
+def _flatten_on_white(part: Image.Image) -> Image.Image:
+    rgba = part if part.mode == "RGBA" else part.convert("RGBA")
+    flat = Image.new("RGB", rgba.size, (255, 255, 255))
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    return flat
+
+
+def _icc_to_srgb(img: Image.Image) -> ImageCms.ImageCmsTransform | None:
+    """A transform to sRGB for an image with an embedded colour profile (Display P3, Adobe
+    RGB, a CMYK press profile), since the stripped JPEG will not carry the profile; None when
+    there is none, it is sRGB already, or it is unusable."""
     icc = img.info.get("icc_profile")
     if not icc:
         return None
@@ -361,7 +587,7 @@ def _icc_to_srgb(img: Image.Image) -> Image.Image | None:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         if img.mode == "RGB" and "srgb" in ImageCms.getProfileDescription(source).lower().replace(" ", ""):
             return None
-        return ImageCms.profileToProfile(img, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        return ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), img.mode, "RGB")
     except Exception:
         return None
 
@@ -371,14 +597,60 @@ def _encode_jpeg(img: Image.Image) -> bytes:
     clean = img if img.mode == "RGB" else img.convert("RGB")
     clean.info = {}
     # Only pixels: no exif=, icc_profile=, comment= or xmp= are given, and info is empty.
-    clean.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    # No optimize=True: it costs a second pass over the data for a few percent of bytes.
+    clean.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- storage
+#
+# Durability, with one fsync per photo. Each file is written to a temp file in its folder and
+# renamed into place (atomic: a reader sees all of it or nothing); the derived files first,
+# the original last; then the original alone is fsynced, after its rename. Why that is enough:
+#
+# - The original is the evidence and the one file nothing can remake. fsync makes its data
+#   durable, and with it its new name: on ext4 and XFS fsync commits the journal up to the
+#   file's last metadata change (the rename, which updates its ctime), and that commit carries
+#   every earlier metadata change too (the new folders, the derived files' names); btrfs logs
+#   a fsynced file's new name with it. So when process_photo returns (and the caller commits
+#   a row naming these paths), the original is on disk under its name.
+# - The derived files' data may still be in the page cache (delayed allocation): after a power
+#   cut within the next seconds one may be missing, empty or cut short. They are pure
+#   functions of the original: _stored_size trusts them only when they end with the JPEG end
+#   marker, so the next time those bytes come in they are made again; the original is there
+#   to rebuild them from (nothing in the bot does that on its own yet).
+# - A crash before the fsync returns means process_photo never returned, so nothing refers to
+#   the files yet; an original left short by it has the wrong size, which _stored_size checks,
+#   so it is written again.
+
+
+def _stored_size(original: Path, size: int, jpeg: Path, thumb: Path) -> tuple[int, int] | None:
+    """The normalized JPEG's size if all three files are there and whole, else None."""
+    if not (_original_ok(original, size) and _jpeg_whole(thumb)):
+        return None
+    return _existing_jpeg_size(jpeg)
+
+
+def _original_ok(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
+
+
+def _jpeg_whole(path: Path) -> bool:
+    """Ends with the end-of-image marker: not empty, not cut short."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-2, os.SEEK_END)
+            return f.read(2) == b"\xff\xd9"
+    except OSError:
+        return False
 
 
 def _existing_jpeg_size(path: Path) -> tuple[int, int] | None:
+    if not _jpeg_whole(path):
+        return None
     try:
         with Image.open(path, formats=("JPEG",)) as existing:
             return existing.size
@@ -386,40 +658,37 @@ def _existing_jpeg_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def _write_once(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically unless it is there already (content-addressed:
-    same name, same content). A temp file in the same folder, fsync, ``os.replace``."""
-    if path.exists():
-        return
+def _store(*, original: tuple[Path, bytes], derived: list[tuple[Path, bytes]]) -> None:
+    """Write what is missing (see the durability notes above): derived files unsynced, then
+    the original, fsynced once."""
+    for path, data in derived:
+        if not _jpeg_whole(path):
+            _write(path, data)
+    path, data = original
+    if not _original_ok(path, len(data)):
+        _write(path, data, fsync=True)
+
+
+def _write(path: Path, data: bytes, *, fsync: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, ``os.replace``;
+    with ``fsync``, the file is fsynced after the rename (its data, and on journaling file
+    systems the rename and everything before it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
             tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
+            os.fchmod(tmp.fileno(), 0o644)
+            os.replace(tmp_name, path)
+            if fsync:
+                os.fsync(tmp.fileno())
     except BaseException:
         try:
             os.unlink(tmp_name)
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- EXIF

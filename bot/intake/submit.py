@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from bot import notify
-from bot.cases import deadlines
+from bot.cases import lifecycle
 from bot.errors import DomainError
 from bot.i18n import bilingual
 from bot.org.geo import bounding_box, haversine_m
@@ -172,28 +172,11 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
             data={"source": report.source, "suggested_unit_id": case.suggested_unit_id},
             at=now,
         )
-        if street.auto_dispatch and team is not None:
-            case.state = CaseState.DISPATCHED
-            case.unit_id = team.id
-            case.dispatched_at = now
-            case.version += 1
-            s.add(case)
-            audit.record(
-                s,
-                action="case.dispatched",
-                subject_type="case",
-                subject_id=case.id,
-                case_id=case.id,
-                from_state=CaseState.REPORTED,
-                to_state=CaseState.DISPATCHED,
-                note="auto",
-                data={"unit_id": team.id, "auto": True},
-                at=now,
-            )
-            deadlines.start_clock(rt, s, case, now)  # the time limit runs from dispatch
-            notify.card_to_unit(s, case=case, unit_id=team.id, purpose=notify.TEAM, now=now)
         # The command room sees every case: to decide, or (auto-dispatch) for information.
-        notify.card_to_command_room(s, case=case, now=now)
+        if street.auto_dispatch and team is not None:
+            lifecycle.dispatch_to(rt, s, case, team, None, now)
+        else:
+            notify.card_to_command_room(s, case=case, now=now)
         unit = (
             orgs.unit(s, case.unit_id or case.suggested_unit_id) if (case.unit_id or case.suggested_unit_id) else None
         )

@@ -25,8 +25,32 @@ class Profile:
 def identify(rt: Runtime, profile: Profile) -> Person:
     """Register or refresh the user and return who they are.
 
-    Every update asks this, and almost always nothing changed: so read first, and take
-    the write lock only for a newcomer or a changed name or language."""
+    Every update asks this, and almost always nothing changed: so the answer is kept in
+    memory (dropped when their roles or language change, or the organisation is
+    re-imported), the database read only for somebody new to this process, and the write
+    lock taken only for a newcomer or a changed name or language."""
+    known = _known(rt)
+    hit = known.get(profile.telegram_id)
+    if hit is not None and hit[0] == profile:
+        return hit[1]
+    person = _identify(rt, profile)
+    known[profile.telegram_id] = (profile, person)
+    return person
+
+
+def forget(rt: Runtime, user_id: int) -> None:
+    """Their roles or language changed: the next update reads them again."""
+    known = _known(rt)
+    for telegram_id, (_, person) in list(known.items()):
+        if person.user_id == user_id:
+            del known[telegram_id]
+
+
+def _known(rt: Runtime) -> dict[int, tuple[Profile, Person]]:
+    return rt.cache.setdefault("people", {})
+
+
+def _identify(rt: Runtime, profile: Profile) -> Person:
     with rt.db.read() as s:
         user = people.get_user_by_telegram_id(s, profile.telegram_id)
         if user is not None and not people.needs_refresh(
@@ -73,6 +97,7 @@ def set_language(rt: Runtime, *, user_id: int, language: str) -> str:
         raise ValueError(language)
     with rt.db.session() as s:
         people.set_language(s, user_id=user_id, language=lang, now=rt.clock.now())
+    forget(rt, user_id)
     return lang
 
 

@@ -14,6 +14,7 @@ from bot.errors import (
     UnknownRole,
     UnknownScope,
 )
+from bot.people import identity
 from bot.people.roles import ROLE_SCOPES
 from bot.runtime import Runtime
 from storage import audit, invites, orgs, people
@@ -141,6 +142,7 @@ def redeem_invite(rt: Runtime, *, code: str, user_id: int) -> Joined:
                 data={"role": invite.role, "scope": invite.scope_code, "invite": invite.id, "membership": m.id},
                 at=now,
             )
+        identity.forget(rt, user_id)  # a new role: /help, buttons and rights change at once
         return Joined(
             role=invite.role,
             scope_code=invite.scope_code,

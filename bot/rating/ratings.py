@@ -25,8 +25,7 @@ from typing import Any
 from sqlmodel import Session
 
 from bot import notify
-from bot.cases import deadlines, workflow
-from bot.cases.access import actors
+from bot.cases import deadlines, lifecycle
 from bot.cases.cards import Names, case_view
 from bot.errors import DomainError, NotAllowed
 from bot.i18n import N_
@@ -84,7 +83,7 @@ HISTORY_KEYS = {
 }
 HISTORY_LINES = 6
 
-# Follow-up buttons (fu:<id>:<op>) and the outcomes they record.
+# Follow-up buttons (v1:followup:<id>:<op>) and the outcomes they record.
 CONTACTED, RESOLVED, UNREACHABLE, REOPENED = "contacted", "resolved", "unreachable", "reopened"
 FOLLOWUP_OPS = {"c": CONTACTED, "r": RESOLVED, "u": UNREACHABLE, "o": REOPENED}
 OUTCOME_KEYS = {
@@ -300,28 +299,9 @@ class StaffRating:
 # --- who may do what --------------------------------------------------------------------
 
 
-def _works_on(s: Session, person: Person, case: Case) -> bool:
+def _works_on(rt: Runtime, s: Session, person: Person, case: Case) -> bool:
     """Staff who had a hand in the case, or oversee it, do not rate it."""
-    if not person.memberships:
-        return False
-    if actors(s, person, case) & {workflow.TEAM, workflow.OWNER, workflow.DISPATCHER, workflow.DEPARTMENT}:
-        return True
-    grid = orgs.grid(s, case.grid_id) if case.grid_id else None
-    if grid is not None and grid.code in person.scopes(Role.WORKER):
-        return True
-    street = orgs.street(s, case.street_id) if case.street_id else None
-    district = orgs.district(s)
-    supervised = set(person.scopes(Role.SUPERVISOR))
-    return bool((street and street.code in supervised) or (district and district.code in supervised))
-
-
-def _may_make_link(s: Session, person: Person, case: Case) -> bool:
-    """The case's grid worker, its reporter, staff of its team, dispatchers of its street."""
-    who = actors(s, person, case)
-    if who & {workflow.TEAM, workflow.OWNER, workflow.REPORTER, workflow.DISPATCHER, workflow.ADMIN}:
-        return True
-    grid = orgs.grid(s, case.grid_id) if case.grid_id else None
-    return grid is not None and grid.code in person.scopes(Role.WORKER)
+    return not lifecycle.may("rate", lifecycle.relations(rt, s, person, case))
 
 
 # --- links ------------------------------------------------------------------------------
@@ -341,7 +321,7 @@ def make_link(rt: Runtime, *, person: Person, code: str) -> LinkMade:
         case = cases.get_case_by_code(s, code[:32])
         if case is None:
             raise CaseNotVisible(code=code[:32])
-        if not _may_make_link(s, person, case):
+        if not lifecycle.may("ratelink", lifecycle.relations(rt, s, person, case)):
             raise LinkNotAllowed()
         if case.state in (CaseState.REJECTED, CaseState.DUPLICATE):
             raise NotRateable(code=case.code)
@@ -386,7 +366,7 @@ def redeem_link(rt: Runtime, *, person: Person, token: str) -> Redeemed:
             raise LinkNotValid()
         if case.state in (CaseState.REJECTED, CaseState.DUPLICATE):
             raise NotRateable(code=case.code)
-        if _works_on(s, person, case):
+        if _works_on(rt, s, person, case):
             raise StaffCannotRate(code=case.code)
         if link.used_at is None:
             if not ratings.use_link(s, link_id=link.id, user_id=person.user_id, now=now):  # type: ignore[arg-type]
@@ -499,7 +479,7 @@ def rate(rt: Runtime, *, person: Person, request_id: int, level: int, message_id
         case = cases.get_case(s, request.case_id)
         if case is None:
             raise NotYours()
-        if _works_on(s, person, case):
+        if _works_on(rt, s, person, case):
             raise StaffCannotRate(code=case.code)
         if request.rated_at is not None:
             raise AlreadyRated(code=case.code)
@@ -530,16 +510,15 @@ def rate(rt: Runtime, *, person: Person, request_id: int, level: int, message_id
             at=now,
         )
         followup_id = _open_followup(rt, s, case, rating, now).id if level in BAD_LEVELS else None
-        return Rated(rating.id, case.id, case.code, level, followup_id, rt.settings.followup_working_days)  # type: ignore[arg-type]
+        days = deadlines.street_clock(rt, s, case.street_id).follow_up_days
+        return Rated(rating.id, case.id, case.code, level, followup_id, days)  # type: ignore[arg-type]
 
 
 def followup_due(rt: Runtime, s: Session, street_id: int | None, start: datetime) -> datetime:
-    """The street's follow-up limit (`follow_up_days` in the organisation file, else
-    `GRIDDESK_FOLLOWUP_WORKING_DAYS`) in working days on the street's calendar."""
+    """The follow-up limit (`follow_up_days` in the organisation file: district, street
+    over it) in working days on the street's calendar: the one figure residents are told."""
     clock = deadlines.street_clock(rt, s, street_id)
-    configured = deadlines.street_setting(rt, s, street_id, "follow_up_days")
-    days = float(configured) if configured is not None else rt.settings.followup_working_days
-    return clock.calendar.add_working_days(start, days)
+    return clock.calendar.add_working_days(start, clock.follow_up_days)
 
 
 def _open_followup(rt: Runtime, s: Session, case: Case, rating: Rating, now: datetime) -> FollowUp:
@@ -650,8 +629,8 @@ def skip_comment(rt: Runtime, *, person: Person, rating_id: int) -> Rated:
             case.code if case else "?",
             rating.level,
             followup.id if followup else None,
-            rt.settings.followup_working_days,
-        )  # type: ignore[arg-type]
+            deadlines.street_clock(rt, s, case.street_id if case else None).follow_up_days,
+        )
 
 
 def close_comment_window(rt: Runtime, user_id: int) -> None:
@@ -719,9 +698,7 @@ def followup_action(rt: Runtime, *, person: Person, followup_id: int, op: str) -
         case = cases.get_case(s, row.case_id) if row else None
         if row is None or case is None:
             raise NotYours()
-        who = actors(s, person, case)
-        if not who & {workflow.DISPATCHER, workflow.ADMIN}:
-            raise workflow.ActorNotAllowed()
+        who = lifecycle.check(rt, s, person, case, "follow_up")
         if row.outcome is not None:
             raise FollowUpDone(code=case.code)
         if outcome == CONTACTED:
@@ -738,7 +715,7 @@ def followup_action(rt: Runtime, *, person: Person, followup_id: int, op: str) -
             )
         else:
             if outcome == REOPENED:
-                workflow.check("reopen", state=case.state, actors=who, code=case.code)
+                lifecycle.authorize("reopen", who, case)
             if not ratings.finish_followup(
                 s, followup_id=followup_id, outcome=outcome, user_id=person.user_id, now=now
             ):
@@ -753,40 +730,21 @@ def followup_action(rt: Runtime, *, person: Person, followup_id: int, op: str) -
                 at=now,
             )
             if outcome == REOPENED:
-                _reopen(rt, s, case, person, row, now)
+                _reopen(rt, s, case, person, who, row, now)
         s.refresh(row)
         _queue_card(s, row, case, now)
         return FollowUpResult(followup_id, case.code, outcome)
 
 
-def _reopen(rt: Runtime, s: Session, case: Case, person: Person, row: FollowUp, now: datetime) -> None:
+def _reopen(
+    rt: Runtime, s: Session, case: Case, person: Person, who: frozenset[str], row: FollowUp, now: datetime
+) -> None:
     """CLOSED → REOPENED: back to its team (and owner) with a fresh time limit."""
-    from_state = case.state
-    won = cases.change_state(
-        s,
-        case_id=case.id,
-        from_state=from_state,
-        version=case.version,  # type: ignore[arg-type]
-        values={"state": CaseState.REOPENED, "updated_at": now, "closed_at": None, "resolved_at": None},
-    )
-    if not won:
-        raise workflow.MoveNotAllowed(code=case.code)
-    s.refresh(case)
-    deadlines.start_clock(rt, s, case, now)
-    audit.record(
-        s,
-        action="case.reopened",
-        subject_type="case",
-        subject_id=case.id,
-        case_id=case.id,
-        actor_user_id=person.user_id,
-        from_state=from_state,
-        to_state=CaseState.REOPENED,
-        data={"followup": row.id},
-        at=now,
-    )
+    lifecycle.transition(
+        rt, s, case, "reopen", person, now=now, who=who, data={"followup": row.id},
+        values={"closed_at": None, "resolved_at": None},
+    )  # fmt: skip
     ratings.clear_reminders(s, case.id)  # type: ignore[arg-type]
-    notify.refresh_cards(s, case_id=case.id, now=now)  # type: ignore[arg-type]
     owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
     if owner is not None and owner.can_message:
         notify.text_to_user(

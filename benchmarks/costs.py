@@ -1,0 +1,250 @@
+"""What each kind of update costs: SQL statements, transactions, thread hops, Bot API calls
+and time, one update at a time through the real Application on the fake Bot API.
+
+A case is driven the way people do it (tests/test_case_loop.py): the full /report flow,
+dispatch by the command room, claim, a progress note, resolve with an after photo, the
+confirmation (the command room's for a resident's case, the reporter's for a grid
+worker's), the resident's rating, and the lists and numbers people ask for. Cycles
+alternate between a resident and a grid worker reporting. Updates are sent one after
+another, so everything counted in an update's window is that update's: the outbox sends
+it causes are drained inside the window (FakeTelegram's ``after_update``).
+
+Counting: statements by SQLAlchemy's ``before_cursor_execute`` on the engine,
+transactions by its ``begin`` event, thread hops by wrapping the loop's
+``run_in_executor`` (``asyncio.to_thread`` goes through it), Bot API calls (downloads
+included) by the fake. Every photo is distinct (benchmarks/photos.py). The first cycle
+warms caches and is not counted. Beside it, in the same run, a bare PTB echo bot's time
+per update on the same fake: the ratio is the machine-independent figure.
+
+    python -m benchmarks.costs
+    python -m benchmarks.costs --cycles 20 --database postgresql://postgres@127.0.0.1:5432/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+from benchmarks.common import Bench, run_echo, start, stop
+from benchmarks.photos import PhotoFactory
+from benchmarks.scene import Reporter, Scene
+from tests.fakebot import FakeBotAPI, Turn
+
+# What the harness adds to every row: FakeTelegram drains the outbox after each update, and
+# a drain with nothing to send still looks at the database (production only wakes the sender).
+IDLE_DRAIN = "(idle outbox drain)"
+
+# Row order of the table: the life of a case, then the lists.
+ROWS = [
+    "/report",
+    "location",
+    "photo",
+    "photos done",
+    "description",
+    "category",
+    "submit",
+    "dispatch",
+    "claim",
+    "note: open",
+    "note: text",
+    "note: done",
+    "resolve: open",
+    "resolve: photo",
+    "resolve: done",
+    "confirm (command room)",
+    "confirm (reporter)",
+    "rating",
+    "/tasks",
+    "/case",
+    "/my",
+    "/stats",
+    IDLE_DRAIN,
+]
+
+
+@dataclass
+class Counters:
+    statements: int = 0
+    transactions: int = 0
+    hops: int = 0
+
+
+@dataclass
+class Sample:
+    statements: int
+    transactions: int
+    hops: int
+    api_calls: int
+    seconds: float
+
+
+class Meter:
+    """Counts what the bot does, process-wide: fine, since updates go one at a time."""
+
+    def __init__(self, engine: Engine, api: FakeBotAPI) -> None:
+        self.counters = Counters()
+        self.api = api
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "begin", self._begin)
+        self._engine = engine
+
+    def _statement(self, *_: Any) -> None:
+        self.counters.statements += 1
+
+    def _begin(self, *_: Any) -> None:
+        self.counters.transactions += 1
+
+    @contextmanager
+    def hops_counted(self) -> Iterator[None]:
+        """Wrap the running loop's run_in_executor (what asyncio.to_thread calls)."""
+        loop = asyncio.get_running_loop()
+        original = loop.run_in_executor
+
+        def counted(executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+            self.counters.hops += 1
+            return original(executor, func, *args)
+
+        loop.run_in_executor = counted  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            loop.run_in_executor = original  # type: ignore[method-assign]
+
+    async def measure(self, step: Awaitable[object]) -> Sample:
+        before = Counters(**vars(self.counters))
+        calls, downloads = len(self.api.calls), len(self.api.downloads)
+        began = time.perf_counter()
+        await step
+        seconds = time.perf_counter() - began
+        now = self.counters
+        return Sample(
+            statements=now.statements - before.statements,
+            transactions=now.transactions - before.transactions,
+            hops=now.hops - before.hops,
+            api_calls=len(self.api.calls) - calls + len(self.api.downloads) - downloads,
+            seconds=seconds,
+        )
+
+    def close(self) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._statement)
+        event.remove(self._engine, "begin", self._begin)
+
+
+@dataclass
+class Results:
+    samples: dict[str, list[Sample]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, row: str, sample: Sample) -> None:
+        self.samples[row].append(sample)
+
+
+async def one_cycle(scene: Scene, meter: Meter, photo: PhotoFactory, r: Reporter, results: Results | None) -> None:
+    """One case from /report to rating, then the lists; every update measured."""
+
+    async def step(row: str, update: Awaitable[Turn]) -> None:
+        sample = await meter.measure(update)
+        if results is not None:
+            results.add(row, sample)
+
+    staff = scene.staff[0]
+    await step("/report", scene.report_command(r))
+    await step("location", scene.report_location(r))
+    await step("photo", scene.report_photo(r, photo()))
+    await step("photos done", scene.photos_done(r))
+    await step("description", scene.report_description(r, "小区门口垃圾堆放好几天了，没人清运"))
+    await step("category", scene.report_category(r))
+    await step("submit", scene.report_submit(r))
+    case_id, code = scene.case_of(r)
+    await step("dispatch", scene.dispatch(case_id))
+    await step("claim", scene.claim(case_id, staff))
+    await step("note: open", scene.work(case_id, staff, "note"))
+    await step("note: text", scene.input_text(staff, "已联系业主，明天上午现场查看"))
+    await step("note: done", scene.input_done(staff))
+    await step("resolve: open", scene.work(case_id, staff, "resolve"))
+    await step("resolve: photo", scene.input_photo(staff, photo()))
+    await step("resolve: done", scene.input_done(staff))
+    await step("confirm (command room)" if r.resident else "confirm (reporter)", scene.confirm(case_id, r))
+    if r.resident:
+        await step("rating", scene.rate(r))
+    await step("/tasks", scene.tasks(staff))
+    await step("/case", scene.case(staff, code))
+    await step("/my", scene.my(r))
+    await step("/stats", scene.stats())
+
+
+async def measure_costs(db_url: str, cycles: int, media: Path) -> Results:
+    bench: Bench = await start(db_url, media)
+    scene = await Scene.build(bench)
+    photo = PhotoFactory(pool=4)
+    meter = Meter(bench.db.engine, bench.tg.api)
+    results = Results()
+    try:
+        with meter.hops_counted():
+            await one_cycle(scene, meter, photo, await scene.reporter(resident=True), None)  # warm-up
+            for i in range(cycles):
+                reporter = await scene.reporter(resident=i % 2 == 0)
+                await one_cycle(scene, meter, photo, reporter, results)
+                if after_update := bench.tg.after_update:
+                    results.add(IDLE_DRAIN, await meter.measure(after_update()))
+    finally:
+        meter.close()
+        await stop(bench)
+    return results
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def print_table(results: Results, echo_median: float, database: str) -> None:
+    print(f"GridDesk cost per update on {database} (medians; n = samples; API calls include downloads)")
+    header = f"{'update':<24}{'n':>4}{'SQL':>7}{'tx':>6}{'hops':>6}{'API':>6}{'ms':>9}{'×echo':>8}"
+    print(header)
+    print("-" * len(header))
+    total_ms = 0.0
+    for row in ROWS:
+        samples = results.samples.get(row, [])
+        if not samples:
+            continue
+        ms = median([s.seconds for s in samples]) * 1000
+        total_ms += ms if row != IDLE_DRAIN else 0.0
+        print(
+            f"{row:<24}{len(samples):>4}"
+            f"{median([s.statements for s in samples]):>7.0f}"
+            f"{median([s.transactions for s in samples]):>6.0f}"
+            f"{median([s.hops for s in samples]):>6.0f}"
+            f"{median([s.api_calls for s in samples]):>6.0f}"
+            f"{ms:>9.1f}{ms / (echo_median * 1000):>8.1f}"
+        )
+    print("-" * len(header))
+    print(f"Bare PTB echo bot, same fake, same run: median {echo_median * 1000:.2f} ms per update")
+    print(
+        f"Sum of the medians of the updates: {total_ms:.1f} ms = {total_ms / (echo_median * 1000):.0f}× the echo bot's update"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cycles", type=int, default=10, help="cases driven (after one warm-up); default 10")
+    parser.add_argument("--database", default="", help="a PostgreSQL URL (default: a fresh SQLite file)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database or f"sqlite:///{tmp}/bench.db"
+        results = asyncio.run(measure_costs(url, args.cycles, Path(tmp) / "media"))
+        _, echo = asyncio.run(run_echo(1, 200))
+    print_table(results, statistics.median(echo.latencies), "PostgreSQL" if args.database else "SQLite")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The organisation in memory: district, streets, communities, grids, platforms, units and
+categories, read once per process and kept until the organisation is imported again
+(`griddesk run` imports at start; `rt.cache` is new then).
+
+Every update asks who a person is to a case and every card shows names of places and
+teams: reading those rows from the database each time was most of an update's statements.
+The rows are detached copies: read them, never change them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, select
+
+from bot.runtime import Runtime
+from storage.models import Category, Community, District, Grid, Platform, Street, Unit, UnitKind
+
+
+@dataclass(frozen=True)
+class Org:
+    district: District | None
+    streets: dict[int, Street] = field(default_factory=dict)
+    communities: dict[int, Community] = field(default_factory=dict)
+    grids: dict[int, Grid] = field(default_factory=dict)
+    platforms: dict[int, Platform] = field(default_factory=dict)
+    units: dict[int, Unit] = field(default_factory=dict)
+    categories: dict[int, Category] = field(default_factory=dict)
+    command_rooms: dict[int, Unit] = field(default_factory=dict)  # street id → its active command room
+
+    def unit(self, unit_id: int | None) -> Unit | None:
+        return self.units.get(unit_id) if unit_id is not None else None
+
+    def street(self, street_id: int | None) -> Street | None:
+        return self.streets.get(street_id) if street_id is not None else None
+
+    def grid(self, grid_id: int | None) -> Grid | None:
+        return self.grids.get(grid_id) if grid_id is not None else None
+
+    def community(self, community_id: int | None) -> Community | None:
+        return self.communities.get(community_id) if community_id is not None else None
+
+    def category(self, category_id: int | None) -> Category | None:
+        return self.categories.get(category_id) if category_id is not None else None
+
+    def platform(self, platform_id: int | None) -> Platform | None:
+        return self.platforms.get(platform_id) if platform_id is not None else None
+
+    def command_room(self, street_id: int | None) -> Unit | None:
+        return self.command_rooms.get(street_id) if street_id is not None else None
+
+
+def org(rt: Runtime) -> Org:
+    """The organisation as this process knows it (read in a session of its own the first
+    time, so no caller's unit of work sees its rows detached)."""
+    cached = rt.cache.get("org")
+    if cached is None:
+        with rt.db.read() as s:
+            cached = _read(s)
+        rt.cache["org"] = cached
+    return cached
+
+
+def _read(s: Session) -> Org:
+    def by_id(model: type) -> dict:  # type: ignore[type-arg]
+        rows = list(s.exec(select(model)))
+        for row in rows:
+            s.expunge(row)  # detached copies, readable after the session closes
+        return {row.id: row for row in rows}
+
+    units = by_id(Unit)
+    return Org(
+        district=next(iter(by_id(District).values()), None),
+        streets=by_id(Street),
+        communities=by_id(Community),
+        grids=by_id(Grid),
+        platforms=by_id(Platform),
+        units=units,
+        categories=by_id(Category),
+        command_rooms={
+            u.street_id: u for u in units.values() if u.kind == UnitKind.COMMAND_ROOM and u.active and u.street_id
+        },
+    )
