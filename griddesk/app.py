@@ -13,6 +13,7 @@ from telegram.request import BaseRequest
 from bot.i18n import SUPPORTED_LANGUAGES, t
 from bot.runtime import Runtime
 from handlers.jobs import schedule
+from handlers.media import shutdown_photo_pool
 from handlers.outbox_sender import FROM_OUTBOX, start_sender, stop_sender
 from handlers.registry import register
 
@@ -103,5 +104,6 @@ async def _post_stop(app: Application) -> None:
 
 async def _post_shutdown(app: Application) -> None:
     await stop_sender(app)  # if post_stop did not run (start-up failed half way)
+    shutdown_photo_pool()  # the photo decoders' worker processes
     rt: Runtime = app.bot_data["rt"]
     rt.db.dispose()
