@@ -39,6 +39,7 @@ from sqlalchemy import Engine, event
 from benchmarks.common import Bench, run_echo, start, stop
 from benchmarks.photos import PhotoFactory
 from benchmarks.scene import Reporter, Scene
+from handlers.outbox_sender import SENDING
 from tests.fakebot import FakeBotAPI, Turn
 
 # What the harness adds to every row: FakeTelegram drains the outbox after each update, and
@@ -78,32 +79,51 @@ class Counters:
     statements: int = 0
     transactions: int = 0
     hops: int = 0
+    api_calls: int = 0
 
 
 @dataclass
 class Sample:
-    statements: int
-    transactions: int
-    hops: int
-    api_calls: int
-    seconds: float
+    update: Counters  # the update's own work: its handlers
+    outbox: Counters  # what the background sender did for it (cards, notices)
+    seconds: float  # the whole turn: the update handled and its sends drained
+
+
+class _CountedCalls(list):  # type: ignore[type-arg]
+    """The fake's call log, telling the meter whose each call is."""
+
+    def __init__(self, meter: Meter, calls: list[Any]) -> None:
+        super().__init__(calls)
+        self.meter = meter
+
+    def append(self, item: Any) -> None:
+        self.meter.now().api_calls += 1
+        super().append(item)
 
 
 class Meter:
-    """Counts what the bot does, process-wide: fine, since updates go one at a time."""
+    """Counts what the bot does, process-wide: fine, since updates go one at a time. Work
+    done in the outbox sender's context (handlers/outbox_sender.SENDING) counts apart."""
 
     def __init__(self, engine: Engine, api: FakeBotAPI) -> None:
-        self.counters = Counters()
+        self.counters = {False: Counters(), True: Counters()}
+        self.trace: list[str] | None = None  # statements of the update being traced
         self.api = api
+        api.calls = _CountedCalls(self, api.calls)
         event.listen(engine, "before_cursor_execute", self._statement)
         event.listen(engine, "begin", self._begin)
         self._engine = engine
 
-    def _statement(self, *_: Any) -> None:
-        self.counters.statements += 1
+    def now(self) -> Counters:
+        return self.counters[SENDING.get()]
+
+    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.now().statements += 1
+        if self.trace is not None:
+            self.trace.append(("outbox  " if SENDING.get() else "update  ") + " ".join(statement.split())[:150])
 
     def _begin(self, *_: Any) -> None:
-        self.counters.transactions += 1
+        self.now().transactions += 1
 
     @contextmanager
     def hops_counted(self) -> Iterator[None]:
@@ -112,29 +132,26 @@ class Meter:
         original = loop.run_in_executor
 
         def counted(executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-            self.counters.hops += 1
+            self.now().hops += 1
             return original(executor, func, *args)
 
-        loop.run_in_executor = counted  # type: ignore[method-assign]
+        loop.run_in_executor = counted  # type: ignore[assignment]
         try:
             yield
         finally:
             loop.run_in_executor = original  # type: ignore[method-assign]
 
     async def measure(self, step: Awaitable[object]) -> Sample:
-        before = Counters(**vars(self.counters))
-        calls, downloads = len(self.api.calls), len(self.api.downloads)
+        before = {k: Counters(**vars(c)) for k, c in self.counters.items()}
+        downloads = len(self.api.downloads)
         began = time.perf_counter()
         await step
         seconds = time.perf_counter() - began
-        now = self.counters
-        return Sample(
-            statements=now.statements - before.statements,
-            transactions=now.transactions - before.transactions,
-            hops=now.hops - before.hops,
-            api_calls=len(self.api.calls) - calls + len(self.api.downloads) - downloads,
-            seconds=seconds,
-        )
+        delta = {
+            k: Counters(**{f: getattr(c, f) - getattr(before[k], f) for f in vars(c)}) for k, c in self.counters.items()
+        }
+        delta[False].api_calls += len(self.api.downloads) - downloads  # downloads are the update's
+        return Sample(update=delta[False], outbox=delta[True], seconds=seconds)
 
     def close(self) -> None:
         event.remove(self._engine, "before_cursor_execute", self._statement)
@@ -149,11 +166,19 @@ class Results:
         self.samples[row].append(sample)
 
 
-async def one_cycle(scene: Scene, meter: Meter, photo: PhotoFactory, r: Reporter, results: Results | None) -> None:
+async def one_cycle(
+    scene: Scene, meter: Meter, photo: PhotoFactory, r: Reporter, results: Results | None, trace: str = ""
+) -> None:
     """One case from /report to rating, then the lists; every update measured."""
 
     async def step(row: str, update: Awaitable[Turn]) -> None:
+        if row == trace and results is not None:
+            meter.trace = []
         sample = await meter.measure(update)
+        if meter.trace is not None:
+            print(f"-- {row}: {len(meter.trace)} statements")
+            print("\n".join(meter.trace))
+            meter.trace = None
         if results is not None:
             results.add(row, sample)
 
@@ -183,7 +208,7 @@ async def one_cycle(scene: Scene, meter: Meter, photo: PhotoFactory, r: Reporter
     await step("/stats", scene.stats())
 
 
-async def measure_costs(db_url: str, cycles: int, media: Path) -> Results:
+async def measure_costs(db_url: str, cycles: int, media: Path, trace: str = "") -> Results:
     bench: Bench = await start(db_url, media)
     scene = await Scene.build(bench)
     photo = PhotoFactory(pool=4)
@@ -194,7 +219,7 @@ async def measure_costs(db_url: str, cycles: int, media: Path) -> Results:
             await one_cycle(scene, meter, photo, await scene.reporter(resident=True), None)  # warm-up
             for i in range(cycles):
                 reporter = await scene.reporter(resident=i % 2 == 0)
-                await one_cycle(scene, meter, photo, reporter, results)
+                await one_cycle(scene, meter, photo, reporter, results, trace if i == 0 else "")
                 if after_update := bench.tg.after_update:
                     results.add(IDLE_DRAIN, await meter.measure(after_update()))
     finally:
@@ -209,9 +234,15 @@ def median(values: list[float]) -> float:
 
 def print_table(results: Results, echo_median: float, database: str) -> None:
     print(f"GridDesk cost per update on {database} (medians; n = samples; API calls include downloads)")
-    header = f"{'update':<24}{'n':>4}{'SQL':>7}{'tx':>6}{'hops':>6}{'API':>6}{'ms':>9}{'×echo':>8}"
+    print("  update = the update's handlers; outbox = what the background sender then did for it")
+    header = (
+        f"{'':<24}{'':>4}{'--------- update ---------':>30}{'----- outbox -----':>24}\n"
+        f"{'update':<24}{'n':>4}{'SQL':>6}{'tx':>5}{'hops':>6}{'API':>5}{'ms':>8}"
+        f"{'SQL':>6}{'tx':>5}{'hops':>6}{'API':>5}{'×echo':>8}"
+    )
     print(header)
-    print("-" * len(header))
+    width = len(header.splitlines()[-1])
+    print("-" * width)
     total_ms = 0.0
     for row in ROWS:
         samples = results.samples.get(row, [])
@@ -219,15 +250,20 @@ def print_table(results: Results, echo_median: float, database: str) -> None:
             continue
         ms = median([s.seconds for s in samples]) * 1000
         total_ms += ms if row != IDLE_DRAIN else 0.0
+
+        def col(part: str, name: str, samples: list[Sample] = samples) -> float:
+            return median([getattr(getattr(s, part), name) for s in samples])
+
         print(
             f"{row:<24}{len(samples):>4}"
-            f"{median([s.statements for s in samples]):>7.0f}"
-            f"{median([s.transactions for s in samples]):>6.0f}"
-            f"{median([s.hops for s in samples]):>6.0f}"
-            f"{median([s.api_calls for s in samples]):>6.0f}"
-            f"{ms:>9.1f}{ms / (echo_median * 1000):>8.1f}"
+            f"{col('update', 'statements'):>6.0f}{col('update', 'transactions'):>5.0f}"
+            f"{col('update', 'hops'):>6.0f}{col('update', 'api_calls'):>5.0f}{ms:>8.1f}"
+            f"{col('outbox', 'statements'):>6.0f}{col('outbox', 'transactions'):>5.0f}"
+            f"{col('outbox', 'hops'):>6.0f}{col('outbox', 'api_calls'):>5.0f}"
+            f"{ms / (echo_median * 1000):>8.1f}"
         )
-    print("-" * len(header))
+    print("-" * width)
+    print("ms: the whole turn (the update handled, then its sends drained); ×echo: that over the echo bot's update")
     print(f"Bare PTB echo bot, same fake, same run: median {echo_median * 1000:.2f} ms per update")
     print(
         f"Sum of the medians of the updates: {total_ms:.1f} ms = {total_ms / (echo_median * 1000):.0f}× the echo bot's update"
@@ -238,10 +274,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=10, help="cases driven (after one warm-up); default 10")
     parser.add_argument("--database", default="", help="a PostgreSQL URL (default: a fresh SQLite file)")
+    parser.add_argument("--trace", default="", help="print the SQL of one update of this row (e.g. claim)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database or f"sqlite:///{tmp}/bench.db"
-        results = asyncio.run(measure_costs(url, args.cycles, Path(tmp) / "media"))
+        results = asyncio.run(measure_costs(url, args.cycles, Path(tmp) / "media", args.trace))
         _, echo = asyncio.run(run_echo(1, 200))
     print_table(results, statistics.median(echo.latencies), "PostgreSQL" if args.database else "SQLite")
 

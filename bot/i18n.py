@@ -51,7 +51,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, overload
 
 from babel.messages.pofile import read_po
 
@@ -206,7 +206,11 @@ def N_(key: str) -> str:
     return key
 
 
-def bilingual(lang: str, zh: str, en: str) -> str:
+@overload
+def bilingual(lang: str, zh: str, en: str) -> str: ...
+@overload
+def bilingual(lang: str, zh: str | None, en: str | None) -> str | None: ...
+def bilingual(lang: str, zh: str | None, en: str | None) -> str | None:
     """Of a name kept in both languages (the organisation file's names), the reader's."""
     return zh if lang == "zh_CN" else en
 

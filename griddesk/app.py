@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import BotCommand
+from telegram import BotCommand, LinkPreviewOptions
+from telegram.constants import ParseMode
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 from telegram.request import BaseRequest
 
 from bot.i18n import SUPPORTED_LANGUAGES, t
@@ -42,6 +43,9 @@ def build_application(
         .post_stop(_post_stop)
         .post_shutdown(_post_shutdown)
         .concurrent_updates(True)
+        # Every message GridDesk writes is Telegram HTML (bot/i18n.py); links in cards and
+        # notices are map and rating links, which need no preview card.
+        .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
@@ -49,8 +53,9 @@ def build_application(
         # Telegram allows ~30 messages a second overall and ~20 a minute per group; PTB's
         # limiter spaces all our calls under those (the outbox sender also paces itself per
         # chat, so it rarely waits here).
-        builder = builder.rate_limiter(RetryingRateLimiter())
-    app = builder.build()
+        app: Application = builder.rate_limiter(RetryingRateLimiter()).build()
+    else:
+        app = builder.build()
     app.bot_data["rt"] = rt
     register(app)
     return app
@@ -69,7 +74,7 @@ class RetryingRateLimiter(AIORateLimiter):
         super().__init__(max_retries=0, **kwargs)
         self.direct_retries = direct_retries
 
-    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # type: ignore[no-untyped-def, override]
+    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
         if rate_limit_args is None and not FROM_OUTBOX.get():
             rate_limit_args = self.direct_retries
         return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)

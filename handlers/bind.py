@@ -74,6 +74,6 @@ async def bind(update: Update, context: Ctx) -> None:
 
 async def _tell_privately(context: Ctx, telegram_id: int, text: str) -> None:
     try:
-        await context.bot.send_message(telegram_id, text, parse_mode="HTML")
+        await context.bot.send_message(telegram_id, text)
     except (Forbidden, BadRequest):
         log.info("could not tell %s privately either", telegram_id)

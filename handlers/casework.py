@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
@@ -36,7 +35,7 @@ from handlers.outbox_sender import flush
 log = logging.getLogger(__name__)
 
 
-def _prompt(rt, lang: str, p: casework.Pending) -> tuple[str, InlineKeyboardMarkup]:  # type: ignore[no-untyped-def]
+def _prompt(rt, lang: str, p: casework.Pending) -> tuple[str, InlineKeyboardMarkup]:
     lines = [t(lang, f"work.ask_{p.action}", code=esc(p.code))]
     status = [t(lang, "work.status_text", chars=len(p.text)) if p.text else t(lang, "work.status_no_text")]
     if p.action in (casework.NOTE, casework.RESOLVE, casework.NOT_FIXED):
@@ -69,7 +68,7 @@ def _prompt(rt, lang: str, p: casework.Pending) -> tuple[str, InlineKeyboardMark
 
 async def _dm_prompt(context: Ctx, person: Person, p: casework.Pending) -> None:
     text, markup = await off_loop(_prompt, runtime(context), person.language, p)
-    await context.bot.send_message(person.telegram_id, text, parse_mode=ParseMode.HTML, reply_markup=markup)
+    await context.bot.send_message(person.telegram_id, text, reply_markup=markup)
 
 
 async def on_work_button(update: Update, context: Ctx, button: Work | NotFixed) -> None:
@@ -106,7 +105,7 @@ async def on_input_button(
     if isinstance(button, InputCancel):
         await off_loop(casework.cancel_input, rt, user_id=person.user_id)
         await query.answer()
-        await query.edit_message_text(t(lang, "work.cancelled", code=esc(current.code)), parse_mode=ParseMode.HTML)
+        await query.edit_message_text(t(lang, "work.cancelled", code=esc(current.code)))
         return
     if isinstance(button, InputTeam | InputHours):
         if isinstance(button, InputTeam):
@@ -115,11 +114,11 @@ async def on_input_button(
             updated = await off_loop(casework.set_hours, rt, user_id=person.user_id, hours=button.hours)
         text, markup = await off_loop(_prompt, rt, lang, updated)
         await query.answer()
-        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+        await query.edit_message_text(text, reply_markup=markup)
         return
     done = await off_loop(casework.finish, rt, person=person, pending_id=current.id)
     await query.answer()
-    await query.edit_message_text(t(lang, f"work.done_{done.action}", code=esc(done.code)), parse_mode=ParseMode.HTML)
+    await query.edit_message_text(t(lang, f"work.done_{done.action}", code=esc(done.code)))
     await flush(context.application)
 
 
@@ -139,7 +138,7 @@ async def on_private_input(update: Update, context: Ctx) -> None:
         try:
             photo = (await receive_photo(context, message)).photo
         except PhotoError as exc:
-            await message.reply_text(t(lang, exc.key, **exc.params), parse_mode=ParseMode.HTML)
+            await message.reply_text(t(lang, exc.key, **exc.params))
             raise ApplicationHandlerStop from None
         current = await off_loop(casework.add_photo, rt, user_id=person.user_id, photo=photo)
         if message.caption:
@@ -149,10 +148,10 @@ async def on_private_input(update: Update, context: Ctx) -> None:
             raise ApplicationHandlerStop
         current = await off_loop(casework.add_text, rt, user_id=person.user_id, text=message.text)
     else:
-        await message.reply_text(t(lang, "work.wrong_input"), parse_mode=ParseMode.HTML)
+        await message.reply_text(t(lang, "work.wrong_input"))
         raise ApplicationHandlerStop
     text, markup = await off_loop(_prompt, rt, lang, current)
-    await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+    await message.reply_text(text, reply_markup=markup)
     raise ApplicationHandlerStop
 
 
@@ -184,7 +183,7 @@ async def on_extension_decision(update: Update, context: Ctx, button: Extension)
     lang = await chat_language(update, context, person)
     text = t(lang, f"work.extension_decided_{done.extra['decision']}", code=esc(done.code), name=esc(person.name))
     await query.answer()
-    await query.edit_message_text(text, parse_mode=ParseMode.HTML)
+    await query.edit_message_text(text)
     await flush(context.application)
 
 

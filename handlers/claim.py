@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
 
 from bot.callbacks import Assign, Claim, Release
 from bot.cases import claim as claim_service
 from bot.i18n import t, t_plain
-from handlers.common import Ctx, chat_language, esc, off_loop, person_of, pressed, reply, runtime
+from handlers.common import Ctx, chat_language, command_args, esc, off_loop, person_of, pressed, reply, runtime
 from handlers.outbox_sender import flush
 
 
@@ -32,12 +31,11 @@ async def assign_command(update: Update, context: Ctx) -> None:
     if person is None:
         return
     lang = await chat_language(update, context, person)
-    if len(context.args or []) != 1:
+    args = command_args(context)
+    if len(args) != 1:
         await reply(update, t(lang, "claim.assign_usage"))
         return
-    case_id, code, members = await off_loop(
-        claim_service.team_members, runtime(context), person=person, code=context.args[0]
-    )  # type: ignore[index]
+    case_id, code, members = await off_loop(claim_service.team_members, runtime(context), person=person, code=args[0])
     if not members:
         await reply(update, t(lang, "claim.no_members", code=esc(code)))
         return
@@ -57,5 +55,5 @@ async def on_assign(update: Update, context: Ctx, button: Assign) -> None:
     lang = await chat_language(update, context, person)
     text = t(lang, "claim.assigned", code=esc(result.code), owner=esc(result.owner_name))
     await query.answer()
-    await query.edit_message_text(text, parse_mode=ParseMode.HTML)
+    await query.edit_message_text(text)
     await flush(context.application)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, Update
-from telegram.constants import ChatType, ParseMode
+from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import textlimits
@@ -108,9 +108,7 @@ async def reply(
     message = update.effective_message
     if message is None:
         return None
-    return await message.reply_text(
-        clip(text), parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True
-    )
+    return await message.reply_text(clip(text), reply_markup=markup)
 
 
 async def say(

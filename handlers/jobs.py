@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes
 
@@ -40,7 +39,7 @@ async def expire_drafts(context: ContextTypes.DEFAULT_TYPE) -> None:
     for telegram_id in await off_loop(drafts.expire_idle, rt):
         lang = await off_loop(chat_language, rt, telegram_id)
         try:
-            await context.bot.send_message(telegram_id, t(lang, "report.timed_out"), parse_mode=ParseMode.HTML)
+            await context.bot.send_message(telegram_id, t(lang, "report.timed_out"))
         except TelegramError as exc:
             log.info("could not tell %s their draft expired: %s", telegram_id, exc)
 

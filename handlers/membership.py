@@ -48,7 +48,7 @@ async def bot_membership(update: Update, context: Ctx) -> None:
         info = await off_loop(chat_service.chat_info, rt, chat.id)
         lang = (info.language if info else None) or rt.settings.default_language
         try:
-            await context.bot.send_message(chat.id, t(lang, "group.hello"), parse_mode="HTML")
+            await context.bot.send_message(chat.id, t(lang, "group.hello"))
         except (Forbidden, BadRequest) as exc:  # rights changed meanwhile: "not enough rights"
             log.info("added to %s but may not post there: %s", chat.id, exc)
     elif not present:

@@ -34,13 +34,13 @@ import logging
 import re
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
-from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
@@ -110,6 +110,11 @@ def _bad_file_id(exc: BadRequest) -> bool:
     return "file identifier" in text or "file reference" in text or "wrong remote file" in text
 
 
+# Set in the sender's own tasks (and threads they start): what the database and the Bot API
+# do there is the outbox's work, not an update's (benchmarks/costs.py counts them apart).
+SENDING: ContextVar[bool] = ContextVar("griddesk_outbox_sending", default=False)
+
+
 # --- the public face ---------------------------------------------------------------------
 
 
@@ -129,6 +134,14 @@ async def drain(app: Application, *, timeout: float | None = None) -> int:
     Without a running sender (an Application that never ran post_init) a sender is run
     just for this.
     """
+    token = SENDING.set(True)
+    try:
+        return await _drain(app, timeout=timeout)
+    finally:
+        SENDING.reset(token)
+
+
+async def _drain(app: Application, *, timeout: float | None) -> int:
     sender = app.bot_data.get(_SENDER_KEY)
     if isinstance(sender, Sender) and sender.running:
         return await sender.drain(timeout=timeout)
@@ -310,6 +323,7 @@ class Sender:
         return self._monotonic() if self._monotonic else asyncio.get_running_loop().time()
 
     async def _run(self) -> None:
+        SENDING.set(True)  # this task's context: its sends and their threads inherit it
         while not (self._stopping and not self._in_flight):
             try:
                 await self._step()
@@ -611,15 +625,11 @@ class Sender:
         lang = await self._lang(job.chat_id)
         if job.kind == "user_text":
             text = clip(t(lang, job.payload["key"], **localized_params(job.payload.get("params", {}), lang)))
-            message = await app.bot.send_message(
-                job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
-            )
+            message = await app.bot.send_message(job.chat_id, text)
             return message.message_id, False
         if job.kind == "digest":
             text = clip(digests.render(job.payload, lang))
-            message = await app.bot.send_message(
-                job.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
-            )
+            message = await app.bot.send_message(job.chat_id, text)
             return message.message_id, False
         if job.kind in ("rating_request", "followup_card"):
             from handlers.rate import deliver  # rate.py imports this module: import when used
@@ -659,9 +669,7 @@ class Sender:
                 ]
             ]
         )
-        message = await self.app.bot.send_message(
-            job.chat_id, clip(text), parse_mode=ParseMode.HTML, reply_markup=buttons
-        )
+        message = await self.app.bot.send_message(job.chat_id, clip(text), reply_markup=buttons)
         return message.message_id
 
     async def _case_card(self, job: outbox.Job, lang: str) -> tuple[int | None, bool]:
@@ -684,9 +692,7 @@ class Sender:
             message = await bot.send_message(
                 chat,
                 text_card.text,
-                parse_mode=ParseMode.HTML,
                 reply_markup=markup(text_card),
-                disable_web_page_preview=True,
             )
             return message.message_id
 
@@ -699,7 +705,6 @@ class Sender:
                         chat,
                         existing.message_id,
                         caption=card.text,
-                        parse_mode=ParseMode.HTML,
                         reply_markup=markup(card),
                     )
                 else:
@@ -707,9 +712,7 @@ class Sender:
                         card.text,
                         chat,
                         existing.message_id,
-                        parse_mode=ParseMode.HTML,
                         reply_markup=markup(card),
-                        disable_web_page_preview=True,
                     )
                 return existing.message_id, existing.is_photo
             except BadRequest as exc:
@@ -735,9 +738,7 @@ class Sender:
             log.info("card of case %s in %s is too long for a caption: photo, then text", job.case_id, chat)
             await self._send_photo(chat, card.photo_path, caption=short_caption(card.text), reply_markup=None)
             return await as_text(), False
-        message = await bot.send_message(
-            chat, card.text, parse_mode=ParseMode.HTML, reply_markup=markup(card), disable_web_page_preview=True
-        )
+        message = await bot.send_message(chat, card.text, reply_markup=markup(card))
         return message.message_id, False
 
     async def _split_photo_card(
@@ -747,9 +748,7 @@ class Sender:
         (buttons gone from it) and the full card follows as text, the card from now on."""
         log.info("card of case %s in %s outgrew its caption: moving it to a text message", job.case_id, job.chat_id)
         try:
-            await self.app.bot.edit_message_caption(
-                job.chat_id, photo_message_id, caption=short_caption(card.text), parse_mode=ParseMode.HTML
-            )
+            await self.app.bot.edit_message_caption(job.chat_id, photo_message_id, caption=short_caption(card.text))
         except BadRequest as exc:
             if not any(s in str(exc).lower() for s in ("not modified", "not found", "can't be edited")):
                 raise
@@ -763,18 +762,14 @@ class Sender:
         file_id = self.file_ids.get(path)
         if file_id is not None:
             try:
-                return await bot.send_photo(
-                    chat_id, file_id, caption=caption or None, parse_mode=ParseMode.HTML, reply_markup=reply_markup
-                )
+                return await bot.send_photo(chat_id, file_id, caption=caption or None, reply_markup=reply_markup)
             except BadRequest as exc:
                 if not _bad_file_id(exc):
                     raise
                 log.info("file_id of %s no longer accepted; uploading again", path)
                 self.file_ids.forget(path)
         data = await off_loop(absolute(self.rt.settings.media_dir, path).read_bytes)
-        message = await bot.send_photo(
-            chat_id, data, caption=caption or None, parse_mode=ParseMode.HTML, reply_markup=reply_markup
-        )
+        message = await bot.send_photo(chat_id, data, caption=caption or None, reply_markup=reply_markup)
         if message.photo:
             self.file_ids.put(path, message.photo[-1].file_id)
         return message
@@ -817,5 +812,5 @@ class Sender:
                 ]
             ]
         )
-        message = await self.app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=buttons)
+        message = await self.app.bot.send_message(job.chat_id, text, reply_markup=buttons)
         return message.message_id

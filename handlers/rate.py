@@ -19,7 +19,6 @@ import logging
 from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
-from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 
@@ -82,7 +81,7 @@ async def ratelink_command(update: Update, context: Ctx) -> None:
     caption = t(lang, "rate.link_made", code=esc(made.code), link=esc(made.link), until=_fmt(rt, made.expires_at))
     message = update.effective_message
     assert message is not None
-    await message.reply_photo(png, caption=clip(caption, 1024), parse_mode=ParseMode.HTML)
+    await message.reply_photo(png, caption=clip(caption, 1024))
 
 
 # --- opening a link ----------------------------------------------------------------------
@@ -129,10 +128,10 @@ async def on_rate(update: Update, context: Ctx, button: Rate) -> None:
         [[InlineKeyboardButton(t(lang, "rate.btn_skip"), callback_data=SkipComment(done.rating_id).pack())]]
     )
     try:
-        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=skip)
+        await query.edit_message_text(text, reply_markup=skip)
     except TelegramError as exc:  # the request message is gone: say it anew
         log.info("could not edit the rating request: %s", exc)
-        await context.bot.send_message(person.telegram_id, text, parse_mode=ParseMode.HTML, reply_markup=skip)
+        await context.bot.send_message(person.telegram_id, text, reply_markup=skip)
     await flush(context.application)
 
 
@@ -146,7 +145,7 @@ async def on_skip(update: Update, context: Ctx, button: SkipComment) -> None:
     lang = person.language
     await query.answer(t_plain(lang, "rate.skipped"))
     try:
-        await query.edit_message_text(_thanks(lang, done), parse_mode=ParseMode.HTML)
+        await query.edit_message_text(_thanks(lang, done))
     except TelegramError:
         pass
 
@@ -177,9 +176,9 @@ async def on_private_message(update: Update, context: Ctx) -> None:
         return
     lang = person.language
     if done.truncated:
-        await message.reply_text(t(lang, "rate.comment_shortened", limit=rating.MAX_COMMENT), parse_mode=ParseMode.HTML)
+        await message.reply_text(t(lang, "rate.comment_shortened", limit=rating.MAX_COMMENT))
     else:
-        await message.reply_text(t(lang, "rate.comment_saved"), parse_mode=ParseMode.HTML)
+        await message.reply_text(t(lang, "rate.comment_saved"))
     if done.prompt_message_id is not None:
         try:
             await context.bot.edit_message_reply_markup(person.telegram_id, done.prompt_message_id, reply_markup=None)
@@ -291,9 +290,7 @@ async def _rating_request(app: Application, rt: Runtime, job: outbox.Job, lang: 
             ]
         ]
     )
-    message = await app.bot.send_message(
-        job.chat_id, clip("\n".join(lines)), parse_mode=ParseMode.HTML, reply_markup=buttons
-    )
+    message = await app.bot.send_message(job.chat_id, clip("\n".join(lines)), reply_markup=buttons)
     return message.message_id
 
 
@@ -323,9 +320,7 @@ async def _followup_card(app: Application, rt: Runtime, job: outbox.Job, lang: s
     text, markup = render_followup(rt, lang, view)
     if view.card_chat_id == job.chat_id and view.card_message_id is not None:
         try:
-            await app.bot.edit_message_text(
-                text, job.chat_id, view.card_message_id, parse_mode=ParseMode.HTML, reply_markup=markup
-            )
+            await app.bot.edit_message_text(text, job.chat_id, view.card_message_id, reply_markup=markup)
             return view.card_message_id
         except BadRequest as exc:
             if "not modified" in str(exc).lower():
@@ -333,7 +328,7 @@ async def _followup_card(app: Application, rt: Runtime, job: outbox.Job, lang: s
             if "not found" not in str(exc).lower() and "can't be edited" not in str(exc).lower():
                 raise
             # The card was deleted in the group: post it again.
-    message = await app.bot.send_message(job.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup)
+    message = await app.bot.send_message(job.chat_id, text, reply_markup=markup)
     await off_loop(
         rating.followup_card_posted, rt, followup_id=followup_id, chat_id=job.chat_id, message_id=message.message_id
     )

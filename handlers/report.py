@@ -20,7 +20,6 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
 from bot.callbacks import (
@@ -67,9 +66,7 @@ def _worker_grids(person: Person) -> list[str]:
 async def _send(update: Update, text: str, markup: Any = None) -> Message:
     message = update.effective_message
     assert message is not None
-    return await message.reply_text(
-        clip(text), parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True
-    )
+    return await message.reply_text(clip(text), reply_markup=markup)
 
 
 # --- starting ---------------------------------------------------------------------
@@ -377,9 +374,7 @@ async def _edit_ack(context: Ctx, person: Person, draft: Draft, message_id: int)
     elif draft.next_step() == DESCRIPTION:
         markup = _done_button(person, draft)
     try:
-        await context.bot.edit_message_text(
-            text, person.telegram_id, message_id, parse_mode=ParseMode.HTML, reply_markup=markup
-        )
+        await context.bot.edit_message_text(text, person.telegram_id, message_id, reply_markup=markup)
     except TelegramError as exc:  # "not modified" and the like: the count is all that changed
         log.debug("album ack not edited: %s", exc)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
 
 from bot.callbacks import Tasks
 from bot.cases import query as casequery
@@ -66,7 +65,7 @@ async def on_page(update: Update, context: Ctx, button: Tasks) -> None:
     work = await off_loop(casequery.work_list, rt, person=person, kind=kind, page=button.page)
     text, markup = _render_list(rt, lang, work)
     await query.answer()
-    await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+    await query.edit_message_text(text, reply_markup=markup)
 
 
 def render_detail(rt: Runtime, lang: str, detail: casequery.CaseDetail) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from storage.db import affected
 from storage.models import AuditEvent, Case, CaseCard, CaseCounter, CaseMedia, CaseState, SupportingReport
 
 # Open or waiting: not over yet (the kinds are declared with the states).
@@ -24,7 +25,7 @@ def next_sequence(session: Session, *, prefix: str, day: str) -> int:
         insert(CaseCounter)
         .values(prefix=prefix, day=day, last=1)
         .on_conflict_do_update(index_elements=["prefix", "day"], set_={"last": CaseCounter.last + 1})
-        .returning(CaseCounter.last)
+        .returning(col(CaseCounter.last))
     )
     return int(session.execute(stmt).scalar_one())
 
@@ -128,7 +129,7 @@ def change_state(session: Session, *, case_id: int, from_state: str, version: in
         .where(col(Case.id) == case_id, col(Case.state) == from_state, col(Case.version) == version)
         .values(version=version + 1, **values)
     )
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def cards_of(session: Session, case_id: int) -> list[CaseCard]:

@@ -8,11 +8,16 @@ from typing import Any
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
+from storage.db import affected
 from storage.models import Case, CaseCard, CaseState, ExtensionRequest, PendingInput, Whistle
 
 
-def pending_of(session: Session, user_id: int) -> PendingInput | None:
-    return session.exec(select(PendingInput).where(PendingInput.user_id == user_id)).first()
+def pending_of(session: Session, user_id: int, *, for_update: bool = False) -> PendingInput | None:
+    """The words and photos a user owes a case action. ``for_update`` locks the row until the
+    transaction ends (PostgreSQL: the photos of one album arrive at once, and each adds to the
+    list; SQLite's writers are serialised by BEGIN IMMEDIATE already)."""
+    stmt = select(PendingInput).where(PendingInput.user_id == user_id)
+    return session.exec(stmt.with_for_update() if for_update else stmt).first()
 
 
 def start_pending(
@@ -61,7 +66,7 @@ def report_in(session: Session, *, whistle_id: int, user_id: int, now: datetime)
         .where(col(Whistle.id) == whistle_id, col(Whistle.reported_in_at).is_(None))
         .values(reported_in_at=now, reported_in_by=user_id)
     )
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def add_extension(session: Session, request: ExtensionRequest) -> ExtensionRequest:
@@ -80,7 +85,7 @@ def decide_extension(session: Session, *, request_id: int, decision: str, user_i
         .where(col(ExtensionRequest.id) == request_id, col(ExtensionRequest.decision).is_(None))
         .values(decision=decision, decided_by=user_id, decided_at=now)
     )
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def unverified_since(session: Session, before: datetime, limit: int = 100) -> list[Case]:

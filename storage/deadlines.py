@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from storage.db import affected
 from storage.models import Case, CaseState, DigestLog, FollowUp
 
 
@@ -27,7 +29,7 @@ def due_for_reminders(session: Session, *, now: datetime, limit: int) -> list[Ca
     return list(session.exec(stmt))
 
 
-def save_plan(session: Session, *, case_id: int, version: int, values: dict) -> bool:  # type: ignore[type-arg]
+def save_plan(session: Session, *, case_id: int, version: int, values: dict[str, Any]) -> bool:
     """Compare-and-set on the case's version: a case someone moved meanwhile is skipped
     (the move re-planned it anyway)."""
     result = session.execute(
@@ -36,7 +38,7 @@ def save_plan(session: Session, *, case_id: int, version: int, values: dict) -> 
         # all of them would make a batch quadratic. The caller reads what it needs first.
         execution_options={"synchronize_session": False},
     )
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def claim_digest(session: Session, *, street_id: int, day: str, now: datetime) -> bool:
@@ -54,7 +56,7 @@ def count_created(session: Session, street_id: int, since: datetime, until: date
     stmt = (
         select(Case.unit_id, func.count())
         .where(Case.street_id == street_id, col(Case.created_at) >= since, col(Case.created_at) < until)
-        .group_by(Case.unit_id)
+        .group_by(col(Case.unit_id))
     )
     return {unit: int(n) for unit, n in session.exec(stmt)}
 
@@ -68,7 +70,7 @@ def count_closed(session: Session, street_id: int, since: datetime, until: datet
             col(Case.closed_at) >= since,
             col(Case.closed_at) < until,
         )
-        .group_by(Case.unit_id)
+        .group_by(col(Case.unit_id))
     )
     return {unit: int(n) for unit, n in session.exec(stmt)}
 
@@ -98,7 +100,7 @@ def followups_due(session: Session, *, now: datetime, limit: int) -> list[Follow
     return list(session.exec(stmt))
 
 
-def save_followup_plan(session: Session, *, followup_id: int, before: datetime | None, values: dict) -> bool:  # type: ignore[type-arg]
+def save_followup_plan(session: Session, *, followup_id: int, before: datetime | None, values: dict[str, Any]) -> bool:
     """Compare-and-set on the reminder time the sweeper read: one sweeper wins."""
     result = session.execute(
         update(FollowUp)
@@ -106,4 +108,4 @@ def save_followup_plan(session: Session, *, followup_id: int, before: datetime |
         .values(**values),
         execution_options={"synchronize_session": False},
     )
-    return result.rowcount == 1
+    return affected(result) == 1

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from storage.db import affected
 from storage.models import Invite
 
 
@@ -43,7 +44,7 @@ def mark_used(session: Session, *, invite_id: int, user_id: int, now: datetime) 
     """Compare-and-set: true only for the one redemption that wins."""
     result = session.execute(
         update(Invite)
-        .where(Invite.id == invite_id, Invite.used_at.is_(None))  # type: ignore[union-attr]
+        .where(col(Invite.id) == invite_id, col(Invite.used_at).is_(None))
         .values(used_at=now, used_by_user_id=user_id)
     )
-    return result.rowcount == 1
+    return affected(result) == 1

@@ -38,6 +38,13 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
+def pk(row: Any) -> int:
+    """The id of a row that has been read from or flushed to the database. SQLModel types
+    ids ``int | None`` (None before the INSERT); once stored, an id is an int."""
+    assert row.id is not None, f"{type(row).__name__} not flushed yet"
+    return int(row.id)
+
+
 def ts_field(*, nullable: bool = False, index: bool = False, default_now: bool = False) -> Any:
     kwargs: dict[str, Any] = {}
     if default_now:

@@ -153,9 +153,10 @@ class _Importer:
         }
         blockers: dict[str, int] = {}
         for model, (column, label) in columns.items():
+            model_: Any = model
             leaving = {
                 row.id: row.code
-                for row in self.session.exec(select(model).where(col(model.active)))
+                for row in self.session.exec(select(model_).where(col(model_.active)))
                 if row.code not in wanted[model]
             }
             if not leaving:
@@ -163,7 +164,7 @@ class _Importer:
             query = (
                 select(column, func.count())
                 .where(col(column).in_(list(leaving)), col(Case.state).not_in(CaseState.FINAL))
-                .group_by(column)
+                .group_by(col(column))
             )
             for row_id, count in self.session.exec(query):
                 blockers[f"{label} {leaving[row_id]}"] = count
@@ -308,7 +309,7 @@ class _Importer:
             ],
         )
 
-    def _upsert_one(self, model: type, kind: str, code: str, values: dict[str, Any]) -> Any:
+    def _upsert_one(self, model: Any, kind: str, code: str, values: dict[str, Any]) -> Any:
         row = self.session.exec(select(model).where(model.code == code)).first()
         if row is None:
             row = model(code=code, **values)
@@ -323,7 +324,7 @@ class _Importer:
         self.session.flush()
         return row
 
-    def _sync(self, model: type, rows: Iterable[_Row]) -> dict[str, Any]:
+    def _sync(self, model: Any, rows: Iterable[_Row]) -> dict[str, Any]:
         """Upsert rows by code, deactivate the model's other active rows; code -> row."""
         existing = {row.code: row for row in self.session.exec(select(model))}
         out: dict[str, Any] = {}
@@ -374,7 +375,7 @@ def _apply(row: Any, values: dict[str, Any]) -> bool:
     return changed
 
 
-def _kind_of(model: type, row: Any) -> str:
+def _kind_of(model: Any, row: Any) -> str:
     if model is Unit:
         return row.kind
     return {

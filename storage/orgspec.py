@@ -51,7 +51,8 @@ class _Model(BaseModel):
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-def _pattern(regex: str, message: str, max_length: int = 32) -> Any:
+def _pattern(regex: str, message: str, max_length: int = 32) -> AfterValidator:
+    """A validator for a code of the given shape (used as ``Annotated[str, _pattern(...)]``)."""
     compiled = re.compile(regex)
 
     def check(value: str) -> str:
@@ -59,44 +60,68 @@ def _pattern(regex: str, message: str, max_length: int = 32) -> Any:
             raise ValueError(message.format(value=value))
         return value
 
-    return Annotated[str, AfterValidator(check)]
+    return AfterValidator(check)
 
 
-DistrictCode = _pattern(
-    r"[1-9]\d{5}",
-    'district code "{value}" is not valid: it must be the 6-digit county code (GB/T 2260), like 330102',
-)
-StreetCode = _pattern(
-    r"\d{9}",
-    'street code "{value}" is not valid: it must be 9 digits, the district code and 3 more, like 330102001',
-)
-CommunityCode = _pattern(
-    r"\d{12}",
-    'community code "{value}" is not valid: it must be 12 digits, the street code and 3 more, like 330102001001',
-)
-GridCode = _pattern(
-    r"\d{14}",
-    'grid code "{value}" is not valid: it must be 14 digits, the community code and 2 more, like 33010200100101',
-)
-StreetAbbr = _pattern(
-    r"[A-Z]{2,4}",
-    'street abbr "{value}" is not valid: it must be 2 to 4 uppercase letters, like QB',
-)
-PlatformCode = _pattern(
-    r"[A-Z][A-Z0-9]{1,7}",
-    'platform code "{value}" is not valid: it must be 2 to 8 uppercase letters or digits, '
-    "starting with a letter, like ZF",
-)
-DepartmentCode = _pattern(
-    r"[A-Z][A-Z0-9_]*(?:-[A-Z0-9_]+)*",
-    'department code "{value}" is not valid: it must be a short uppercase id (letters, digits, '
-    "dashes, at most 32 characters), like HOUSING",
-)
-CategoryCode = _pattern(
-    r"[A-Z0-9]+(?:-[A-Z0-9]+)*",
-    'category code "{value}" is not valid: it must be uppercase letters, digits and dashes '
-    "(at most 32 characters), like TRAFFIC-PARKING",
-)
+DistrictCode = Annotated[
+    str,
+    _pattern(
+        r"[1-9]\d{5}",
+        'district code "{value}" is not valid: it must be the 6-digit county code (GB/T 2260), like 330102',
+    ),
+]
+StreetCode = Annotated[
+    str,
+    _pattern(
+        r"\d{9}",
+        'street code "{value}" is not valid: it must be 9 digits, the district code and 3 more, like 330102001',
+    ),
+]
+CommunityCode = Annotated[
+    str,
+    _pattern(
+        r"\d{12}",
+        'community code "{value}" is not valid: it must be 12 digits, the street code and 3 more, like 330102001001',
+    ),
+]
+GridCode = Annotated[
+    str,
+    _pattern(
+        r"\d{14}",
+        'grid code "{value}" is not valid: it must be 14 digits, the community code and 2 more, like 33010200100101',
+    ),
+]
+StreetAbbr = Annotated[
+    str,
+    _pattern(
+        r"[A-Z]{2,4}",
+        'street abbr "{value}" is not valid: it must be 2 to 4 uppercase letters, like QB',
+    ),
+]
+PlatformCode = Annotated[
+    str,
+    _pattern(
+        r"[A-Z][A-Z0-9]{1,7}",
+        'platform code "{value}" is not valid: it must be 2 to 8 uppercase letters or digits, '
+        "starting with a letter, like ZF",
+    ),
+]
+DepartmentCode = Annotated[
+    str,
+    _pattern(
+        r"[A-Z][A-Z0-9_]*(?:-[A-Z0-9_]+)*",
+        'department code "{value}" is not valid: it must be a short uppercase id (letters, digits, '
+        "dashes, at most 32 characters), like HOUSING",
+    ),
+]
+CategoryCode = Annotated[
+    str,
+    _pattern(
+        r"[A-Z0-9]+(?:-[A-Z0-9]+)*",
+        'category code "{value}" is not valid: it must be uppercase letters, digits and dashes '
+        "(at most 32 characters), like TRAFFIC-PARKING",
+    ),
+]
 
 _LIMIT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([hd])", re.IGNORECASE)
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from storage.db import affected
 from storage.models import Case, FollowUp, Rating, RatingLink, RatingRequest
 
 # --- links ------------------------------------------------------------------------------
@@ -36,7 +37,7 @@ def use_link(session: Session, *, link_id: int, user_id: int, now: datetime) -> 
         .where(col(RatingLink.id) == link_id, col(RatingLink.used_at).is_(None))
         .values(used_at=now, used_by_user_id=user_id)
     )
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 # --- residents to ask -------------------------------------------------------------------
@@ -119,7 +120,7 @@ def claim_reminder(session: Session, *, request_id: int, now: datetime) -> bool:
         )
         .values(remind_at=None, reminded_at=now)
     )
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def claim_rating(session: Session, *, request_id: int, now: datetime) -> bool:
@@ -129,7 +130,7 @@ def claim_rating(session: Session, *, request_id: int, now: datetime) -> bool:
         .where(col(RatingRequest.id) == request_id, col(RatingRequest.rated_at).is_(None))
         .values(rated_at=now, remind_at=None)
     )
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 # --- ratings ----------------------------------------------------------------------------
@@ -167,7 +168,7 @@ def close_comment(session: Session, *, rating_id: int, now: datetime, values: di
         .where(col(Rating.id) == rating_id, col(Rating.comment_until).is_not(None), col(Rating.comment_until) > now)
         .values(comment_until=None, **(values or {}))
     )
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def close_comments_of(session: Session, *, user_id: int) -> int:
@@ -176,7 +177,7 @@ def close_comments_of(session: Session, *, user_id: int) -> int:
         .where(col(Rating.user_id) == user_id, col(Rating.comment_until).is_not(None))
         .values(comment_until=None)
     )
-    return int(result.rowcount or 0)
+    return affected(result)
 
 
 # --- follow-ups -------------------------------------------------------------------------
@@ -206,7 +207,7 @@ def mark_contacted(session: Session, *, followup_id: int, user_id: int, now: dat
         .where(col(FollowUp.id) == followup_id, col(FollowUp.contacted_at).is_(None), col(FollowUp.outcome).is_(None))
         .values(contacted_at=now, contacted_by=user_id)
     )
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def finish_followup(session: Session, *, followup_id: int, outcome: str, user_id: int, now: datetime) -> bool:
@@ -215,7 +216,7 @@ def finish_followup(session: Session, *, followup_id: int, outcome: str, user_id
         .where(col(FollowUp.id) == followup_id, col(FollowUp.outcome).is_(None))
         .values(outcome=outcome, done_at=now, done_by=user_id, next_reminder_at=None)
     )
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def save_card(session: Session, *, followup_id: int, chat_id: int, message_id: int) -> None:
@@ -227,7 +228,7 @@ def save_card(session: Session, *, followup_id: int, chat_id: int, message_id: i
 # --- numbers ----------------------------------------------------------------------------
 
 
-def _scoped(stmt, case_column, street_ids: Sequence[int] | None, unit_ids: Sequence[int] | None):  # type: ignore[no-untyped-def]
+def _scoped(stmt, case_column, street_ids: Sequence[int] | None, unit_ids: Sequence[int] | None):
     if street_ids is None and unit_ids is None:
         return stmt
     stmt = stmt.join(Case, col(Case.id) == case_column)

@@ -11,6 +11,7 @@ import html
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.callbacks import Claim, Confirm, Dispatch, DispatchMenu, NotFixed, Release, ReportIn, Work
@@ -87,7 +88,7 @@ class Card:
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)
 
 
-def _names(row: object | None) -> Names | None:
+def _names(row: Any) -> Names | None:
     if row is None:
         return None
     return Names(row.name_zh, row.name_en)

@@ -23,7 +23,7 @@ from bot.people.roles import Person
 from bot.rating import ratings as rating
 from bot.runtime import Runtime
 from storage import audit, cases, casework, chats, orgs, outbox, people
-from storage.models import Case, CaseSource, ExtensionRequest, Role, UnitKind, Whistle
+from storage.models import Case, CaseSource, ExtensionRequest, Role, UnitKind, Whistle, pk
 
 NOTE, RETURN, EXTEND, ESCALATE, RESOLVE, NOT_FIXED = "note", "return", "extend", "escalate", "resolve", "not_fixed"
 INPUT_ACTIONS = (NOTE, RETURN, EXTEND, ESCALATE, RESOLVE, NOT_FIXED)
@@ -126,7 +126,7 @@ def pending(rt: Runtime, user_id: int) -> Pending | None:
 
 def _update(rt: Runtime, user_id: int, change: Any) -> Pending:
     with rt.db.session() as s:
-        row = casework.pending_of(s, user_id)
+        row = casework.pending_of(s, user_id, for_update=True)  # read-modify-write: one at a time
         if row is None:
             raise NothingPending()
         data = dict(row.data or {})
@@ -387,7 +387,7 @@ def _not_fixed(
 
 
 def _id(case: Case) -> int:
-    return lifecycle._id(case)
+    return pk(case)
 
 
 # --- actions without input ------------------------------------------------------------

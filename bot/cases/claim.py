@@ -12,7 +12,7 @@ from bot.i18n import N_
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import cases, orgs, people
-from storage.models import Case, CaseState, Role
+from storage.models import Case, CaseState, Role, pk
 
 __all__ = ["AlreadyClaimed", "CaseNotFound", "ClaimResult", "NotOnTeam", "claim", "reassign", "release"]
 
@@ -28,7 +28,7 @@ class ClaimResult:
     owner_name: str
 
 
-def _owner_name(s, case: Case) -> str:  # type: ignore[no-untyped-def]
+def _owner_name(s, case: Case) -> str:
     owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
     return owner.display_name if owner else "—"
 
@@ -69,7 +69,7 @@ class Member:
     name: str
 
 
-def _team_of(s, case: Case) -> list:  # type: ignore[no-untyped-def]
+def _team_of(s, case: Case) -> list:
     unit = orgs.unit(s, case.unit_id) if case.unit_id else None
     return people.members_with_role(s, role=Role.STAFF, scope_code=unit.code) if unit else []
 
@@ -81,7 +81,7 @@ def team_members(rt: Runtime, *, person: Person, code: str) -> tuple[int, str, l
         if case is None:
             raise CaseNotFound()
         lifecycle.check(rt, s, person, case, "reassign")
-        return lifecycle._id(case), case.code, [Member(m.id, m.display_name) for m in _team_of(s, case)]
+        return pk(case), case.code, [Member(m.id, m.display_name) for m in _team_of(s, case)]
 
 
 def reassign(rt: Runtime, *, person: Person, case_id: int, user_id: int) -> ClaimResult:

@@ -18,17 +18,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlmodel import Session
 
 from bot import notify
-from bot.org.workcalendar import QuietHours, WorkCalendar
+from bot.org.workcalendar import LimitUnit, QuietHours, WorkCalendar
 from bot.runtime import Runtime
 from storage import audit as audit_log
 from storage import cases as case_rows
 from storage import chats, deadlines, orgs, outbox, people
-from storage.models import Case, CaseState, FollowUp, Role
+from storage.models import Case, CaseState, FollowUp, Role, pk
 
 DEFAULTS: dict[str, Any] = {
     "working_hours": ["08:30-12:00", "14:00-18:00"],
@@ -157,7 +157,8 @@ def start_clock(rt: Runtime, s: Session, case: Case, now: datetime) -> None:
     clock = street_clock(rt, s, case.street_id)
     category = orgs.category(s, case.category_id) if case.category_id else None
     if category is not None:
-        due = clock.calendar.due_time(now, category.limit_value, category.limit_unit, category.urgent)
+        unit = cast(LimitUnit, category.limit_unit)  # the organisation file allows only these two
+        due = clock.calendar.due_time(now, category.limit_value, unit, category.urgent)
         if due != case.due_at:
             audit_log.record(
                 s,
@@ -273,8 +274,8 @@ def _sweep_followups(rt: Runtime, s: Session, now: datetime, limit: int, result:
         pending = [e.at for e in events if e.kind not in done]
         won = deadlines.save_followup_plan(
             s,
-            followup_id=row.id,
-            before=before,  # type: ignore[arg-type]
+            followup_id=pk(row),
+            before=before,
             values={"reminders_done": done, "rung": rung, "next_reminder_at": min(pending) if pending else None},
         )
         if not won:
@@ -355,8 +356,8 @@ def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
             pending = [e.at for e in events if e.kind not in done]
             won = deadlines.save_plan(
                 s,
-                case_id=case.id,
-                version=case.version,  # type: ignore[arg-type]
+                case_id=pk(case),
+                version=case.version,
                 values={"reminders_done": done, "rung": rung, "next_reminder_at": min(pending) if pending else None},
             )
             if not won:  # someone moved the case meanwhile; their move re-planned it

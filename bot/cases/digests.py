@@ -12,6 +12,7 @@ from bot.cases.deadlines import LADDER, street_clock
 from bot.i18n import bilingual, t
 from bot.runtime import Runtime
 from storage import chats, deadlines, orgs, outbox
+from storage.models import pk
 
 MAX_LISTED = 20
 
@@ -44,13 +45,13 @@ def send_due_digests(rt: Runtime) -> DigestResult:
     return DigestResult(streets, messages)
 
 
-def _line(case, tz) -> dict:  # type: ignore[no-untyped-def]
+def _line(case, tz) -> dict:
     return {"code": case.code, "due": case.due_at.astimezone(tz).strftime("%m-%d %H:%M") if case.due_at else "—"}
 
 
-def _command_digest(s, street, since, until, tomorrow, now, tz) -> int:  # type: ignore[no-untyped-def]
+def _command_digest(s, street, since, until, tomorrow, now, tz) -> int:
     room = orgs.command_room_of(s, street.id)
-    chat = chats.chat_for_unit(s, room.id) if room else None
+    chat = chats.chat_for_unit(s, pk(room)) if room else None
     if chat is None:
         return 0
     created = deadlines.count_created(s, street.id, since, until)
@@ -91,7 +92,7 @@ def _command_digest(s, street, since, until, tomorrow, now, tz) -> int:  # type:
     return 1
 
 
-def _team_digest(s, street, team, tomorrow, now, tz) -> int:  # type: ignore[no-untyped-def]
+def _team_digest(s, street, team, tomorrow, now, tz) -> int:
     chat = chats.chat_for_unit(s, team.id)
     if chat is None:
         return 0
@@ -120,7 +121,7 @@ def _team_digest(s, street, team, tomorrow, now, tz) -> int:  # type: ignore[no-
     return 1
 
 
-def render(payload: dict, lang: str) -> str:  # type: ignore[type-arg]
+def render(payload: dict, lang: str) -> str:
     """The digest's text in a reader's language (HTML, every name escaped here)."""
 
     def pick(prefix: str) -> str:

@@ -35,7 +35,7 @@ from bot.org import index
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, cases, casework, chats, orgs, people
-from storage.models import Case, Role, Unit
+from storage.models import Case, Role, Unit, pk
 from storage.models import CaseState as S
 
 # --- states -------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ def transition(
     paused_since = case.resolved_at if from_state == S.RESOLVED else None
     won = cases.change_state(
         s,
-        case_id=_id(case),
+        case_id=pk(case),
         from_state=from_state,
         version=case.version,
         values={"state": spec.target, "updated_at": now, **(values or {})},
@@ -315,7 +315,7 @@ def transition(
         at=now,
     )
     _replan(rt, s, case, spec, paused_since, now)  # after the move's event: the timeline reads in order
-    notify.refresh_cards(s, case_id=_id(case), now=now, skip=skip_cards)
+    notify.refresh_cards(s, case_id=pk(case), now=now, skip=skip_cards)
     actor_id = person.user_id if person else None
     if spec.tell_reporter:
         tell(s, case, case.reporter_user_id, spec.tell_reporter, now, unless=actor_id, **(tell_params or {}))
@@ -359,7 +359,7 @@ def act(
         at=now,
     )
     if refresh:
-        notify.refresh_cards(s, case_id=_id(case), now=now)
+        notify.refresh_cards(s, case_id=pk(case), now=now)
 
 
 def dispatch_to(
@@ -418,8 +418,3 @@ def _replan(rt: Runtime, s: Session, case: Case, spec: Move, paused_since: datet
         deadlines.resumed_after_verification(rt, s, case, paused_since, now)
     else:
         deadlines.replan(rt, s, case, now)
-
-
-def _id(case: Case) -> int:
-    assert case.id is not None  # a case read from the database has its id
-    return case.id

@@ -14,7 +14,7 @@ from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import cases, orgs, people, worklists
 from storage.cases import OPEN_STATES
-from storage.models import Case, CaseState, Role
+from storage.models import Case, CaseState, Role, pk
 
 PAGE = 8
 # Audit actions a case's timeline shows by name (others are shown as recorded).
@@ -140,10 +140,10 @@ def work_list(rt: Runtime, *, person: Person, kind: str, page: int = 0) -> WorkL
             category = orgs.category(s, case.category_id) if case.category_id else None
             lines.append(
                 TaskLine(
-                    case.id,
+                    pk(case),
                     case.code,
                     case.state,
-                    case.urgent,  # type: ignore[arg-type]
+                    case.urgent,
                     category.name_zh if category else "—",
                     category.name_en if category else "—",
                     case.created_at,

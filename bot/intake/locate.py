@@ -37,7 +37,9 @@ def grid_index(rt: Runtime) -> GridIndex:
                     grid_id=g.id,  # type: ignore[arg-type]
                     code=g.code,
                     boundary=g.boundary,
-                    centre=(g.centre_lat, g.centre_lon) if g.centre_lat is not None else None,
+                    centre=(g.centre_lat, g.centre_lon)
+                    if g.centre_lat is not None and g.centre_lon is not None
+                    else None,
                 )
                 for g in orgs.active_grids(s)
             ]

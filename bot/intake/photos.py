@@ -732,8 +732,9 @@ def _degrees(value: Any) -> float | None:
     parts = value if isinstance(value, (tuple, list)) else (value,)
     if not 1 <= len(parts) <= 3:
         return None
-    numbers = [_number(part) for part in parts]
-    if any(number is None or number < 0 for number in numbers):
+    maybe = [_number(part) for part in parts]
+    numbers = [number for number in maybe if number is not None and number >= 0]
+    if len(numbers) != len(maybe):
         return None
     degrees, minutes, seconds = (numbers + [0.0, 0.0])[:3]
     if minutes >= 60 or seconds >= 60:
@@ -790,7 +791,8 @@ def _parse_time(stamp: Any, offset: Any, default_tz: tzinfo) -> datetime | None:
     if match is None:
         return None
     try:
-        naive = datetime(*(int(part) for part in match.groups()))
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        naive = datetime(year, month, day, hour, minute, second)
     except ValueError:  # "0000:00:00 00:00:00" and friends
         return None
     if naive.year < 1970:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session
 
@@ -16,7 +17,7 @@ from bot.org.geo import bounding_box, haversine_m
 from bot.org.routing import route
 from bot.runtime import Runtime
 from storage import audit, cases, drafts, orgs
-from storage.models import Case, CaseMedia, CaseState, SupportingReport
+from storage.models import Case, CaseMedia, CaseState, SupportingReport, pk
 
 MAX_DESCRIPTION = 8000  # the draft accepts this much; the case must keep all of it
 
@@ -154,10 +155,10 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
         )
         add_media(
             s,
-            case_id=case.id,
+            case_id=pk(case),
             stage="report",
             added_by=report.reporter_user_id,
-            now=now,  # type: ignore[arg-type]
+            now=now,
             photos=report.photos,
             voices=report.voices,
         )
@@ -177,9 +178,8 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
             lifecycle.dispatch_to(rt, s, case, team, None, now)
         else:
             notify.card_to_command_room(s, case=case, now=now)
-        unit = (
-            orgs.unit(s, case.unit_id or case.suggested_unit_id) if (case.unit_id or case.suggested_unit_id) else None
-        )
+        unit_id = case.unit_id or case.suggested_unit_id
+        unit = orgs.unit(s, unit_id) if unit_id else None
         return Submitted(
             case_id=case.id,  # type: ignore[arg-type]
             code=case.code,
@@ -203,7 +203,7 @@ def add_media(
 ) -> None:
     """Attach stored photos and voice notes to a case at a stage of its life (report,
     support, progress, after, reverify)."""
-    common = {
+    common: dict[str, Any] = {
         "case_id": case_id,
         "support_id": support_id,
         "stage": stage,

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 RECENT_BONUS = 1.5
 RECENT_DECAY = 0.7
@@ -135,7 +136,7 @@ def _terms(cat: CategoryInfo) -> tuple[_Term, ...]:
             if _is_cjk(piece[0]) and _is_cjk(piece[1]):
                 add("zh", piece, 1.0, True)
 
-    words = _WORD.findall(_norm(cat.name_en))
+    words = tuple(_WORD.findall(_norm(cat.name_en)))
     significant = [len(w) >= 3 and w not in _EN_STOPWORDS for w in words]
     for i, w in enumerate(words):
         if significant[i]:
@@ -185,12 +186,12 @@ def score_categories(
     # matches[c] = [(kind, start, end, weight, term)], kept after in-category containment
     matches: list[list[tuple[str, int, int, float, object]]] = []
     for terms in all_terms:
-        found = []
+        found: list[tuple[str, int, int, float, object]] = []
         for kind, key, weight, shared in terms:
             if kind == "zh":
-                spans = _zh_spans(dense, key) if dense else []
+                spans = _zh_spans(dense, cast(str, key)) if dense else []
             else:
-                spans = _en_spans(tokens, key) if tokens else []
+                spans = _en_spans(tokens, cast(tuple[str, ...], key)) if tokens else []
             if spans and shared:
                 weight /= shared_count[(kind, key)]
             found.extend((kind, s, e, weight, key) for s, e in spans)

@@ -8,6 +8,7 @@ from bot.i18n import bilingual
 from bot.intake.suggest import CategoryInfo, suggest
 from bot.runtime import Runtime
 from storage import cases, orgs
+from storage.models import pk
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,10 @@ def catalogue(rt: Runtime) -> tuple[list[PlatformOption], list[CategoryOption]]:
             platforms = {p.id: p for p in orgs.platforms(s)}
             cats = [
                 CategoryOption(
-                    c.id,
+                    pk(c),
                     c.code,
                     c.name_zh,
-                    c.name_en,  # type: ignore[arg-type]
+                    c.name_en,
                     platforms[c.platform_id].code if c.platform_id in platforms else "",
                     c.urgent,
                     tuple(c.keywords or ()),

@@ -10,6 +10,7 @@ The rows are detached copies: read them, never change them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -62,8 +63,8 @@ def org(rt: Runtime) -> Org:
 
 
 def _read(s: Session) -> Org:
-    def by_id(model: type) -> dict:  # type: ignore[type-arg]
-        rows = list(s.exec(select(model)))
+    def by_id(model: Any) -> dict[int, Any]:
+        rows: list[Any] = list(s.exec(select(model)))
         for row in rows:
             s.expunge(row)  # detached copies, readable after the session closes
         return {row.id: row for row in rows}

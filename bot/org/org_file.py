@@ -193,12 +193,13 @@ _SINGULAR = {
 
 def _get(data: Any, path: _PathT) -> Any:
     for key in path:
-        if (isinstance(key, int) and isinstance(data, list) and 0 <= key < len(data)) or (
-            isinstance(key, str) and isinstance(data, dict) and key in data
-        ):
+        if isinstance(key, int) and isinstance(data, list) and 0 <= key < len(data):
             data = data[key]
-        else:
-            return None
+            continue
+        if isinstance(key, str) and isinstance(data, dict) and key in data:
+            data = data[key]
+            continue
+        return None
     return data
 
 
@@ -357,8 +358,12 @@ _FORMAT = {
 }
 
 
-def _well_formed(kind: str, value: Any) -> bool:
-    return isinstance(value, str) and len(value) <= 32 and bool(_FORMAT[kind].fullmatch(value))
+def _code(kind: str, value: Any) -> str | None:
+    """The value if it is a well-formed code of this kind, else None (its error is reported
+    by the schema check)."""
+    if isinstance(value, str) and len(value) <= 32 and _FORMAT[kind].fullmatch(value):
+        return value
+    return None
 
 
 def _dicts(value: Any) -> list[tuple[int, dict]]:
@@ -389,15 +394,13 @@ class _Checker:
     def run(self) -> list[tuple[_Pos, str]]:
         data = self.data
         district = data.get("district")
-        district_code = district.get("code") if isinstance(district, dict) else None
-        if _well_formed("district", district_code):
+        district_code = _code("district", district.get("code") if isinstance(district, dict) else None)
+        if district_code:
             self.claim(("district", "code"), district_code, "district")
-        else:
-            district_code = None
 
         platform_codes = self._platforms()
         for i, dept in _dicts(data.get("departments")):
-            if _well_formed("department", dept.get("code")):
+            if _code("department", dept.get("code")):
                 self.claim(("departments", i, "code"), dept["code"], "department")
         self._streets(district_code, platform_codes)
         self._categories(platform_codes)
@@ -414,8 +417,8 @@ class _Checker:
             return None
         seen: dict[str, int] = {}
         for i, item in _dicts(raw):
-            code = item.get("code")
-            if not _well_formed("platform", code):
+            code = _code("platform", item.get("code"))
+            if code is None:
                 continue
             if code in seen:
                 line = self.comp.pos(("platforms", seen[code], "code"))[0]
@@ -435,26 +438,22 @@ class _Checker:
         abbrs: dict[str, int] = {}
         for s, street in _dicts(streets):
             path: _PathT = ("streets", s)
-            code = street.get("code")
-            if not _well_formed("street", code):
-                code = None
-            elif district_code and not code.startswith(district_code):
+            code = _code("street", street.get("code"))
+            if code and district_code and not code.startswith(district_code):
                 self.err(
                     path + ("code",), f'street code "{code}" does not start with its district code "{district_code}"'
                 )
             if code:
                 self.claim(path + ("code",), code, "street")
 
-            abbr = street.get("abbr")
-            if _well_formed("abbr", abbr):
+            abbr = _code("abbr", street.get("abbr"))
+            if abbr:
                 if abbr in abbrs:
                     line = self.comp.pos(("streets", abbrs[abbr], "abbr"))[0]
                     self.err(path + ("abbr",), f'street abbr "{abbr}" is used twice (first at line {line})')
                     abbr = None  # its team codes would only repeat this error
                 else:
                     abbrs[abbr] = s
-            else:
-                abbr = None
 
             teams = self._street_platforms(street, path, platform_codes)
             if abbr:
@@ -492,10 +491,8 @@ class _Checker:
         return out
 
     def _community(self, community: dict, path: _PathT, street_code: str | None) -> None:
-        code = community.get("code")
-        if not _well_formed("community", code):
-            code = None
-        elif street_code and not code.startswith(street_code):
+        code = _code("community", community.get("code"))
+        if code and street_code and not code.startswith(street_code):
             self.err(path + ("code",), f'community code "{code}" does not start with its street code "{street_code}"')
         if code:
             self.claim(path + ("code",), code, "community")
@@ -504,10 +501,8 @@ class _Checker:
             self.err(path + ("grids",), f"{_entity(self.data, path)} has no grids; add at least one grid")
         for g, grid in _dicts(grids):
             gpath = path + ("grids", g)
-            gcode = grid.get("code")
-            if not _well_formed("grid", gcode):
-                gcode = None
-            elif code and not gcode.startswith(code):
+            gcode = _code("grid", grid.get("code"))
+            if gcode and code and not gcode.startswith(code):
                 self.err(gpath + ("code",), f'grid code "{gcode}" does not start with its community code "{code}"')
             if gcode:
                 self.claim(gpath + ("code",), gcode, "grid")
@@ -634,8 +629,8 @@ class _Checker:
         seen: dict[str, int] = {}
         for i, category in _dicts(categories):
             path: _PathT = ("categories", i)
-            code = category.get("code")
-            if _well_formed("category", code):
+            code = _code("category", category.get("code"))
+            if code:
                 if code in seen:
                     line = self.comp.pos(("categories", seen[code], "code"))[0]
                     self.err(path + ("code",), f'category code "{code}" is used twice (first at line {line})')

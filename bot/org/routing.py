@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 
 class TeamLike(Protocol):
@@ -12,7 +12,10 @@ class TeamLike(Protocol):
     active: bool
 
 
-def route(category_platform_id: int | None, street_teams: Sequence[TeamLike]) -> TeamLike | None:
+Team = TypeVar("Team", bound=TeamLike)
+
+
+def route(category_platform_id: int | None, street_teams: Sequence[Team]) -> Team | None:
     """The street's team for the category's platform; None sends it to the command room."""
     if category_platform_id is None:
         return None

@@ -505,7 +505,15 @@ if __name__ == "__main__":  # pragma: no cover - a manual timing, not a test
     cal = WorkCalendar()
     rng = random.Random(1)
     base = datetime(2025, 1, 1, tzinfo=UTC)
-    limits = [(2, "hours"), (4, "hours"), (24, "hours"), (1, "days"), (5, "days"), (7, "days"), (20, "days")]
+    limits: list[tuple[int, LimitUnit]] = [
+        (2, "hours"),
+        (4, "hours"),
+        (24, "hours"),
+        (1, "days"),
+        (5, "days"),
+        (7, "days"),
+        (20, "days"),
+    ]
     starts = [base + timedelta(seconds=rng.randrange(2 * 365 * 86_400)) for _ in range(100_000)]
     picks = [(rng.choice(limits), rng.random() < 0.1) for _ in starts]
     t0 = _time.perf_counter()

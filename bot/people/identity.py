@@ -70,7 +70,7 @@ def _identify(rt: Runtime, profile: Profile) -> Person:
         return _person(rt, s, user)
 
 
-def _person(rt: Runtime, s, user) -> Person:  # type: ignore[no-untyped-def]
+def _person(rt: Runtime, s, user) -> Person:
     views = tuple(_view(s, m) for m in people.memberships_of(s, user.id))
     language = pick_language(user.language, user.telegram_language, rt.settings.default_language)
     return Person(
@@ -83,7 +83,7 @@ def _person(rt: Runtime, s, user) -> Person:  # type: ignore[no-untyped-def]
     )
 
 
-def _view(s, m: Membership) -> MembershipView:  # type: ignore[no-untyped-def]
+def _view(s, m: Membership) -> MembershipView:
     # Every update asks who is asking: look the scope up by its known kind, once.
     row = orgs.scope_row(s, m.scope_kind, m.scope_code)
     zh = getattr(row, "name_zh", m.scope_code)

@@ -45,7 +45,7 @@ class Joined:
     already_member: bool
 
 
-def _resolve_scope(s, role: str, scope_code: str) -> tuple[str, str, str, str]:  # type: ignore[no-untyped-def]
+def _resolve_scope(s, role: str, scope_code: str) -> tuple[str, str, str, str]:
     """(scope_kind, canonical code, name_zh, name_en) for a role's scope, or a typed error."""
     found = orgs.find_scope(s, scope_code)
     if found is None:

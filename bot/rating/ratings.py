@@ -43,6 +43,7 @@ from storage.models import (
     Role,
     Unit,
     UnitKind,
+    pk,
 )
 
 # --- the five levels ------------------------------------------------------------------
@@ -330,9 +331,9 @@ def make_link(rt: Runtime, *, person: Person, code: str) -> LinkMade:
             s,
             RatingLink(
                 token=token,
-                case_id=case.id,
+                case_id=pk(case),
                 created_by=person.user_id,
-                created_at=now,  # type: ignore[arg-type]
+                created_at=now,
                 expires_at=now + timedelta(days=rt.settings.rating_link_days),
             ),
         )
@@ -491,10 +492,10 @@ def rate(rt: Runtime, *, person: Person, request_id: int, level: int, message_id
         rating = ratings.add_rating(
             s,
             Rating(
-                case_id=case.id,
+                case_id=pk(case),
                 user_id=person.user_id,
                 request_id=request_id,
-                level=level,  # type: ignore[arg-type]
+                level=level,
                 comment_until=now + COMMENT_WINDOW,
                 prompt_message_id=message_id,
                 created_at=now,
@@ -659,9 +660,9 @@ def followup_view(rt: Runtime, followup_id: int) -> FollowUpView | None:
             return user.display_name if user else None
 
         return FollowUpView(
-            id=row.id,
-            case_id=case.id,
-            code=case.code,  # type: ignore[arg-type]
+            id=pk(row),
+            case_id=pk(case),
+            code=case.code,
             category=Names(category.name_zh, category.name_en) if category else Names("—", "—"),
             level=rating.level,
             comment=rating.comment,
@@ -825,6 +826,8 @@ def stats_for(rt: Runtime, *, person: Person, args: list[str]) -> StatsReport:
             c for c in person.scopes(Role.SUPERVISOR) if not district or c != district.code
         }
         whole_district = person.is_admin or bool(district and district.code in person.scopes(Role.SUPERVISOR))
+        kind: str
+        row: Any  # a District, Street or Unit
         if code is None:
             if whole_district:
                 kind, row = "district", district
@@ -841,8 +844,8 @@ def stats_for(rt: Runtime, *, person: Person, args: list[str]) -> StatsReport:
             raise UnknownScope(code=code or "")
         street_code = unit_code = None
         if kind == "street":
-            street_code = row.code  # type: ignore[attr-defined]
-            street_of = row.code  # type: ignore[attr-defined]
+            street_code = row.code
+            street_of = row.code
         elif kind == "unit":
             assert isinstance(row, Unit)
             unit_code = row.code
@@ -854,7 +857,7 @@ def stats_for(rt: Runtime, *, person: Person, args: list[str]) -> StatsReport:
             street_of = None
         if not whole_district and (street_of is None or street_of not in allowed_streets):
             raise UnknownScope(code=code or "")
-        scope = Names(row.name_zh, row.name_en)  # type: ignore[attr-defined]
+        scope = Names(row.name_zh, row.name_en)
     since, until = period_bounds(period, rt.clock.now())
     return StatsReport(scope, period, stats(rt, street_code=street_code, unit_code=unit_code, since=since, until=until))
 

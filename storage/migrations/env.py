@@ -12,7 +12,7 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
-def _configure(connection) -> None:  # type: ignore[no-untyped-def]
+def _configure(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
