@@ -9,7 +9,7 @@ to tune them per deployment (a test builds its own `Budgets`).
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -228,18 +228,41 @@ def existing_card(rt: Runtime, job: Job) -> CardRef | None:
         return CardRef(card.message_id, card.is_photo) if card else None
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A row Telegram accepted: the message it became (None for an edit that changed nothing)."""
+
+    job: Job
+    message_id: int | None
+    is_photo: bool = False
+
+
 def delivered(rt: Runtime, job: Job, *, message_id: int | None, is_photo: bool = False) -> None:
+    delivered_all(rt, [Sent(job, message_id, is_photo)])
+
+
+def delivered_all(rt: Runtime, sent: Sequence[Sent]) -> None:
+    """Mark rows sent and remember where each case card now is, all in one transaction (the
+    sender records the sends that finish together at once)."""
     now = rt.clock.now()
     with rt.db.session() as s:
-        rows.mark_sent(s, row_id=job.id, now=now, message_id=message_id)
-        if job.kind == "case_card" and job.case_id is not None and message_id is not None and job.purpose:
-            cases.save_card(
-                s, case_id=job.case_id, chat_id=job.chat_id, message_id=message_id, purpose=job.purpose, now=now
-            )
-            card = cases.find_card(s, case_id=job.case_id, chat_id=job.chat_id, purpose=job.purpose)
-            if card is not None and card.is_photo != is_photo:
-                card.is_photo = is_photo
-                s.add(card)
+        for each in sent:
+            job, message_id = each.job, each.message_id
+            rows.mark_sent(s, row_id=job.id, now=now, message_id=message_id)
+            if job.kind == "case_card" and job.case_id is not None and message_id is not None and job.purpose:
+                cases.save_card(
+                    s, case_id=job.case_id, chat_id=job.chat_id, message_id=message_id, purpose=job.purpose, now=now
+                )
+                card = cases.find_card(s, case_id=job.case_id, chat_id=job.chat_id, purpose=job.purpose)
+                if card is not None and card.is_photo != each.is_photo:
+                    card.is_photo = each.is_photo
+                    s.add(card)
+
+
+def keep_file_ids(rt: Runtime, case_id: int, uploaded: dict[str, str]) -> None:
+    """Telegram's file_ids for the case's JPEGs we uploaded (path -> file_id)."""
+    with rt.db.session() as s:
+        cases.keep_jpeg_file_ids(s, case_id=case_id, uploaded=uploaded)
 
 
 def backoff_seconds(attempts: int) -> float:

@@ -222,6 +222,43 @@ class _Batch:
             del self.cards[key]
 
 
+class _GroupCommit:
+    """Sends that finish together are recorded in one transaction: a send hands its rows
+    over and waits; one writer takes everything handed over meanwhile at each turn."""
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+        self._waiting: list[tuple[list[outbox.Sent], asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, sent: list[outbox.Sent]) -> bool:
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((sent, done))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write(), name="griddesk-outbox-record")
+        return await done
+
+    async def _write(self) -> None:
+        try:
+            await asyncio.sleep(0)  # sends finishing in this same turn of the loop join in
+            while self._waiting:
+                turn, self._waiting = self._waiting, []
+                try:
+                    together = await self.sender._record(outbox.delivered_all, [s for sent, _ in turn for s in sent])
+                    for sent, done in turn:
+                        # One row the database keeps refusing must not cost the others theirs.
+                        ok = together or await self.sender._record(outbox.delivered_all, sent)
+                        if not done.done():
+                            done.set_result(ok)
+                except BaseException as exc:
+                    for _, done in turn:
+                        if not done.done():
+                            done.set_exception(exc)
+                    raise
+        finally:
+            self._writer = None
+
+
 class Sender:
     def __init__(
         self,
@@ -237,6 +274,7 @@ class Sender:
         self.max_in_flight = max_in_flight
         self._monotonic = monotonic
         self.file_ids: outbox.FileIds = app.bot_data.setdefault(_FILE_IDS_KEY, outbox.FileIds())
+        self._sent = _GroupCommit(self)
         self.delivered_rows = 0  # rows whose message went out, since start
         self._queues: dict[int, deque[Unit]] = {}
         self._turns: OrderedDict[int, None] = OrderedDict()  # chats with queued units, next first
@@ -559,8 +597,7 @@ class Sender:
 
     async def _delivered(self, unit: Unit, message_id: int | None, is_photo: bool) -> None:
         self.delivered_rows += len(unit.jobs)
-        for each in unit.jobs:
-            await self._record(outbox.delivered, each, message_id=message_id, is_photo=is_photo)
+        await self._sent.record([outbox.Sent(each, message_id, is_photo) for each in unit.jobs])
 
     async def _own_rows_queued(self) -> None:
         """Our bookkeeping queued rows (the command room's alert about a lost chat): the
@@ -605,11 +642,16 @@ class Sender:
             )
             self._batch.views[case_id] = pending
         try:
-            return await asyncio.shield(pending)
+            view = await asyncio.shield(pending)
         except Exception:
             if self._batch.views.get(case_id) is pending:
                 del self._batch.views[case_id]
             raise
+        if view is not None:
+            for path, file_id in view.sent_file_ids:
+                if self.file_ids.get(path) is None:
+                    self.file_ids.put(path, file_id)  # kept by an earlier process
+        return view
 
     def _card(self, view: CaseView, *, lang: str, purpose: str, photo: bool, unit_id: int | None) -> Card:
         key = (view.id, lang, purpose, photo, unit_id)
@@ -728,7 +770,7 @@ class Sender:
             if visible_len(card.text) <= CAPTION_LIMIT:
                 try:
                     message = await self._send_photo(
-                        chat, card.photo_path, caption=card.text, reply_markup=markup(card)
+                        job.case_id, chat, card.photo_path, caption=card.text, reply_markup=markup(card)
                     )
                     return message.message_id, True
                 except BadRequest as exc:
@@ -736,7 +778,9 @@ class Sender:
                         raise
             # Too long for a caption: the photo with the card's first line, then the card.
             log.info("card of case %s in %s is too long for a caption: photo, then text", job.case_id, chat)
-            await self._send_photo(chat, card.photo_path, caption=short_caption(card.text), reply_markup=None)
+            await self._send_photo(
+                job.case_id, chat, card.photo_path, caption=short_caption(card.text), reply_markup=None
+            )
             return await as_text(), False
         message = await bot.send_message(chat, card.text, reply_markup=markup(card))
         return message.message_id, False
@@ -755,7 +799,13 @@ class Sender:
         return await as_text(), False
 
     async def _send_photo(
-        self, chat_id: int, path: str, *, caption: str, reply_markup: InlineKeyboardMarkup | None
+        self,
+        case_id: int | None,
+        chat_id: int,
+        path: str,
+        *,
+        caption: str,
+        reply_markup: InlineKeyboardMarkup | None,
     ) -> Message:
         """Our JPEG by its file_id once Telegram has it, else uploaded (and its file_id kept)."""
         bot = self.app.bot
@@ -771,8 +821,16 @@ class Sender:
         data = await off_loop(absolute(self.rt.settings.media_dir, path).read_bytes)
         message = await bot.send_photo(chat_id, data, caption=caption or None, reply_markup=reply_markup)
         if message.photo:
-            self.file_ids.put(path, message.photo[-1].file_id)
+            await self._keep_file_ids(case_id, {path: message.photo[-1].file_id})
         return message
+
+    async def _keep_file_ids(self, case_id: int | None, uploaded: dict[str, str]) -> None:
+        """Remember what Telegram calls our uploads: in memory, and with the case's media so
+        that a restart does not upload them again."""
+        for path, file_id in uploaded.items():
+            self.file_ids.put(path, file_id)
+        if case_id is not None and uploaded:
+            await self._record(outbox.keep_file_ids, case_id, uploaded)
 
     async def _verify_request(self, job: outbox.Job, lang: str) -> int | None:
         """Before and after photos side by side, then the question with its two buttons."""
@@ -798,9 +856,8 @@ class Sender:
                 for rel in photos:
                     self.file_ids.forget(rel)
                 raise NetworkError(f"a kept file_id was refused ({exc}); uploading next time") from exc
-            for rel, message in zip(photos, sent, strict=False):
-                if message.photo:
-                    self.file_ids.put(rel, message.photo[-1].file_id)
+            uploaded = {rel: m.photo[-1].file_id for rel, m in zip(photos, sent, strict=False) if m.photo}
+            await self._keep_file_ids(job.case_id, uploaded)
         text = t(
             lang, "work.verify_request", code=html.escape(view.code), category=html.escape(view.category.get(lang))
         )

@@ -58,6 +58,16 @@ def media_of(session: Session, case_id: int, *, stage: str | None = None, kind: 
     return list(session.exec(stmt.order_by(col(CaseMedia.id))))
 
 
+def keep_jpeg_file_ids(session: Session, *, case_id: int, uploaded: dict[str, str]) -> None:
+    """Record the file_id Telegram gave each uploaded JPEG (by path) on the case's media."""
+    for path, file_id in uploaded.items():
+        session.execute(
+            update(CaseMedia)
+            .where(col(CaseMedia.case_id) == case_id, col(CaseMedia.jpeg_path) == path)
+            .values(jpeg_file_id=file_id)
+        )
+
+
 def add_support(session: Session, support: SupportingReport) -> SupportingReport:
     session.add(support)
     session.flush()

@@ -349,7 +349,8 @@ class Case(SQLModel, table=True):
     state: str = Field(default=CaseState.REPORTED, max_length=16)
     version: int = 1
     source: str = Field(default=CaseSource.PATROL, max_length=16)
-    reporter_user_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    # No index of its own: ix_case_reporter_created starts with it (/my and rate limits use that).
+    reporter_user_id: int | None = Field(default=None, foreign_key="user.id")
     street_id: int | None = Field(default=None, foreign_key="street.id")
     community_id: int | None = Field(default=None, foreign_key="community.id")
     grid_id: int | None = Field(default=None, foreign_key="grid.id", index=True)
@@ -389,7 +390,10 @@ class CaseMedia(SQLModel, table=True):
     support_id: int | None = Field(default=None, foreign_key="supportingreport.id")
     stage: str = Field(default="report", max_length=16)  # report, support, progress, after
     kind: str = Field(default="photo", max_length=16)  # photo, voice
-    telegram_file_id: str | None = None
+    telegram_file_id: str | None = None  # the sender's upload, as Telegram stores it
+    # Telegram's file_id for our normalized JPEG once a card has uploaded it: later cards (other
+    # chats, after a restart) send it by id instead of uploading the bytes again.
+    jpeg_file_id: str | None = None
     sha256: str | None = Field(default=None, max_length=64)
     original_path: str | None = None
     jpeg_path: str | None = None

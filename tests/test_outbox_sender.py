@@ -27,7 +27,7 @@ from griddesk.app import RetryingRateLimiter
 from handlers.outbox_sender import FROM_OUTBOX, drain
 from storage import outbox as rows
 from storage.db import Database
-from storage.models import CaseCard, Category, Grid, Outbox
+from storage.models import CaseCard, CaseMedia, Category, Grid, Outbox
 from tests.fakebot import Call, FakeBotAPI, FakeTelegram, buttons
 from tests.images import make_jpeg
 
@@ -324,15 +324,16 @@ async def test_a_database_error_on_one_rows_bookkeeping_does_not_stop_the_others
     ids = [queue_text(db, clock, chat) for chat in (GROUP, RESIDENT, ROOM, RESIDENT)]
     broken, flaky = ids[0], ids[2]
     failures = {broken: 99, flaky: 2}  # the first never records, the other on its third try
-    real = outbox_service.delivered
+    real = outbox_service.delivered_all
 
-    def delivered(rt_: Runtime, job: outbox_service.Job, **kwargs: Any) -> None:
-        if failures.get(job.id, 0) > 0:
-            failures[job.id] -= 1
-            raise OperationalError("UPDATE outbox", {}, Exception("database is locked"))
-        real(rt_, job, **kwargs)
+    def delivered_all(rt_: Runtime, sent: list[outbox_service.Sent]) -> None:
+        for each in sent:
+            if failures.get(each.job.id, 0) > 0:
+                failures[each.job.id] -= 1
+                raise OperationalError("UPDATE outbox", {}, Exception("database is locked"))
+        real(rt_, sent)
 
-    monkeypatch.setattr(outbox_service, "delivered", delivered)
+    monkeypatch.setattr(outbox_service, "delivered_all", delivered_all)
     assert await drain(app) == 4  # all four messages went out
     assert len([c for c in sends(api) if c.ok]) == 4
     after = states(db)
@@ -473,3 +474,22 @@ async def test_rows_held_behind_a_budget_keep_their_lease_and_go_back_at_stop(
         row = s.get(Outbox, second)
         assert row is not None and (row.state, row.attempts) == ("pending", 0)
         assert row.next_attempt_at <= clock.now()
+
+
+async def test_a_restarted_sender_sends_a_photo_telegram_already_has_by_its_kept_file_id(
+    app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
+) -> None:  # type: ignore[no-untyped-def, type-arg]
+    case_id = new_case(rt, db)
+    queue_card(db, clock, case_id, ROOM)
+    await drain(app)
+    uploaded_as = api.calls_to("sendPhoto")[0].result["photo"][-1]["file_id"]
+    with db.read() as s:
+        kept = [m.jpeg_file_id for m in s.exec(select(CaseMedia).where(CaseMedia.case_id == case_id))]
+    assert kept == [uploaded_as]
+    app.bot_data[sender_module._FILE_IDS_KEY] = outbox_service.FileIds()  # what a new process starts with
+    await sender_module.stop_sender(app)
+    sender_module.start_sender(app)
+    queue_card(db, clock, case_id, GROUP, purpose="team")
+    await drain(app)
+    again = api.calls_to("sendPhoto")[-1]
+    assert again.ok and again.files == {} and again.params["photo"] == uploaded_as

@@ -61,7 +61,8 @@ class CaseView:
     reporter_telegram_id: int | None
     owner_name: str | None = None
     photo_paths: tuple[str, ...] = ()
-    photo_file_ids: tuple[str, ...] = ()
+    # (JPEG path, file_id) for the photos Telegram already has from an earlier card
+    sent_file_ids: tuple[tuple[str, str], ...] = ()
     voice_count: int = 0
     support_count: int = 0
     duplicate_of: str | None = None
@@ -109,14 +110,15 @@ def case_view(rt: Runtime, case_id: int) -> CaseView | None:
         unit = known.unit(case.unit_id)
         reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
         owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
-        photos = cases.media_of(s, case_id, stage="report", kind="photo")
-        voices = cases.media_of(s, case_id, kind="voice")
+        media = cases.media_of(s, case_id)  # every stage at once, sorted out below
+        photos = [m for m in media if m.stage == "report" and m.kind == "photo"]
+        voices = [m for m in media if m.kind == "voice"]
+        after = [m for m in media if m.stage == "after" and m.kind == "photo"]
         original = cases.get_case(s, case.duplicate_of_id) if case.duplicate_of_id else None
         whistles = tuple(
             WhistleView(w.id, w.unit_id, _names(known.unit(w.unit_id)) or Names("?", "?"), w.reported_in_at)  # type: ignore[arg-type]
             for w in casework.whistles_of(s, case_id)
         )
-        after = cases.media_of(s, case_id, stage="after", kind="photo")
         unknown = Names("—", "—")
         return CaseView(
             id=case_id,
@@ -141,7 +143,9 @@ def case_view(rt: Runtime, case_id: int) -> CaseView | None:
             reporter_telegram_id=reporter.telegram_id if reporter else None,
             owner_name=owner.display_name if owner else None,
             photo_paths=tuple(p.jpeg_path for p in photos if p.jpeg_path),
-            photo_file_ids=tuple(p.telegram_file_id for p in photos if p.telegram_file_id),
+            sent_file_ids=tuple(
+                (p.jpeg_path, p.jpeg_file_id) for p in (*photos, *after) if p.jpeg_path and p.jpeg_file_id
+            ),
             voice_count=len(voices),
             support_count=cases.support_count(s, case_id),
             duplicate_of=original.code if original else None,
