@@ -10,7 +10,6 @@ import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import Forbidden, TelegramError
-from telegram.ext import ApplicationHandlerStop
 
 from bot.callbacks import (
     BadCallback,
@@ -28,6 +27,7 @@ from bot.cases import casework
 from bot.i18n import bilingual, t, t_plain
 from bot.intake.photos import PhotoError
 from bot.people.roles import Person
+from bot.runtime import Runtime
 from handlers.common import Ctx, chat_language, esc, off_loop, person_of, pressed, runtime
 from handlers.media import has_image, receive_photo
 from handlers.outbox_sender import flush
@@ -35,7 +35,7 @@ from handlers.outbox_sender import flush
 log = logging.getLogger(__name__)
 
 
-def _prompt(rt, lang: str, p: casework.Pending) -> tuple[str, InlineKeyboardMarkup]:
+def _prompt(rt: Runtime, lang: str, p: casework.Pending) -> tuple[str, InlineKeyboardMarkup]:
     lines = [t(lang, f"work.ask_{p.action}", code=esc(p.code))]
     status = [t(lang, "work.status_text", chars=len(p.text)) if p.text else t(lang, "work.status_no_text")]
     if p.action in (casework.NOTE, casework.RESOLVE, casework.NOT_FIXED):
@@ -67,7 +67,7 @@ def _prompt(rt, lang: str, p: casework.Pending) -> tuple[str, InlineKeyboardMark
 
 
 async def _dm_prompt(context: Ctx, person: Person, p: casework.Pending) -> None:
-    text, markup = await off_loop(_prompt, runtime(context), person.language, p)
+    text, markup = _prompt(runtime(context), person.language, p)
     await context.bot.send_message(person.telegram_id, text, reply_markup=markup)
 
 
@@ -112,7 +112,7 @@ async def on_input_button(
             updated = await off_loop(casework.toggle_department, rt, user_id=person.user_id, unit_id=button.unit_id)
         else:
             updated = await off_loop(casework.set_hours, rt, user_id=person.user_id, hours=button.hours)
-        text, markup = await off_loop(_prompt, rt, lang, updated)
+        text, markup = _prompt(rt, lang, updated)
         await query.answer()
         await query.edit_message_text(text, reply_markup=markup)
         return
@@ -122,37 +122,31 @@ async def on_input_button(
     await flush(context.application)
 
 
-async def on_private_input(update: Update, context: Ctx) -> None:
-    """Text and photos in private chat go to a pending case action, if there is one;
-    otherwise they fall through to the report conversation."""
+async def take_input(update: Update, context: Ctx, person: Person) -> None:
+    """Text and photos in private chat while a case action waits for them (a resolve's
+    result, a return's reason): added to what it will record."""
     message = update.effective_message
-    person = await person_of(update, context)
-    if message is None or person is None:
-        return
+    assert message is not None
     rt = runtime(context)
-    current = await off_loop(casework.pending, rt, person.user_id)
-    if current is None or (message.text or "").startswith("/"):
-        return
     lang = person.language
     if has_image(message):
         try:
             photo = (await receive_photo(context, message)).photo
         except PhotoError as exc:
             await message.reply_text(t(lang, exc.key, **exc.params))
-            raise ApplicationHandlerStop from None
-        current = await off_loop(casework.add_photo, rt, user_id=person.user_id, photo=photo)
-        if message.caption:
-            current = await off_loop(casework.add_text, rt, user_id=person.user_id, text=message.caption)
+            return
+        current = await off_loop(
+            casework.add_input, rt, user_id=person.user_id, photo=photo, text=message.caption or None
+        )
     elif message.text is not None:
         if not message.text.strip():
-            raise ApplicationHandlerStop
-        current = await off_loop(casework.add_text, rt, user_id=person.user_id, text=message.text)
+            return
+        current = await off_loop(casework.add_input, rt, user_id=person.user_id, text=message.text)
     else:
         await message.reply_text(t(lang, "work.wrong_input"))
-        raise ApplicationHandlerStop
-    text, markup = await off_loop(_prompt, rt, lang, current)
+        return
+    text, markup = _prompt(rt, lang, current)
     await message.reply_text(text, reply_markup=markup)
-    raise ApplicationHandlerStop
 
 
 async def on_confirm(update: Update, context: Ctx, button: Confirm) -> None:

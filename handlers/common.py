@@ -33,6 +33,13 @@ async def off_loop(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
+def user_lock(context: Ctx, user_id: int) -> asyncio.Lock:
+    """One person's private-chat steps, one at a time (an album arrives as several updates
+    at once, each wanting to add to the same draft or case input)."""
+    locks: dict[int, asyncio.Lock] = context.application.bot_data.setdefault("user_locks", {})
+    return locks.setdefault(user_id, asyncio.Lock())
+
+
 def profile_of(update: Update) -> people.Profile | None:
     user = update.effective_user
     if user is None or user.is_bot:
@@ -58,7 +65,9 @@ async def person_of(update: Update, context: Ctx) -> Person | None:
     cached = context.__dict__.get("_griddesk_person")
     if cached is not None and cached.telegram_id == profile.telegram_id:
         return cached
-    person = await off_loop(people.identify, runtime(context), profile)
+    rt = runtime(context)
+    # Somebody this process knows needs no thread: the common case costs nothing.
+    person = people.remembered(rt, profile) or await off_loop(people.identify, rt, profile)
     context.__dict__["_griddesk_person"] = person
     return person
 

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
+from telegram.ext import Application, ContextTypes
 
 from bot import outbox
 from bot.callbacks import BadCallback, FollowUp, Rate, SkipComment
@@ -150,16 +150,13 @@ async def on_skip(update: Update, context: Ctx, button: SkipComment) -> None:
         pass
 
 
-async def on_private_message(update: Update, context: Ctx) -> None:
-    """After a rating, the resident's next text or voice message is their comment. Anything
-    else (a command, a photo for a new report) ends the wait and goes on to its handler."""
+async def take_comment(update: Update, context: Ctx, person: Person) -> bool:
+    """After a rating, the resident's next text or voice message is their comment (True:
+    taken). Anything else (a command, a photo for a new report) ends the wait and goes on
+    to its handler (False)."""
     message = update.effective_message
-    person = await person_of(update, context)
-    if message is None or person is None or person.memberships:
-        return  # staff never rate: no need to look
+    assert message is not None
     rt = runtime(context)
-    if await off_loop(rating.comment_window, rt, person.user_id) is None:
-        return
     text = message.text
     if message.voice is not None:
         seconds = message.voice.duration
@@ -171,9 +168,9 @@ async def on_private_message(update: Update, context: Ctx) -> None:
         done = await off_loop(rating.add_comment, rt, user_id=person.user_id, text=text)
     else:
         await off_loop(rating.close_comment_window, rt, person.user_id)
-        return
+        return False
     if done is None:  # the window closed a moment ago: treat it as any other message
-        return
+        return False
     lang = person.language
     if done.truncated:
         await message.reply_text(t(lang, "rate.comment_shortened", limit=rating.MAX_COMMENT))
@@ -185,7 +182,7 @@ async def on_private_message(update: Update, context: Ctx) -> None:
         except TelegramError:
             pass
     await flush(context.application)
-    raise ApplicationHandlerStop
+    return True
 
 
 # --- the command room's follow-up ---------------------------------------------------------

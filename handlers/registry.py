@@ -1,10 +1,10 @@
 """All handler registration, in one place and in order.
 
 PTB runs the first matching handler of each group, lowest group first, so the order below
-is the order of precedence. Groups -3 and -2 take private messages someone owes (a
-rating's comment, a case action's words and photos) and stop the update when they do;
-group -1 watches the bot's own membership of chats; group 0 holds the features, then the
-fallbacks that answer whatever nothing else took.
+is the order of precedence. Group -2 takes every private message (handlers/private.py: a
+rating's comment, a case action's words and photos, the report conversation) and stops the
+update unless it is a command; group -1 watches the bot's own membership of chats; group 0
+holds the commands, buttons and group messages, then the fallback for unknown commands.
 """
 
 from __future__ import annotations
@@ -60,18 +60,18 @@ from handlers import (
     tasks,
     whoami,
 )
+from handlers import (
+    private as private_messages,
+)
 
 
 def register(app: Application) -> None:
     app.add_handler(ChatMemberHandler(membership.bot_membership, ChatMemberHandler.MY_CHAT_MEMBER), group=-1)
-    # Words and photos someone owes a case action (a resolve's result, a reason) come
-    # before the report conversation; the handler stops the update when it takes it.
-    private_input = filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED & ~filters.COMMAND
-    app.add_handler(MessageHandler(private_input, casework.on_private_input), group=-2)
-    # A resident's comment after rating a case (commands too: they end the wait for one).
-    app.add_handler(
-        MessageHandler(filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED, rate.on_private_message), group=-3
-    )
+    # Every private message goes first to what the person owes (a rating's comment, a case
+    # action's words and photos, the report being written): handlers/private.py. Edited
+    # messages are left out on purpose: live-location ticks must not move a report.
+    private = filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED
+    app.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, private_messages.on_private_message), group=-2)
 
     app.add_handler(CommandHandler("start", start.start))
     app.add_handler(CommandHandler("help", help.help_command))
@@ -120,28 +120,6 @@ def register(app: Application) -> None:
     buttons.route(DispatchMenu, dispatch.on_button)
     app.add_handler(CallbackQueryHandler(buttons.on_button))
 
-    # The report conversation (private chats). Edited messages are left out on purpose:
-    # live-location ticks arrive as edits and must not move a report's location.
-    private = filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED
-    app.add_handler(MessageHandler(private & (filters.PHOTO | filters.Document.ALL), report.on_photo))
-    app.add_handler(MessageHandler(private & (filters.LOCATION | filters.VENUE), report.on_location))
-    app.add_handler(MessageHandler(private & filters.VOICE, report.on_voice))
-    app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, report.on_text))
-    app.add_handler(
-        MessageHandler(
-            private
-            & (
-                filters.Sticker.ALL
-                | filters.VIDEO
-                | filters.CONTACT
-                | filters.ANIMATION
-                | filters.AUDIO
-                | filters.VIDEO_NOTE
-            ),
-            report.on_other,
-        )
-    )
-
     app.add_handler(
         MessageHandler(
             filters.ChatType.GROUPS & filters.REPLY & filters.TEXT & ~filters.COMMAND, casework.on_department_reply
@@ -149,7 +127,5 @@ def register(app: Application) -> None:
     )
 
     app.add_handler(MessageHandler(filters.COMMAND, fallback.unknown_command))
-    app.add_handler(MessageHandler(private & filters.TEXT, fallback.private_text))
-    app.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, fallback.private_other))
 
     app.add_error_handler(errors.on_error)

@@ -7,7 +7,6 @@ arrives as several updates at once).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -43,16 +42,11 @@ from bot.people.roles import Person
 from bot.runtime import Runtime
 from bot.textlimits import utf16_len, utf16_prefix
 from handlers import fallback, media, my
-from handlers.common import Ctx, clip, esc, is_private, off_loop, person_of, runtime
+from handlers.common import Ctx, clip, esc, is_private, off_loop, person_of, runtime, user_lock
 from handlers.outbox_sender import flush
 from storage.models import CaseSource, Role
 
 log = logging.getLogger(__name__)
-
-
-def _lock(context: Ctx, user_id: int) -> asyncio.Lock:
-    locks: dict[int, asyncio.Lock] = context.application.bot_data.setdefault("report_locks", {})
-    return locks.setdefault(user_id, asyncio.Lock())
 
 
 def _source(person: Person) -> str:
@@ -79,16 +73,21 @@ async def report_command(update: Update, context: Ctx) -> None:
     if not is_private(update):
         await _send(update, t(person.language, "report.private_only", bot=esc(context.bot.username)))
         return
-    async with _lock(context, person.user_id):
+    async with user_lock(context, person.user_id):
         # A report under way is resumed, not thrown away: /cancel is how to drop it.
         draft = await _load_or_start(update, context, person, start=True)
         assert draft is not None
         await _prompt(update, context, person, draft, fresh=True)
 
 
-async def _load_or_start(update: Update, context: Ctx, person: Person, *, start: bool) -> Draft | None:
+async def _load_or_start(
+    update: Update, context: Ctx, person: Person, *, start: bool, loaded: drafts.Loaded | None = None
+) -> Draft | None:
+    """The draft under way (`loaded` if the caller read it under the user's lock), or a new
+    one when `start`."""
     rt = runtime(context)
-    loaded = await off_loop(drafts.load, rt, person.user_id)
+    if loaded is None:
+        loaded = await off_loop(drafts.load, rt, person.user_id)
     if loaded.expired:
         await _send(update, t(person.language, "report.timed_out"))
     if loaded.draft is not None or not start:
@@ -315,11 +314,26 @@ async def _summary(update: Update, context: Ctx, person: Person, draft: Draft, *
 # --- inputs -----------------------------------------------------------------------
 
 
-async def on_photo(update: Update, context: Ctx) -> None:
+async def take_message(update: Update, context: Ctx, person: Person, loaded: drafts.Loaded) -> None:
+    """A private message for the report conversation (handlers/private.py routes it here,
+    holding the user's lock, with the draft it read under that lock)."""
     message = update.effective_message
-    person = await person_of(update, context)
-    if message is None or person is None:
-        return
+    assert message is not None
+    if message.photo or message.document:
+        await _photo(update, context, person, message, loaded)
+    elif message.location is not None or message.venue is not None:
+        await _location(update, context, person, message, loaded)
+    elif message.voice is not None:
+        await _voice(update, context, person, message, loaded)
+    elif message.text is not None:
+        await _text(update, context, person, message.text, loaded)
+    elif any((message.sticker, message.video, message.contact, message.animation, message.audio, message.video_note)):
+        await _other(update, context, person, loaded)
+    else:
+        await fallback.private_other(update, context)
+
+
+async def _photo(update: Update, context: Ctx, person: Person, message: Message, loaded: drafts.Loaded) -> None:
     lang = person.language
     if media.is_other_document(message):
         await _send(update, t(lang, "photo.not_image"))
@@ -327,34 +341,33 @@ async def on_photo(update: Update, context: Ctx) -> None:
     if not media.has_image(message):
         return
     rt = runtime(context)
-    async with _lock(context, person.user_id):
-        draft = await _load_or_start(update, context, person, start=True)
-        assert draft is not None
-        if len(draft.photos) >= drafts.MAX_PHOTOS:
-            await _send(update, t(lang, "report.too_many_photos", max=drafts.MAX_PHOTOS))
-            return
-        try:
-            received = await media.receive_photo(context, message)
-        except PhotoError as exc:
-            await _send(update, t(lang, exc.key, **exc.params))
-            await off_loop(drafts.save, rt, draft)
-            return
-        draft.photos.append(drafts.photo_dict(received.photo))
-        if received.gps and not draft.has_location:
-            draft.exif_offer = [received.gps[0], received.gps[1]]
-        if message.caption and message.caption.strip() and not draft.description:
-            draft.description = message.caption.strip()[: drafts.MAX_DESCRIPTION]
-        group = message.media_group_id
-        if group and group in draft.albums:
-            # One acknowledgement per album: later items update it.
-            await _edit_ack(context, person, draft, draft.albums[group])
-            await off_loop(drafts.save, rt, draft)
-            return
-        ack = t(lang, "report.photos_received", count=len(draft.photos))
-        sent = await _prompt(update, context, person, draft, prefix=ack, after_photo=True)
-        if group:
-            draft.albums[group] = sent.message_id
+    draft = await _load_or_start(update, context, person, start=True, loaded=loaded)
+    assert draft is not None
+    if len(draft.photos) >= drafts.MAX_PHOTOS:
+        await _send(update, t(lang, "report.too_many_photos", max=drafts.MAX_PHOTOS))
+        return
+    try:
+        received = await media.receive_photo(context, message)
+    except PhotoError as exc:
+        await _send(update, t(lang, exc.key, **exc.params))
         await off_loop(drafts.save, rt, draft)
+        return
+    draft.photos.append(drafts.photo_dict(received.photo))
+    if received.gps and not draft.has_location:
+        draft.exif_offer = [received.gps[0], received.gps[1]]
+    if message.caption and message.caption.strip() and not draft.description:
+        draft.description = message.caption.strip()[: drafts.MAX_DESCRIPTION]
+    group = message.media_group_id
+    if group and group in draft.albums:
+        # One acknowledgement per album: later items update it.
+        await _edit_ack(context, person, draft, draft.albums[group])
+        await off_loop(drafts.save, rt, draft)
+        return
+    ack = t(lang, "report.photos_received", count=len(draft.photos))
+    sent = await _prompt(update, context, person, draft, prefix=ack, after_photo=True)
+    if group:
+        draft.albums[group] = sent.message_id
+    await off_loop(drafts.save, rt, draft)
 
 
 async def _edit_ack(context: Ctx, person: Person, draft: Draft, message_id: int) -> None:
@@ -379,11 +392,7 @@ async def _edit_ack(context: Ctx, person: Person, draft: Draft, message_id: int)
         log.debug("album ack not edited: %s", exc)
 
 
-async def on_location(update: Update, context: Ctx) -> None:
-    message = update.effective_message
-    person = await person_of(update, context)
-    if message is None or person is None:
-        return
+async def _location(update: Update, context: Ctx, person: Person, message: Message, loaded: drafts.Loaded) -> None:
     if message.venue is not None:
         lat, lon = message.venue.location.latitude, message.venue.location.longitude
         address = " ".join(p for p in (message.venue.title, message.venue.address) if p)
@@ -391,10 +400,9 @@ async def on_location(update: Update, context: Ctx) -> None:
         lat, lon, address = message.location.latitude, message.location.longitude, None
     else:
         return
-    async with _lock(context, person.user_id):
-        draft = await _load_or_start(update, context, person, start=True)
-        assert draft is not None
-        await _set_location(update, context, person, draft, lat, lon, address)
+    draft = await _load_or_start(update, context, person, start=True, loaded=loaded)
+    assert draft is not None
+    await _set_location(update, context, person, draft, lat, lon, address)
 
 
 async def _set_location(
@@ -454,86 +462,72 @@ async def _use_grid(
     await _prompt(update, context, person, draft, prefix=ack)
 
 
-async def on_text(update: Update, context: Ctx) -> None:
-    message = update.effective_message
-    person = await person_of(update, context)
-    if message is None or person is None or message.text is None:
-        return
+async def _text(update: Update, context: Ctx, person: Person, text: str, loaded: drafts.Loaded) -> None:
     lang = person.language
-    async with _lock(context, person.user_id):
-        text = message.text.strip()
-        if text in _labels("menu.new_report"):
-            # Starts a report, or resumes the one under way (the menu can still be on screen).
-            draft = await _load_or_start(update, context, person, start=True)
-            assert draft is not None
-            await _prompt(update, context, person, draft, fresh=True)
+    text = text.strip()
+    if text in _labels("menu.new_report"):
+        # Starts a report, or resumes the one under way (the menu can still be on screen).
+        draft = await _load_or_start(update, context, person, start=True, loaded=loaded)
+        assert draft is not None
+        await _prompt(update, context, person, draft, fresh=True)
+        return
+    if text in _labels("menu.my_reports"):
+        await my.my_command(update, context)
+        return
+    draft = loaded.draft
+    if draft is None:
+        if loaded.expired:  # say so once, with the menu to start again; not "didn't understand"
+            await _send(update, t(lang, "report.timed_out"), main_menu(lang))
+        else:
+            await fallback.private_text(update, context)
+        return
+    if text in _labels("report.btn_cancel"):
+        await _cancel(update, context, person)
+        return
+    if text in _labels("report.btn_grid_centre") and len(_worker_grids(person)) == 1:
+        try:
+            choice = await _grid_choice(runtime(context), person, draft, _worker_grids(person)[0])
+        except BadCallback:  # the grid left the organisation meanwhile
+            await _prompt(update, context, person, draft)
             return
-        if text in _labels("menu.my_reports"):
-            await my.my_command(update, context)
+        await _use_grid(update, context, person, draft, choice)
+        return
+    if text in _labels("report.btn_photo_location") and draft.exif_offer:
+        await _set_location(update, context, person, draft, draft.exif_offer[0], draft.exif_offer[1], None)
+        return
+    step = draft.next_step()
+    if step in (DESCRIPTION, CATEGORY, CONFIRM) or (step in (LOCATION, PHOTOS) and not draft.description):
+        if not text:
+            await _send(update, t(lang, "report.empty_description"))
             return
-        loaded = await off_loop(drafts.load, runtime(context), person.user_id)
-        draft = loaded.draft
-        if draft is None:
-            if loaded.expired:  # say so once, with the menu to start again; not "didn't understand"
-                await _send(update, t(lang, "report.timed_out"), main_menu(lang))
-            else:
-                await fallback.private_text(update, context)
-            return
-        if text in _labels("report.btn_cancel"):
-            await _cancel(update, context, person)
-            return
-        if text in _labels("report.btn_grid_centre") and len(_worker_grids(person)) == 1:
-            try:
-                choice = await _grid_choice(runtime(context), person, draft, _worker_grids(person)[0])
-            except BadCallback:  # the grid left the organisation meanwhile
-                await _prompt(update, context, person, draft)
-                return
-            await _use_grid(update, context, person, draft, choice)
-            return
-        if text in _labels("report.btn_photo_location") and draft.exif_offer:
-            await _set_location(update, context, person, draft, draft.exif_offer[0], draft.exif_offer[1], None)
-            return
-        step = draft.next_step()
-        if step in (DESCRIPTION, CATEGORY, CONFIRM) or (step in (LOCATION, PHOTOS) and not draft.description):
-            if not text:
-                await _send(update, t(lang, "report.empty_description"))
-                return
-            draft.description = text[: drafts.MAX_DESCRIPTION]
-            await off_loop(drafts.save, runtime(context), draft)
-            await _prompt(update, context, person, draft, prefix=t(lang, "report.description_set"))
-            return
-        await _prompt(update, context, person, draft)
+        draft.description = text[: drafts.MAX_DESCRIPTION]
+        await off_loop(drafts.save, runtime(context), draft)
+        await _prompt(update, context, person, draft, prefix=t(lang, "report.description_set"))
+        return
+    await _prompt(update, context, person, draft)
 
 
 def _labels(key: str) -> set[str]:
     return {t("zh_CN", key), t("en", key)}
 
 
-async def on_voice(update: Update, context: Ctx) -> None:
-    message = update.effective_message
-    person = await person_of(update, context)
-    if message is None or person is None or message.voice is None:
+async def _voice(update: Update, context: Ctx, person: Person, message: Message, loaded: drafts.Loaded) -> None:
+    assert message.voice is not None
+    draft = await _load_or_start(update, context, person, start=False, loaded=loaded)
+    if draft is None:
+        await fallback.private_other(update, context)
         return
-    async with _lock(context, person.user_id):
-        draft = await _load_or_start(update, context, person, start=False)
-        if draft is None:
-            await fallback.private_other(update, context)
-            return
-        duration = message.voice.duration
-        seconds = duration.total_seconds() if hasattr(duration, "total_seconds") else duration
-        draft.voices.append({"file_id": message.voice.file_id, "duration": int(seconds)})
-        await off_loop(drafts.save, runtime(context), draft)
-        await _prompt(
-            update, context, person, draft, prefix=t(person.language, "report.voice_added", count=len(draft.voices))
-        )
+    duration = message.voice.duration
+    seconds = duration.total_seconds() if hasattr(duration, "total_seconds") else duration
+    draft.voices.append({"file_id": message.voice.file_id, "duration": int(seconds)})
+    await off_loop(drafts.save, runtime(context), draft)
+    await _prompt(
+        update, context, person, draft, prefix=t(person.language, "report.voice_added", count=len(draft.voices))
+    )
 
 
-async def on_other(update: Update, context: Ctx) -> None:
+async def _other(update: Update, context: Ctx, person: Person, loaded: drafts.Loaded) -> None:
     """Stickers, videos, contacts…: not what a report needs. Say what is, lose nothing."""
-    person = await person_of(update, context)
-    if person is None:
-        return
-    loaded = await off_loop(drafts.load, runtime(context), person.user_id)
     if loaded.draft is None:
         await fallback.private_other(update, context)
         return
@@ -552,7 +546,7 @@ async def cancel_command(update: Update, context: Ctx) -> None:
     person = await person_of(update, context)
     if person is None:
         return
-    async with _lock(context, person.user_id):
+    async with user_lock(context, person.user_id):
         await _cancel(update, context, person)
 
 
@@ -576,7 +570,7 @@ async def on_report_button(update: Update, context: Ctx, button: ReportButton) -
     if person is None:
         raise BadCallback(button)
     rt = runtime(context)
-    async with _lock(context, person.user_id):
+    async with user_lock(context, person.user_id):
         loaded = await off_loop(drafts.load, rt, person.user_id)
         draft = loaded.draft
         if draft is None or draft.ref != button.ref:

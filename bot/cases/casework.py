@@ -19,6 +19,7 @@ from bot.cases.lifecycle import CaseNotFound
 from bot.errors import DomainError
 from bot.i18n import N_
 from bot.intake.submit import PhotoIn, add_media
+from bot.org import index
 from bot.people.roles import Person
 from bot.rating import ratings as rating
 from bot.runtime import Runtime
@@ -117,11 +118,16 @@ def start_input(rt: Runtime, *, person: Person, case_id: int, action: str) -> Pe
 
 def pending(rt: Runtime, user_id: int) -> Pending | None:
     with rt.db.read() as s:
-        row = casework.pending_of(s, user_id)
-        if row is None:
-            return None
-        case = cases.get_case(s, row.case_id)
-        return _view(row, case.code if case else "?")
+        return pending_in(s, user_id)
+
+
+def pending_in(s: Session, user_id: int) -> Pending | None:
+    """The words and photos this user owes a case action, in the caller's unit of work."""
+    row = casework.pending_of(s, user_id)
+    if row is None:
+        return None
+    case = cases.get_case(s, row.case_id)
+    return _view(row, case.code if case else "?")
 
 
 def _update(rt: Runtime, user_id: int, change: Any) -> Pending:
@@ -137,19 +143,25 @@ def _update(rt: Runtime, user_id: int, change: Any) -> Pending:
 
 
 def add_text(rt: Runtime, *, user_id: int, text: str) -> Pending:
-    def change(d: dict[str, Any]) -> None:
-        joined = (d.get("text", "") + "\n" + text).strip() if d.get("text") else text.strip()
-        d["text"] = joined[:MAX_TEXT]
-
-    return _update(rt, user_id, change)
+    return add_input(rt, user_id=user_id, text=text)
 
 
 def add_photo(rt: Runtime, *, user_id: int, photo: PhotoIn) -> Pending:
+    return add_input(rt, user_id=user_id, photo=photo)
+
+
+def add_input(rt: Runtime, *, user_id: int, photo: PhotoIn | None = None, text: str | None = None) -> Pending:
+    """A photo, words, or a photo with its caption: added in one unit of work."""
+
     def change(d: dict[str, Any]) -> None:
-        photos = list(d.get("photos", []))
-        if len(photos) < MAX_PHOTOS:
-            photos.append({**photo.__dict__, "taken_at": photo.taken_at.isoformat() if photo.taken_at else None})
-        d["photos"] = photos
+        if photo is not None:
+            photos = list(d.get("photos", []))
+            if len(photos) < MAX_PHOTOS:
+                photos.append({**photo.__dict__, "taken_at": photo.taken_at.isoformat() if photo.taken_at else None})
+            d["photos"] = photos
+        if text is not None:
+            joined = (d.get("text", "") + "\n" + text).strip() if d.get("text") else text.strip()
+            d["text"] = joined[:MAX_TEXT]
 
     return _update(rt, user_id, change)
 
@@ -186,8 +198,9 @@ def cancel_input(rt: Runtime, *, user_id: int) -> bool:
 
 
 def departments(rt: Runtime) -> list[tuple[int, str, str]]:
-    with rt.db.read() as s:
-        return [(u.id, u.name_zh, u.name_en) for u in orgs.active_units(s) if u.kind == UnitKind.DEPARTMENT]  # type: ignore[misc]
+    """The departments a case can be whistled to (from the organisation in memory)."""
+    units = sorted(index.org(rt).units.values(), key=lambda u: pk(u))
+    return [(pk(u), u.name_zh, u.name_en) for u in units if u.active and u.kind == UnitKind.DEPARTMENT]
 
 
 # --- finishing an input -------------------------------------------------------------

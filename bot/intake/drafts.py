@@ -121,13 +121,19 @@ def load(rt: Runtime, user_id: int) -> Loaded:
 
     Every private message asks this, so it reads without the write lock and only takes it
     to discard an expired draft."""
-    cutoff = rt.clock.now() - timedelta(minutes=rt.settings.report_idle_minutes)
     with rt.db.read() as s:
         row = drafts.get(s, user_id)
-        if row is None:
-            return Loaded(None, False)
-        if row.updated_at >= cutoff:
-            return Loaded(_from_row(row), False)
+    return loaded(rt, user_id, row)
+
+
+def loaded(rt: Runtime, user_id: int, row: Any) -> Loaded:
+    """What a draft row read just now means: none, one to resume, or one idle too long
+    (discarded here, in a unit of work of its own: rare)."""
+    if row is None:
+        return Loaded(None, False)
+    cutoff = rt.clock.now() - timedelta(minutes=rt.settings.report_idle_minutes)
+    if row.updated_at >= cutoff:
+        return Loaded(_from_row(row), False)
     with rt.db.session() as s:
         drafts.remove_if_idle(s, user_id, cutoff)
     return Loaded(None, True)

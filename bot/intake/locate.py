@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.i18n import bilingual
+from bot.org import index
 from bot.org.geo import GridIndex, GridShape, valid_coordinates
 from bot.runtime import Runtime
 from storage import orgs
+from storage.models import pk
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ def grid_index(rt: Runtime) -> GridIndex:
         with rt.db.read() as s:
             shapes = [
                 GridShape(
-                    grid_id=g.id,  # type: ignore[arg-type]
+                    grid_id=pk(g),
                     code=g.code,
                     boundary=g.boundary,
                     centre=(g.centre_lat, g.centre_lon)
@@ -49,22 +51,23 @@ def grid_index(rt: Runtime) -> GridIndex:
 
 
 def place_of_grid(rt: Runtime, grid_id: int) -> Place | None:
-    with rt.db.read() as s:
-        grid = orgs.grid(s, grid_id)
-        if grid is None or not grid.active:
-            return None
-        street = orgs.street(s, grid.street_id)
-        assert street is not None
-        return Place(
-            grid_id=grid_id,
-            grid_code=grid.code,
-            grid_name_zh=grid.name_zh,
-            grid_name_en=grid.name_en,
-            community_id=grid.community_id,
-            street_id=street.id,  # type: ignore[arg-type]
-            street_name_zh=street.name_zh,
-            street_name_en=street.name_en,
-        )
+    """The grid and its street, from the organisation in memory (no database round trip:
+    every location a reporter sends asks this)."""
+    known = index.org(rt)
+    grid = known.grid(grid_id)
+    street = known.street(grid.street_id) if grid is not None else None
+    if grid is None or not grid.active or street is None:
+        return None
+    return Place(
+        grid_id=grid_id,
+        grid_code=grid.code,
+        grid_name_zh=grid.name_zh,
+        grid_name_en=grid.name_en,
+        community_id=grid.community_id,
+        street_id=pk(street),
+        street_name_zh=street.name_zh,
+        street_name_en=street.name_en,
+    )
 
 
 def locate(rt: Runtime, lat: float, lon: float) -> Place | None:
@@ -80,7 +83,5 @@ def grid_centre(rt: Runtime, grid_id: int) -> tuple[float, float] | None:
 
 
 def place_by_grid_code(rt: Runtime, code: str) -> Place | None:
-    with rt.db.read() as s:
-        grid = orgs.grid_by_code(s, code)
-        grid_id = grid.id if grid else None
-    return place_of_grid(rt, grid_id) if grid_id else None
+    grid = next((g for g in index.org(rt).grids.values() if g.code == code and g.active), None)
+    return place_of_grid(rt, pk(grid)) if grid is not None else None

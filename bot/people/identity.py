@@ -38,6 +38,12 @@ def identify(rt: Runtime, profile: Profile) -> Person:
     return person
 
 
+def remembered(rt: Runtime, profile: Profile) -> Person | None:
+    """Who this is, if this process knows them and nothing changed (memory only)."""
+    hit = _known(rt).get(profile.telegram_id)
+    return hit[1] if hit is not None and hit[0] == profile else None
+
+
 def forget(rt: Runtime, user_id: int) -> None:
     """Their roles or language changed: the next update reads them again."""
     known = _known(rt)

@@ -567,8 +567,12 @@ def _queue_card(s: Session, row: FollowUp, case: Case, now: datetime) -> None:
 def comment_window(rt: Runtime, user_id: int) -> int | None:
     """The rating this person may still comment on (its id), or None."""
     with rt.db.read() as s:
-        rating = ratings.open_comment(s, user_id=user_id, now=rt.clock.now())
-        return rating.id if rating else None
+        return comment_window_in(s, user_id, rt.clock.now())
+
+
+def comment_window_in(s: Session, user_id: int, now: datetime) -> int | None:
+    rating = ratings.open_comment(s, user_id=user_id, now=now)
+    return rating.id if rating else None
 
 
 def add_comment(

@@ -1,15 +1,20 @@
-"""Photos of one album arrive as updates at the same moment, each handled in its own thread
-and transaction: every one must land in the words and photos owed to a case action (on
-PostgreSQL a read-modify-write without a row lock kept only some of them)."""
+"""What a person owes the bot in private chat (bot/awaiting.py), and the words and photos owed
+to a case action when an album's photos arrive at the same moment, each handled in its own
+thread and transaction: every one must land (on PostgreSQL a read-modify-write without a row
+lock kept only some of them)."""
 
 from __future__ import annotations
 
 import threading
 
+from sqlalchemy import event
 from sqlmodel import select
 
+from bot.awaiting import NOTHING, awaiting
 from bot.cases import casework
+from bot.intake import drafts
 from bot.intake.submit import PhotoIn, ReportIn, submit_report
+from bot.people.roles import MembershipView, Person
 from bot.runtime import Runtime
 from storage import casework as casework_store
 from storage.db import Database
@@ -64,3 +69,30 @@ def test_album_photos_all_land_in_the_pending_input(rt: Runtime, db: Database) -
         row = s.exec(select(PendingInput).where(PendingInput.user_id == user_id)).one()
         kept = sorted(p["file_id"] for p in row.data["photos"])
     assert kept == sorted(f"file-{n}" for n in range(ALBUM))
+
+
+def _count_statements(db: Database) -> list[str]:
+    seen: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    return seen
+
+
+def test_what_is_owed_is_read_at_once_and_a_case_input_comes_before_the_draft(rt: Runtime, db: Database) -> None:
+    case_id, user_id = _case_and_worker(rt, db)
+    worker = Person(
+        user_id, 777001, "网格员", "zh_CN", False, (MembershipView("worker", "grid", GRID, "网格", "grid"),)
+    )
+    assert awaiting(rt, worker) == NOTHING
+    drafts.start(rt, user_id=user_id, source="patrol")
+    with db.session() as s:
+        casework_store.start_pending(s, user_id=user_id, action="note", case_id=case_id, data={}, now=rt.clock.now())
+    owed = awaiting(rt, worker)
+    assert owed.case_input is not None and owed.case_input.case_id == case_id
+    assert owed.draft.draft is not None and owed.rating_comment is None  # staff never rate
+
+
+def test_a_staff_members_command_costs_no_lookup(rt: Runtime, db: Database) -> None:
+    worker = Person(1, 777002, "网格员", "zh_CN", False, (MembershipView("worker", "grid", GRID, "网格", "grid"),))
+    statements = _count_statements(db)
+    assert awaiting(rt, worker, command=True) == NOTHING
+    assert statements == []
