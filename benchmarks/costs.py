@@ -120,7 +120,10 @@ class Meter:
     def _statement(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         self.now().statements += 1
         if self.trace is not None:
-            self.trace.append(("outbox  " if SENDING.get() else "update  ") + " ".join(statement.split())[:150])
+            flat = " ".join(statement.split())
+            # The head names the table, the tail its conditions: keep both.
+            shown = flat if len(flat) <= 200 else flat[:90] + " … " + flat[-100:]
+            self.trace.append(("outbox  " if SENDING.get() else "update  ") + shown)
 
     def _begin(self, *_: Any) -> None:
         self.now().transactions += 1

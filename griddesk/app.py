@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -12,6 +13,8 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaul
 from telegram.request import BaseRequest
 
 from bot.i18n import SUPPORTED_LANGUAGES, t
+from bot.intake import locate
+from bot.org import categories, index
 from bot.runtime import Runtime
 from handlers.jobs import schedule
 from handlers.media import shutdown_photo_pool
@@ -83,9 +86,19 @@ class RetryingRateLimiter(AIORateLimiter):
 async def _post_init(app: Application) -> None:
     rt: Runtime = app.bot_data["rt"]
     rt.bot_username = app.bot.username
+    await asyncio.to_thread(warm_caches, rt)
     await set_command_menus(app)
     schedule(app)
     start_sender(app)  # one background sender per process, woken by flush()
+
+
+def warm_caches(rt: Runtime) -> None:
+    """Read the organisation, the catalogue and the grid shapes before the first update, so
+    the handlers can ask them on the event loop without a thread hop. (After an import
+    clears them, the first asker reads them again: a few milliseconds, once.)"""
+    index.org(rt)
+    categories.catalogue(rt)
+    locate.grid_index(rt)
 
 
 async def set_command_menus(app: Application) -> None:

@@ -16,6 +16,7 @@ meanwhile is not sent at all.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
@@ -384,9 +385,8 @@ def render_stats(lang: str, report: rating.StatsReport) -> str:
 # --- what staff see of a case's ratings (for /case) -----------------------------------------
 
 
-def rating_lines(rt: Runtime, lang: str, case_id: int) -> list[str]:
+def rating_lines(rt: Runtime, lang: str, found: Sequence[rating.StaffRating]) -> list[str]:
     """Lines to append to a case's detail for staff; empty when nobody rated it."""
-    found = rating.case_ratings_for_staff(rt, case_id)
     if not found:
         return []
     lines = [t(lang, "rate.staff_title")]

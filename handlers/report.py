@@ -75,9 +75,13 @@ async def report_command(update: Update, context: Ctx) -> None:
         return
     async with user_lock(context, person.user_id):
         # A report under way is resumed, not thrown away: /cancel is how to drop it.
-        draft = await _load_or_start(update, context, person, start=True)
-        assert draft is not None
-        await _prompt(update, context, person, draft, fresh=True)
+        begun = await off_loop(
+            drafts.begin, runtime(context), user_id=person.user_id, source=_source(person), resident=person.is_resident
+        )
+        if begun.expired:
+            await _send(update, t(person.language, "report.timed_out"))
+        assert begun.draft is not None
+        await _prompt(update, context, person, begun.draft, fresh=True)
 
 
 async def _load_or_start(
@@ -92,8 +96,10 @@ async def _load_or_start(
         await _send(update, t(person.language, "report.timed_out"))
     if loaded.draft is not None or not start:
         return loaded.draft
-    await off_loop(intake.check_rate, rt, user_id=person.user_id, resident=person.is_resident)
-    return await off_loop(drafts.start, rt, user_id=person.user_id, source=_source(person))
+    begun = await off_loop(
+        drafts.begin, rt, user_id=person.user_id, source=_source(person), resident=person.is_resident
+    )
+    return begun.draft
 
 
 # --- prompts ----------------------------------------------------------------------
@@ -238,8 +244,8 @@ async def _summary(update: Update, context: Ctx, person: Person, draft: Draft, *
     rt = runtime(context)
     lang = person.language
     assert draft.grid_id is not None and draft.category_id is not None
-    place = await off_loop(locate.place_of_grid, rt, draft.grid_id)
-    category = await off_loop(categories.category, rt, draft.category_id)
+    place = locate.place_of_grid(rt, draft.grid_id)
+    category = categories.category(rt, draft.category_id)
     candidates = await off_loop(
         intake.find_duplicates, rt, category_id=draft.category_id, latitude=draft.latitude, longitude=draft.longitude
     )
@@ -409,7 +415,7 @@ async def _set_location(
     update: Update, context: Ctx, person: Person, draft: Draft, lat: float, lon: float, address: str | None
 ) -> None:
     rt = runtime(context)
-    place = await off_loop(locate.locate, rt, lat, lon)
+    place = locate.locate(rt, lat, lon)
     if place is None:
         draft.outside, draft.grid_id = True, None
         draft.latitude, draft.longitude, draft.address = lat, lon, address
@@ -433,13 +439,13 @@ async def _grid_choice(rt: Runtime, person: Person, draft: Draft, grid_code: str
     """Check a worker's "use my grid" choice before anything is answered or changed."""
     if grid_code not in _worker_grids(person):
         raise BadCallback(grid_code)
-    place = await off_loop(locate.place_by_grid_code, rt, grid_code)
+    place = locate.place_by_grid_code(rt, grid_code)
     if place is None:
         raise BadCallback(grid_code)
     if draft.outside and draft.latitude is not None and draft.longitude is not None:
         # Keep where they really are; the grid says who is responsible.
         return place, draft.latitude, draft.longitude
-    centre = await off_loop(locate.grid_centre, rt, place.grid_id)
+    centre = locate.grid_centre(rt, place.grid_id)
     if centre is None:
         raise BadCallback(grid_code)
     return place, centre[0], centre[1]
@@ -598,18 +604,18 @@ async def on_report_button(update: Update, context: Ctx, button: ReportButton) -
             await _use_grid(update, context, person, draft, choice)
         elif step == "platforms" or isinstance(button, ReportPlatform):
             if isinstance(button, ReportPlatform):
-                if not await off_loop(categories.in_platform, rt, button.platform):
+                if not categories.in_platform(rt, button.platform):
                     raise BadCallback(button)
-                markup = await off_loop(_platform_categories_keyboard, rt, lang, draft, button.platform)
+                markup = _platform_categories_keyboard(rt, lang, draft, button.platform)
             else:
-                markup = await off_loop(_platform_keyboard, rt, lang, draft)
+                markup = _platform_keyboard(rt, lang, draft)
             await query.answer()
             await query.edit_message_reply_markup(markup)
         elif step == "back":
             await query.answer()
             await query.edit_message_reply_markup(await _category_keyboard(rt, person, draft))
         elif isinstance(button, ReportCategory):
-            category = await off_loop(categories.category, rt, button.category_id)
+            category = categories.category(rt, button.category_id)
             if category is None:
                 raise BadCallback(button)
             draft.category_id = category.id

@@ -93,8 +93,6 @@ async def case_command(update: Update, context: Ctx) -> None:
         await reply(update, t(lang, "case.not_visible", code=esc(context.args[0][:32])))
         return
     text = render_detail(runtime(context), lang, detail)
-    if not person.is_resident:  # staff see the ratings; residents never see another's
-        lines = await off_loop(rate.rating_lines, runtime(context), lang, detail.view.id)
-        if lines:
-            text = clip(text + "\n\n" + "\n".join(lines))
+    if detail.ratings:  # staff only: residents never see another's rating
+        text = clip(text + "\n\n" + "\n".join(rate.rating_lines(runtime(context), lang, detail.ratings)))
     await reply(update, text)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from storage.models import Membership, User
+from storage.models import Membership, User, pk
 
 
 def get_user_by_telegram_id(session: Session, telegram_id: int) -> User | None:
@@ -15,6 +16,14 @@ def get_user_by_telegram_id(session: Session, telegram_id: int) -> User | None:
 
 def get_user(session: Session, user_id: int) -> User | None:
     return session.get(User, user_id)
+
+
+def users_by_id(session: Session, user_ids: Iterable[int | None]) -> dict[int, User]:
+    """These users, read in one statement (ids that are None or unknown are left out)."""
+    wanted = sorted({i for i in user_ids if i is not None})
+    if not wanted:
+        return {}
+    return {pk(u): u for u in session.exec(select(User).where(col(User.id).in_(wanted)))}
 
 
 def needs_refresh(

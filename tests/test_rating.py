@@ -265,7 +265,7 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(
     assert other_street.ratings == 0 and other_street.response_rate is None
 
     # Staff see the ratings of a case; its reporter never sees another resident's rating.
-    lines = await off_loop(rate_handlers.rating_lines, rt, "zh_CN", case.id)
+    lines = rate_handlers.rating_lines(rt, "zh_CN", await off_loop(rating.case_ratings_for_staff, rt, case.id))
     joined = "\n".join(lines)
     assert "😀 非常满意" in joined and "🙁 不满意" in joined and "建筑垃圾" in joined and "已重新办理" in joined
     mine = (await lin.send(f"/case {case.code}")).texts[0]

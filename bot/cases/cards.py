@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlmodel import Session
+
 from bot.callbacks import Claim, Confirm, Dispatch, DispatchMenu, NotFixed, Release, ReportIn, Work
 from bot.cases import lifecycle
 from bot.i18n import bilingual, t
@@ -22,7 +24,7 @@ from bot.org.geo import amap_link, map_link
 from bot.runtime import Runtime
 from bot.textlimits import utf16_len, utf16_prefix
 from storage import cases, casework, people
-from storage.models import CaseState
+from storage.models import Case, CaseState, pk
 
 CAPTION_LIMIT = 1024
 TEXT_LIMIT = 4096
@@ -98,64 +100,67 @@ def _names(row: Any) -> Names | None:
 def case_view(rt: Runtime, case_id: int) -> CaseView | None:
     with rt.db.read() as s:
         case = cases.get_case(s, case_id)
-        if case is None:
-            return None
-        known = index.org(rt)  # names of places and teams from memory, not the database
-        category = known.category(case.category_id)
-        platform = known.platform(category.platform_id) if category else None
-        grid = known.grid(case.grid_id)
-        community = known.community(case.community_id)
-        street = known.street(case.street_id)
-        suggested = known.unit(case.suggested_unit_id)
-        unit = known.unit(case.unit_id)
-        reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
-        owner = people.get_user(s, case.owner_user_id) if case.owner_user_id else None
-        media = cases.media_of(s, case_id)  # every stage at once, sorted out below
-        photos = [m for m in media if m.stage == "report" and m.kind == "photo"]
-        voices = [m for m in media if m.kind == "voice"]
-        after = [m for m in media if m.stage == "after" and m.kind == "photo"]
-        original = cases.get_case(s, case.duplicate_of_id) if case.duplicate_of_id else None
-        whistles = tuple(
-            WhistleView(w.id, w.unit_id, _names(known.unit(w.unit_id)) or Names("?", "?"), w.reported_in_at)  # type: ignore[arg-type]
-            for w in casework.whistles_of(s, case_id)
-        )
-        unknown = Names("—", "—")
-        return CaseView(
-            id=case_id,
-            code=case.code,
-            state=case.state,
-            source=case.source,
-            urgent=case.urgent,
-            category=_names(category) or unknown,
-            platform=_names(platform),
-            grid=_names(grid) or unknown,
-            community=_names(community) or unknown,
-            street=_names(street) or unknown,
-            latitude=case.latitude,
-            longitude=case.longitude,
-            address=case.address,
-            description=case.description,
-            created_at=case.created_at,
-            suggested_unit_id=case.suggested_unit_id,
-            suggested_unit=_names(suggested),
-            unit=_names(unit),
-            reporter_name=reporter.display_name if reporter else None,
-            reporter_telegram_id=reporter.telegram_id if reporter else None,
-            owner_name=owner.display_name if owner else None,
-            photo_paths=tuple(p.jpeg_path for p in photos if p.jpeg_path),
-            sent_file_ids=tuple(
-                (p.jpeg_path, p.jpeg_file_id) for p in (*photos, *after) if p.jpeg_path and p.jpeg_file_id
-            ),
-            voice_count=len(voices),
-            support_count=cases.support_count(s, case_id),
-            duplicate_of=original.code if original else None,
-            decision_note=case.decision_note,
-            whistles=whistles,
-            after_photo_paths=tuple(p.jpeg_path for p in after if p.jpeg_path),
-            has_owner=case.owner_user_id is not None,
-            due_at=case.due_at,
-            rung=case.rung,
-        )
+        return view_in(s, rt, case) if case is not None else None
+
+
+def view_in(s: Session, rt: Runtime, case: Case) -> CaseView:
+    """:func:`case_view` of a case read in the caller's unit of work."""
+    case_id = pk(case)
+    users = people.users_by_id(s, (case.reporter_user_id, case.owner_user_id))
+    known = index.org(rt)  # names of places and teams from memory, not the database
+    category = known.category(case.category_id)
+    platform = known.platform(category.platform_id) if category else None
+    grid = known.grid(case.grid_id)
+    community = known.community(case.community_id)
+    street = known.street(case.street_id)
+    suggested = known.unit(case.suggested_unit_id)
+    unit = known.unit(case.unit_id)
+    reporter = users.get(case.reporter_user_id) if case.reporter_user_id else None
+    owner = users.get(case.owner_user_id) if case.owner_user_id else None
+    media = cases.media_of(s, case_id)  # every stage at once, sorted out below
+    photos = [m for m in media if m.stage == "report" and m.kind == "photo"]
+    voices = [m for m in media if m.kind == "voice"]
+    after = [m for m in media if m.stage == "after" and m.kind == "photo"]
+    original = cases.get_case(s, case.duplicate_of_id) if case.duplicate_of_id else None
+    whistles = tuple(
+        WhistleView(w.id, w.unit_id, _names(known.unit(w.unit_id)) or Names("?", "?"), w.reported_in_at)  # type: ignore[arg-type]
+        for w in casework.whistles_of(s, case_id)
+    )
+    unknown = Names("—", "—")
+    return CaseView(
+        id=case_id,
+        code=case.code,
+        state=case.state,
+        source=case.source,
+        urgent=case.urgent,
+        category=_names(category) or unknown,
+        platform=_names(platform),
+        grid=_names(grid) or unknown,
+        community=_names(community) or unknown,
+        street=_names(street) or unknown,
+        latitude=case.latitude,
+        longitude=case.longitude,
+        address=case.address,
+        description=case.description,
+        created_at=case.created_at,
+        suggested_unit_id=case.suggested_unit_id,
+        suggested_unit=_names(suggested),
+        unit=_names(unit),
+        reporter_name=reporter.display_name if reporter else None,
+        reporter_telegram_id=reporter.telegram_id if reporter else None,
+        owner_name=owner.display_name if owner else None,
+        photo_paths=tuple(p.jpeg_path for p in photos if p.jpeg_path),
+        sent_file_ids=tuple((p.jpeg_path, p.jpeg_file_id) for p in (*photos, *after) if p.jpeg_path and p.jpeg_file_id),
+        voice_count=len(voices),
+        support_count=cases.support_count(s, case_id),
+        duplicate_of=original.code if original else None,
+        decision_note=case.decision_note,
+        whistles=whistles,
+        after_photo_paths=tuple(p.jpeg_path for p in after if p.jpeg_path),
+        has_owner=case.owner_user_id is not None,
+        due_at=case.due_at,
+        rung=case.rung,
+    )
 
 
 def _e(value: object) -> str:

@@ -8,9 +8,10 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.cases import lifecycle
-from bot.cases.cards import CaseView, case_view
+from bot.cases.cards import CaseView, view_in
 from bot.i18n import bilingual
 from bot.people.roles import Person
+from bot.rating.ratings import StaffRating, ratings_for_staff_in
 from bot.runtime import Runtime
 from storage import cases, orgs, people, worklists
 from storage.cases import OPEN_STATES
@@ -59,6 +60,7 @@ class Event:
 class CaseDetail:
     view: CaseView
     events: tuple[Event, ...]
+    ratings: tuple[StaffRating, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,25 +91,24 @@ def may_see(rt: Runtime, s: Session, person: Person, case: Case) -> bool:
 
 
 def detail(rt: Runtime, *, person: Person, code: str) -> CaseDetail | None:
-    """The case with its timeline, or None when it does not exist or is not theirs to see."""
+    """The case with its timeline (and, for staff, its ratings), or None when it does not
+    exist or is not theirs to see: one unit of work."""
     with rt.db.read() as s:
         case = cases.get_case_by_code(s, code)
         if case is None or not may_see(rt, s, person, case):
             return None
-        names: dict[int, str] = {}
+        timeline = worklists.timeline(s, pk(case))
+        actors = people.users_by_id(s, (e.actor_user_id for e in timeline))
         events = []
-        for e in worklists.timeline(s, case.id):  # type: ignore[arg-type]
-            actor = None
+        for e in timeline:
+            name = None
             if e.actor_user_id is not None:
-                if e.actor_user_id not in names:
-                    user = people.get_user(s, e.actor_user_id)
-                    names[e.actor_user_id] = user.display_name if user else "?"
-                actor = names[e.actor_user_id]
-            events.append(Event(e.at, e.action, actor, e.from_state, e.to_state, e.note))
-        case_id = case.id
-    view = case_view(rt, case_id)  # type: ignore[arg-type]
-    assert view is not None
-    return CaseDetail(view, tuple(events))
+                actor = actors.get(e.actor_user_id)
+                name = actor.display_name if actor else "?"
+            events.append(Event(e.at, e.action, name, e.from_state, e.to_state, e.note))
+        # Residents never see another's rating; staff do.
+        staff = () if person.is_resident else tuple(ratings_for_staff_in(s, rt, pk(case)))
+        return CaseDetail(view_in(s, rt, case), tuple(events), staff)
 
 
 def list_kinds(person: Person) -> list[str]:

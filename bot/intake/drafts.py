@@ -148,6 +148,22 @@ def start(rt: Runtime, *, user_id: int, source: str) -> Draft:
         return _from_row(row)
 
 
+def begin(rt: Runtime, *, user_id: int, source: str, resident: bool) -> Loaded:
+    """The report under way, resumed, or else a new one once the hourly limit allows it
+    (RateLimited otherwise): one unit of work for /report."""
+    now = rt.clock.now()
+    cutoff = now - timedelta(minutes=rt.settings.report_idle_minutes)
+    with rt.db.session() as s:
+        row = drafts.get(s, user_id)
+        if row is not None and row.updated_at >= cutoff:
+            return Loaded(_from_row(row), False)
+        intake.check_rate_in(s, rt, user_id=user_id, resident=resident)
+        token = secrets.randbelow(TOKEN_LIMIT - 1) + 1
+        # create() replaces an idle draft, which the caller reports as timed out.
+        fresh = drafts.create(s, user_id=user_id, step=LOCATION, data={"source": source, "token": token}, now=now)
+        return Loaded(_from_row(fresh), row is not None)
+
+
 def save(rt: Runtime, draft: Draft) -> None:
     with rt.db.session() as s:
         row = drafts.get(s, draft.user_id)

@@ -102,11 +102,15 @@ class Candidate:
 
 def check_rate(rt: Runtime, *, user_id: int, resident: bool) -> None:
     """Residents (and, more loosely, workers) may file so many reports an hour."""
-    limit = rt.settings.resident_reports_per_hour if resident else rt.settings.worker_reports_per_hour
-    since = rt.clock.now() - timedelta(hours=1)
     with rt.db.read() as s:
-        if cases.count_reports_since(s, user_id, since) >= limit:
-            raise RateLimited(limit=limit)
+        check_rate_in(s, rt, user_id=user_id, resident=resident)
+
+
+def check_rate_in(s: Session, rt: Runtime, *, user_id: int, resident: bool) -> None:
+    """:func:`check_rate` inside the caller's unit of work."""
+    limit = rt.settings.resident_reports_per_hour if resident else rt.settings.worker_reports_per_hour
+    if cases.count_reports_since(s, user_id, rt.clock.now() - timedelta(hours=1)) >= limit:
+        raise RateLimited(limit=limit)
 
 
 def case_code(abbr: str, local_day: str, seq: int) -> str:

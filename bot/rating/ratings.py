@@ -871,25 +871,32 @@ def stats_for(rt: Runtime, *, person: Person, args: list[str]) -> StatsReport:
 
 def case_ratings_for_staff(rt: Runtime, case_id: int) -> list[StaffRating]:
     """Every rating of a case with its comment and follow-up, for staff (never residents)."""
+    with rt.db.read() as s:
+        return ratings_for_staff_in(s, rt, case_id)
+
+
+def ratings_for_staff_in(s: Session, rt: Runtime, case_id: int) -> list[StaffRating]:
+    """:func:`case_ratings_for_staff` in the caller's unit of work."""
     now = rt.clock.now()
     out = []
-    with rt.db.read() as s:
-        followups = {f.rating_id: f for f in ratings.followups_of_case(s, case_id)}
-        for r in ratings.ratings_of_case(s, case_id):
-            user = people.get_user(s, r.user_id)
-            f = followups.get(r.id)  # type: ignore[arg-type]
-            outcome = None
-            if f is not None:
-                outcome = f.outcome or ("overdue" if f.due_at <= now else "open")
-            out.append(
-                StaffRating(
-                    level=r.level,
-                    at=r.created_at,
-                    resident=user.display_name if user else "?",
-                    comment=r.comment,
-                    voice_seconds=r.comment_voice_seconds if r.comment_voice_file_id else None,
-                    followup_outcome=outcome,
-                    followup_due=f.due_at if f else None,
-                )
+    followups = {f.rating_id: f for f in ratings.followups_of_case(s, case_id)}
+    rows = ratings.ratings_of_case(s, case_id)
+    users = people.users_by_id(s, (r.user_id for r in rows))
+    for r in rows:
+        user = users.get(r.user_id)
+        f = followups.get(pk(r))
+        outcome = None
+        if f is not None:
+            outcome = f.outcome or ("overdue" if f.due_at <= now else "open")
+        out.append(
+            StaffRating(
+                level=r.level,
+                at=r.created_at,
+                resident=user.display_name if user else "?",
+                comment=r.comment,
+                voice_seconds=r.comment_voice_seconds if r.comment_voice_file_id else None,
+                followup_outcome=outcome,
+                followup_due=f.due_at if f else None,
             )
+        )
     return out
