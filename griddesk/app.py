@@ -13,6 +13,7 @@ from telegram.request import BaseRequest
 
 from bot.i18n import SUPPORTED_LANGUAGES, t
 from bot.runtime import Runtime
+from griddesk.metered import MeteredApplication
 from handlers.jobs import schedule
 from handlers.media import shutdown_photo_pool
 from handlers.outbox_sender import FROM_OUTBOX, start_sender, stop_sender
@@ -36,6 +37,7 @@ def build_application(
     settings = rt.settings
     builder = (
         ApplicationBuilder()
+        .application_class(MeteredApplication)
         .token(settings.telegram_bot_token)
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)

@@ -50,6 +50,7 @@ from bot.cases import digests
 from bot.cases.cards import Card, CaseView, case_view, render_card
 from bot.i18n import t
 from bot.intake.photos import absolute
+from bot.metrics import TELEGRAM_429
 from bot.org.chats import chat_info
 from bot.runtime import Runtime
 from bot.textlimits import CAPTION_LIMIT, utf16_len
@@ -554,6 +555,7 @@ class Sender:
         try:
             message_id, is_photo = await self._deliver(job)
         except RetryAfter as exc:
+            TELEGRAM_429.inc()
             seconds = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
             log.info("Telegram asks us to wait %s s before sending to %s again", seconds, chat)
             self.budgets.pause(chat, self._now() + float(seconds))

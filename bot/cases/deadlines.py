@@ -23,6 +23,7 @@ from typing import Any, cast
 from sqlmodel import Session
 
 from bot import notify
+from bot.interop import webhooks
 from bot.org.workcalendar import LimitUnit, QuietHours, WorkCalendar
 from bot.runtime import Runtime
 from storage import audit as audit_log
@@ -365,6 +366,8 @@ def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
             result.cases += 1
             if rung != old_rung:
                 notify.refresh_cards(s, case_id=case.id, now=now)  # type: ignore[arg-type]  # shows the rung
+            if old_rung < 1 <= rung:  # it just became overdue: the outside hears of it (issue 13)
+                webhooks.case_event(rt, s, case, webhooks.OVERDUE, now)
         _sweep_followups(rt, s, now, limit, result)
     return result
 

@@ -31,6 +31,7 @@ from bot import notify
 from bot.cases import deadlines
 from bot.errors import DomainError
 from bot.i18n import N_
+from bot.interop import webhooks
 from bot.org import index
 from bot.people.roles import Person
 from bot.runtime import Runtime
@@ -315,6 +316,8 @@ def transition(
         at=now,
     )
     _replan(rt, s, case, spec, paused_since, now)  # after the move's event: the timeline reads in order
+    if spec.action in webhooks.MOVE_EVENTS:  # the outside hears of it in the same transaction
+        webhooks.case_event(rt, s, case, webhooks.MOVE_EVENTS[spec.action], now)
     notify.refresh_cards(s, case_id=pk(case), now=now, skip=skip_cards)
     actor_id = person.user_id if person else None
     if spec.tell_reporter:

@@ -29,6 +29,7 @@ from bot.cases import deadlines, lifecycle
 from bot.cases.cards import Names, case_view
 from bot.errors import DomainError, NotAllowed
 from bot.i18n import N_
+from bot.interop import webhooks
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, cases, chats, orgs, outbox, people, ratings, worklists
@@ -511,6 +512,7 @@ def rate(rt: Runtime, *, person: Person, request_id: int, level: int, message_id
             at=now,
         )
         followup_id = _open_followup(rt, s, case, rating, now).id if level in BAD_LEVELS else None
+        webhooks.case_event(rt, s, case, webhooks.RATED, now, rating={"level": level})
         days = deadlines.street_clock(rt, s, case.street_id).follow_up_days
         return Rated(rating.id, case.id, case.code, level, followup_id, days)  # type: ignore[arg-type]
 
