@@ -13,6 +13,7 @@ from telegram.request import BaseRequest
 
 from bot.i18n import SUPPORTED_LANGUAGES, t
 from bot.runtime import Runtime
+from griddesk import webhook_sender
 from griddesk.metered import MeteredApplication
 from handlers.jobs import schedule
 from handlers.media import shutdown_photo_pool
@@ -88,6 +89,7 @@ async def _post_init(app: Application) -> None:
     await set_command_menus(app)
     schedule(app)
     start_sender(app)  # one background sender per process, woken by flush()
+    webhook_sender.start(app)  # and one for webhook events, woken by the same flush()
 
 
 async def set_command_menus(app: Application) -> None:
@@ -107,10 +109,12 @@ async def set_command_menus(app: Application) -> None:
 async def _post_stop(app: Application) -> None:
     # Updates and jobs have stopped, the bot is still up: send what is due, then stop.
     await stop_sender(app, drain_timeout=SHUTDOWN_DRAIN_S)
+    await webhook_sender.stop(app)
 
 
 async def _post_shutdown(app: Application) -> None:
     await stop_sender(app)  # if post_stop did not run (start-up failed half way)
+    await webhook_sender.stop(app)
     shutdown_photo_pool()  # the photo decoders' worker processes
     rt: Runtime = app.bot_data["rt"]
     rt.db.dispose()

@@ -122,6 +122,8 @@ SENDING: ContextVar[bool] = ContextVar("griddesk_outbox_sending", default=False)
 async def flush(app: Application) -> None:
     """Tell the sender there is something to send. Returns at once: it never waits for
     Telegram (use `drain` to wait)."""
+    for wake in app.bot_data.get("wake_also", ()):  # other senders of the same changes (webhooks)
+        wake()
     sender = app.bot_data.get(_SENDER_KEY)
     if isinstance(sender, Sender) and sender.running:
         sender.wake()
