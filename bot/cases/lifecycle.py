@@ -201,7 +201,7 @@ RULES: tuple[Rule, ...] = (
     Rule("report_in", OPEN_STATES, _by(DEPARTMENT)),
     Rule("department_reply", OPEN_STATES, _by(DEPARTMENT)),
     Rule("ratelink", tuple(x for x in ALL_STATES if x not in (S.REJECTED, S.DUPLICATE)),
-         _by(GRID_WORKER, OWNER, TEAM, DISPATCHER, ADMIN)),
+         _by(GRID_WORKER, OWNER, TEAM, DISPATCHER, ADMIN, SYSTEM)),  # SYSTEM: the hotline's API (issue 13)
     Rule("rate", (S.CLOSED,), _by(RESIDENT)),
     Rule("follow_up", ALL_STATES, COMMAND),
     Rule("verify_overdue", (S.RESOLVED,), _by(SYSTEM)),

@@ -12,9 +12,9 @@ from bot.cases.cards import CaseView, case_view
 from bot.i18n import bilingual
 from bot.people.roles import Person
 from bot.runtime import Runtime
-from storage import cases, orgs, people, worklists
+from storage import cases, external, orgs, people, worklists
 from storage.cases import OPEN_STATES
-from storage.models import Case, CaseState, Role, pk
+from storage.models import Case, CaseSource, CaseState, Role, pk
 
 PAGE = 8
 # Audit actions a case's timeline shows by name (others are shown as recorded).
@@ -56,9 +56,19 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Caller:
+    """A 12345 caller's contact: dispatchers see it in /case, nobody and nothing else."""
+
+    name: str
+    phone: str
+    ticket_no: str
+
+
+@dataclass(frozen=True)
 class CaseDetail:
     view: CaseView
     events: tuple[Event, ...]
+    caller: Caller | None = None
 
 
 @dataclass(frozen=True)
@@ -105,9 +115,15 @@ def detail(rt: Runtime, *, person: Person, code: str) -> CaseDetail | None:
                 actor = names[e.actor_user_id]
             events.append(Event(e.at, e.action, actor, e.from_state, e.to_state, e.note))
         case_id = case.id
+        caller = None
+        who = lifecycle.relations(rt, s, person, case)
+        if case.source == CaseSource.HOTLINE and who & {lifecycle.DISPATCHER, lifecycle.ADMIN}:
+            ticket = external.ticket_of_case(s, pk(case))
+            if ticket is not None and (ticket.caller_name or ticket.caller_phone):
+                caller = Caller(ticket.caller_name or "", ticket.caller_phone or "", ticket.ticket_no or "")
     view = case_view(rt, case_id)  # type: ignore[arg-type]
     assert view is not None
-    return CaseDetail(view, tuple(events))
+    return CaseDetail(view, tuple(events), caller)
 
 
 def list_kinds(person: Person) -> list[str]:

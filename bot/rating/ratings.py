@@ -316,8 +316,9 @@ def parse_rate_payload(payload: str) -> str | None:
     return None
 
 
-def make_link(rt: Runtime, *, person: Person, code: str) -> LinkMade:
-    """A fresh single-use rating link for one resident, bound to the case."""
+def make_link(rt: Runtime, *, person: Person | None, code: str) -> LinkMade:
+    """A fresh single-use rating link for one resident, bound to the case (person None: the
+    hotline system asking through the API, for the caller)."""
     now = rt.clock.now()
     with rt.db.session() as s:
         case = cases.get_case_by_code(s, code[:32])
@@ -333,7 +334,7 @@ def make_link(rt: Runtime, *, person: Person, code: str) -> LinkMade:
             RatingLink(
                 token=token,
                 case_id=pk(case),
-                created_by=person.user_id,
+                created_by=person.user_id if person else None,
                 created_at=now,
                 expires_at=now + timedelta(days=rt.settings.rating_link_days),
             ),
@@ -343,7 +344,7 @@ def make_link(rt: Runtime, *, person: Person, code: str) -> LinkMade:
             action="rating.link_made",
             subject_type="ratinglink",
             subject_id=link.id,
-            actor_user_id=person.user_id,
+            actor_user_id=person.user_id if person else None,
             data={"case_id": case.id},
             at=now,
         )

@@ -14,9 +14,9 @@ from griddesk.http.errors import ApiError, error_response
 
 
 def all_routes(application: Application) -> list[BaseRoute]:
-    from griddesk.http import open311
+    from griddesk.http import hotline, open311
 
-    return [*open311.routes(application)]
+    return [*open311.routes(application), *hotline.routes(application)]
 
 
 def exception_handlers() -> dict[Any, Any]:
