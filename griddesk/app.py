@@ -16,6 +16,8 @@ from bot.i18n import SUPPORTED_LANGUAGES, t
 from bot.intake import locate
 from bot.org import categories, index
 from bot.runtime import Runtime
+from griddesk import webhook_sender
+from griddesk.metered import MeteredApplication
 from handlers.jobs import schedule
 from handlers.media import shutdown_photo_pool
 from handlers.outbox_sender import FROM_OUTBOX, start_sender, stop_sender
@@ -39,6 +41,7 @@ def build_application(
     settings = rt.settings
     builder = (
         ApplicationBuilder()
+        .application_class(MeteredApplication)
         .token(settings.telegram_bot_token)
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
@@ -90,6 +93,7 @@ async def _post_init(app: Application) -> None:
     await set_command_menus(app)
     schedule(app)
     start_sender(app)  # one background sender per process, woken by flush()
+    webhook_sender.start(app)  # and one for webhook events, woken by the same flush()
 
 
 def warm_caches(rt: Runtime) -> None:
@@ -118,10 +122,12 @@ async def set_command_menus(app: Application) -> None:
 async def _post_stop(app: Application) -> None:
     # Updates and jobs have stopped, the bot is still up: send what is due, then stop.
     await stop_sender(app, drain_timeout=SHUTDOWN_DRAIN_S)
+    await webhook_sender.stop(app)
 
 
 async def _post_shutdown(app: Application) -> None:
     await stop_sender(app)  # if post_stop did not run (start-up failed half way)
+    await webhook_sender.stop(app)
     shutdown_photo_pool()  # the photo decoders' worker processes
     rt: Runtime = app.bot_data["rt"]
     rt.db.dispose()

@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the bot (long polling, or a webhook server)")
     run.add_argument("--webhook", metavar="URL", help="public HTTPS URL Telegram should post updates to")
+    run.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve the HTTP API (health, metrics, Open311, 12345 intake) here; with --webhook it takes Telegram's posts too",
+    )
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -47,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     inv.add_argument("role", help="worker, staff, dispatcher, department or supervisor")
     inv.add_argument("scope", help="a grid, team, street, department or district code")
     inv.add_argument("--bot-username", help="skip asking Telegram for the bot's username")
+
+    from griddesk import interop_cli
+
+    interop_cli.add_parsers(sub)
     return p
 
 
@@ -57,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command == "run":
+            if args.http:
+                from griddesk.serve import run_with_http
+
+                return run_with_http(settings, http=args.http, webhook=args.webhook)
             return _run(settings, webhook=args.webhook)
         if args.command == "db":
             db = open_database(settings)
@@ -67,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _org(settings, args)
         if args.command == "invite":
             return _invite(settings, args)
+        if args.command in ("apikey", "webhook"):
+            from griddesk import interop_cli
+
+            return interop_cli.run(settings, args)
     except (SettingsError, StartupError) as exc:
         print(f"griddesk: {exc}", file=sys.stderr)
         return 2

@@ -50,6 +50,7 @@ from bot.cases import digests
 from bot.cases.cards import Card, CaseView, case_view, render_card
 from bot.i18n import t
 from bot.intake.photos import absolute
+from bot.metrics import TELEGRAM_429
 from bot.org.chats import chat_info
 from bot.runtime import Runtime
 from bot.textlimits import CAPTION_LIMIT, utf16_len
@@ -121,6 +122,8 @@ SENDING: ContextVar[bool] = ContextVar("griddesk_outbox_sending", default=False)
 async def flush(app: Application) -> None:
     """Tell the sender there is something to send. Returns at once: it never waits for
     Telegram (use `drain` to wait)."""
+    for wake in app.bot_data.get("wake_also", ()):  # other senders of the same changes (webhooks)
+        wake()
     sender = app.bot_data.get(_SENDER_KEY)
     if isinstance(sender, Sender) and sender.running:
         sender.wake()
@@ -554,6 +557,7 @@ class Sender:
         try:
             message_id, is_photo = await self._deliver(job)
         except RetryAfter as exc:
+            TELEGRAM_429.inc()
             seconds = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
             log.info("Telegram asks us to wait %s s before sending to %s again", seconds, chat)
             self.budgets.pause(chat, self._now() + float(seconds))

@@ -70,7 +70,13 @@ async def on_page(update: Update, context: Ctx, button: Tasks) -> None:
 
 def render_detail(rt: Runtime, lang: str, detail: casequery.CaseDetail) -> str:
     card = render_card(detail.view, lang=lang, purpose="detail", tz=rt.settings.tz, photo=False)
-    lines = [card.text, "", t(lang, "case.timeline")]
+    lines = [card.text]
+    if detail.caller is not None:  # dispatchers only (bot/cases/query.py)
+        caller = detail.caller
+        lines.append(
+            t(lang, "case.hotline_caller", name=esc(caller.name), phone=esc(caller.phone), ticket=esc(caller.ticket_no))
+        )
+    lines += ["", t(lang, "case.timeline")]
     for e in detail.events:
         when = e.at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M")
         label = t(lang, f"audit.{e.action}") if e.action in casequery.TIMELINE_ACTIONS else esc(e.action)

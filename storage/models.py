@@ -153,6 +153,10 @@ class Category(SQLModel, table=True):
     after_photo_required: bool = True
     sort_order: int = 0
     active: bool = True
+    # Open311 (issue 13): a category that is not public is never listed nor its cases shown
+    # outside; `questions` become the service definition's attributes.
+    public: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
+    questions: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
 
 
 # --- people ------------------------------------------------------------------------
@@ -342,6 +346,8 @@ class Case(SQLModel, table=True):
         ),
         # /my: everything the person reported, newest first.
         Index("ix_case_reporter_created", "reporter_user_id", "created_at", "id"),
+        # Open311 GET requests: a street's cases by date (issue 13).
+        Index("ix_case_street_created", "street_id", "created_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -609,3 +615,70 @@ class FollowUp(SQLModel, table=True):
     done_by: int | None = Field(default=None, foreign_key="user.id")
     card_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
     card_message_id: int | None = None
+
+
+# --- open to the systems around it (issue 13) ---------------------------------------------
+
+
+class ApiKey(SQLModel, table=True):
+    """A client of the HTTP API (an Open311 app, the 12345 hotline system). Only the key's
+    SHA-256 is kept; the key itself is shown once, when made."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    key_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = ts_field(default_now=True)
+    revoked_at: datetime | None = ts_field(nullable=True)
+
+
+class ExternalTicket(SQLModel, table=True):
+    """A case that came from outside Telegram: who sent it, their reference, and what must
+    stay private (the hotline caller's contact, shown to dispatchers in /case only)."""
+
+    __table_args__ = (UniqueConstraint("api_key_id", "ticket_no"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", unique=True)
+    source: str = Field(max_length=16)  # open311, hotline
+    api_key_id: int | None = Field(default=None, foreign_key="apikey.id")
+    ticket_no: str | None = Field(default=None, max_length=64)
+    token: str = Field(unique=True, max_length=48)  # Open311's token for the request
+    caller_name: str | None = None
+    caller_phone: str | None = Field(default=None, max_length=32)
+    deadline: datetime | None = ts_field(nullable=True)
+    attributes: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = ts_field(default_now=True)
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """Somebody outside who wants to hear about the cases of a street or the district."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str
+    scope_code: str = Field(max_length=32, index=True)  # a street or the district code
+    events: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # empty: all
+    secret: str = Field(max_length=64)
+    origin: str = Field(default="cli", max_length=8)  # cli, org (declared in the organisation file)
+    active: bool = True
+    failures: int = 0  # consecutive failed deliveries
+    paused_at: datetime | None = ts_field(nullable=True)
+    created_at: datetime = ts_field(default_now=True)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """An event owed to a subscriber: written in the transaction of the change, posted later."""
+
+    __table_args__ = (Index("ix_webhookevent_due", "state", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True, max_length=36)
+    subscription_id: int = Field(foreign_key="webhooksubscription.id", index=True)
+    event: str = Field(max_length=24)
+    case_id: int | None = Field(default=None, foreign_key="cases.id")
+    body: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    state: str = Field(default="pending", max_length=16)  # pending, sending, sent, failed
+    attempts: int = 0
+    next_attempt_at: datetime = ts_field(default_now=True)
+    created_at: datetime = ts_field(default_now=True)
+    delivered_at: datetime | None = ts_field(nullable=True)
+    error: str | None = None

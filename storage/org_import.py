@@ -303,6 +303,8 @@ class _Importer:
                         "keywords": list(c.keywords),
                         "after_photo_required": c.after_photo_required,
                         "sort_order": i,
+                        "public": c.public,
+                        "questions": [q.model_dump() for q in c.questions],
                     },
                 )
                 for i, c in enumerate(spec.categories)

@@ -271,6 +271,16 @@ class StreetSpec(_Model):
         return team_code(self.abbr, platform_code)
 
 
+class QuestionSpec(_Model):
+    """An extra question of a category, asked by Open311 clients (a service definition's attribute)."""
+
+    code: CategoryCode
+    name: Names
+    datatype: Literal["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"] = "string"
+    required: StrictBool = False
+    values: list[Keyword] = Field(default_factory=list)  # for the list types
+
+
 class CategorySpec(_Model):
     code: CategoryCode
     name: Names
@@ -279,6 +289,8 @@ class CategorySpec(_Model):
     limit: Limit
     keywords: list[Keyword] = Field(default_factory=list)
     after_photo_required: StrictBool = True
+    public: StrictBool = True  # false: never listed nor shown outside (Open311, issue 13)
+    questions: list[QuestionSpec] = Field(default_factory=list)
 
     @property
     def urgent(self) -> bool:

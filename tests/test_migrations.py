@@ -115,13 +115,19 @@ def test_partial_index_conditions_match_the_models(db: Database, created_from_mo
 
 
 def test_media_file_id_migration_goes_down_and_up(db: Database) -> None:
+    def found() -> set[tuple[str, str]]:
+        return {
+            (d[0], d[1].name if d[0].endswith("index") else d[3].name if d[0].endswith("column") else d[1].name)
+            for d in differences(db)
+            if isinstance(d, tuple)
+        }
+
     try:
+        downgrade(db, "0003")
+        later = found()  # what migrations after 0003 add
         downgrade(db, "0002")
         assert revision(db) == "0002"
-        found = {
-            (d[0], d[1].name if d[0].endswith("index") else d[3].name) for d in differences(db) if isinstance(d, tuple)
-        }
-        assert found == {("add_column", "jpeg_file_id"), ("remove_index", "ix_cases_reporter_user_id")}
+        assert found() - later == {("add_column", "jpeg_file_id"), ("remove_index", "ix_cases_reporter_user_id")}
         upgrade(db)
         assert revision(db) == head() and differences(db) == []
     finally:
@@ -134,7 +140,7 @@ def test_worklist_migration_goes_down_and_up(db: Database) -> None:
         assert revision(db) == "0001"
         assert not WORKLIST_INDEXES & set(indexes(db))
         added = sorted(d[1].name for d in differences(db) if isinstance(d, tuple) and d[0] == "add_index")
-        assert added == sorted(WORKLIST_INDEXES)
+        assert set(added) >= WORKLIST_INDEXES  # later migrations add indexes of their own
         upgrade(db)
         assert revision(db) == head()
         assert set(indexes(db)) >= WORKLIST_INDEXES

@@ -23,12 +23,13 @@ from typing import Any, cast
 from sqlmodel import Session
 
 from bot import notify
+from bot.interop import webhooks
 from bot.org.workcalendar import LimitUnit, QuietHours, WorkCalendar
 from bot.runtime import Runtime
 from storage import audit as audit_log
 from storage import cases as case_rows
-from storage import chats, deadlines, orgs, outbox, people
-from storage.models import Case, CaseState, FollowUp, Role, pk
+from storage import chats, deadlines, external, orgs, outbox, people
+from storage.models import Case, CaseSource, CaseState, FollowUp, Role, pk
 
 DEFAULTS: dict[str, Any] = {
     "working_hours": ["08:30-12:00", "14:00-18:00"],
@@ -159,6 +160,7 @@ def start_clock(rt: Runtime, s: Session, case: Case, now: datetime) -> None:
     if category is not None:
         unit = cast(LimitUnit, category.limit_unit)  # the organisation file allows only these two
         due = clock.calendar.due_time(now, category.limit_value, unit, category.urgent)
+        due = min(due, hotline_deadline(s, case) or due)  # the hotline's own deadline wins when earlier
         if due != case.due_at:
             audit_log.record(
                 s,
@@ -176,6 +178,14 @@ def start_clock(rt: Runtime, s: Session, case: Case, now: datetime) -> None:
     case.rung = 0
     case.next_reminder_at = next_at(clock, case)
     s.add(case)
+
+
+def hotline_deadline(s: Session, case: Case) -> datetime | None:
+    """The deadline the 12345 hotline set on the ticket behind a case (issue 13), if any."""
+    if case.source != CaseSource.HOTLINE or case.id is None:
+        return None
+    ticket = external.ticket_of_case(s, case.id)
+    return ticket.deadline if ticket is not None else None
 
 
 def replan(rt: Runtime, s: Session, case: Case, now: datetime) -> None:
@@ -365,6 +375,8 @@ def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
             result.cases += 1
             if rung != old_rung:
                 notify.refresh_cards(s, case_id=case.id, now=now)  # type: ignore[arg-type]  # shows the rung
+            if old_rung < 1 <= rung:  # it just became overdue: the outside hears of it (issue 13)
+                webhooks.case_event(rt, s, case, webhooks.OVERDUE, now)
         _sweep_followups(rt, s, now, limit, result)
     return result
 

@@ -31,6 +31,7 @@ from bot import notify
 from bot.cases import deadlines
 from bot.errors import DomainError
 from bot.i18n import N_
+from bot.interop import webhooks
 from bot.org import index
 from bot.people.roles import Person
 from bot.runtime import Runtime
@@ -200,7 +201,7 @@ RULES: tuple[Rule, ...] = (
     Rule("report_in", OPEN_STATES, _by(DEPARTMENT)),
     Rule("department_reply", OPEN_STATES, _by(DEPARTMENT)),
     Rule("ratelink", tuple(x for x in ALL_STATES if x not in (S.REJECTED, S.DUPLICATE)),
-         _by(GRID_WORKER, OWNER, TEAM, DISPATCHER, ADMIN)),
+         _by(GRID_WORKER, OWNER, TEAM, DISPATCHER, ADMIN, SYSTEM)),  # SYSTEM: the hotline's API (issue 13)
     Rule("rate", (S.CLOSED,), _by(RESIDENT)),
     Rule("follow_up", ALL_STATES, COMMAND),
     Rule("verify_overdue", (S.RESOLVED,), _by(SYSTEM)),
@@ -315,6 +316,8 @@ def transition(
         at=now,
     )
     _replan(rt, s, case, spec, paused_since, now)  # after the move's event: the timeline reads in order
+    if spec.action in webhooks.MOVE_EVENTS:  # the outside hears of it in the same transaction
+        webhooks.case_event(rt, s, case, webhooks.MOVE_EVENTS[spec.action], now)
     notify.refresh_cards(s, case_id=pk(case), now=now, skip=skip_cards)
     actor_id = person.user_id if person else None
     if spec.tell_reporter:

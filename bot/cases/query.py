@@ -13,9 +13,9 @@ from bot.i18n import bilingual
 from bot.people.roles import Person
 from bot.rating.ratings import StaffRating, ratings_for_staff_in
 from bot.runtime import Runtime
-from storage import cases, orgs, people, worklists
+from storage import cases, external, orgs, people, worklists
 from storage.cases import OPEN_STATES
-from storage.models import Case, CaseState, Role, pk
+from storage.models import Case, CaseSource, CaseState, Role, pk
 
 PAGE = 8
 # Audit actions a case's timeline shows by name (others are shown as recorded).
@@ -57,10 +57,20 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Caller:
+    """A 12345 caller's contact: dispatchers see it in /case, nobody and nothing else."""
+
+    name: str
+    phone: str
+    ticket_no: str
+
+
+@dataclass(frozen=True)
 class CaseDetail:
     view: CaseView
     events: tuple[Event, ...]
     ratings: tuple[StaffRating, ...] = ()
+    caller: Caller | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +105,10 @@ def detail(rt: Runtime, *, person: Person, code: str) -> CaseDetail | None:
     exist or is not theirs to see: one unit of work."""
     with rt.db.read() as s:
         case = cases.get_case_by_code(s, code)
-        if case is None or not may_see(rt, s, person, case):
+        if case is None:
+            return None
+        who = lifecycle.relations(rt, s, person, case)
+        if not lifecycle.may("see", who):
             return None
         timeline = worklists.timeline(s, pk(case))
         actors = people.users_by_id(s, (e.actor_user_id for e in timeline))
@@ -108,7 +121,12 @@ def detail(rt: Runtime, *, person: Person, code: str) -> CaseDetail | None:
             events.append(Event(e.at, e.action, name, e.from_state, e.to_state, e.note))
         # Residents never see another's rating; staff do.
         staff = () if person.is_resident else tuple(ratings_for_staff_in(s, rt, pk(case)))
-        return CaseDetail(view_in(s, rt, case), tuple(events), staff)
+        caller = None
+        if case.source == CaseSource.HOTLINE and who & {lifecycle.DISPATCHER, lifecycle.ADMIN}:
+            ticket = external.ticket_of_case(s, pk(case))
+            if ticket is not None and (ticket.caller_name or ticket.caller_phone):
+                caller = Caller(ticket.caller_name or "", ticket.caller_phone or "", ticket.ticket_no or "")
+        return CaseDetail(view_in(s, rt, case), tuple(events), staff, caller)
 
 
 def list_kinds(person: Person) -> list[str]:

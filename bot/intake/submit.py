@@ -13,11 +13,12 @@ from bot import notify
 from bot.cases import lifecycle
 from bot.errors import DomainError
 from bot.i18n import bilingual
+from bot.interop import webhooks
 from bot.org.geo import bounding_box, haversine_m
 from bot.org.routing import route
 from bot.runtime import Runtime
-from storage import audit, cases, drafts, orgs
-from storage.models import Case, CaseMedia, CaseState, SupportingReport, pk
+from storage import audit, cases, drafts, external, orgs
+from storage.models import Case, CaseMedia, CaseState, ExternalTicket, SupportingReport, pk
 
 MAX_DESCRIPTION = 8000  # the draft accepts this much; the case must keep all of it
 
@@ -64,8 +65,23 @@ class VoiceIn:
 
 
 @dataclass(frozen=True)
+class ExternalIn:
+    """Where a report that did not come through Telegram came from (Open311, the 12345
+    hotline), and what about it must stay private (the caller's contact)."""
+
+    source: str  # open311, hotline
+    token: str  # Open311's token for the request
+    api_key_id: int | None = None
+    ticket_no: str | None = None
+    caller_name: str | None = None
+    caller_phone: str | None = None
+    deadline: datetime | None = None  # the hotline's own deadline, if it set one
+    attributes: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class ReportIn:
-    reporter_user_id: int
+    reporter_user_id: int | None  # None: from outside Telegram (see `external`)
     source: str
     latitude: float
     longitude: float
@@ -75,6 +91,7 @@ class ReportIn:
     photos: tuple[PhotoIn, ...]
     voices: tuple[VoiceIn, ...] = ()
     address: str | None = None
+    external: ExternalIn | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +141,7 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
     now = rt.clock.now()
     local_day = now.astimezone(rt.settings.tz).strftime("%y%m%d")
     with rt.db.session() as s:
-        if finish_draft:
+        if finish_draft and report.reporter_user_id is not None:
             drafts.remove(s, report.reporter_user_id)
         grid = orgs.grid(s, report.grid_id)
         if grid is None or not grid.active:
@@ -166,6 +183,8 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
             photos=report.photos,
             voices=report.voices,
         )
+        if report.external is not None:
+            _add_ticket(s, pk(case), report.external, now)
         audit.record(
             s,
             action="case.reported",
@@ -177,6 +196,7 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
             data={"source": report.source, "suggested_unit_id": case.suggested_unit_id},
             at=now,
         )
+        webhooks.case_event(rt, s, case, webhooks.CREATED, now)
         # The command room sees every case: to decide, or (auto-dispatch) for information.
         if street.auto_dispatch and team is not None:
             lifecycle.dispatch_to(rt, s, case, team, None, now)
@@ -192,6 +212,24 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
             unit_name_zh=unit.name_zh if unit and case.unit_id else None,
             unit_name_en=unit.name_en if unit and case.unit_id else None,
         )
+
+
+def _add_ticket(s: Session, case_id: int, ext: ExternalIn, now: datetime) -> None:
+    external.add_ticket(
+        s,
+        ExternalTicket(
+            case_id=case_id,
+            source=ext.source,
+            api_key_id=ext.api_key_id,
+            ticket_no=ext.ticket_no,
+            token=ext.token,
+            caller_name=ext.caller_name,
+            caller_phone=ext.caller_phone,
+            deadline=ext.deadline,
+            attributes=ext.attributes or {},
+            created_at=now,
+        ),
+    )
 
 
 def add_media(
@@ -267,7 +305,7 @@ def join_case(rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool
     """Add the report to an open case as a supporting report; its photos and reporter are kept."""
     now = rt.clock.now()
     with rt.db.session() as s:
-        if finish_draft:
+        if finish_draft and report.reporter_user_id is not None:
             drafts.remove(s, report.reporter_user_id)
         case = cases.get_case(s, case_id)
         if case is None or case.state in CaseState.FINAL:

@@ -29,6 +29,7 @@ from bot.cases import deadlines, lifecycle
 from bot.cases.cards import Names, case_view
 from bot.errors import DomainError, NotAllowed
 from bot.i18n import N_
+from bot.interop import webhooks
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, cases, chats, orgs, outbox, people, ratings, worklists
@@ -315,8 +316,9 @@ def parse_rate_payload(payload: str) -> str | None:
     return None
 
 
-def make_link(rt: Runtime, *, person: Person, code: str) -> LinkMade:
-    """A fresh single-use rating link for one resident, bound to the case."""
+def make_link(rt: Runtime, *, person: Person | None, code: str) -> LinkMade:
+    """A fresh single-use rating link for one resident, bound to the case (person None: the
+    hotline system asking through the API, for the caller)."""
     now = rt.clock.now()
     with rt.db.session() as s:
         case = cases.get_case_by_code(s, code[:32])
@@ -332,7 +334,7 @@ def make_link(rt: Runtime, *, person: Person, code: str) -> LinkMade:
             RatingLink(
                 token=token,
                 case_id=pk(case),
-                created_by=person.user_id,
+                created_by=person.user_id if person else None,
                 created_at=now,
                 expires_at=now + timedelta(days=rt.settings.rating_link_days),
             ),
@@ -342,7 +344,7 @@ def make_link(rt: Runtime, *, person: Person, code: str) -> LinkMade:
             action="rating.link_made",
             subject_type="ratinglink",
             subject_id=link.id,
-            actor_user_id=person.user_id,
+            actor_user_id=person.user_id if person else None,
             data={"case_id": case.id},
             at=now,
         )
@@ -511,6 +513,7 @@ def rate(rt: Runtime, *, person: Person, request_id: int, level: int, message_id
             at=now,
         )
         followup_id = _open_followup(rt, s, case, rating, now).id if level in BAD_LEVELS else None
+        webhooks.case_event(rt, s, case, webhooks.RATED, now, rating={"level": level})
         days = deadlines.street_clock(rt, s, case.street_id).follow_up_days
         return Rated(rating.id, case.id, case.code, level, followup_id, days)  # type: ignore[arg-type]
 

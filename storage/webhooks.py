@@ -1,0 +1,140 @@
+"""Webhook subscriptions and the events owed to them (the webhooks' outbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from storage.db import affected
+from storage.models import WebhookEvent, WebhookSubscription
+
+PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+
+
+def add_subscription(session: Session, row: WebhookSubscription) -> WebhookSubscription:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def subscriptions(session: Session) -> list[WebhookSubscription]:
+    return list(session.exec(select(WebhookSubscription).order_by(col(WebhookSubscription.id))))
+
+
+def subscription(session: Session, sub_id: int) -> WebhookSubscription | None:
+    return session.get(WebhookSubscription, sub_id)
+
+
+def remove_subscription(session: Session, sub_id: int) -> bool:
+    row = session.get(WebhookSubscription, sub_id)
+    if row is None:
+        return False
+    session.execute(update(WebhookEvent).where(col(WebhookEvent.subscription_id) == sub_id).values(state=FAILED))
+    row.active = False
+    row.paused_at = None
+    session.add(row)
+    return True
+
+
+def listening(session: Session, scope_codes: Collection[str]) -> list[WebhookSubscription]:
+    """Active, unpaused subscriptions of these scopes (a street and its district)."""
+    return list(
+        session.exec(
+            select(WebhookSubscription).where(
+                col(WebhookSubscription.scope_code).in_(list(scope_codes)),
+                col(WebhookSubscription.active).is_(True),
+            )
+        )
+    )
+
+
+def add_event(session: Session, row: WebhookEvent) -> None:
+    session.add(row)
+
+
+def claim_due(session: Session, *, now: datetime, lease: timedelta, limit: int = 100) -> list[WebhookEvent]:
+    """Due events of unpaused subscriptions, taken for `lease` (SKIP LOCKED on PostgreSQL)."""
+    stmt = (
+        select(WebhookEvent)
+        .join(WebhookSubscription, col(WebhookSubscription.id) == col(WebhookEvent.subscription_id))
+        .where(
+            col(WebhookEvent.state).in_((PENDING, SENDING)),
+            col(WebhookEvent.next_attempt_at) <= now,
+            col(WebhookSubscription.active).is_(True),
+            col(WebhookSubscription.paused_at).is_(None),
+        )
+        .order_by(col(WebhookEvent.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=WebhookEvent)
+    )
+    rows = list(session.exec(stmt))
+    for row in rows:
+        row.state = SENDING
+        row.attempts += 1
+        row.next_attempt_at = now + lease
+        session.add(row)
+    session.flush()
+    return rows
+
+
+def delivered(session: Session, *, event_id: int, subscription_id: int, now: datetime) -> None:
+    session.execute(
+        update(WebhookEvent).where(col(WebhookEvent.id) == event_id).values(state=SENT, delivered_at=now, error=None)
+    )
+    session.execute(
+        update(WebhookSubscription).where(col(WebhookSubscription.id) == subscription_id).values(failures=0)
+    )
+
+
+def failed(session: Session, *, event_id: int, subscription_id: int, retry_at: datetime | None, error: str) -> int:
+    """Record a failed attempt (retry at `retry_at`, or give up); the subscriber's failures now."""
+    values = {"state": PENDING, "next_attempt_at": retry_at} if retry_at else {"state": FAILED}
+    session.execute(update(WebhookEvent).where(col(WebhookEvent.id) == event_id).values(error=error[:500], **values))
+    sub = session.get(WebhookSubscription, subscription_id)
+    assert sub is not None
+    sub.failures += 1
+    session.add(sub)
+    session.flush()
+    return sub.failures
+
+
+def pause(session: Session, *, subscription_id: int, now: datetime) -> bool:
+    """Pause a subscriber (once): True if this call paused it."""
+    result = session.execute(
+        update(WebhookSubscription)
+        .where(col(WebhookSubscription.id) == subscription_id, col(WebhookSubscription.paused_at).is_(None))
+        .values(paused_at=now)
+    )
+    return affected(result) == 1
+
+
+def resume(session: Session, *, subscription_id: int, now: datetime) -> bool:
+    sub = session.get(WebhookSubscription, subscription_id)
+    if sub is None:
+        return False
+    sub.paused_at = None
+    sub.failures = 0
+    session.add(sub)
+    session.execute(
+        update(WebhookEvent)
+        .where(col(WebhookEvent.subscription_id) == subscription_id, col(WebhookEvent.state) == PENDING)
+        .values(next_attempt_at=now)
+    )
+    return True
+
+
+def next_due(session: Session) -> datetime | None:
+    return session.exec(
+        select(func.min(col(WebhookEvent.next_attempt_at))).where(col(WebhookEvent.state).in_((PENDING, SENDING)))
+    ).one()
+
+
+def events_of(session: Session, subscription_id: int) -> list[WebhookEvent]:
+    return list(
+        session.exec(
+            select(WebhookEvent).where(WebhookEvent.subscription_id == subscription_id).order_by(col(WebhookEvent.id))
+        )
+    )
