@@ -51,19 +51,23 @@ def card_to_command_room(session: Session, *, case: Case, now: datetime) -> bool
 
 
 def text_to_user(
-    session: Session, *, telegram_id: int, key: str, now: datetime, case_id: int | None = None, **params: Any
+    session: Session,
+    *,
+    telegram_id: int,
+    key: str,
+    now: datetime,
+    case_id: int | None = None,
+    menu: str | None = None,
+    **params: Any,
 ) -> None:
     """A localized line for a person (or group), rendered in their language when sent.
 
-    A pair of params `x_zh` / `x_en` becomes `x` in the reader's language."""
-    outbox.enqueue(
-        session,
-        chat_id=telegram_id,
-        kind="user_text",
-        case_id=case_id,
-        payload={"key": key, "params": params},
-        now=now,
-    )
+    A pair of params `x_zh` / `x_en` becomes `x` in the reader's language. `menu="main"`
+    sends the main menu keyboard with it (the reporter's acknowledgement)."""
+    payload: dict[str, Any] = {"key": key, "params": params}
+    if menu is not None:
+        payload["menu"] = menu
+    outbox.enqueue(session, chat_id=telegram_id, kind="user_text", case_id=case_id, payload=payload, now=now)
 
 
 def chat_lost(session: Session, *, chat: Chat, now: datetime) -> None:

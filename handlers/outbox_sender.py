@@ -574,6 +574,11 @@ class Sender:
             if "not modified" in str(exc).lower():
                 await self._delivered(unit, None, False)
                 return
+            if "too long" in str(exc).lower():  # a renderer's bug, never the row's fault: try again
+                log.error("outbox rows %s too long for Telegram: %s", unit.ids, exc)
+                for each in unit.jobs:
+                    await self._record(outbox.failed_for_now, each, error=str(exc))
+                return
             log.error("outbox rows %s refused by Telegram: %s", unit.ids, exc)
             gone = "chat not found" in str(exc).lower()
             unit.dropped = self._drop_chat_queue(chat) if gone else []  # no chat: no point in the rest
@@ -667,7 +672,12 @@ class Sender:
         lang = await self._lang(job.chat_id)
         if job.kind == "user_text":
             text = clip(t(lang, job.payload["key"], **localized_params(job.payload.get("params", {}), lang)))
-            message = await app.bot.send_message(job.chat_id, text)
+            menu = None
+            if job.payload.get("menu") == "main":
+                from handlers.report import main_menu  # report.py imports this module
+
+                menu = main_menu(lang)
+            message = await app.bot.send_message(job.chat_id, text, reply_markup=menu)
             return message.message_id, False
         if job.kind == "digest":
             text = clip(digests.render(job.payload, lang))
