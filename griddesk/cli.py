@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import secrets
 import sys
 import time
@@ -47,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     inv.add_argument("role", help="worker, staff, dispatcher, department or supervisor")
     inv.add_argument("scope", help="a grid, team, street, department or district code")
     inv.add_argument("--bot-username", help="skip asking Telegram for the bot's username")
+
+    rev = sub.add_parser("revoke", help="take a role away (a person's, or everyone's with a role in a scope)")
+    rev.add_argument("who", help="a Telegram id, @username, or a role")
+    rev.add_argument("scope", nargs="?", help="a grid, team, street, department or district code")
     return p
 
 
@@ -67,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _org(settings, args)
         if args.command == "invite":
             return _invite(settings, args)
+        if args.command == "revoke":
+            return _revoke(settings, args)
     except (SettingsError, StartupError) as exc:
         print(f"griddesk: {exc}", file=sys.stderr)
         return 2
@@ -129,16 +136,35 @@ def _org(settings: Settings, args: argparse.Namespace) -> int:
     if args.org_command == "check":
         print(f"{args.file} is valid.")
         return 0
+    from bot.people.revoke import expire_removed_scopes
     from storage.org_import import OrgImportRefused, import_org
 
     rt = prepare(settings, import_org_file=False)
     try:
         with rt.db.session() as session:
             report = import_org(session, spec)
+            expired = expire_removed_scopes(rt, session)
     except OrgImportRefused as exc:
         print(f"griddesk: {exc}", file=sys.stderr)
         return 2
     print(report.summary())
+    for r in expired:
+        print(f"role ended (scope removed): {r.name} · {r.role} · {r.scope_code}")
+    return 0
+
+
+def _revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.people import revoke
+
+    rt = prepare(settings, import_org_file=False)
+    try:
+        done = revoke.revoke(rt, by=None, who=args.who, scope=args.scope)
+    except DomainError as exc:
+        text = t("en", exc.key, **exc.params)
+        print("griddesk: " + re.sub(r"<[^>]+>", "", text), file=sys.stderr)
+        return 2
+    for r in done:
+        print(f"revoked: {r.name} ({r.telegram_id}) · {r.role} · {r.scope_code}")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.clock import Clock
 from bot.org.org_file import OrgFileError, load_org_file
+from bot.people.revoke import expire_removed_scopes
 from bot.runtime import Runtime
 from bot.settings import Settings
 from storage.db import Database
@@ -42,7 +43,9 @@ def load_org(rt: Runtime) -> ImportReport:
         raise StartupError(f"The organisation file is not valid:\n{exc}") from None
     try:
         with rt.db.session() as s:
-            return import_org(s, spec)
+            report = import_org(s, spec)
+            expire_removed_scopes(rt, s)  # roles whose scope left the file end with it
+            return report
     except OrgImportRefused as exc:
         raise StartupError(str(exc)) from None
 

@@ -198,6 +198,11 @@ class Membership(SQLModel, table=True):
     scope_code: str = Field(max_length=32, index=True)
     invite_id: int | None = Field(default=None, foreign_key="invite.id")
     created_at: datetime = ts_field(default_now=True)
+    # Revoked (/revoke, left the team's group, scope gone from the organisation file): the
+    # row stays for the record; only active rows give rights. A new invite reactivates it.
+    active: bool = True
+    revoked_at: datetime | None = ts_field(nullable=True)
+    revoked_reason: str | None = Field(default=None, max_length=32)  # revoke, left_group, org_removed
 
 
 class Invite(SQLModel, table=True):

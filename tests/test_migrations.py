@@ -121,7 +121,8 @@ def test_media_file_id_migration_goes_down_and_up(db: Database) -> None:
         found = {
             (d[0], d[1].name if d[0].endswith("index") else d[3].name) for d in differences(db) if isinstance(d, tuple)
         }
-        assert found == {("add_column", "jpeg_file_id"), ("remove_index", "ix_cases_reporter_user_id")}
+        # (later revisions' differences show too once they are undone with it)
+        assert {("add_column", "jpeg_file_id"), ("remove_index", "ix_cases_reporter_user_id")} <= found
         upgrade(db)
         assert revision(db) == head() and differences(db) == []
     finally:
