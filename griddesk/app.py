@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -13,6 +14,8 @@ from telegram.request import BaseRequest
 
 from bot.i18n import SUPPORTED_LANGUAGES, t
 from bot.runtime import Runtime
+from griddesk import inbox
+from griddesk.inbox import InboxQueue
 from handlers.jobs import schedule
 from handlers.media import shutdown_photo_pool
 from handlers.outbox_sender import FROM_OUTBOX, start_sender, stop_sender
@@ -47,6 +50,8 @@ def build_application(
         # notices are map and rating links, which need no preview card.
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
     )
+    inbox_queue = InboxQueue()  # updates stored before Telegram hears we have them
+    builder = builder.update_queue(inbox_queue)
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
     if settings.rate_limit:
@@ -57,6 +62,7 @@ def build_application(
     else:
         app = builder.build()
     app.bot_data["rt"] = rt
+    inbox_queue.app = app
     register(app)
     return app
 
@@ -86,6 +92,7 @@ async def _post_init(app: Application) -> None:
     await set_command_menus(app)
     schedule(app)
     start_sender(app)  # one background sender per process, woken by flush()
+    await inbox.resume(app)  # updates stored by a run that died before handling them
 
 
 async def set_command_menus(app: Application) -> None:
@@ -104,6 +111,10 @@ async def set_command_menus(app: Application) -> None:
 
 async def _post_stop(app: Application) -> None:
     # Updates and jobs have stopped, the bot is still up: send what is due, then stop.
+    try:
+        await asyncio.wait_for(inbox.wait_idle(app), SHUTDOWN_DRAIN_S)
+    except TimeoutError:
+        log.warning("updates still being handled at shutdown; they are processed again on the next start")
     await stop_sender(app, drain_timeout=SHUTDOWN_DRAIN_S)
 
 

@@ -614,3 +614,15 @@ class FollowUp(SQLModel, table=True):
     done_by: int | None = Field(default=None, foreign_key="user.id")
     card_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
     card_message_id: int | None = None
+
+
+class InboxUpdate(SQLModel, table=True):
+    """An update from Telegram, stored before its offset is confirmed (polling) or before
+    the webhook is answered: a crash loses none; `processed_at` says it was handled."""
+
+    __tablename__ = "inbox_update"  # kept small: handled rows are purged after a day
+
+    update_id: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_at: datetime = ts_field(default_now=True)
+    processed_at: datetime | None = ts_field(nullable=True)

@@ -7,6 +7,9 @@ Create Date: 2026-12-03 05:30:00.000000
 membership.active: only active rows give rights; /revoke, leaving a team's group and an
 organisation re-import that drops the scope set it false (revoked_at, revoked_reason say
 when and why). Existing rows stay active.
+
+inbox_update: updates from Telegram stored (by update_id, idempotently) before their offset
+is confirmed or the webhook answered; processed_at is set once handled.
 """
 
 from collections.abc import Sequence
@@ -24,6 +27,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('inbox_update',
+    sa.Column('update_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('received_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('update_id')
+    )
     with op.batch_alter_table('membership', schema=None) as batch_op:
         batch_op.add_column(sa.Column('active', sa.Boolean(), nullable=False, server_default=sa.true()))
         batch_op.add_column(sa.Column('revoked_at', storage.models.UTCDateTime(timezone=True), nullable=True))
@@ -31,6 +41,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('inbox_update')
     with op.batch_alter_table('membership', schema=None) as batch_op:
         batch_op.drop_column('revoked_reason')
         batch_op.drop_column('revoked_at')
