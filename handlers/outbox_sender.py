@@ -584,8 +584,7 @@ class Sender:
             unit.dropped = self._drop_chat_queue(chat) if gone else []  # no chat: no point in the rest
             for each in [*unit.jobs, *(j for u in unit.dropped for j in u.jobs)]:
                 await self._record(outbox.undeliverable, each, error=str(exc), chat_gone=gone)
-            if gone:
-                await self._own_rows_queued()
+            await self._own_rows_queued()  # the admins' alert (and the command room's, if gone)
             return
         except (TimedOut, NetworkError) as exc:
             log.info("outbox rows %s not sent for now: %s", unit.ids, exc)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -163,19 +167,55 @@ class PollerLock:
         self._conn: Any = None
 
     def try_acquire(self) -> bool:
+        """True if this process now holds the lock. A database error (the connection was
+        terminated, the server restarts) is not fatal: the connection is dropped and the
+        next try opens a new one."""
+        if self.db.sqlite:
+            return True
+        try:
+            if self._conn is None:
+                self._conn = self.db.engine.connect()
+            got = bool(self._conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({self.KEY})").scalar())
+            self._conn.commit()  # end the implicit transaction; a session lock outlives it
+            return got
+        except DBAPIError as exc:
+            log.warning("poller lock: database error (%s); will try again", exc.__class__.__name__)
+            self._drop()
+            return False
+
+    def still_held(self) -> bool:
+        """Does this process still hold the lock? False when its connection died (the
+        server then released the lock, and a standby may have taken it)."""
         if self.db.sqlite:
             return True
         if self._conn is None:
-            self._conn = self.db.engine.connect()
-        got = bool(self._conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({self.KEY})").scalar())
-        self._conn.commit()  # end the implicit transaction; a session lock outlives it
-        return got
+            return False
+        try:
+            held = self._conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                f"AND objid = {self.KEY} AND granted"
+            ).scalar()
+            self._conn.commit()
+            return bool(held)
+        except DBAPIError:
+            self._drop()
+            return False
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except Exception:  # already gone
+                pass
+            self._conn = None
 
     def release(self) -> None:
         if self._conn is not None:
             try:
                 self._conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self.KEY})")
                 self._conn.commit()
+            except DBAPIError:
+                pass  # the connection is gone, and the lock with it
             finally:
-                self._conn.close()
-                self._conn = None
+                self._drop()

@@ -1,0 +1,94 @@
+"""Telegram's and the database's trouble: direct replies retried through 5xx and timeouts,
+the poller lock surviving a terminated connection (never two pollers)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlmodel import select
+from telegram.ext import Application
+
+from bot import notify
+from bot.runtime import Runtime
+from bot.settings import Settings
+from griddesk.app import build_application
+from handlers.outbox_sender import drain, stop_sender
+from storage.db import Database, PollerLock
+from storage.models import Outbox
+from tests.conftest import harness
+from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser
+
+
+@pytest.fixture
+async def limited_app(rt: Runtime, settings: Settings, api: FakeBotAPI) -> AsyncIterator[Application]:
+    """The production set-up: PTB's rate limiter with our retries."""
+    rt.settings = settings.model_copy(update={"rate_limit": True})
+    application = build_application(rt, request=api)
+    await application.initialize()
+    await application.post_init(application)  # type: ignore[misc]
+    yield application
+    await stop_sender(application)
+    await application.shutdown()
+
+
+async def test_direct_replies_are_retried_through_5xx_and_timeouts(limited_app: Application, api: FakeBotAPI) -> None:
+    tg = harness(limited_app, api)
+    user = tg.user(8201, "居民", language_code="zh-hans")
+    api.fail_next("sendMessage", 502)
+    api.fail_next("sendMessage", timeout=True)
+    turn = await user.send("/help")
+    assert turn.texts and "/report" in turn.texts[-1]
+    statuses = [c.status for c in api.calls if c.method == "sendMessage"]
+    assert statuses[-3:] == [502, 0, 200]
+
+
+async def test_a_bad_request_is_not_retried(limited_app: Application, api: FakeBotAPI) -> None:
+    tg = harness(limited_app, api)
+    user = tg.user(8202, "居民", language_code="zh-hans")
+    tg.raise_errors = False
+    api.fail_next("sendMessage", 400, "Bad Request: injected")
+    await user.send("/help")
+    assert [c.status for c in api.calls if c.method == "sendMessage"][:1] == [400]
+
+
+def _terminate(db: Database, lock: PollerLock) -> None:
+    pid = lock._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()  # type: ignore[union-attr]
+    lock._conn.commit()  # type: ignore[union-attr]
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        conn.commit()
+
+
+def test_poller_lock_survives_terminated_connections(db: Database) -> None:
+    if db.sqlite:
+        pytest.skip("the poller lock is PostgreSQL's (SQLite is one process)")
+    active, standby = PollerLock(Database(db.url)), PollerLock(Database(db.url))
+    try:
+        assert active.try_acquire() and active.still_held()
+        assert not standby.try_acquire()
+        _terminate(db, standby)  # the standby's connection dies: it keeps standing by
+        assert not standby.try_acquire()  # active still holds it
+        _terminate(db, active)  # the active process's lock connection dies
+        assert not active.still_held()  # it notices (and stops polling)
+        assert standby.try_acquire()  # the standby takes over
+        assert not active.try_acquire()  # reconnects, and now stands by: never two pollers
+    finally:
+        active.release()
+        standby.release()
+        active.db.dispose()
+        standby.db.dispose()
+
+
+async def test_a_row_refused_for_good_alerts_the_admins(
+    app: Application, tg: FakeTelegram, admin: FakeUser, rt: Runtime, api: FakeBotAPI
+) -> None:
+    group = tg.group(-100820, "某群", admins=[admin], bot_status="administrator")
+    with rt.db.session() as s:
+        notify.text_to_user(s, telegram_id=group.id, key="chat.lost", now=rt.clock.now(), unit="x", title="t", open=1)
+    api.fail_next("sendMessage", 400, "Bad Request: can't parse entities")
+    await drain(app)
+    with rt.db.read() as s:
+        states = {r.chat_id: r.state for r in s.exec(select(Outbox))}
+    assert states[group.id] == "failed"
+    assert "无法送达" in (admin.last_text() or "") and str(group.id) in (admin.last_text() or "")
