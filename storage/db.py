@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
@@ -60,11 +61,33 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         # BEGIN IMMEDIATE takes the write lock up front: writers queue, none fails.
         event.listen(engine, "connect", _disable_pysqlite_begin)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "before_cursor_execute", _scrub_parameters, retval=True)
         return engine
     # No pre-ping: it costs a round trip on every checkout. A connection the server dropped
     # fails its statement with a disconnect error; SQLAlchemy then discards the whole pool's
     # stale connections, and recycling bounds how old an idle one can get.
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
+    event.listen(engine, "before_cursor_execute", _scrub_parameters, retval=True)
+    return engine
+
+
+# PostgreSQL refuses NUL in text (and a lone surrogate cannot be encoded at all): what people
+# typed is cleaned on its way in, in one place, so no Submit fails on it.
+_REFUSED = re.compile("[\x00\ud800-\udfff]")
+
+
+def scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _REFUSED.sub("", value) if _REFUSED.search(value) else value
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(scrub(v) for v in value)
+    return value
+
+
+def _scrub_parameters(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
+    return statement, scrub(parameters)
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:

@@ -10,6 +10,7 @@ from sqlmodel import select
 from telegram.ext import Application
 
 from bot import notify
+from bot.i18n import t
 from bot.runtime import Runtime
 from bot.settings import Settings
 from griddesk.app import build_application
@@ -18,6 +19,8 @@ from storage.db import Database, PollerLock
 from storage.models import Outbox
 from tests.conftest import harness
 from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser
+from tests.flows import grid_centre
+from tests.images import make_jpeg
 
 
 @pytest.fixture
@@ -92,3 +95,64 @@ async def test_a_row_refused_for_good_alerts_the_admins(
         states = {r.chat_id: r.state for r in s.exec(select(Outbox))}
     assert states[group.id] == "failed"
     assert "无法送达" in (admin.last_text() or "") and str(group.id) in (admin.last_text() or "")
+
+
+async def test_sqlite_locked_by_another_writer_says_busy_and_keeps_the_step(
+    tg: FakeTelegram, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer holds SQLite's lock past our busy wait (scaled: 0.3 s for 10 s)."""
+    if not db.sqlite:
+        pytest.skip("SQLite's lock")
+    import sqlite3
+
+    import storage.db
+
+    monkeypatch.setattr(storage.db, "SQLITE_BUSY_TIMEOUT_MS", 300)
+    db.engine.dispose()  # new connections wait 0.3 s
+    user = tg.user(8301, "居民", language_code="zh-hans")
+    turn = await user.send("/report")
+    assert "问题在哪里" in turn.texts[0]
+    lat, lon = grid_centre(db, "33010200100101")
+    tg.raise_errors = False  # the error handler answers it; the test looks at the answer
+    other = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        turn = await user.send_location(lat, lon)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert turn.texts == [t("zh_CN", "error.busy")]
+    assert not turn.errors or all("locked" in str(e) for e in turn.errors)
+    turn = await user.send_location(lat, lon)  # the step was kept: the same location, again
+    assert "照片" in turn.texts[0]
+
+
+async def test_nul_and_lone_surrogates_are_cleaned_on_the_way_in(rt: Runtime, db: Database) -> None:
+    from storage.models import User
+
+    with db.session() as s:
+        s.add(User(telegram_id=8302, first_name="A\x00B\ud800C", created_at=rt.clock.now(), updated_at=rt.clock.now()))
+    with db.session() as s:
+        user = s.exec(select(User).where(User.telegram_id == 8302)).one()
+    assert user.first_name == "ABC"
+
+
+async def test_a_full_disk_is_one_alert_not_a_traceback_per_photo(
+    tg: FakeTelegram, admin: FakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import handlers.media
+
+    async def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(handlers.media, "decode_photo", full)
+    user = tg.user(8303, "居民", language_code="zh-hans")
+    await user.send("/report")
+    for _ in range(3):
+        turn = await user.send_photo(make_jpeg())
+        assert user.last_text() == t("zh_CN", "photo.storage_full")
+        assert turn.errors == []
+    alerts = [text for text in admin.texts() if "磁盘已满" in text]
+    assert len(alerts) == 1
