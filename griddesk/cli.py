@@ -19,7 +19,7 @@ from telegram.error import InvalidToken, TelegramError
 from bot.errors import DomainError
 from bot.i18n import t
 from bot.settings import Settings, SettingsError, load_settings
-from griddesk.startup import StartupError, migrate, open_database, prepare
+from griddesk.startup import StartupError, mask_logs, migrate, open_database, prepare
 from storage.db import PollerLock
 
 log = logging.getLogger("griddesk")
@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = load_settings()
+        mask_logs(settings)  # the database password never reaches a log line
         if args.command == "run":
             return _run(settings, webhook=args.webhook)
         if args.command == "db":

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from telegram import Message
+from telegram._utils.files import is_local_file
 from telegram.error import BadRequest
 
 from bot import notify
@@ -96,6 +97,10 @@ async def receive_photo(context: Ctx, message: Message) -> Received:
                 raise PhotoTooLarge(size_mb=">20", max_mb=20) from None
             raise
         check_size(tg_file.file_size)
+        if tg_file.file_path and is_local_file(tg_file.file_path) and not rt.settings.local_bot_api:
+            # PTB would read a path on our own disk: never, unless a local Bot API server is ours.
+            log.warning("refused a file_path naming a local file: %r", tg_file.file_path[:200])
+            raise NotAnImage()
         data = await tg_file.download_as_bytearray()
         try:
             stored = await decode_photo(data, rt.settings.media_dir, default_tz=rt.settings.tz)

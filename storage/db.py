@@ -33,6 +33,43 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def mask_url(url: str) -> str:
+    """A database URL fit to print: its password (in the user part or a `password=` query
+    parameter) becomes `***`, as in postgresql://user:***@host/db."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    rest, qsep, query = rest.partition("?")
+    params = [p for p in query.split("&") if p] if qsep else []
+    kept = [p for p in params if p.split("=", 1)[0].lower() not in ("password", "passwd")]
+    hidden = len(kept) != len(params)
+    if "@" in rest:
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        if ":" in creds or hidden:
+            rest = f"{user}:***@{host}"
+    elif hidden:
+        rest = f"***@{rest}"
+    return scheme + sep + rest + (("?" + "&".join(kept)) if kept else "")
+
+
+def mask_secrets(text: str, url: str) -> str:
+    """`text` (an error message) with the URL's password, wherever it shows, as `***`."""
+    secrets = []
+    try:
+        parsed = make_url(normalise_url(url))
+        if parsed.password:
+            secrets.append(str(parsed.password))
+        secrets += [str(v) for k, v in parsed.query.items() if k.lower() in ("password", "passwd")]
+    except Exception:
+        pass
+    text = text.replace(url, mask_url(url))
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(normalise_url(url)).get_backend_name() == "sqlite"
 

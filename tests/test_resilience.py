@@ -156,3 +156,56 @@ async def test_a_full_disk_is_one_alert_not_a_traceback_per_photo(
         assert turn.errors == []
     alerts = [text for text in admin.texts() if "磁盘已满" in text]
     assert len(alerts) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://griddesk:s3cret@db:5432/griddesk", "postgresql://griddesk:***@db:5432/griddesk"),
+        ("postgresql://griddesk@db/griddesk?password=s3cret", "postgresql://griddesk:***@db/griddesk"),
+        (
+            "postgresql://griddesk@db/griddesk?sslmode=require&password=s3cret",
+            "postgresql://griddesk:***@db/griddesk?sslmode=require",
+        ),
+        ("postgresql://db/griddesk?password=s3cret", "postgresql://***@db/griddesk"),
+        ("sqlite:///griddesk.db", "sqlite:///griddesk.db"),
+    ],
+)
+def test_database_password_is_masked(url: str, shown: str) -> None:
+    from storage.db import mask_secrets, mask_url
+
+    assert mask_url(url) == shown
+    if "s3cret" in url:
+        assert "s3cret" not in mask_secrets(f"cannot connect to {url}: password s3cret refused", url)
+
+
+def test_database_password_is_masked_in_logs_and_startup_errors(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from griddesk.startup import MaskDatabasePassword, StartupError, open_database
+
+    url = "postgresql://griddesk@127.0.0.1:1/griddesk?password=s3cret&connect_timeout=1"
+    settings = Settings(TELEGRAM_BOT_TOKEN="1:x", DATABASE_URL=url, _env_file=None)
+    with pytest.raises(StartupError) as caught:
+        open_database(settings)
+    assert "s3cret" not in str(caught.value) and "griddesk:***@" in str(caught.value)
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "connecting to %s", (url,), None)
+    MaskDatabasePassword(url).filter(record)
+    assert "s3cret" not in record.getMessage() and "***" in record.getMessage()
+
+
+async def test_a_file_path_naming_a_local_file_is_refused(
+    tg: FakeTelegram, api: FakeBotAPI, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = tg.user(8304, "居民", language_code="zh-hans")
+    await user.send("/report")
+    original = api._api_getFile
+
+    def local_path(call):  # type: ignore[no-untyped-def]
+        answer = original(call)
+        answer["file_path"] = "/etc/hostname"  # a forged (or misconfigured) Bot API
+        return answer
+
+    monkeypatch.setattr(api, "_api_getFile", local_path)
+    await user.send_photo(make_jpeg())
+    assert user.last_text() == t("zh_CN", "photo.not_image")
