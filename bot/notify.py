@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session
 
+from bot.runtime import Runtime
 from storage import audit, cases, chats, orgs, outbox, worklists
 from storage.cases import OPEN_STATES
 from storage.models import Case, Chat
@@ -51,19 +52,23 @@ def card_to_command_room(session: Session, *, case: Case, now: datetime) -> bool
 
 
 def text_to_user(
-    session: Session, *, telegram_id: int, key: str, now: datetime, case_id: int | None = None, **params: Any
+    session: Session,
+    *,
+    telegram_id: int,
+    key: str,
+    now: datetime,
+    case_id: int | None = None,
+    menu: str | None = None,
+    **params: Any,
 ) -> None:
     """A localized line for a person (or group), rendered in their language when sent.
 
-    A pair of params `x_zh` / `x_en` becomes `x` in the reader's language."""
-    outbox.enqueue(
-        session,
-        chat_id=telegram_id,
-        kind="user_text",
-        case_id=case_id,
-        payload={"key": key, "params": params},
-        now=now,
-    )
+    A pair of params `x_zh` / `x_en` becomes `x` in the reader's language. `menu="main"`
+    sends the main menu keyboard with it (the reporter's acknowledgement)."""
+    payload: dict[str, Any] = {"key": key, "params": params}
+    if menu is not None:
+        payload["menu"] = menu
+    outbox.enqueue(session, chat_id=telegram_id, kind="user_text", case_id=case_id, payload=payload, now=now)
 
 
 def chat_lost(session: Session, *, chat: Chat, now: datetime) -> None:
@@ -99,3 +104,21 @@ def chat_lost(session: Session, *, chat: Chat, now: datetime) -> None:
             title=chat.title,
             open=open_cases,
         )
+
+
+ALERT_EVERY = timedelta(hours=1)
+
+
+def alert_admins_once(rt: Runtime, key: str, **params: Any) -> bool:
+    """One alert to every admin about an operational trouble (a full disk), at most once an
+    hour per process whatever the number of times it happens; True if one was queued."""
+    sent: dict[str, datetime] = rt.cache.setdefault("alerts", {})
+    now = rt.clock.now()
+    last = sent.get(key)
+    if last is not None and now - last < ALERT_EVERY:
+        return False
+    sent[key] = now
+    with rt.db.session() as s:
+        for admin in sorted(rt.settings.admin_ids):
+            text_to_user(s, telegram_id=admin, key=key, now=now, **params)
+    return True

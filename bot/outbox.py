@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import notify
-from bot.i18n import pick_language
+from bot.i18n import N_, pick_language
 from bot.runtime import Runtime
 from storage import cases, chats, people
 from storage import outbox as rows
@@ -282,9 +282,18 @@ def failed_for_now(rt: Runtime, job: Job, *, error: str, retry_after: float | No
 
 
 def undeliverable(rt: Runtime, job: Job, *, error: str, chat_gone: bool) -> None:
-    """The chat blocked us or removed us: stop trying, and remember it."""
+    """The chat blocked us or removed us, or Telegram refused the row for good: stop trying,
+    remember it, and make it seen (the admins are told; a person who blocked us is not news)."""
     with rt.db.session() as s:
         rows.mark_failed(s, row_id=job.id, error=error)
+        alerting = job.kind == "user_text" and str(job.payload.get("key", "")).startswith("alert.")
+        if not (chat_gone and job.chat_id > 0) and not alerting:
+            for admin in sorted(rt.settings.admin_ids):
+                if admin != job.chat_id:
+                    notify.text_to_user(
+                        s, telegram_id=admin, key=N_("alert.undeliverable"), now=rt.clock.now(),
+                        case_id=job.case_id, chat=str(job.chat_id), error=error[:300],
+                    )  # fmt: skip
         if chat_gone:
             chat = chats.get_chat(s, job.chat_id)
             if chat is not None and chat.status == "active":

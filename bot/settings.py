@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(default=None, validation_alias="GRIDDESK_WEBHOOK_SECRET")
     webhook_listen: str = Field(default="0.0.0.0", validation_alias="GRIDDESK_WEBHOOK_LISTEN")
     webhook_port: int = Field(default=8443, ge=1, le=65535, validation_alias="GRIDDESK_WEBHOOK_PORT")
+    # A local Bot API server (--local) answers getFile with a path on its own disk: only then
+    # may the bot read a file_path as a local file (otherwise it is refused as forged).
+    local_bot_api: bool = Field(default=False, validation_alias="GRIDDESK_LOCAL_BOT_API")
 
     @field_validator("admin_ids", mode="before")
     @classmethod

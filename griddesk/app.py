@@ -8,7 +8,7 @@ from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 from telegram.request import BaseRequest
 
@@ -18,6 +18,8 @@ from bot.org import categories, index
 from bot.runtime import Runtime
 from griddesk import webhook_sender
 from griddesk.metered import MeteredApplication
+from griddesk import inbox
+from griddesk.inbox import InboxQueue
 from handlers.jobs import schedule
 from handlers.media import shutdown_photo_pool
 from handlers.outbox_sender import FROM_OUTBOX, start_sender, stop_sender
@@ -28,6 +30,11 @@ log = logging.getLogger(__name__)
 # A direct reply (answers, prompts) that meets a 429 is retried by PTB's limiter this many
 # times; the outbox sender's sends are not (it reschedules them itself, per chat).
 DIRECT_REPLY_RETRIES = 3
+# …and one that meets a 5xx, a timeout or a dropped connection, after these pauses.
+DIRECT_REPLY_BACKOFF_S = (0.5, 1.5, 4.0)
+LOCK_CHECK_S = 10.0  # how often a polling process makes sure it still holds the poller lock
+LOCK_LOST = "griddesk_lock_lost"  # set in bot_data when polling stopped for that reason
+NOT_RETRIED = frozenset({"getUpdates", "getMe", "close", "logOut"})  # PTB's own loops retry these
 # At shutdown the sender gets this long to send what is due before the bot goes away.
 SHUTDOWN_DRAIN_S = 10.0
 
@@ -53,6 +60,8 @@ def build_application(
         # notices are map and rating links, which need no preview card.
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
     )
+    inbox_queue = InboxQueue()  # updates stored before Telegram hears we have them
+    builder = builder.update_queue(inbox_queue)
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
     if settings.rate_limit:
@@ -63,6 +72,7 @@ def build_application(
     else:
         app = builder.build()
     app.bot_data["rt"] = rt
+    inbox_queue.app = app
     register(app)
     return app
 
@@ -81,9 +91,23 @@ class RetryingRateLimiter(AIORateLimiter):
         self.direct_retries = direct_retries
 
     async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
-        if rate_limit_args is None and not FROM_OUTBOX.get():
+        if FROM_OUTBOX.get() or endpoint in NOT_RETRIED:
+            return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+        if rate_limit_args is None:
             rate_limit_args = self.direct_retries
-        return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+        # A direct reply meeting a 5xx, a timeout or a dropped connection is tried again
+        # after a short pause (429s are retried by AIORateLimiter above).
+        for pause in (*DIRECT_REPLY_BACKOFF_S, None):
+            try:
+                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+            except BadRequest:
+                raise
+            except NetworkError as exc:  # TimedOut included
+                if pause is None:
+                    raise
+                log.info("%s failed (%s); trying again in %s s", endpoint, exc, pause)
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")
 
 
 async def _post_init(app: Application) -> None:
@@ -94,6 +118,9 @@ async def _post_init(app: Application) -> None:
     schedule(app)
     start_sender(app)  # one background sender per process, woken by flush()
     webhook_sender.start(app)  # and one for webhook events, woken by the same flush()
+    await inbox.resume(app)  # updates stored by a run that died before handling them
+    if app.bot_data.get("poller_lock") is not None:
+        app.bot_data["lock_watch"] = asyncio.get_running_loop().create_task(_watch_lock(app), name="griddesk-lock")
 
 
 def warm_caches(rt: Runtime) -> None:
@@ -103,6 +130,19 @@ def warm_caches(rt: Runtime) -> None:
     index.org(rt)
     categories.catalogue(rt)
     locate.grid_index(rt)
+
+
+async def _watch_lock(app: Application) -> None:
+    """Never two pollers: if this process's hold on the poller lock is gone (its database
+    connection died, so a standby may have taken over), stop polling at once."""
+    lock = app.bot_data["poller_lock"]
+    while True:
+        await asyncio.sleep(LOCK_CHECK_S)
+        if not await asyncio.to_thread(lock.still_held):
+            log.error("the poller lock is no longer held by this process: stopping polling")
+            app.bot_data[LOCK_LOST] = True
+            app.stop_running()
+            return
 
 
 async def set_command_menus(app: Application) -> None:
@@ -121,11 +161,18 @@ async def set_command_menus(app: Application) -> None:
 
 async def _post_stop(app: Application) -> None:
     # Updates and jobs have stopped, the bot is still up: send what is due, then stop.
+    try:
+        await asyncio.wait_for(inbox.wait_idle(app), SHUTDOWN_DRAIN_S)
+    except TimeoutError:
+        log.warning("updates still being handled at shutdown; they are processed again on the next start")
     await stop_sender(app, drain_timeout=SHUTDOWN_DRAIN_S)
     await webhook_sender.stop(app)
 
 
 async def _post_shutdown(app: Application) -> None:
+    watch = app.bot_data.pop("lock_watch", None)
+    if watch is not None:
+        watch.cancel()
     await stop_sender(app)  # if post_stop did not run (start-up failed half way)
     await webhook_sender.stop(app)
     shutdown_photo_pool()  # the photo decoders' worker processes

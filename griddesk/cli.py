@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import secrets
 import sys
 import time
@@ -18,7 +19,7 @@ from telegram.error import InvalidToken, TelegramError
 from bot.errors import DomainError
 from bot.i18n import t
 from bot.settings import Settings, SettingsError, load_settings
-from griddesk.startup import StartupError, migrate, open_database, prepare
+from griddesk.startup import StartupError, mask_logs, migrate, open_database, prepare
 from storage.db import PollerLock
 
 log = logging.getLogger("griddesk")
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     from griddesk import interop_cli
 
     interop_cli.add_parsers(sub)
+    rev = sub.add_parser("revoke", help="take a role away (a person's, or everyone's with a role in a scope)")
+    rev.add_argument("who", help="a Telegram id, @username, or a role")
+    rev.add_argument("scope", nargs="?", help="a grid, team, street, department or district code")
     return p
 
 
@@ -65,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = load_settings()
+        mask_logs(settings)  # the database password never reaches a log line
         if args.command == "run":
             if args.http:
                 from griddesk.serve import run_with_http
@@ -84,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from griddesk import interop_cli
 
             return interop_cli.run(settings, args)
+        if args.command == "revoke":
+            return _revoke(settings, args)
     except (SettingsError, StartupError) as exc:
         print(f"griddesk: {exc}", file=sys.stderr)
         return 2
@@ -91,45 +98,68 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(settings: Settings, *, webhook: str | None) -> int:
-    from griddesk.app import build_application
+    from griddesk.app import LOCK_LOST, build_application
 
     settings.require_token()
     rt = prepare(settings)
-    lock = PollerLock(rt.db)
-    if not lock.try_acquire():
-        log.info("another GridDesk process is polling this bot; standing by until it stops")
-        while not lock.try_acquire():
-            time.sleep(STANDBY_RETRY_S)
-        log.info("the other process stopped; taking over")
-    # Ask Telegram who we are before PTB does: a refused token or an unreachable server
-    # then ends in one sentence rather than PTB's logged traceback.
-    asyncio.run(_bot_username(settings))
-    app = build_application(rt)
-    try:
-        if webhook:
-            parsed = urlparse(webhook)
-            if parsed.scheme != "https" or not parsed.hostname:
-                raise SettingsError("--webhook must be a public https:// URL, like https://bot.example.org/telegram.")
-            secret = settings.webhook_secret or secrets.token_urlsafe(32)
-            log.info("starting webhook server on %s:%s for %s", settings.webhook_listen, settings.webhook_port, webhook)
-            app.run_webhook(
-                listen=settings.webhook_listen,
-                port=settings.webhook_port,
-                url_path=parsed.path.lstrip("/"),
-                webhook_url=webhook,
-                secret_token=secret,
-                allowed_updates=Update.ALL_TYPES,
-            )
-        else:
-            log.info("starting long polling against %s", settings.telegram_api_base_url)
-            app.run_polling(allowed_updates=Update.ALL_TYPES)
-    except InvalidToken:
-        raise SettingsError("Telegram refused TELEGRAM_BOT_TOKEN: set it to the token @BotFather gave you.") from None
-    except TelegramError as exc:
-        raise StartupError(f"Could not reach the Bot API at {settings.telegram_api_base_url}: {exc}.") from None
-    finally:
-        lock.release()
-    return 0
+    if webhook:
+        parsed = urlparse(webhook)
+        if parsed.scheme != "https" or not parsed.hostname:
+            raise SettingsError("--webhook must be a public https:// URL, like https://bot.example.org/telegram.")
+    while True:
+        lock = PollerLock(rt.db)
+        if not lock.try_acquire():
+            log.info("another GridDesk process is polling this bot; standing by until it stops")
+            while not lock.try_acquire():  # a lost database connection is reopened, never fatal
+                time.sleep(STANDBY_RETRY_S)
+            log.info("the other process stopped; taking over")
+        # Ask Telegram who we are before PTB does: a refused token ends in one sentence; an
+        # unreachable server is asked again until it answers.
+        _wait_for_bot_api(settings)
+        app = build_application(rt)
+        app.bot_data["poller_lock"] = lock  # re-checked while running (griddesk/app.py)
+        try:
+            if webhook:
+                parsed = urlparse(webhook)
+                secret = settings.webhook_secret or secrets.token_urlsafe(32)
+                log.info(
+                    "starting webhook server on %s:%s for %s", settings.webhook_listen, settings.webhook_port, webhook
+                )
+                app.run_webhook(
+                    listen=settings.webhook_listen,
+                    port=settings.webhook_port,
+                    url_path=parsed.path.lstrip("/"),
+                    webhook_url=webhook,
+                    secret_token=secret,
+                    allowed_updates=Update.ALL_TYPES,
+                    bootstrap_retries=-1,
+                )
+            else:
+                log.info("starting long polling against %s", settings.telegram_api_base_url)
+                app.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1)
+        except InvalidToken:
+            raise SettingsError(
+                "Telegram refused TELEGRAM_BOT_TOKEN: set it to the token @BotFather gave you."
+            ) from None
+        except TelegramError as exc:
+            raise StartupError(f"Could not reach the Bot API at {settings.telegram_api_base_url}: {exc}.") from None
+        finally:
+            lock.release()
+        if not app.bot_data.get(LOCK_LOST):
+            return 0
+        log.warning("stopped polling: the poller lock was lost; standing by again")
+
+
+def _wait_for_bot_api(settings: Settings) -> None:
+    pause = 1.0
+    while True:
+        try:
+            asyncio.run(_bot_username(settings))
+            return
+        except StartupError as exc:
+            log.warning("%s Trying again in %.0f s.", exc, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 30.0)
 
 
 def _org(settings: Settings, args: argparse.Namespace) -> int:
@@ -146,16 +176,35 @@ def _org(settings: Settings, args: argparse.Namespace) -> int:
     if args.org_command == "check":
         print(f"{args.file} is valid.")
         return 0
+    from bot.people.revoke import expire_removed_scopes
     from storage.org_import import OrgImportRefused, import_org
 
     rt = prepare(settings, import_org_file=False)
     try:
         with rt.db.session() as session:
             report = import_org(session, spec)
+            expired = expire_removed_scopes(rt, session)
     except OrgImportRefused as exc:
         print(f"griddesk: {exc}", file=sys.stderr)
         return 2
     print(report.summary())
+    for r in expired:
+        print(f"role ended (scope removed): {r.name} · {r.role} · {r.scope_code}")
+    return 0
+
+
+def _revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.people import revoke
+
+    rt = prepare(settings, import_org_file=False)
+    try:
+        done = revoke.revoke(rt, by=None, who=args.who, scope=args.scope)
+    except DomainError as exc:
+        text = t("en", exc.key, **exc.params)
+        print("griddesk: " + re.sub(r"<[^>]+>", "", text), file=sys.stderr)
+        return 2
+    for r in done:
+        print(f"revoked: {r.name} ({r.telegram_id}) · {r.role} · {r.scope_code}")
     return 0
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from bot.clock import Clock
 from bot.org.org_file import OrgFileError, load_org_file
+from bot.people.revoke import expire_removed_scopes
 from bot.runtime import Runtime
 from bot.settings import Settings
-from storage.db import Database
+from storage.db import Database, mask_secrets, mask_url
 from storage.migrate import upgrade
 from storage.org_import import ImportReport, OrgImportRefused, import_org
 
@@ -21,6 +24,7 @@ def open_database(settings: Settings) -> Database:
         db.check()
     except Exception as exc:  # driver errors differ by backend; all mean the same here
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = mask_secrets(reason, settings.database_url)
         raise StartupError(
             f"Cannot reach the database at DATABASE_URL ({_redact(settings.database_url)}): {reason}. "
             "Check that the server is running and the URL is right."
@@ -42,7 +46,9 @@ def load_org(rt: Runtime) -> ImportReport:
         raise StartupError(f"The organisation file is not valid:\n{exc}") from None
     try:
         with rt.db.session() as s:
-            return import_org(s, spec)
+            report = import_org(s, spec)
+            expire_removed_scopes(rt, s)  # roles whose scope left the file end with it
+            return report
     except OrgImportRefused as exc:
         raise StartupError(str(exc)) from None
 
@@ -59,8 +65,27 @@ def prepare(settings: Settings, *, clock: Clock | None = None, import_org_file: 
 
 def _redact(url: str) -> str:
     # Never print a password: postgresql://user:secret@host/db -> postgresql://user:***@host/db
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest and ":" in rest.split("@", 1)[0]:
-        creds, host = rest.split("@", 1)
-        rest = creds.split(":", 1)[0] + ":***@" + host
-    return scheme + sep + rest
+    return mask_url(url)
+
+
+class MaskDatabasePassword(logging.Filter):
+    """Every log line with the database password in it shows `***` instead."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_secrets(message, self.url)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text, record.exc_info = mask_secrets(text, self.url), None
+        return True
+
+
+def mask_logs(settings: Settings) -> None:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskDatabasePassword(settings.database_url))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import OperationalError
 from telegram import Update
 from telegram.error import Forbidden, TelegramError
 
@@ -16,7 +17,11 @@ log = logging.getLogger(__name__)
 
 async def on_error(update: object, context: Ctx) -> None:
     error = context.error
-    if not isinstance(error, DomainError):
+    busy = isinstance(error, OperationalError)  # SQLite locked past its wait, a dropped connection
+    if busy:
+        # Nothing was written (the unit of work rolled back): the step is kept, try again.
+        log.warning("database busy while handling an update: %s", str(error).splitlines()[0][:200])
+    elif not isinstance(error, DomainError):
         log.error("error while handling an update", exc_info=error)
     if not isinstance(update, Update):
         return
@@ -28,6 +33,8 @@ async def on_error(update: object, context: Ctx) -> None:
         lang = context.application.bot_data["rt"].settings.default_language
     # A domain error's params are raw values (codes, names people typed).
     key, params = (error.key, error.params) if isinstance(error, DomainError) else (N_("error.internal"), {})
+    if busy:
+        key = N_("error.busy")
     try:
         if update.callback_query is not None:
             # A button's pop-up shows plain text only: no tags, at most 200 characters.

@@ -14,6 +14,7 @@ are downloaded and waiting, so a burst of photos queues as updates, not as bytes
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import multiprocessing
@@ -30,11 +31,23 @@ from pathlib import Path
 from typing import Any
 
 from telegram import Message
+from telegram._utils.files import is_local_file
 from telegram.error import BadRequest
 
-from bot.intake.photos import NotAnImage, PhotoError, PhotoTooLarge, StoredPhoto, check_size, process_photo
+from bot import notify
+from bot.i18n import N_
+from bot.intake.photos import (
+    NotAnImage,
+    PhotoError,
+    PhotoTooLarge,
+    StorageFull,
+    StoredPhoto,
+    check_size,
+    process_photo,
+)
 from bot.intake.submit import PhotoIn
-from handlers.common import Ctx, runtime
+from handlers.common import Ctx, off_loop, runtime
+from handlers.outbox_sender import flush
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +97,21 @@ async def receive_photo(context: Ctx, message: Message) -> Received:
                 raise PhotoTooLarge(size_mb=">20", max_mb=20) from None
             raise
         check_size(tg_file.file_size)
+        if tg_file.file_path and is_local_file(tg_file.file_path) and not rt.settings.local_bot_api:
+            # PTB would read a path on our own disk: never, unless a local Bot API server is ours.
+            log.warning("refused a file_path naming a local file: %r", tg_file.file_path[:200])
+            raise NotAnImage()
         data = await tg_file.download_as_bytearray()
-        stored = await decode_photo(data, rt.settings.media_dir, default_tz=rt.settings.tz)
+        try:
+            stored = await decode_photo(data, rt.settings.media_dir, default_tz=rt.settings.tz)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise
+            # One alert to the admins (not a traceback per photo), a short answer to the sender.
+            log.error("cannot store photos: %s", exc)
+            if await off_loop(notify.alert_admins_once, rt, N_("alert.disk_full")):
+                await flush(context.application)
+            raise StorageFull() from None
         del data
     photo = PhotoIn(
         file_id=file_id,

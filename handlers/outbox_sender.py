@@ -578,13 +578,17 @@ class Sender:
             if "not modified" in str(exc).lower():
                 await self._delivered(unit, None, False)
                 return
+            if "too long" in str(exc).lower():  # a renderer's bug, never the row's fault: try again
+                log.error("outbox rows %s too long for Telegram: %s", unit.ids, exc)
+                for each in unit.jobs:
+                    await self._record(outbox.failed_for_now, each, error=str(exc))
+                return
             log.error("outbox rows %s refused by Telegram: %s", unit.ids, exc)
             gone = "chat not found" in str(exc).lower()
             unit.dropped = self._drop_chat_queue(chat) if gone else []  # no chat: no point in the rest
             for each in [*unit.jobs, *(j for u in unit.dropped for j in u.jobs)]:
                 await self._record(outbox.undeliverable, each, error=str(exc), chat_gone=gone)
-            if gone:
-                await self._own_rows_queued()
+            await self._own_rows_queued()  # the admins' alert (and the command room's, if gone)
             return
         except (TimedOut, NetworkError) as exc:
             log.info("outbox rows %s not sent for now: %s", unit.ids, exc)
@@ -671,7 +675,12 @@ class Sender:
         lang = await self._lang(job.chat_id)
         if job.kind == "user_text":
             text = clip(t(lang, job.payload["key"], **localized_params(job.payload.get("params", {}), lang)))
-            message = await app.bot.send_message(job.chat_id, text)
+            menu = None
+            if job.payload.get("menu") == "main":
+                from handlers.report import main_menu  # report.py imports this module
+
+                menu = main_menu(lang)
+            message = await app.bot.send_message(job.chat_id, text, reply_markup=menu)
             return message.message_id, False
         if job.kind == "digest":
             text = clip(digests.render(job.payload, lang))

@@ -56,6 +56,7 @@ from handlers import (
     my,
     rate,
     report,
+    revoke,
     start,
     tasks,
     whoami,
@@ -89,6 +90,8 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("reject", dispatch.reject_command))
     app.add_handler(CommandHandler("ratelink", rate.ratelink_command))
     app.add_handler(CommandHandler("stats", rate.stats_command))
+    app.add_handler(CommandHandler("revoke", revoke.revoke_command))
+    app.add_handler(ChatMemberHandler(revoke.member_changed, ChatMemberHandler.CHAT_MEMBER), group=-1)
 
     buttons.route(Lang, lang.lang_pressed)
     buttons.route(Tasks, tasks.on_page)

@@ -31,7 +31,6 @@ from bot.callbacks import (
     ReportLocation,
     ReportPlatform,
 )
-from bot.cases.cards import _e as escape_html
 from bot.i18n import t
 from bot.intake import drafts, locate
 from bot.intake import submit as intake
@@ -645,32 +644,32 @@ async def on_report_button(update: Update, context: Ctx, button: ReportButton) -
                 raise BadCallback(button)
             await off_loop(intake.check_rate, rt, user_id=person.user_id, resident=person.is_resident)
             report = draft.to_report()
+            ack = person.telegram_id
             if isinstance(button, ReportJoin):
-                done = await off_loop(intake.join_case, rt, case_id=button.case_id, report=report, finish_draft=True)
+                await off_loop(
+                    intake.join_case, rt, case_id=button.case_id, report=report, finish_draft=True, ack_chat=ack
+                )
             else:
-                done = await off_loop(intake.submit_report, rt, report, finish_draft=True)
-            await query.answer()
-            await _finish(update, context, person, done)
+                await off_loop(intake.submit_report, rt, report, finish_draft=True, ack_chat=ack)
+            # Committed, acknowledgement included (sent by the outbox): what follows may be
+            # lost without anybody being told "something went wrong".
             await flush(context.application)
+            await _finish(update)
         else:
             raise BadCallback(button)
 
 
-async def _finish(update: Update, context: Ctx, person: Person, done: intake.Submitted) -> None:
-    lang = person.language
+async def _finish(update: Update) -> None:
+    """After a committed submit: answer the press and take the summary's spent buttons away.
+    Both may be lost; the acknowledgement with the code is already in the outbox."""
     query = update.callback_query
-    if query is not None:
+    if query is None:
+        return
+    for step in (query.answer(), query.edit_message_reply_markup(None)):
         try:
-            await query.edit_message_reply_markup(None)  # the summary's buttons are spent
-        except TelegramError:
-            pass
-    if done.joined:
-        text = t(lang, "report.joined", code=escape_html(done.code))
-    elif done.unit_name(lang):
-        text = t(lang, "report.submitted_to_team", code=escape_html(done.code), team=esc(done.unit_name(lang)))
-    else:
-        text = t(lang, "report.submitted_to_command", code=escape_html(done.code))
-    await _send(update, text, main_menu(lang))
+            await step
+        except TelegramError as exc:
+            log.info("after a submit: %s", exc)
 
 
 def main_menu(lang: str) -> ReplyKeyboardMarkup:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -26,6 +31,43 @@ def normalise_url(url: str) -> str:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
+
+
+def mask_url(url: str) -> str:
+    """A database URL fit to print: its password (in the user part or a `password=` query
+    parameter) becomes `***`, as in postgresql://user:***@host/db."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    rest, qsep, query = rest.partition("?")
+    params = [p for p in query.split("&") if p] if qsep else []
+    kept = [p for p in params if p.split("=", 1)[0].lower() not in ("password", "passwd")]
+    hidden = len(kept) != len(params)
+    if "@" in rest:
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        if ":" in creds or hidden:
+            rest = f"{user}:***@{host}"
+    elif hidden:
+        rest = f"***@{rest}"
+    return scheme + sep + rest + (("?" + "&".join(kept)) if kept else "")
+
+
+def mask_secrets(text: str, url: str) -> str:
+    """`text` (an error message) with the URL's password, wherever it shows, as `***`."""
+    secrets = []
+    try:
+        parsed = make_url(normalise_url(url))
+        if parsed.password:
+            secrets.append(str(parsed.password))
+        secrets += [str(v) for k, v in parsed.query.items() if k.lower() in ("password", "passwd")]
+    except Exception:
+        pass
+    text = text.replace(url, mask_url(url))
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def is_sqlite(url: str) -> bool:
@@ -56,11 +98,33 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         # BEGIN IMMEDIATE takes the write lock up front: writers queue, none fails.
         event.listen(engine, "connect", _disable_pysqlite_begin)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "before_cursor_execute", _scrub_parameters, retval=True)
         return engine
     # No pre-ping: it costs a round trip on every checkout. A connection the server dropped
     # fails its statement with a disconnect error; SQLAlchemy then discards the whole pool's
     # stale connections, and recycling bounds how old an idle one can get.
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
+    event.listen(engine, "before_cursor_execute", _scrub_parameters, retval=True)
+    return engine
+
+
+# PostgreSQL refuses NUL in text (and a lone surrogate cannot be encoded at all): what people
+# typed is cleaned on its way in, in one place, so no Submit fails on it.
+_REFUSED = re.compile("[\x00\ud800-\udfff]")
+
+
+def scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _REFUSED.sub("", value) if _REFUSED.search(value) else value
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(scrub(v) for v in value)
+    return value
+
+
+def _scrub_parameters(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
+    return statement, scrub(parameters)
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
@@ -163,19 +227,55 @@ class PollerLock:
         self._conn: Any = None
 
     def try_acquire(self) -> bool:
+        """True if this process now holds the lock. A database error (the connection was
+        terminated, the server restarts) is not fatal: the connection is dropped and the
+        next try opens a new one."""
+        if self.db.sqlite:
+            return True
+        try:
+            if self._conn is None:
+                self._conn = self.db.engine.connect()
+            got = bool(self._conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({self.KEY})").scalar())
+            self._conn.commit()  # end the implicit transaction; a session lock outlives it
+            return got
+        except DBAPIError as exc:
+            log.warning("poller lock: database error (%s); will try again", exc.__class__.__name__)
+            self._drop()
+            return False
+
+    def still_held(self) -> bool:
+        """Does this process still hold the lock? False when its connection died (the
+        server then released the lock, and a standby may have taken it)."""
         if self.db.sqlite:
             return True
         if self._conn is None:
-            self._conn = self.db.engine.connect()
-        got = bool(self._conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({self.KEY})").scalar())
-        self._conn.commit()  # end the implicit transaction; a session lock outlives it
-        return got
+            return False
+        try:
+            held = self._conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                f"AND objid = {self.KEY} AND granted"
+            ).scalar()
+            self._conn.commit()
+            return bool(held)
+        except DBAPIError:
+            self._drop()
+            return False
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except Exception:  # already gone
+                pass
+            self._conn = None
 
     def release(self) -> None:
         if self._conn is not None:
             try:
                 self._conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self.KEY})")
                 self._conn.commit()
+            except DBAPIError:
+                pass  # the connection is gone, and the lock with it
             finally:
-                self._conn.close()
-                self._conn = None
+                self._drop()

@@ -202,6 +202,11 @@ class Membership(SQLModel, table=True):
     scope_code: str = Field(max_length=32, index=True)
     invite_id: int | None = Field(default=None, foreign_key="invite.id")
     created_at: datetime = ts_field(default_now=True)
+    # Revoked (/revoke, left the team's group, scope gone from the organisation file): the
+    # row stays for the record; only active rows give rights. A new invite reactivates it.
+    active: bool = True
+    revoked_at: datetime | None = ts_field(nullable=True)
+    revoked_reason: str | None = Field(default=None, max_length=32)  # revoke, left_group, org_removed
 
 
 class Invite(SQLModel, table=True):
@@ -682,3 +687,13 @@ class WebhookEvent(SQLModel, table=True):
     created_at: datetime = ts_field(default_now=True)
     delivered_at: datetime | None = ts_field(nullable=True)
     error: str | None = None
+class InboxUpdate(SQLModel, table=True):
+    """An update from Telegram, stored before its offset is confirmed (polling) or before
+    the webhook is answered: a crash loses none; `processed_at` says it was handled."""
+
+    __tablename__ = "inbox_update"  # kept small: handled rows are purged after a day
+
+    update_id: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_at: datetime = ts_field(default_now=True)
+    processed_at: datetime | None = ts_field(nullable=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -88,7 +88,12 @@ def set_can_message(session: Session, *, telegram_id: int, can_message: bool) ->
 
 
 def memberships_of(session: Session, user_id: int) -> list[Membership]:
-    stmt = select(Membership).where(Membership.user_id == user_id).order_by(col(Membership.id))
+    """The roles a person holds now (revoked rows give no rights)."""
+    stmt = (
+        select(Membership)
+        .where(Membership.user_id == user_id, col(Membership.active).is_(True))
+        .order_by(col(Membership.id))
+    )
     return list(session.exec(stmt))
 
 
@@ -126,7 +131,43 @@ def members_with_role(session: Session, *, role: str, scope_code: str) -> list[U
     stmt = (
         select(User)
         .join(Membership, col(Membership.user_id) == col(User.id))
-        .where(Membership.role == role, Membership.scope_code == scope_code)
+        .where(Membership.role == role, Membership.scope_code == scope_code, col(Membership.active).is_(True))
         .order_by(col(User.id))
     )
     return list(session.exec(stmt))
+
+
+def active_memberships(
+    session: Session,
+    *,
+    user_id: int | None = None,
+    role: str | None = None,
+    scope_codes: Collection[str] | None = None,
+) -> list[Membership]:
+    """Active rows matching what is given (None: any), oldest first."""
+    stmt = select(Membership).where(col(Membership.active).is_(True))
+    if user_id is not None:
+        stmt = stmt.where(Membership.user_id == user_id)
+    if role is not None:
+        stmt = stmt.where(Membership.role == role)
+    if scope_codes is not None:
+        stmt = stmt.where(col(Membership.scope_code).in_(list(scope_codes)))
+    return list(session.exec(stmt.order_by(col(Membership.id))))
+
+
+def deactivate(session: Session, membership: Membership, *, now: datetime, reason: str) -> None:
+    membership.active = False
+    membership.revoked_at = now
+    membership.revoked_reason = reason
+    session.add(membership)
+
+
+def reactivate(session: Session, membership: Membership) -> None:
+    membership.active = True
+    membership.revoked_at = None
+    membership.revoked_reason = None
+    session.add(membership)
+
+
+def find_by_username(session: Session, username: str) -> User | None:
+    return session.exec(select(User).where(col(User.username).ilike(username.lstrip("@")))).first()

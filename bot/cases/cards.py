@@ -191,11 +191,11 @@ def render_card(
             "card.reported",
             at=view.created_at.astimezone(tz).strftime("%m-%d %H:%M"),
             source=t(lang, f"source.{view.source}"),
-            reporter=_e(view.reporter_name or "—"),
+            reporter=_e(_fit(view.reporter_name or "—", "name")),
         ),
     ]
     if view.address:
-        lines.append("🏷 " + _e(view.address))
+        lines.append("🏷 " + _e(_fit(view.address, "address")))
     if view.due_at is not None and view.state not in CaseState.FINAL:
         lines.append(t(lang, "card.due", due=view.due_at.astimezone(tz).strftime("%m-%d %H:%M")))
     if view.rung and view.state not in CaseState.FINAL:
@@ -203,7 +203,7 @@ def render_card(
     if view.unit is not None:
         lines.append(t(lang, "card.team", team=_e(view.unit.get(lang))))
         if view.owner_name:
-            lines.append(t(lang, "card.owner", owner=_e(view.owner_name)))
+            lines.append(t(lang, "card.owner", owner=_e(_fit(view.owner_name, "name"))))
     elif view.suggested_unit is not None and view.state == CaseState.REPORTED:
         lines.append(t(lang, "card.suggested", team=_e(view.suggested_unit.get(lang))))
     elif view.state == CaseState.REPORTED:
@@ -229,21 +229,33 @@ def render_card(
     if view.duplicate_of:
         lines.append(t(lang, "card.duplicate_of", code=_e(view.duplicate_of)))
     if view.decision_note:
-        lines.append(t(lang, "card.note", note=_e(view.decision_note)))
+        lines.append(t(lang, "card.note", note=_e(_fit(view.decision_note, "note"))))
     header = "\n".join(lines)
     has_photo = photo and bool(view.photo_paths)
     limit = CAPTION_LIMIT if has_photo else TEXT_LIMIT
     # Telegram counts the visible text (tags gone, entities decoded) in UTF-16 units.
     room = limit - utf16_len(_visible(header)) - 4
-    description = (
-        view.description if utf16_len(view.description) <= room else utf16_prefix(view.description, room - 1) + "…"
-    )
+    if utf16_len(view.description) <= room:
+        description = view.description
+    else:
+        description = utf16_prefix(view.description, room - 1) + "…" if room > 1 else ""
     text = header + ("\n\n" + _e(description) if description else "")
     return Card(
         text=text,
         photo_path=view.photo_paths[0] if has_photo else None,
         buttons=buttons_for(view, lang, purpose, viewer_unit_id),
     )
+
+
+# What one field people typed may take of a card (UTF-16 units): all of them together stay
+# far inside a text message, so the card always fits; a caption that overflows becomes a
+# photo plus a text message (handlers/outbox_sender.py).
+FIELD_LIMITS = {"name": 100, "address": 300, "note": 1500}
+
+
+def _fit(value: str, field: str) -> str:
+    units = FIELD_LIMITS[field]
+    return value if utf16_len(value) <= units else utf16_prefix(value, units - 1) + "…"
 
 
 def _visible(text: str) -> str:

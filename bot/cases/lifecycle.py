@@ -82,14 +82,15 @@ def relations(rt: Runtime, s: Session, person: Person | None, case: Case) -> fro
         found.add(ADMIN)
     if case.reporter_user_id is not None and case.reporter_user_id == person.user_id:
         found.add(REPORTER)
-    if case.owner_user_id is not None and case.owner_user_id == person.user_id:
-        found.add(OWNER)
     if person.memberships:
         scopes = {(m.role, m.scope_code) for m in person.memberships}
         known = index.org(rt)
         unit = known.unit(case.unit_id)
         if unit is not None and (Role.STAFF, unit.code) in scopes:
             found.add(TEAM)
+            # An owner whose role in the team was revoked owns nothing any more.
+            if case.owner_user_id is not None and case.owner_user_id == person.user_id:
+                found.add(OWNER)
         street = known.street(case.street_id)
         if street is not None:
             if (Role.DISPATCHER, street.code) in scopes:

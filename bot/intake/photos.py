@@ -156,6 +156,12 @@ def _rebuild_error(cls: type[PhotoError], state: dict[str, Any]) -> PhotoError:
     return error
 
 
+class StorageFull(PhotoError):
+    """The media disk is full (or refuses writes): nothing the sender can fix."""
+
+    key = "photo.storage_full"
+
+
 class PhotoTooLarge(PhotoError):
     """More than :data:`MAX_BYTES`. Params: ``max_mb``, ``size_mb``."""
 

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from bot import notify
 from bot.cases import lifecycle
 from bot.errors import DomainError
-from bot.i18n import bilingual
+from bot.i18n import N_, bilingual
 from bot.interop import webhooks
 from bot.org.geo import bounding_box, haversine_m
 from bot.org.routing import route
@@ -134,10 +134,29 @@ def case_code(abbr: str, local_day: str, seq: int) -> str:
     return f"{abbr}-{local_day}-{seq:04d}"
 
 
-def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) -> Submitted:
+def acknowledge(s: Session, *, chat_id: int | None, done: Submitted, case: Case, unit: Any, now: datetime) -> None:
+    """The reporter's acknowledgement with the case code, as an outbox row in the transaction
+    that registers the report: a failed reply (one 502) can never leave them without it."""
+    if chat_id is None:
+        return
+    if done.joined:
+        key, params = N_("report.joined"), {}
+    elif done.unit_id is not None and unit is not None:
+        key, params = N_("report.submitted_to_team"), {"team_zh": unit.name_zh, "team_en": unit.name_en}
+    else:
+        key, params = N_("report.submitted_to_command"), {}
+    notify.text_to_user(
+        s, telegram_id=chat_id, key=key, now=now, case_id=case.id, menu="main", code=case.code, **params
+    )
+
+
+def submit_report(
+    rt: Runtime, report: ReportIn, *, finish_draft: bool = False, ack_chat: int | None = None
+) -> Submitted:
     """Register the case, route it, dispatch it if the street auto-dispatches, and queue the
     cards: all in one transaction, so a case never exists without its notifications (and,
-    with `finish_draft`, never beside the draft it came from, which could be sent twice)."""
+    with `finish_draft`, never beside the draft it came from, which could be sent twice).
+    With `ack_chat`, the reporter's acknowledgement is queued in the same transaction."""
     now = rt.clock.now()
     local_day = now.astimezone(rt.settings.tz).strftime("%y%m%d")
     with rt.db.session() as s:
@@ -204,7 +223,7 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
             notify.card_to_command_room(s, case=case, now=now)
         unit_id = case.unit_id or case.suggested_unit_id
         unit = orgs.unit(s, unit_id) if unit_id else None
-        return Submitted(
+        done = Submitted(
             case_id=case.id,  # type: ignore[arg-type]
             code=case.code,
             state=case.state,
@@ -212,6 +231,8 @@ def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False) 
             unit_name_zh=unit.name_zh if unit and case.unit_id else None,
             unit_name_en=unit.name_en if unit and case.unit_id else None,
         )
+        acknowledge(s, chat_id=ack_chat, done=done, case=case, unit=unit, now=now)
+        return done
 
 
 def _add_ticket(s: Session, case_id: int, ext: ExternalIn, now: datetime) -> None:
@@ -301,7 +322,9 @@ def _joinable(rt: Runtime, case: Case, report: ReportIn, *, now: datetime) -> bo
     )
 
 
-def join_case(rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool = False) -> Submitted:
+def join_case(
+    rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool = False, ack_chat: int | None = None
+) -> Submitted:
     """Add the report to an open case as a supporting report; its photos and reporter are kept."""
     now = rt.clock.now()
     with rt.db.session() as s:
@@ -346,7 +369,7 @@ def join_case(rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool
         # Refresh the cards already posted so everyone sees the extra report.
         notify.refresh_cards(s, case_id=case_id, now=now)
         unit = orgs.unit(s, case.unit_id) if case.unit_id else None
-        return Submitted(
+        done = Submitted(
             case_id=case_id,
             code=case.code,
             state=case.state,
@@ -355,3 +378,5 @@ def join_case(rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool
             unit_name_en=unit.name_en if unit else None,
             joined=True,
         )
+        acknowledge(s, chat_id=ack_chat, done=done, case=case, unit=unit, now=now)
+        return done

@@ -123,6 +123,25 @@ def redeem_invite(rt: Runtime, *, code: str, user_id: int) -> Joined:
         if not invites.mark_used(s, invite_id=invite.id, user_id=user_id, now=now):  # type: ignore[arg-type]
             raise InviteUsed()
         existing = people.find_membership(s, user_id=user_id, role=invite.role, scope_code=invite.scope_code)
+        if existing is not None and not existing.active:  # revoked before: a new invite gives it back
+            people.reactivate(s, existing)
+            audit.record(
+                s,
+                action="user.joined",
+                subject_type="user",
+                subject_id=user_id,
+                actor_user_id=user_id,
+                data={"role": invite.role, "scope": invite.scope_code, "invite": invite.id, "membership": existing.id},
+                at=now,
+            )
+            identity.forget(rt, user_id)
+            return Joined(
+                role=invite.role,
+                scope_code=invite.scope_code,
+                scope_name_zh=row.name_zh,  # type: ignore[attr-defined]
+                scope_name_en=row.name_en,  # type: ignore[attr-defined]
+                already_member=False,
+            )
         if existing is None:
             m = people.add_membership(
                 s,

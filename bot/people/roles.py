@@ -69,7 +69,7 @@ ROLE_COMMANDS: dict[str, tuple[str, ...]] = {
     Role.DISPATCHER: ("tasks", "case", "assign", "duplicate", "reject", "ratelink", "stats"),
     Role.DEPARTMENT: ("tasks", "case"),
     Role.SUPERVISOR: ("case", "stats"),
-    ADMIN: ("invite", "bind", "case", "stats"),
+    ADMIN: ("invite", "revoke", "bind", "case", "stats"),
 }
 
 

@@ -1,15 +1,16 @@
-"""Telegram's webhook posts, taken in by one function (the only place that decides where
-an accepted update goes: today PTB's update queue; a durable inbox can replace it here)."""
+"""Telegram's webhook posts, taken in by one function: stored in the inbox before the post
+is answered, then processed like a polled update (griddesk/inbox.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from telegram import Update
 from telegram.ext import Application
+
+from griddesk import inbox
 
 
 async def accept_update(application: Application, payload: dict[str, Any]) -> None:
-    """Hand one update Telegram posted to the application (processed like a polled one)."""
-    update = Update.de_json(payload, application.bot)
-    await application.update_queue.put(update)
+    """Store one update Telegram posted (idempotent by update_id) and schedule its handling:
+    a crash after the 200 loses nothing."""
+    await inbox.accept(application, payload)

@@ -1,0 +1,69 @@
+"""The inbox: updates from Telegram, stored (idempotently, by update_id) before they are
+acknowledged, marked when handled."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from storage.models import InboxUpdate
+
+
+def store(session: Session, rows: Sequence[tuple[int, dict[str, Any]]], *, now: datetime) -> list[int]:
+    """Insert the updates not stored yet; the update_ids that were new (a repeat from
+    Telegram after a crash, or a webhook retried, is ignored)."""
+    if not rows:
+        return []
+    ids = [update_id for update_id, _ in rows]
+    known = set(session.exec(select(InboxUpdate.update_id).where(col(InboxUpdate.update_id).in_(ids))))
+    by_id: dict[int, dict[str, Any]] = {}
+    for update_id, payload in rows:
+        if update_id not in known:
+            by_id[update_id] = {"update_id": update_id, "payload": payload, "received_at": now}
+    fresh = list(by_id.values())
+    if not fresh:
+        return []
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(InboxUpdate).values(fresh).on_conflict_do_nothing(index_elements=["update_id"])
+    if dialect == "postgresql":
+        returning = stmt.returning(InboxUpdate.__table__.c.update_id)  # type: ignore[attr-defined]
+        return sorted(int(r[0]) for r in session.execute(returning))
+    session.execute(stmt)  # SQLite: the write lock is ours, nobody inserted meanwhile
+    return sorted(by_id)
+
+
+def pending(session: Session, *, limit: int = 1000) -> list[InboxUpdate]:
+    stmt = (
+        select(InboxUpdate)
+        .where(col(InboxUpdate.processed_at).is_(None))
+        .order_by(col(InboxUpdate.update_id))
+        .limit(limit)
+    )
+    return list(session.exec(stmt))
+
+
+def mark_processed(session: Session, update_ids: Collection[int], *, now: datetime) -> None:
+    if update_ids:
+        session.execute(
+            update(InboxUpdate)
+            .where(col(InboxUpdate.update_id).in_(list(update_ids)), col(InboxUpdate.processed_at).is_(None))
+            .values(processed_at=now)
+        )
+
+
+def newest_id(session: Session) -> int | None:
+    return session.exec(select(func.max(InboxUpdate.update_id))).one()
+
+
+def purge(session: Session, *, before: datetime, keep_newest: int | None) -> None:
+    """Forget handled updates older than `before` (the newest is kept: it says where polling is)."""
+    stmt = delete(InboxUpdate).where(col(InboxUpdate.processed_at).is_not(None), col(InboxUpdate.received_at) < before)
+    if keep_newest is not None:
+        stmt = stmt.where(col(InboxUpdate.update_id) != keep_newest)
+    session.execute(stmt)

@@ -1,0 +1,93 @@
+"""Inbox before acknowledgement: an update is stored (by update_id, once) before Telegram
+hears we have it, processed from the database, marked when handled; a restart processes
+what a crashed run stored but never finished, and nothing twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import select
+from telegram import Update
+from telegram.ext import Application
+
+from bot.runtime import Runtime
+from griddesk import inbox
+from griddesk.app import build_application
+from handlers.outbox_sender import drain, stop_sender
+from storage import inbox as rows
+from storage.db import Database
+from storage.models import InboxUpdate
+from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser
+
+
+def help_update(update_id: int, user: FakeUser) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": 10_000 + update_id,
+            "date": 1_790_000_000,
+            "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+            "from": user.json,
+            "text": "/help",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+        },
+    }
+
+
+def stored(db: Database) -> dict[int, bool]:
+    with db.session() as s:
+        return {r.update_id: r.processed_at is not None for r in s.exec(select(InboxUpdate))}
+
+
+async def test_accept_stores_then_processes_once(app: Application, tg: FakeTelegram, db: Database) -> None:
+    user = tg.user(8101, "居民", language_code="zh-hans")
+    before = len(user.texts())
+    await inbox.accept(app, help_update(501, user))
+    await inbox.accept(app, help_update(501, user))  # Telegram sends it again (webhook retry)
+    await inbox.wait_idle(app)
+    await drain(app)
+    assert len(user.texts()) == before + 1 and "/report" in user.texts()[-1]
+    assert stored(db) == {501: True}
+    await inbox.accept(app, help_update(501, user))  # even after it was handled
+    await inbox.wait_idle(app)
+    assert len(user.texts()) == before + 1
+
+
+async def test_update_stored_by_a_crashed_run_is_processed_at_start(rt: Runtime, api: FakeBotAPI, db: Database) -> None:
+    first = build_application(rt, request=api)
+    tg = FakeTelegram(first, api)
+    user = tg.user(8102, "居民", language_code="zh-hans")
+    # A run stored these and died: one handled (marked), one not.
+    with db.session() as s:
+        rows.store(s, [(601, help_update(601, user)), (602, help_update(602, user))], now=rt.clock.now())
+        rows.mark_processed(s, [601], now=rt.clock.now())
+    second = build_application(rt, request=api)
+    await second.initialize()
+    await second.post_init(second)  # type: ignore[misc]
+    try:
+        await inbox.wait_idle(second)
+        await drain(second)
+    finally:
+        await stop_sender(second)
+        await second.shutdown()
+    assert len(api.texts(user.id)) == 1  # 602 only: 601 was done before the crash
+    assert stored(db) == {601: True, 602: True}
+
+
+async def test_the_update_queue_stores_what_ptb_puts(app: Application, tg: FakeTelegram, db: Database) -> None:
+    user = tg.user(8103, "居民", language_code="zh-hans")
+    update = Update.de_json(help_update(701, user), app.bot)
+    await app.update_queue.put(update)  # what PTB's updater and webhook server do
+    assert 701 in stored(db)  # stored before put returned: only then is it confirmed
+    await inbox.wait_idle(app)
+    await drain(app)
+    assert stored(db) == {701: True} and "/report" in (user.last_text() or "")
+
+
+def test_store_is_idempotent(db: Database, rt: Runtime) -> None:
+    with db.session() as s:
+        assert rows.store(s, [(1, {"update_id": 1}), (2, {"update_id": 2})], now=rt.clock.now()) == [1, 2]
+    with db.session() as s:
+        assert rows.store(s, [(2, {"update_id": 2}), (3, {"update_id": 3})], now=rt.clock.now()) == [3]
+    with db.session() as s:
+        assert [r.update_id for r in rows.pending(s)] == [1, 2, 3]

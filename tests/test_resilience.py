@@ -1,0 +1,211 @@
+"""Telegram's and the database's trouble: direct replies retried through 5xx and timeouts,
+the poller lock surviving a terminated connection (never two pollers)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlmodel import select
+from telegram.ext import Application
+
+from bot import notify
+from bot.i18n import t
+from bot.runtime import Runtime
+from bot.settings import Settings
+from griddesk.app import build_application
+from handlers.outbox_sender import drain, stop_sender
+from storage.db import Database, PollerLock
+from storage.models import Outbox
+from tests.conftest import harness
+from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser
+from tests.flows import grid_centre
+from tests.images import make_jpeg
+
+
+@pytest.fixture
+async def limited_app(rt: Runtime, settings: Settings, api: FakeBotAPI) -> AsyncIterator[Application]:
+    """The production set-up: PTB's rate limiter with our retries."""
+    rt.settings = settings.model_copy(update={"rate_limit": True})
+    application = build_application(rt, request=api)
+    await application.initialize()
+    await application.post_init(application)  # type: ignore[misc]
+    yield application
+    await stop_sender(application)
+    await application.shutdown()
+
+
+async def test_direct_replies_are_retried_through_5xx_and_timeouts(limited_app: Application, api: FakeBotAPI) -> None:
+    tg = harness(limited_app, api)
+    user = tg.user(8201, "居民", language_code="zh-hans")
+    api.fail_next("sendMessage", 502)
+    api.fail_next("sendMessage", timeout=True)
+    turn = await user.send("/help")
+    assert turn.texts and "/report" in turn.texts[-1]
+    statuses = [c.status for c in api.calls if c.method == "sendMessage"]
+    assert statuses[-3:] == [502, 0, 200]
+
+
+async def test_a_bad_request_is_not_retried(limited_app: Application, api: FakeBotAPI) -> None:
+    tg = harness(limited_app, api)
+    user = tg.user(8202, "居民", language_code="zh-hans")
+    tg.raise_errors = False
+    api.fail_next("sendMessage", 400, "Bad Request: injected")
+    await user.send("/help")
+    assert [c.status for c in api.calls if c.method == "sendMessage"][:1] == [400]
+
+
+def _terminate(db: Database, lock: PollerLock) -> None:
+    pid = lock._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()  # type: ignore[union-attr]
+    lock._conn.commit()  # type: ignore[union-attr]
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        conn.commit()
+
+
+def test_poller_lock_survives_terminated_connections(db: Database) -> None:
+    if db.sqlite:
+        pytest.skip("the poller lock is PostgreSQL's (SQLite is one process)")
+    active, standby = PollerLock(Database(db.url)), PollerLock(Database(db.url))
+    try:
+        assert active.try_acquire() and active.still_held()
+        assert not standby.try_acquire()
+        _terminate(db, standby)  # the standby's connection dies: it keeps standing by
+        assert not standby.try_acquire()  # active still holds it
+        _terminate(db, active)  # the active process's lock connection dies
+        assert not active.still_held()  # it notices (and stops polling)
+        assert standby.try_acquire()  # the standby takes over
+        assert not active.try_acquire()  # reconnects, and now stands by: never two pollers
+    finally:
+        active.release()
+        standby.release()
+        active.db.dispose()
+        standby.db.dispose()
+
+
+async def test_a_row_refused_for_good_alerts_the_admins(
+    app: Application, tg: FakeTelegram, admin: FakeUser, rt: Runtime, api: FakeBotAPI
+) -> None:
+    group = tg.group(-100820, "某群", admins=[admin], bot_status="administrator")
+    with rt.db.session() as s:
+        notify.text_to_user(s, telegram_id=group.id, key="chat.lost", now=rt.clock.now(), unit="x", title="t", open=1)
+    api.fail_next("sendMessage", 400, "Bad Request: can't parse entities")
+    await drain(app)
+    with rt.db.read() as s:
+        states = {r.chat_id: r.state for r in s.exec(select(Outbox))}
+    assert states[group.id] == "failed"
+    assert "无法送达" in (admin.last_text() or "") and str(group.id) in (admin.last_text() or "")
+
+
+async def test_sqlite_locked_by_another_writer_says_busy_and_keeps_the_step(
+    tg: FakeTelegram, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer holds SQLite's lock past our busy wait (scaled: 0.3 s for 10 s)."""
+    if not db.sqlite:
+        pytest.skip("SQLite's lock")
+    import sqlite3
+
+    import storage.db
+
+    monkeypatch.setattr(storage.db, "SQLITE_BUSY_TIMEOUT_MS", 300)
+    db.engine.dispose()  # new connections wait 0.3 s
+    user = tg.user(8301, "居民", language_code="zh-hans")
+    turn = await user.send("/report")
+    assert "问题在哪里" in turn.texts[0]
+    lat, lon = grid_centre(db, "33010200100101")
+    tg.raise_errors = False  # the error handler answers it; the test looks at the answer
+    other = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        turn = await user.send_location(lat, lon)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert turn.texts == [t("zh_CN", "error.busy")]
+    assert not turn.errors or all("locked" in str(e) for e in turn.errors)
+    turn = await user.send_location(lat, lon)  # the step was kept: the same location, again
+    assert "照片" in turn.texts[0]
+
+
+async def test_nul_and_lone_surrogates_are_cleaned_on_the_way_in(rt: Runtime, db: Database) -> None:
+    from storage.models import User
+
+    with db.session() as s:
+        s.add(User(telegram_id=8302, first_name="A\x00B\ud800C", created_at=rt.clock.now(), updated_at=rt.clock.now()))
+    with db.session() as s:
+        user = s.exec(select(User).where(User.telegram_id == 8302)).one()
+    assert user.first_name == "ABC"
+
+
+async def test_a_full_disk_is_one_alert_not_a_traceback_per_photo(
+    tg: FakeTelegram, admin: FakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import handlers.media
+
+    async def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(handlers.media, "decode_photo", full)
+    user = tg.user(8303, "居民", language_code="zh-hans")
+    await user.send("/report")
+    for _ in range(3):
+        turn = await user.send_photo(make_jpeg())
+        assert user.last_text() == t("zh_CN", "photo.storage_full")
+        assert turn.errors == []
+    alerts = [text for text in admin.texts() if "磁盘已满" in text]
+    assert len(alerts) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://griddesk:s3cret@db:5432/griddesk", "postgresql://griddesk:***@db:5432/griddesk"),
+        ("postgresql://griddesk@db/griddesk?password=s3cret", "postgresql://griddesk:***@db/griddesk"),
+        (
+            "postgresql://griddesk@db/griddesk?sslmode=require&password=s3cret",
+            "postgresql://griddesk:***@db/griddesk?sslmode=require",
+        ),
+        ("postgresql://db/griddesk?password=s3cret", "postgresql://***@db/griddesk"),
+        ("sqlite:///griddesk.db", "sqlite:///griddesk.db"),
+    ],
+)
+def test_database_password_is_masked(url: str, shown: str) -> None:
+    from storage.db import mask_secrets, mask_url
+
+    assert mask_url(url) == shown
+    if "s3cret" in url:
+        assert "s3cret" not in mask_secrets(f"cannot connect to {url}: password s3cret refused", url)
+
+
+def test_database_password_is_masked_in_logs_and_startup_errors(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from griddesk.startup import MaskDatabasePassword, StartupError, open_database
+
+    url = "postgresql://griddesk@127.0.0.1:1/griddesk?password=s3cret&connect_timeout=1"
+    settings = Settings(TELEGRAM_BOT_TOKEN="1:x", DATABASE_URL=url, _env_file=None)
+    with pytest.raises(StartupError) as caught:
+        open_database(settings)
+    assert "s3cret" not in str(caught.value) and "griddesk:***@" in str(caught.value)
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "connecting to %s", (url,), None)
+    MaskDatabasePassword(url).filter(record)
+    assert "s3cret" not in record.getMessage() and "***" in record.getMessage()
+
+
+async def test_a_file_path_naming_a_local_file_is_refused(
+    tg: FakeTelegram, api: FakeBotAPI, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = tg.user(8304, "居民", language_code="zh-hans")
+    await user.send("/report")
+    original = api._api_getFile
+
+    def local_path(call):  # type: ignore[no-untyped-def]
+        answer = original(call)
+        answer["file_path"] = "/etc/hostname"  # a forged (or misconfigured) Bot API
+        return answer
+
+    monkeypatch.setattr(api, "_api_getFile", local_path)
+    await user.send_photo(make_jpeg())
+    assert user.last_text() == t("zh_CN", "photo.not_image")
