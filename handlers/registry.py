@@ -41,11 +41,13 @@ from bot.callbacks import (
     Tasks,
     Work,
 )
+from bot.desk.buttons import DeskStats
 from handlers import (
     bind,
     buttons,
     casework,
     claim,
+    desk,
     dispatch,
     errors,
     fallback,
@@ -88,7 +90,7 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("duplicate", dispatch.duplicate_command))
     app.add_handler(CommandHandler("reject", dispatch.reject_command))
     app.add_handler(CommandHandler("ratelink", rate.ratelink_command))
-    app.add_handler(CommandHandler("stats", rate.stats_command))
+    app.add_handler(CommandHandler("stats", desk.stats_command))  # issue 11: the desk replaces satisfaction-only /stats
 
     buttons.route(Lang, lang.lang_pressed)
     buttons.route(Tasks, tasks.on_page)
@@ -118,6 +120,7 @@ def register(app: Application) -> None:
     buttons.route(Duplicate, dispatch.on_button)
     buttons.route(Reject, dispatch.on_button)
     buttons.route(DispatchMenu, dispatch.on_button)
+    buttons.route(DeskStats, desk.on_stats_button)
     app.add_handler(CallbackQueryHandler(buttons.on_button))
 
     app.add_handler(

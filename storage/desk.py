@@ -113,7 +113,7 @@ def whistles(s: Session, f: CaseFilter) -> list[tuple[int, int, datetime, dateti
         .where(*_where(f))
     )
     if f.department_id is not None:
-        stmt = stmt.where(Whistle.unit_id == f.department_id)
+        stmt = stmt.where(col(Whistle.unit_id) == f.department_id)
     return [(int(c), int(u), a, b) for c, u, a, b in s.execute(stmt)]
 
 

@@ -1,0 +1,34 @@
+"""The desk's buttons (registered with bot/callbacks.py's parser by subclassing Button)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.callbacks import Button, choice, pattern
+
+SCOPE_CODE = r"[A-Za-z0-9][A-Za-z0-9-]{0,23}"
+PERIOD_TEXT = r"[a-z0-9][a-z0-9.-]{0,23}"
+# Breakdowns in two letters (button data has 64 bytes): "--" for none.
+BY_CODES = {
+    "--": "none",
+    "st": "street",
+    "tm": "team",
+    "dp": "department",
+    "gr": "grid",
+    "ps": "person",
+    "ct": "category",
+}
+BY_OF = {v: k for k, v in BY_CODES.items()}
+
+
+@dataclass(frozen=True)
+class DeskStats(Button, kind="dstats"):
+    """/stats again with another period or breakdown."""
+
+    scope: str = field(metadata=pattern(SCOPE_CODE))
+    period: str = field(metadata=pattern(PERIOD_TEXT))
+    by: str = field(metadata=choice(*BY_CODES))
+
+    @property
+    def breakdown(self) -> str:
+        return BY_CODES[self.by]
