@@ -41,13 +41,14 @@ from bot.callbacks import (
     Tasks,
     Work,
 )
-from bot.desk.buttons import DeskStats
+from bot.desk.buttons import DeskOpen, DeskQueue, DeskStats
 from handlers import (
     bind,
     buttons,
     casework,
     claim,
     desk,
+    desk_queue,
     dispatch,
     errors,
     fallback,
@@ -91,6 +92,8 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("reject", dispatch.reject_command))
     app.add_handler(CommandHandler("ratelink", rate.ratelink_command))
     app.add_handler(CommandHandler("stats", desk.stats_command))  # issue 11: the desk replaces satisfaction-only /stats
+    app.add_handler(CommandHandler("queue", desk_queue.queue_command))
+    app.add_handler(CommandHandler("find", desk_queue.find_command))
 
     buttons.route(Lang, lang.lang_pressed)
     buttons.route(Tasks, tasks.on_page)
@@ -121,6 +124,8 @@ def register(app: Application) -> None:
     buttons.route(Reject, dispatch.on_button)
     buttons.route(DispatchMenu, dispatch.on_button)
     buttons.route(DeskStats, desk.on_stats_button)
+    buttons.route(DeskQueue, desk_queue.on_queue_button)
+    buttons.route(DeskOpen, desk_queue.on_open)
     app.add_handler(CallbackQueryHandler(buttons.on_button))
 
     app.add_handler(

@@ -44,7 +44,7 @@ from bot.callbacks import (
     parse,
 )
 from bot.cases import casework, dispatch
-from bot.desk.buttons import DeskStats
+from bot.desk.buttons import DeskOpen, DeskQueue, DeskStats
 from bot.i18n import SUPPORTED_LANGUAGES
 from bot.rating import ratings
 from handlers import buttons, registry
@@ -82,6 +82,8 @@ EXAMPLES: list[tuple[Button, str]] = [
     (Tasks("mine", 2), "v1:tasks:mine:2"),
     (Lang("zh_CN"), "v1:lang:zh_CN"),
     (DeskStats("330102001", "this-month", "tm"), "v1:dstats:330102001:this-month:tm"),  # issue 11
+    (DeskQueue("overdue", 0, 2), "v1:dqueue:overdue:0:2"),
+    (DeskOpen(42), "v1:dopen:42"),
 ]
 
 

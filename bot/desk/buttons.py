@@ -32,3 +32,22 @@ class DeskStats(Button, kind="dstats"):
     @property
     def breakdown(self) -> str:
         return BY_CODES[self.by]
+
+
+QUEUE_KINDS = ("all", "overdue", "unclaimed", "today", "waiting", "team", "grid", "pickteam", "pickgrid")
+
+
+@dataclass(frozen=True)
+class DeskQueue(Button, kind="dqueue"):
+    """A /queue page: a filter (team and grid take the unit or grid id), or the list to pick one from."""
+
+    kind: str = field(metadata=choice(*QUEUE_KINDS))
+    arg: int
+    page: int
+
+
+@dataclass(frozen=True)
+class DeskOpen(Button, kind="dopen"):
+    """A queue or search line tapped: the case's card in private."""
+
+    case_id: int
