@@ -9,9 +9,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 
 from bot.cases import query as casequery
+from bot.desk import corrections
 from bot.desk import queue as desk
-from bot.desk.buttons import DeskOpen, DeskQueue
-from bot.i18n import N_, t, t_plain
+from bot.desk.buttons import DeskFix, DeskFixTo, DeskOpen, DeskQueue
+from bot.i18n import N_, bilingual, t, t_plain
 from bot.runtime import Runtime
 from handlers import tasks
 from handlers.common import Ctx, chat_language, clip, esc, off_loop, person_of, pressed, reply, runtime
@@ -178,3 +179,36 @@ async def on_open(update: Update, context: Ctx, button: DeskOpen) -> None:
         await query.answer(t_plain(lang, "desk.open_start_first"), show_alert=True)
         return
     await query.answer(t_plain(lang, "desk.opened", code=opened.code))
+
+
+# --- 更正分类 ---------------------------------------------------------------------------------
+
+
+async def on_fix(update: Update, context: Ctx, button: DeskFix) -> None:
+    query, person = await pressed(update, context)
+    rt = runtime(context)
+    lang = person.language
+    await off_loop(desk.open_card, rt, person, button.case_id, lang)  # outsiders: the stale answer
+    options = await off_loop(corrections.categories, rt)
+    cells = [
+        InlineKeyboardButton(
+            bilingual(lang, c.name_zh, c.name_en)[:30], callback_data=DeskFixTo(button.case_id, c.id).pack()
+        )
+        for c in options
+        if c.id is not None
+    ]
+    rows = [cells[i : i + 2] for i in range(0, len(cells), 2)]
+    await query.answer()
+    await context.bot.send_message(
+        person.telegram_id, t(lang, "desk.fix_choose"), reply_markup=InlineKeyboardMarkup(rows)
+    )
+
+
+async def on_fix_to(update: Update, context: Ctx, button: DeskFixTo) -> None:
+    query, person = await pressed(update, context)
+    rt = runtime(context)
+    lang = person.language
+    done = await off_loop(corrections.recategorize, rt, person, button.case_id, button.category_id)
+    await query.answer()
+    text = t(lang, "desk.fix_done_moved" if done.team_changed else "desk.fix_done", code=esc(done.code))
+    await query.edit_message_text(text)

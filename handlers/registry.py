@@ -41,7 +41,7 @@ from bot.callbacks import (
     Tasks,
     Work,
 )
-from bot.desk.buttons import DeskOpen, DeskQueue, DeskStats
+from bot.desk.buttons import DeskFix, DeskFixTo, DeskOpen, DeskQueue, DeskStats
 from handlers import (
     bind,
     buttons,
@@ -126,6 +126,8 @@ def register(app: Application) -> None:
     buttons.route(DeskStats, desk.on_stats_button)
     buttons.route(DeskQueue, desk_queue.on_queue_button)
     buttons.route(DeskOpen, desk_queue.on_open)
+    buttons.route(DeskFix, desk_queue.on_fix)
+    buttons.route(DeskFixTo, desk_queue.on_fix_to)
     app.add_handler(CallbackQueryHandler(buttons.on_button))
 
     app.add_handler(

@@ -44,7 +44,7 @@ from bot.callbacks import (
     parse,
 )
 from bot.cases import casework, dispatch
-from bot.desk.buttons import DeskOpen, DeskQueue, DeskStats
+from bot.desk.buttons import DeskFix, DeskFixTo, DeskOpen, DeskQueue, DeskStats
 from bot.i18n import SUPPORTED_LANGUAGES
 from bot.rating import ratings
 from handlers import buttons, registry
@@ -84,6 +84,8 @@ EXAMPLES: list[tuple[Button, str]] = [
     (DeskStats("330102001", "this-month", "tm"), "v1:dstats:330102001:this-month:tm"),  # issue 11
     (DeskQueue("overdue", 0, 2), "v1:dqueue:overdue:0:2"),
     (DeskOpen(42), "v1:dopen:42"),
+    (DeskFix(42), "v1:dfix:42"),
+    (DeskFixTo(42, 7), "v1:dfixto:42:7"),
 ]
 
 

@@ -51,3 +51,18 @@ class DeskOpen(Button, kind="dopen"):
     """A queue or search line tapped: the case's card in private."""
 
     case_id: int
+
+
+@dataclass(frozen=True)
+class DeskFix(Button, kind="dfix"):
+    """更正分类: the categories to choose from."""
+
+    case_id: int
+
+
+@dataclass(frozen=True)
+class DeskFixTo(Button, kind="dfixto"):
+    """The category chosen."""
+
+    case_id: int
+    category_id: int

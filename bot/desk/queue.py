@@ -25,8 +25,10 @@ from bot.callbacks import (
 )
 from bot.cases import lifecycle
 from bot.cases.cards import Names, buttons_for, case_view
+from bot.desk.buttons import DeskFix
 from bot.desk.scopes import may_use_desk
 from bot.errors import DomainError, NotAllowed
+from bot.i18n import t
 from bot.org import index
 from bot.people.roles import Person
 from bot.runtime import Runtime
@@ -231,4 +233,6 @@ def open_card(rt: Runtime, person: Person, case_id: int, lang: str) -> Opened:
             seen.update(data for _, data in kept)
             if kept:
                 rows.append(kept)
+    if "recategorize" in may:
+        rows.append([(t(lang, "desk.fix_button"), DeskFix(case_id).pack())])
     return Opened(view.code, rows)
