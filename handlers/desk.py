@@ -6,14 +6,20 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+import tempfile
+from typing import IO
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.error import TelegramError
 
-from bot.desk import render, service
+from bot.desk import export, render, service
 from bot.desk.buttons import BY_OF, DeskStats
 from bot.desk.figures import Report
-from bot.desk.periods import PRESETS
-from bot.i18n import N_, t_plain
+from bot.desk.periods import PRESETS, Period
+from bot.desk.scopes import Scope
+from bot.i18n import N_, t, t_plain
+from bot.people.roles import Person
+from bot.runtime import Runtime
 from handlers.common import Ctx, chat_language, command_args, esc, off_loop, person_of, pressed, runtime
 
 CAPTION_LIMIT = 1024
@@ -88,3 +94,38 @@ async def on_stats_button(update: Update, context: Ctx, button: DeskStats) -> No
     await query.answer()
     report = await off_loop(service.stats, runtime(context), person, button.scope, button.period, button.breakdown)
     await _send(update, context, lang, report)
+
+
+# --- /export ---------------------------------------------------------------------------------
+
+
+def _export_file(
+    rt: Runtime, person: Person, scope_code: str | None, period_text: str | None, lang: str
+) -> tuple[Scope, Period, int, IO[bytes]]:
+    scope, period = service.scope_and_period(rt, person, scope_code, period_text)
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (handed on)
+    count = export.write_xlsx(rt, scope, period, lang, spool)
+    spool.seek(0)
+    return scope, period, count, spool
+
+
+async def export_command(update: Update, context: Ctx) -> None:
+    """/export [SCOPE] [PERIOD]: the assessment spreadsheet (cases, timeline, figures)."""
+    person = await person_of(update, context)
+    if person is None:
+        return
+    lang = await chat_language(update, context, person)
+    request = service.read_args(command_args(context))
+    rt = runtime(context)
+    scope, period, count, spool = await off_loop(_export_file, rt, person, request.scope, request.period, lang)
+    assert update.effective_chat is not None
+    name = f"griddesk-{scope.code}-{period.first:%Y%m%d}-{period.last:%Y%m%d}.xlsx"
+    caption = t(lang, "desk.export_caption", scope=esc(scope.names.get(lang)), period=period.label(), count=count)
+    if count == 0:
+        caption += "\n" + t(lang, "desk.export_empty")
+    try:
+        await context.bot.send_document(
+            update.effective_chat.id, InputFile(spool.read(), filename=name), caption=caption
+        )
+    finally:
+        spool.close()

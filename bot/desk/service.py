@@ -44,6 +44,14 @@ def read_args(args: list[str]) -> Request:
     return Request(scope, period)
 
 
+def scope_and_period(
+    rt: Runtime, person: Person, scope_code: str | None, period_text: str | None
+) -> tuple[scopes.Scope, periods.Period]:
+    with rt.db.read() as s:
+        scope = scopes.resolve(rt, s, person, scope_code)
+    return scope, periods.parse(period_text, rt.clock.now(), scopes.zone(scope))
+
+
 def stats(rt: Runtime, person: Person, scope_code: str | None, period_text: str | None, by: str | None) -> Report:
     with rt.db.read() as s:
         scope = scopes.resolve(rt, s, person, scope_code)

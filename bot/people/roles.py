@@ -65,11 +65,11 @@ COMMON_COMMANDS = ("start", "report", "my", "help", "lang", "whoami", "cancel")
 ROLE_COMMANDS: dict[str, tuple[str, ...]] = {
     "resident": (),
     Role.WORKER: ("case", "ratelink"),
-    Role.STAFF: ("tasks", "case", "ratelink", "stats", "queue", "find"),
-    Role.DISPATCHER: ("tasks", "case", "assign", "duplicate", "reject", "ratelink", "stats", "queue", "find"),
+    Role.STAFF: ("tasks", "case", "ratelink", "stats", "queue", "find", "export"),
+    Role.DISPATCHER: ("tasks", "case", "assign", "duplicate", "reject", "ratelink", "stats", "queue", "find", "export"),
     Role.DEPARTMENT: ("tasks", "case"),
-    Role.SUPERVISOR: ("case", "stats"),
-    ADMIN: ("invite", "bind", "case", "stats"),
+    Role.SUPERVISOR: ("case", "stats", "export"),
+    ADMIN: ("invite", "bind", "case", "stats", "export"),
 }
 
 
