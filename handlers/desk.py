@@ -12,7 +12,7 @@ from typing import IO
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.error import TelegramError
 
-from bot.desk import export, render, service
+from bot.desk import export, maps, render, service
 from bot.desk.buttons import BY_OF, DeskStats
 from bot.desk.figures import Report
 from bot.desk.periods import PRESETS, Period
@@ -129,3 +129,26 @@ async def export_command(update: Update, context: Ctx) -> None:
         )
     finally:
         spool.close()
+
+
+# --- /map -----------------------------------------------------------------------------------
+
+
+def _map(
+    rt: Runtime, person: Person, scope_code: str | None, period_text: str | None, lang: str
+) -> tuple[Scope, Period, maps.MapImage]:
+    scope, period = service.scope_and_period(rt, person, scope_code, period_text)
+    return scope, period, maps.draw(rt, scope, period, lang, f"{scope.names.get(lang)} · {period.label()}")
+
+
+async def map_command(update: Update, context: Ctx) -> None:
+    """/map [SCOPE] [PERIOD]: the grids and the period's cases, coloured by state."""
+    person = await person_of(update, context)
+    if person is None:
+        return
+    lang = await chat_language(update, context, person)
+    request = service.read_args(command_args(context))
+    scope, period, image = await off_loop(_map, runtime(context), person, request.scope, request.period, lang)
+    assert update.effective_chat is not None
+    caption = t(lang, "desk.map_caption", scope=esc(scope.names.get(lang)), period=period.label(), count=image.cases)
+    await context.bot.send_photo(update.effective_chat.id, image.png, caption=caption)

@@ -93,6 +93,7 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("ratelink", rate.ratelink_command))
     app.add_handler(CommandHandler("stats", desk.stats_command))  # issue 11: the desk replaces satisfaction-only /stats
     app.add_handler(CommandHandler("export", desk.export_command))
+    app.add_handler(CommandHandler("map", desk.map_command))
     app.add_handler(CommandHandler("queue", desk_queue.queue_command))
     app.add_handler(CommandHandler("find", desk_queue.find_command))
 

@@ -119,3 +119,13 @@ def whistles(s: Session, f: CaseFilter) -> list[tuple[int, int, datetime, dateti
 
 def count(s: Session, f: CaseFilter) -> int:
     return int(s.execute(select(func.count()).select_from(Case).where(*_where(f))).scalar_one())
+
+
+def points(s: Session, f: CaseFilter, limit: int = 50_000) -> list[tuple[float, float, str, datetime | None]]:
+    """(latitude, longitude, state, due) of the filtered cases that have a location."""
+    stmt = (
+        select(col(Case.latitude), col(Case.longitude), col(Case.state), col(Case.due_at))
+        .where(*_where(f), col(Case.latitude).is_not(None), col(Case.longitude).is_not(None))
+        .limit(limit)
+    )
+    return [(float(a), float(b), st, due) for a, b, st, due in s.execute(stmt)]
