@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     rev = sub.add_parser("revoke", help="take a role away (a person's, or everyone's with a role in a scope)")
     rev.add_argument("who", help="a Telegram id, @username, or a role")
     rev.add_argument("scope", nargs="?", help="a grid, team, street, department or district code")
+    exp = sub.add_parser("export", help="write the assessment spreadsheet (issue 11)")
+    exp.add_argument("--scope", required=True, help="a district, street, team, department or grid code")
+    exp.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
+    exp.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD (included)")
+    exp.add_argument("--format", choices=("xlsx", "csv"), default="xlsx")
+    exp.add_argument("--out", required=True, type=Path)
+    exp.add_argument("--lang", default="zh_CN", help="language of the headers (zh_CN or en)")
     return p
 
 
@@ -91,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return interop_cli.run(settings, args)
         if args.command == "revoke":
             return _revoke(settings, args)
+        if args.command == "export":
+            return _export(settings, args)
     except (SettingsError, StartupError) as exc:
         print(f"griddesk: {exc}", file=sys.stderr)
         return 2
@@ -223,6 +232,19 @@ def _invite(settings: Settings, args: argparse.Namespace) -> int:
     expires = made.expires_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z")
     print(f"{made.role} · {made.scope_code} {made.scope_name_zh} / {made.scope_name_en} · expires {expires}")
     print(made.link)
+    return 0
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.desk import export
+
+    rt = prepare(settings, import_org_file=False)
+    try:
+        count = export.export_file(rt, args.scope, args.first, args.last, args.format, args.out, args.lang)
+    except DomainError as exc:
+        print("griddesk: " + t("en", exc.key, **exc.params), file=sys.stderr)
+        return 2
+    print(f"{args.out}: {count} cases")
     return 0
 
 

@@ -41,11 +41,14 @@ from bot.callbacks import (
     Tasks,
     Work,
 )
+from bot.desk.buttons import DeskFix, DeskFixTo, DeskOpen, DeskQueue, DeskStats
 from handlers import (
     bind,
     buttons,
     casework,
     claim,
+    desk,
+    desk_queue,
     dispatch,
     errors,
     fallback,
@@ -89,7 +92,11 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("duplicate", dispatch.duplicate_command))
     app.add_handler(CommandHandler("reject", dispatch.reject_command))
     app.add_handler(CommandHandler("ratelink", rate.ratelink_command))
-    app.add_handler(CommandHandler("stats", rate.stats_command))
+    app.add_handler(CommandHandler("stats", desk.stats_command))  # the desk's figures (issue 11)
+    app.add_handler(CommandHandler("export", desk.export_command))
+    app.add_handler(CommandHandler("map", desk.map_command))
+    app.add_handler(CommandHandler("queue", desk_queue.queue_command))
+    app.add_handler(CommandHandler("find", desk_queue.find_command))
     app.add_handler(CommandHandler("revoke", revoke.revoke_command))
     app.add_handler(ChatMemberHandler(revoke.member_changed, ChatMemberHandler.CHAT_MEMBER), group=-1)
 
@@ -121,6 +128,11 @@ def register(app: Application) -> None:
     buttons.route(Duplicate, dispatch.on_button)
     buttons.route(Reject, dispatch.on_button)
     buttons.route(DispatchMenu, dispatch.on_button)
+    buttons.route(DeskStats, desk.on_stats_button)
+    buttons.route(DeskQueue, desk_queue.on_queue_button)
+    buttons.route(DeskOpen, desk_queue.on_open)
+    buttons.route(DeskFix, desk_queue.on_fix)
+    buttons.route(DeskFixTo, desk_queue.on_fix_to)
     app.add_handler(CallbackQueryHandler(buttons.on_button))
 
     app.add_handler(

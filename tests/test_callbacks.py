@@ -44,6 +44,7 @@ from bot.callbacks import (
     parse,
 )
 from bot.cases import casework, dispatch
+from bot.desk.buttons import DeskFix, DeskFixTo, DeskOpen, DeskQueue, DeskStats
 from bot.i18n import SUPPORTED_LANGUAGES
 from bot.rating import ratings
 from handlers import buttons, registry
@@ -80,6 +81,11 @@ EXAMPLES: list[tuple[Button, str]] = [
     (ReportJoin(77, 42), "v1:report_join:77:42"),
     (Tasks("mine", 2), "v1:tasks:mine:2"),
     (Lang("zh_CN"), "v1:lang:zh_CN"),
+    (DeskStats("330102001", "this-month", "tm"), "v1:dstats:330102001:this-month:tm"),  # issue 11
+    (DeskQueue("overdue", 0, 2), "v1:dqueue:overdue:0:2"),
+    (DeskOpen(42), "v1:dopen:42"),
+    (DeskFix(42), "v1:dfix:42"),
+    (DeskFixTo(42, 7), "v1:dfixto:42:7"),
 ]
 
 

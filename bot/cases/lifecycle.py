@@ -206,6 +206,7 @@ RULES: tuple[Rule, ...] = (
     Rule("rate", (S.CLOSED,), _by(RESIDENT)),
     Rule("follow_up", ALL_STATES, COMMAND),
     Rule("verify_overdue", (S.RESOLVED,), _by(SYSTEM)),
+    Rule("recategorize", ACTIVE_STATES, COMMAND),  # issue 11: correct the category (bot/desk/corrections.py)
 )  # fmt: skip
 
 _MOVES = {m.action: m for m in MOVES}

@@ -43,6 +43,7 @@ TIMELINE_ACTIONS = (
     "case.due_set",
     "case.supervised",
     "case.reopened",
+    "case.recategorized",  # issue 11
 )
 
 

@@ -65,11 +65,23 @@ COMMON_COMMANDS = ("start", "report", "my", "help", "lang", "whoami", "cancel")
 ROLE_COMMANDS: dict[str, tuple[str, ...]] = {
     "resident": (),
     Role.WORKER: ("case", "ratelink"),
-    Role.STAFF: ("tasks", "case", "ratelink"),
-    Role.DISPATCHER: ("tasks", "case", "assign", "duplicate", "reject", "ratelink", "stats"),
+    Role.STAFF: ("tasks", "case", "ratelink", "stats", "queue", "find", "export", "map"),
+    Role.DISPATCHER: (
+        "tasks",
+        "case",
+        "assign",
+        "duplicate",
+        "reject",
+        "ratelink",
+        "stats",
+        "queue",
+        "find",
+        "export",
+        "map",
+    ),
     Role.DEPARTMENT: ("tasks", "case"),
-    Role.SUPERVISOR: ("case", "stats"),
-    ADMIN: ("invite", "revoke", "bind", "case", "stats"),
+    Role.SUPERVISOR: ("case", "stats", "export", "map"),
+    ADMIN: ("invite", "revoke", "bind", "case", "stats", "export", "map"),
 }
 
 

@@ -819,6 +819,25 @@ class FakeBotAPI(BaseRequest):
             content["has_media_spoiler"] = True
         return self._new_message(chat, params, content, markup)
 
+    def _api_sendDocument(self, call: Call) -> JSON:
+        """A document upload (issue 11: /export): stored for getFile, its bytes in call.files."""
+        params = call.params
+        chat = self._chat(params)
+        self._check_can_send(chat, "documents")
+        caption = self._format(params, caption=True)
+        markup = self._check_markup(params.get("reply_markup"), chat)
+        data = self._upload(params.get("document"), call, "document")
+        if data is None:
+            raise ApiError.bad_request("sending a document by file_id is not modelled by the fake")
+        name = call.file_names.get("document") or "document"
+        stored = self.add_file(data, kind="document", file_name=name)
+        content: JSON = {
+            "document": {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_name": name,
+                         "file_size": len(data)}
+        }  # fmt: skip
+        self._put_text(content, "caption", caption)
+        return self._new_message(chat, params, content, markup)
+
     def _api_sendMediaGroup(self, call: Call) -> list[JSON]:
         params = call.params
         chat = self._chat(params)

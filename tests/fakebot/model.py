@@ -35,7 +35,7 @@ JSON_PARAMS = frozenset(
 )
 
 # Methods that create messages and are therefore counted by ``sent_messages``.
-SENDING_METHODS = frozenset({"sendMessage", "sendPhoto", "sendMediaGroup"})
+SENDING_METHODS = frozenset({"sendMessage", "sendPhoto", "sendMediaGroup", "sendDocument"})
 
 GROUP_TYPES = ("group", "supergroup")
 MEMBER_STATUSES = ("creator", "administrator", "member", "restricted", "left", "kicked")

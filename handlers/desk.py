@@ -1,0 +1,154 @@
+"""The command room's desk: /stats (chart and figures; buttons switch period and breakdown).
+
+/stats [SCOPE] [PERIOD]   SCOPE: a district, street, team, command room, department or
+                          grid code; PERIOD: 7d, 30d, 本月, 上月, 2026-11, 2026-11-01..2026-11-15
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import IO
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
+from telegram.error import TelegramError
+
+from bot.desk import export, maps, render, service
+from bot.desk.buttons import BY_OF, DeskStats
+from bot.desk.figures import Report
+from bot.desk.periods import PRESETS, Period
+from bot.desk.scopes import Scope
+from bot.i18n import N_, t, t_plain
+from bot.people.roles import Person
+from bot.runtime import Runtime
+from handlers.common import Ctx, chat_language, command_args, esc, off_loop, person_of, pressed, runtime
+
+CAPTION_LIMIT = 1024
+_PERIOD_KEYS = {
+    "7d": N_("desk.period_7d"),
+    "30d": N_("desk.period_30d"),
+    "this-month": N_("desk.period_this_month"),
+    "last-month": N_("desk.period_last_month"),
+}
+BREAKDOWN_BUTTONS = ("team", "grid", "person", "category")
+
+
+def title(lang: str, report: Report) -> str:
+    return f"{report.scope.names.get(lang)} · {report.period.label()}"
+
+
+def caption(lang: str, report: Report) -> str:
+    lines = [f"📊 <b>{esc(title(lang, report))}</b>", *(esc(line) for line in render.summary(lang, report.total))]
+    text = "\n".join(lines)
+    return text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
+
+
+def keyboard(lang: str, report: Report) -> InlineKeyboardMarkup | None:
+    code = report.scope.code
+    by = report.breakdown or "none"
+    try:
+        periods = [
+            InlineKeyboardButton(
+                ("• " if report.period.text == p else "") + t_plain(lang, _PERIOD_KEYS[p]),
+                callback_data=DeskStats(code, p, BY_OF[by]).pack(),
+            )
+            for p in PRESETS
+        ]
+        breakdowns = [
+            InlineKeyboardButton(
+                ("• " if by == b else "") + render.breakdown_label(lang, b),
+                callback_data=DeskStats(code, report.period.text, BY_OF[b]).pack(),
+            )
+            for b in BREAKDOWN_BUTTONS
+        ]
+    except ValueError:  # a period typed as a long range does not fit a button: no buttons
+        return None
+    return InlineKeyboardMarkup([periods, breakdowns])
+
+
+async def _send(update: Update, context: Ctx, lang: str, report: Report) -> None:
+    chart = await off_loop(render.chart, lang, report, title(lang, report))
+    message = update.effective_message
+    assert message is not None and update.effective_chat is not None
+    markup = keyboard(lang, report)
+    try:
+        await context.bot.send_photo(
+            update.effective_chat.id, chart.png, caption=caption(lang, report), reply_markup=markup
+        )
+    except TelegramError:  # the picture refused: the figures still go out as text
+        await context.bot.send_message(update.effective_chat.id, caption(lang, report), reply_markup=markup)
+
+
+async def stats_command(update: Update, context: Ctx) -> None:
+    person = await person_of(update, context)
+    if person is None:
+        return
+    lang = await chat_language(update, context, person)
+    request = service.read_args(command_args(context))
+    report = await off_loop(service.stats, runtime(context), person, request.scope, request.period, None)
+    await _send(update, context, lang, report)
+
+
+async def on_stats_button(update: Update, context: Ctx, button: DeskStats) -> None:
+    query, person = await pressed(update, context)
+    lang = await chat_language(update, context, person)
+    await query.answer()
+    report = await off_loop(service.stats, runtime(context), person, button.scope, button.period, button.breakdown)
+    await _send(update, context, lang, report)
+
+
+# --- /export ---------------------------------------------------------------------------------
+
+
+def _export_file(
+    rt: Runtime, person: Person, scope_code: str | None, period_text: str | None, lang: str
+) -> tuple[Scope, Period, int, IO[bytes]]:
+    scope, period = service.scope_and_period(rt, person, scope_code, period_text)
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (handed on)
+    count = export.write_xlsx(rt, scope, period, lang, spool)
+    spool.seek(0)
+    return scope, period, count, spool
+
+
+async def export_command(update: Update, context: Ctx) -> None:
+    """/export [SCOPE] [PERIOD]: the assessment spreadsheet (cases, timeline, figures)."""
+    person = await person_of(update, context)
+    if person is None:
+        return
+    lang = await chat_language(update, context, person)
+    request = service.read_args(command_args(context))
+    rt = runtime(context)
+    scope, period, count, spool = await off_loop(_export_file, rt, person, request.scope, request.period, lang)
+    assert update.effective_chat is not None
+    name = f"griddesk-{scope.code}-{period.first:%Y%m%d}-{period.last:%Y%m%d}.xlsx"
+    caption = t(lang, "desk.export_caption", scope=esc(scope.names.get(lang)), period=period.label(), count=count)
+    if count == 0:
+        caption += "\n" + t(lang, "desk.export_empty")
+    try:
+        await context.bot.send_document(
+            update.effective_chat.id, InputFile(spool.read(), filename=name), caption=caption
+        )
+    finally:
+        spool.close()
+
+
+# --- /map -----------------------------------------------------------------------------------
+
+
+def _map(
+    rt: Runtime, person: Person, scope_code: str | None, period_text: str | None, lang: str
+) -> tuple[Scope, Period, maps.MapImage]:
+    scope, period = service.scope_and_period(rt, person, scope_code, period_text)
+    return scope, period, maps.draw(rt, scope, period, lang, f"{scope.names.get(lang)} · {period.label()}")
+
+
+async def map_command(update: Update, context: Ctx) -> None:
+    """/map [SCOPE] [PERIOD]: the grids and the period's cases, coloured by state."""
+    person = await person_of(update, context)
+    if person is None:
+        return
+    lang = await chat_language(update, context, person)
+    request = service.read_args(command_args(context))
+    scope, period, image = await off_loop(_map, runtime(context), person, request.scope, request.period, lang)
+    assert update.effective_chat is not None
+    caption = t(lang, "desk.map_caption", scope=esc(scope.names.get(lang)), period=period.label(), count=image.cases)
+    await context.bot.send_photo(update.effective_chat.id, image.png, caption=caption)

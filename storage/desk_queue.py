@@ -1,0 +1,88 @@
+"""The desk's work queue and search: open cases of streets or teams, filtered, a page at a time,
+in the work lists' order (urgent first, newest first: the partial indexes of storage/models.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from storage.models import WORKLIST_OPEN_STATES, Case, CaseState
+from storage.worklists import ORDER, _page, _state_filter
+
+ALL, OVERDUE, UNCLAIMED, DUE_TODAY, WAITING, TEAM, GRID = (
+    "all",
+    "overdue",
+    "unclaimed",
+    "today",
+    "waiting",
+    "team",
+    "grid",
+)
+WORKING = tuple(s for s in WORKLIST_OPEN_STATES if s != CaseState.RESOLVED)
+
+
+def _filters(kind: str, arg: int, now: datetime, day_end: datetime) -> list[Any]:
+    if kind == OVERDUE:
+        return [*_state_filter(WORKING, WORKLIST_OPEN_STATES), col(Case.due_at) < now]
+    if kind == UNCLAIMED:
+        return [*_state_filter(WORKLIST_OPEN_STATES, WORKLIST_OPEN_STATES), col(Case.owner_user_id).is_(None)]
+    if kind == DUE_TODAY:
+        return [*_state_filter(WORKING, WORKLIST_OPEN_STATES), col(Case.due_at) >= now, col(Case.due_at) < day_end]
+    if kind == WAITING:
+        return _state_filter((CaseState.RESOLVED,), WORKLIST_OPEN_STATES)
+    where = _state_filter(WORKLIST_OPEN_STATES, WORKLIST_OPEN_STATES)
+    if kind == TEAM:
+        where.append(Case.unit_id == arg)
+    elif kind == GRID:
+        where.append(Case.grid_id == arg)
+    return where
+
+
+def page(
+    s: Session,
+    *,
+    street_ids: Sequence[int] | None,
+    unit_ids: Sequence[int],
+    kind: str,
+    arg: int,
+    now: datetime,
+    day_end: datetime,
+    limit: int,
+    offset: int,
+) -> list[Case]:
+    """Street ids (dispatchers; None: every street) or team ids (staff)."""
+    where = _filters(kind, arg, now, day_end)
+    if street_ids is None:
+        stmt = select(Case).where(*where).order_by(*ORDER).offset(offset).limit(limit)
+        return list(s.exec(stmt))
+    if street_ids:
+        return _page(s, col(Case.street_id), street_ids, where, limit, offset)
+    if unit_ids:
+        return _page(s, col(Case.unit_id), unit_ids, where, limit, offset)
+    return []
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def search(
+    s: Session, text: str, *, street_ids: Sequence[int] | None, unit_ids: Sequence[int], limit: int
+) -> list[Case]:
+    """Cases whose code, address or description contains `text` (a substring: Chinese has no
+    word boundaries), newest first."""
+    pattern = _like(text)
+    match = or_(
+        col(Case.code).ilike(_like(text.upper()), escape="\\"),
+        col(Case.address).like(pattern, escape="\\"),
+        col(Case.description).like(pattern, escape="\\"),
+    )
+    where: list[Any] = [match]
+    if street_ids is not None:
+        where.append(col(Case.street_id).in_(list(street_ids)) if street_ids else col(Case.unit_id).in_(list(unit_ids)))
+    stmt = select(Case).where(*where).order_by(col(Case.created_at).desc(), col(Case.id).desc()).limit(limit)
+    return list(s.exec(stmt))
