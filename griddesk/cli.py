@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     chk = org_sub.add_parser("check", help="validate an organisation file without loading it")
     chk.add_argument("file", type=Path)
 
+    demo = sub.add_parser("demo", help="play the whole loop on a built-in Telegram simulator (no token, no network)")
+    demo.add_argument("--lang", choices=("zh_CN", "en"), default="zh_CN", help="the language the people speak")
+    demo.add_argument("--interactive", action="store_true", help="type as the grid worker yourself")
+    demo.add_argument("--out", type=Path, metavar="DIR", help="where to write the images the bot sent")
+
     inv = sub.add_parser("invite", help="make a single-use invite link")
     inv.add_argument("role", help="worker, staff, dispatcher, department or supervisor")
     inv.add_argument("scope", help="a grid, team, street, department or district code")
@@ -54,6 +59,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command == "demo":
+        import os
+
+        from griddesk.demo import main as demo_main
+
+        return demo_main(
+            args.lang,
+            out_dir=args.out,
+            interactive=args.interactive,
+            database_url=os.environ.get("DATABASE_URL") or None,
+        )
     try:
         settings = load_settings()
         if args.command == "run":
