@@ -28,6 +28,7 @@ from bot.runtime import Runtime
 from storage import audit as audit_log
 from storage import cases as case_rows
 from storage import chats, deadlines, orgs, outbox, people
+from storage.events import business_event
 from storage.models import Case, CaseState, FollowUp, Role, pk
 
 DEFAULTS: dict[str, Any] = {
@@ -378,6 +379,8 @@ def _fire(rt: Runtime, s: Session, clock: StreetClock, case: Case, event: Event,
     at = _send_at(clock, case, now)
     due = case.due_at.astimezone(clock.calendar.tz).strftime("%m-%d %H:%M") if case.due_at else "—"
     params = {"code": case.code, "due": due}
+    if event.kind not in RUNGS:  # a rung is audited (case.supervised), which logs it
+        business_event(s, "case.reminded", case=case.code, case_id=case.id, kind=event.kind)
     if event.kind in CLAIM_KINDS:
         _to_unit(
             s,
