@@ -118,3 +118,19 @@ def test_display_names_join_like_telegram() -> None:
     assert User(telegram_id=1, first_name="刘", last_name="网格").display_name == "刘网格"
     assert User(telegram_id=1, first_name="Lin", last_name="Wei").display_name == "Lin Wei"
     assert User(telegram_id=1, first_name="刘", last_name="Wei").display_name == "刘 Wei"
+
+
+async def test_invite_accepts_chinese_role_names(admin: FakeUser) -> None:
+    for role in ("网格员", "调度员", "平台工作人员", "督导"):
+        scope = {"网格员": GRID, "调度员": "QB-CMD", "平台工作人员": "QB-ZF", "督导": "330102001"}[role]
+        turn = await admin.send(f"/invite {role} {scope}")
+        assert "start=join-" in turn.texts[-1], (role, turn.texts)
+
+
+def test_english_team_names_and_states_read_as_sentences() -> None:
+    from bot.i18n import t
+    from bot.org.org_file import DEFAULT_ORG_FILE, load_org_file
+
+    teams = {u.code: u.name.en for u in load_org_file(DEFAULT_ORG_FILE).teams()}
+    assert teams["QB-ZF"] == "Qingbo Subdistrict comprehensive law enforcement team"
+    assert t("zh_CN", "state.returned") == "已退回指挥中心"  # says to whom
