@@ -19,8 +19,10 @@ from telegram.error import InvalidToken, TelegramError
 from bot.errors import DomainError
 from bot.i18n import t
 from bot.settings import Settings, SettingsError, load_settings
+from griddesk.logs import configure
 from griddesk.startup import StartupError, mask_logs, migrate, open_database, prepare
 from storage.db import PollerLock
+from storage.orgspec import OrgSpec
 
 log = logging.getLogger("griddesk")
 STANDBY_RETRY_S = 5
@@ -37,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="serve the HTTP API (health, metrics, Open311, 12345 intake) here; with --webhook it takes Telegram's posts too",
     )
+    run.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="json: one JSON object a line, for collectors"
+    )
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -46,8 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     org_sub = org.add_subparsers(dest="org_command", required=True)
     imp = org_sub.add_parser("import", help="load an organisation file into the database (idempotent)")
     imp.add_argument("file", type=Path)
+    imp.add_argument(
+        "--replace", action="store_true", help="allow a file of another district to deactivate the one in the database"
+    )
     chk = org_sub.add_parser("check", help="validate an organisation file without loading it")
     chk.add_argument("file", type=Path)
+
+    demo = sub.add_parser("demo", help="play the whole loop on a built-in Telegram simulator (no token, no network)")
+    demo.add_argument("--lang", choices=("zh_CN", "en"), default="zh_CN", help="the language the people speak")
+    demo.add_argument("--interactive", action="store_true", help="type as the grid worker yourself")
+    demo.add_argument("--out", type=Path, metavar="DIR", help="where to write the images the bot sent")
 
     inv = sub.add_parser("invite", help="make a single-use invite link")
     inv.add_argument("role", help="worker, staff, dispatcher, department or supervisor")
@@ -72,8 +85,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure(getattr(args, "log_format", "text"))
+    if args.command == "demo":
+        import os
+
+        from griddesk.demo import main as demo_main
+
+        return demo_main(
+            args.lang,
+            out_dir=args.out,
+            interactive=args.interactive,
+            database_url=os.environ.get("DATABASE_URL") or None,
+        )
     try:
         settings = load_settings()
         mask_logs(settings)  # the database password never reaches a log line
@@ -110,6 +133,12 @@ def _run(settings: Settings, *, webhook: str | None) -> int:
     from griddesk.app import LOCK_LOST, build_application
 
     settings.require_token()
+    if not settings.admin_ids:
+        log.warning(
+            "GRIDDESK_ADMIN_IDS is not set: nobody can administer this bot (/invite, /bind). Set it to "
+            "your Telegram user id (numbers, comma-separated for several; @userinfobot tells you yours, "
+            "and so does /whoami to this bot) and restart."
+        )
     rt = prepare(settings)
     if webhook:
         parsed = urlparse(webhook)
@@ -151,7 +180,7 @@ def _run(settings: Settings, *, webhook: str | None) -> int:
                 "Telegram refused TELEGRAM_BOT_TOKEN: set it to the token @BotFather gave you."
             ) from None
         except TelegramError as exc:
-            raise StartupError(f"Could not reach the Bot API at {settings.telegram_api_base_url}: {exc}.") from None
+            raise StartupError(unreachable(settings, exc)) from None
         finally:
             lock.release()
         if not app.bot_data.get(LOCK_LOST):
@@ -184,6 +213,7 @@ def _org(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     if args.org_command == "check":
         print(f"{args.file} is valid.")
+        print(org_summary(spec))
         return 0
     from bot.people.revoke import expire_removed_scopes
     from storage.org_import import OrgImportRefused, import_org
@@ -191,7 +221,7 @@ def _org(settings: Settings, args: argparse.Namespace) -> int:
     rt = prepare(settings, import_org_file=False)
     try:
         with rt.db.session() as session:
-            report = import_org(session, spec)
+            report = import_org(session, spec, replace=args.replace)
             expired = expire_removed_scopes(rt, session)
     except OrgImportRefused as exc:
         print(f"griddesk: {exc}", file=sys.stderr)
@@ -215,6 +245,30 @@ def _revoke(settings: Settings, args: argparse.Namespace) -> int:
     for r in done:
         print(f"revoked: {r.name} ({r.telegram_id}) · {r.role} · {r.scope_code}")
     return 0
+
+
+def org_summary(spec: OrgSpec) -> str:
+    """What an organisation file defines, with the codes the bot derives from it."""
+    lines = [f"district {spec.district.code} {spec.district.name.zh} / {spec.district.name.en}"]
+    teams, rooms = spec.teams(), spec.command_rooms()
+    for street in spec.streets:
+        communities = [c for s, c in spec.iter_communities() if s.code == street.code]
+        grids = [g for s, _c, g in spec.iter_grids() if s.code == street.code]
+        lines.append(
+            f"  street {street.code} {street.name.zh} / {street.name.en} (abbr {street.abbr}): "
+            f"{len(communities)} communities, {len(grids)} grids"
+        )
+        for unit in [u for u in rooms if u.street_code == street.code] + [
+            u for u in teams if u.street_code == street.code
+        ]:
+            what = "command room" if unit in rooms else "team"
+            lines.append(f"    {what} {unit.code}  {unit.name.zh} / {unit.name.en}")
+    lines.append(f"  departments: {', '.join(d.code for d in spec.departments) or 'none'}")
+    urgent = sum(c.urgent for c in spec.categories)
+    lines.append(
+        f"  categories: {len(spec.categories)} ({urgent} urgent), platforms {', '.join(p.code for p in spec.platforms)}"
+    )
+    return "\n".join(lines)
 
 
 def _invite(settings: Settings, args: argparse.Namespace) -> int:
@@ -257,7 +311,19 @@ async def _bot_username(settings: Settings) -> str:
     except InvalidToken:
         raise SettingsError("Telegram refused TELEGRAM_BOT_TOKEN: set it to the token @BotFather gave you.") from None
     except TelegramError as exc:
-        raise StartupError(f"Could not reach the Bot API at {settings.telegram_api_base_url} ({exc}).") from None
+        raise StartupError(unreachable(settings, exc)) from None
+
+
+def unreachable(settings: Settings, exc: Exception) -> str:
+    """No route to Telegram: what happened, and what to try."""
+    return (
+        f"Could not reach the Bot API at {settings.telegram_api_base_url} ({exc}). Try: (1) check this "
+        "machine's network and DNS; (2) where api.telegram.org is blocked (mainland China), set HTTPS_PROXY="
+        "http://host:port (or ALL_PROXY=socks5://host:port, after pip install 'python-telegram-bot[socks]') "
+        "to a proxy that reaches it; (3) or run a self-hosted Bot API server "
+        "(https://github.com/tdlib/telegram-bot-api) and set TELEGRAM_API_BASE_URL=http://host:8081/bot and "
+        "TELEGRAM_FILE_BASE_URL=http://host:8081/file/bot."
+    )
 
 
 if __name__ == "__main__":

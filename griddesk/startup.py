@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 
+from sqlmodel import select
+
 from bot.clock import Clock
-from bot.org.org_file import OrgFileError, load_org_file
+from bot.org.org_file import DEFAULT_ORG_FILE, OrgFileError, load_org_file
 from bot.people.revoke import expire_removed_scopes
 from bot.runtime import Runtime
 from bot.settings import Settings
 from storage.db import Database, mask_secrets, mask_url
 from storage.migrate import upgrade
+from storage.models import District
 from storage.org_import import ImportReport, OrgImportRefused, import_org
+
+log = logging.getLogger("griddesk")
 
 
 class StartupError(Exception):
@@ -39,7 +44,28 @@ def migrate(db: Database) -> None:
         raise StartupError(f"Could not upgrade the database schema: {exc}") from None
 
 
-def load_org(rt: Runtime) -> ImportReport:
+def uses_sample(settings: Settings) -> bool:
+    """True when GRIDDESK_ORG_FILE is unset (or names the bundled sample itself)."""
+    try:
+        return settings.org_file.resolve() == DEFAULT_ORG_FILE.resolve()
+    except OSError:
+        return False
+
+
+def load_org(rt: Runtime) -> ImportReport | None:
+    """Import the organisation file at start-up. The bundled sample only goes into an empty
+    database: an operator's organisation is never replaced by it (None: nothing imported).
+    An operator's own file is imported, but never one that would deactivate the district
+    the database holds (that takes `griddesk org import FILE --replace`)."""
+    sample = uses_sample(rt.settings)
+    if sample:
+        with rt.db.session() as s:
+            if s.exec(select(District)).first() is not None:
+                log.info(
+                    "GRIDDESK_ORG_FILE is not set: using the organisation already in the database "
+                    "(the bundled sample is imported into an empty database only)"
+                )
+                return None
     try:
         spec = load_org_file(rt.settings.org_file)
     except OrgFileError as exc:
@@ -48,9 +74,10 @@ def load_org(rt: Runtime) -> ImportReport:
         with rt.db.session() as s:
             report = import_org(s, spec)
             expire_removed_scopes(rt, s)  # roles whose scope left the file end with it
-            return report
     except OrgImportRefused as exc:
         raise StartupError(str(exc)) from None
+    log.info("organisation %s imported from %s: %s", spec.district.code, rt.settings.org_file, report.summary())
+    return report
 
 
 def prepare(settings: Settings, *, clock: Clock | None = None, import_org_file: bool = True) -> Runtime:

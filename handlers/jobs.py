@@ -48,7 +48,7 @@ async def unverified_cases(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = context.application.bot_data["rt"]
     codes = await off_loop(casework.escalate_unverified, rt, after=timedelta(hours=rt.settings.verify_hours))
     if codes:
-        log.info("put to the command room, unverified in time: %s", ", ".join(codes))
+        log.debug("put to the command room, unverified in time: %s", ", ".join(codes))
         await flush(context.application)
 
 
@@ -56,7 +56,8 @@ async def deadline_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = context.application.bot_data["rt"]
     result = await off_loop(deadlines.sweep, rt)
     if result.reminders:
-        log.info("deadline sweep: %s reminders on %s cases %s", result.reminders, result.cases, result.kinds)
+        # each reminder and 督办 is logged as a business event (storage/events.py)
+        log.debug("deadline sweep: %s reminders on %s cases %s", result.reminders, result.cases, result.kinds)
     await flush(context.application)
 
 

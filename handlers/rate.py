@@ -49,8 +49,9 @@ def level_label(lang: str, level: int) -> str:
     return f"{rating.EMOJI[level]} {t(lang, rating.LEVEL_KEYS[level])}"
 
 
-def _legend(lang: str) -> str:
-    return " · ".join(level_label(lang, level) for level in rating.LEVELS)
+def level_label_plain(lang: str, level: int) -> str:
+    """A rating button's label: the face and its words, plain text."""
+    return f"{rating.EMOJI[level]} {t_plain(lang, rating.LEVEL_KEYS[level])}"
 
 
 def _days(value: float) -> str:
@@ -279,15 +280,13 @@ async def _rating_request(app: Application, rt: Runtime, job: outbox.Job, lang: 
             lines.append(t(lang, "rate.history_title"))
             lines += [f"· {_fmt(rt, h.at)} {t(lang, h.key)}" for h in view.history]
         lines.append("")
-    lines += [t(lang, "rate.ask_question"), _legend(lang)]
-    buttons = InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(rating.EMOJI[level], callback_data=Rate(view.request_id, level).pack())
-                for level in rating.LEVELS
-            ]
-        ]
-    )
+    lines.append(t(lang, "rate.ask_question"))
+    # Faces and words (😀 非常满意 …): the three satisfied levels on one row, the two others below
+    faces = [
+        InlineKeyboardButton(level_label_plain(lang, level), callback_data=Rate(view.request_id, level).pack())
+        for level in rating.LEVELS
+    ]
+    buttons = InlineKeyboardMarkup([faces[:3], faces[3:]])
     message = await app.bot.send_message(job.chat_id, clip("\n".join(lines)), reply_markup=buttons)
     return message.message_id
 

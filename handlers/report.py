@@ -212,6 +212,14 @@ async def _prompt(
             # keyboards survive an edit.
             inline = None if fresh or not prefix else _location_inline(person, draft)
             markup = inline or _location_keyboard(person, draft)
+            if inline is not None:
+                # The prompt speaks of the "send my location" button: show it too (a reply
+                # keyboard, in a message of its own since the acknowledgement keeps inline buttons).
+                ack = await _send(update, text, markup)
+                await _send(
+                    update, t(person.language, "report.location_button_hint"), _location_keyboard(person, draft)
+                )
+                return ack
     elif step == CATEGORY:
         markup = await _category_keyboard(rt, person, draft)
     elif step == DESCRIPTION and after_photo:

@@ -9,6 +9,7 @@ from bot.people import onboarding
 from bot.rating import ratings as rating
 from handlers import rate
 from handlers.common import Ctx, esc, is_private, off_loop, person_of, reply, runtime, say
+from handlers.menus import set_personal_menu
 from handlers.report import main_menu
 
 
@@ -39,8 +40,15 @@ async def start(update: Update, context: Ctx) -> None:
                 scope=esc(scope),
             )
             + "\n\n"
+            + t(lang, "join.how_to_report")
+            + "\n"
             + t(lang, "start.next_help"),
+            markup=main_menu(lang),
         )
+        context.__dict__.pop("_griddesk_person", None)  # the roles changed
+        fresh = await person_of(update, context)
+        if fresh is not None:
+            await set_personal_menu(context.bot, fresh)
         return
     lang = person.language
     if payload:
@@ -51,3 +59,4 @@ async def start(update: Update, context: Ctx) -> None:
         roles = ", ".join(t(lang, f"role.{r}") for r in sorted(person.roles))
         text = t(lang, "start.welcome_member", name=esc(person.name), roles=roles)
     await reply(update, text, markup=main_menu(lang))
+    await set_personal_menu(context.bot, person)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session
 
-from storage.models import AuditEvent, utcnow
+from storage import events
+from storage.models import AuditEvent, Case, utcnow
 
 
 def record(
@@ -37,4 +39,23 @@ def record(
         data=data or {},
     )
     session.add(event)
+    if events.wanted(action):
+        events.business_event(
+            session,
+            action,
+            case=_case_code(session, case_id),
+            case_id=case_id,
+            actor=actor_user_id,
+            from_state=from_state,
+            to_state=to_state,
+            **{k: v for k, v in (data or {}).items() if k in ("rung", "level", "kind")},
+        )
     return event
+
+
+def _case_code(session: Session, case_id: int | None) -> str | None:
+    """The case's code if the session holds the case already (no query for a log line)."""
+    if case_id is None:
+        return None
+    case = session.identity_map.get(identity_key(Case, case_id))
+    return case.code if isinstance(case, Case) else None

@@ -178,8 +178,14 @@ class User(SQLModel, table=True):
 
     @property
     def display_name(self) -> str:
-        name = " ".join(p for p in (self.first_name, self.last_name) if p)
+        # Telegram's order; two Chinese names join without a space ("刘网格", not "刘 网格")
+        cjk = all(p and _is_cjk(p[0]) and _is_cjk(p[-1]) for p in (self.first_name, self.last_name))
+        name = ("" if cjk else " ").join(p for p in (self.first_name, self.last_name) if p)
         return name or (f"@{self.username}" if self.username else str(self.telegram_id))
+
+
+def _is_cjk(char: str) -> bool:
+    return "\u3400" <= char <= "\u9fff" or "\uf900" <= char <= "\ufaff"
 
 
 class Role:

@@ -92,8 +92,40 @@ class ImportReport:
         return "; ".join(parts)
 
 
-def import_org(session: Session, spec: OrgSpec, *, actor_user_id: int | None = None) -> ImportReport:
-    """Upsert spec into the database by code; see the module docstring. Caller commits."""
+class OrgReplaceRefused(OrgImportRefused):
+    """The file describes another district than the one in the database: importing it would
+    deactivate the operator's organisation; only an explicit replace may do that."""
+
+
+def other_districts(session: Session, district_code: str) -> list[tuple[str, str, int]]:
+    """(code, name, active streets) of each district other than district_code that still
+    has active streets: what an import of district_code would deactivate."""
+    out = []
+    for district in session.exec(select(District).where(District.code != district_code).order_by(col(District.id))):
+        streets = session.exec(
+            select(func.count()).select_from(Street).where(Street.district_id == district.id, col(Street.active))
+        ).one()
+        if streets:
+            out.append((district.code, district.name_zh, int(streets)))
+    return out
+
+
+def import_org(
+    session: Session, spec: OrgSpec, *, actor_user_id: int | None = None, replace: bool = False
+) -> ImportReport:
+    """Upsert spec into the database by code; see the module docstring. Caller commits.
+
+    A file of another district than the database's is refused (OrgReplaceRefused) unless
+    ``replace``: it would deactivate every street of the district the operator imported."""
+    if not replace:
+        others = other_districts(session, spec.district.code)
+        if others:
+            listed = ", ".join(f"{code} {name} ({n} active street{'s' if n != 1 else ''})" for code, name, n in others)
+            raise OrgReplaceRefused(
+                f"Import refused: the file describes district {spec.district.code} {spec.district.name.zh}, "
+                f"but the database holds {listed}, which this import would deactivate. To replace the "
+                "organisation, run `griddesk org import FILE --replace`. Nothing was changed."
+            )
     importer = _Importer(session, spec)
     importer.refuse_if_stranding_open_cases()
     importer.run()

@@ -347,6 +347,12 @@ class DerivedUnit:
     platform_code: str | None = None
 
 
+def _lower_first(words: str | None) -> str:
+    """'Comprehensive law enforcement' -> 'comprehensive law enforcement' (an acronym stays)."""
+    words = words or ""
+    return words[:1].lower() + words[1:] if words[1:2].islower() else words
+
+
 class OrgSpec(_Model):
     """A validated organisation file. Build it with parse_org_text or load_org_file."""
 
@@ -397,7 +403,8 @@ class OrgSpec(_Model):
                         kind=TEAM,
                         name=Names(
                             zh=f"{street.name.zh}{platform.name.zh}平台",
-                            en=f"{street.name.en} {platform.name.en} team",
+                            # "Qingbo Subdistrict comprehensive law enforcement team": a common noun
+                            en=f"{street.name.en} {_lower_first(platform.name.en)} team",
                         ),
                         street_code=street.code,
                         platform_code=code,

@@ -76,13 +76,13 @@ async def test_the_whole_loop(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db
     assert case.code in dept_card.caption and buttons(dept_card) == [["📍 报到"]]
     answer = await officer.press(dept_card, "📍 报到", chat=housing)
     assert answer is not None and "已就案件" in answer.params["text"]
-    assert "区住建局 已就" in owner.last_text()
+    assert "区住建局已就" in owner.last_text()
     assert "已报到" in housing.message(dept_card.message_id).caption
     await officer.send("已安排执法人员明日到场", chat=housing, reply_to=dept_card.message_id)
     assert "已安排执法人员明日到场" in owner.last_text()
 
     # 6. resolve without the required photo: refused; with it: resolved, reporter asked
-    await owner.press(team.message(team_card.message_id), "✅ 办结", chat=team)
+    await owner.press(team.message(team_card.message_id), "✅ 处置完毕", chat=team)
     await owner.send("违建已拆除")
     turn = await owner.press(owner.last_message(), "✅ 完成")
     assert turn is not None and "需要上传处置后照片" in turn.params["text"]
@@ -104,7 +104,7 @@ async def test_the_whole_loop(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db
     assert fresh.state == "reopened" and fresh.owner_user_id == owner_id
 
     # 8. resolve again, confirmed: closed
-    await owner.press(team.message(team_card.message_id), "✅ 办结", chat=team)
+    await owner.press(team.message(team_card.message_id), "✅ 处置完毕", chat=team)
     await owner.send_photo(make_jpeg(color=(30, 220, 60)), caption="顶棚已全部拆除")
     await owner.press(owner.last_message(), "✅ 完成")
     verify = worker.last_message()

@@ -124,7 +124,7 @@ async def test_residents_case_is_verified_by_the_command_room(world: dict, tg: F
     resident = tg.user(9350, "Ms Lin", language_code="en")
     case = await file_and_dispatch(world, db, who=resident, caption="Illegal construction: a shed built on the roof")
     await claim(world, world["staff"], case)
-    await world["staff"].press(world["team"].last_message(), "✅ 办结", chat=world["team"])
+    await world["staff"].press(world["team"].last_message(), "✅ 处置完毕", chat=world["team"])
     await world["staff"].send_photo(make_jpeg(color=(0, 200, 0)), caption="已拆除")
     await world["staff"].press(world["staff"].last_message(), "✅ 完成")
     assert "command room will verify" in resident.last_text()
@@ -143,7 +143,7 @@ async def test_unverified_cases_go_to_the_command_room(
 ) -> None:  # type: ignore[no-untyped-def, type-arg]
     case = await file_and_dispatch(world, db)
     await claim(world, world["staff"], case)
-    await world["staff"].press(world["team"].last_message(), "✅ 办结", chat=world["team"])
+    await world["staff"].press(world["team"].last_message(), "✅ 处置完毕", chat=world["team"])
     await world["staff"].send_photo(make_jpeg(color=(0, 200, 0)), caption="已处理")
     await world["staff"].press(world["staff"].last_message(), "✅ 完成")
     assert casework.escalate_unverified(rt, after=timedelta(hours=48)) == []

@@ -60,11 +60,11 @@ async def test_first_press_wins_and_the_card_shows_the_owner(
     assert answer is not None and "您已认领" in answer.params["text"]
     card = team.message(card.message_id)
     assert "认领人：钱执法" in card.caption
-    assert buttons(card) == [["✅ 办结", "📝 进展"], ["📣 吹哨", "⏰ 申请延期"], ["🔙 退回", "↩️ 放弃认领"]]
+    assert buttons(card) == [["✅ 处置完毕", "📝 进展"], ["📣 吹哨", "⏰ 申请延期"], ["🔙 退回", "↩️ 放弃认领"]]
     assert "已有工作人员认领" in worker.last_text()
     # a late press on the old button: told who has it, nothing changes
     answer = await second.press_data(team.id, card.message_id, f"v1:claim:{case.id}")
-    assert answer is not None and "已由 钱执法 认领" in answer.params["text"]
+    assert answer is not None and "已由钱执法认领" in answer.params["text"]
     with db.session() as s:
         fresh = s.get(Case, case.id)
         owner = s.exec(select(User).where(User.telegram_id == 7101)).one()

@@ -137,7 +137,9 @@ async def test_owner_reminders_and_the_ladder(
         for kind, n in (await sweep(rt, app)).kinds.items():
             sent[kind] = sent.get(kind, 0) + n
         moment += timedelta(minutes=10)
-    assert sent == {"owner_50": 1, "owner_80": 1, "owner_due": 1, "rung1": 1, "rung2": 1, "rung3": 1}
+    # the 100 % reminder falls with rung 1 (督办) at the due time: one message says both
+    assert sent == {"owner_50": 1, "owner_80": 1, "rung1": 1, "rung2": 1, "rung3": 1}
+    assert nudges(owner, "已到处置时限") == 0
     assert nudges(owner, "已用去 50%") == 1 and nudges(owner, "已用去 80%") == 1 and nudges(owner, "列入督办") == 1
     assert nudges(hb["team"], "督办") >= 1 and nudges(hb["room"], "请跟进") == 1
     assert nudges(street_boss, "第 2 级督办") == 1 and nudges(district_boss, "第 3 级督办") == 1
@@ -234,8 +236,9 @@ async def test_restart_mid_window_sends_each_missed_reminder_once(
         second = await sweep(rt, app2)
     finally:
         await app2.shutdown()
-    assert first.kinds == {"owner_50": 1, "owner_80": 1} and second.reminders == 0
-    assert nudges(hb["owner"], "已用去 50%") == 1 and nudges(hb["owner"], "已用去 80%") == 1
+    # only the latest reminder of the case goes out, not 50 % and 80 % in one second
+    assert first.kinds == {"owner_80": 1} and second.reminders == 0
+    assert nudges(hb["owner"], "已用去 50%") == 0 and nudges(hb["owner"], "已用去 80%") == 1
 
 
 async def test_closed_or_resolved_cases_get_no_reminders(

@@ -29,7 +29,7 @@ from tests.images import make_jpeg
 GRID = "33010200100101"  # 清波街道 (QB), which dispatches by hand
 HB_GRID = "33010200200101"  # 湖滨街道 (HB), which dispatches automatically
 QB, HB = "330102001", "330102002"
-ZF_ZH, ZF_EN = "清波街道综合执法平台", "Qingbo Subdistrict Comprehensive law enforcement team"
+ZF_ZH, ZF_EN = "清波街道综合执法平台", "Qingbo Subdistrict comprehensive law enforcement team"
 BM_ZH = "清波街道便民服务平台"
 DISPATCH_ZF = f"派遣至{ZF_ZH}"
 STALE = t("zh_CN", "button.stale")
@@ -233,7 +233,7 @@ async def test_admin_chooses_another_team_and_goes_back(
     after = command_room.message(card.message_id)
     assert buttons(after) == [] and f"承办：{BM_ZH}" in after.text
     assert all(case.code not in (m.caption or m.text or "") for m in team.messages())  # not 执法's
-    assert resident.last_text() is not None and "Qingbo Subdistrict Convenience services team" in resident.last_text()
+    assert resident.last_text() is not None and "Qingbo Subdistrict convenience services team" in resident.last_text()
 
 
 async def test_a_returned_case_is_dispatched_again(

@@ -124,7 +124,7 @@ def test_sample_derived_units_and_codes(sample: OrgSpec) -> None:
     teams = sample.teams()
     assert [t.code for t in teams[:4]] == ["QB-ZZ", "QB-SC", "QB-ZF", "QB-BM"]
     assert teams[2].name.zh == "清波街道综合执法平台"
-    assert teams[2].name.en == "Qingbo Subdistrict Comprehensive law enforcement team"
+    assert teams[2].name.en == "Qingbo Subdistrict comprehensive law enforcement team"
     assert (teams[2].street_code, teams[2].platform_code, teams[2].kind) == ("330102001", "ZF", "team")
     rooms = sample.command_rooms()
     assert [r.code for r in rooms] == ["QB-CMD", "HB-CMD"]

@@ -111,7 +111,8 @@ async def test_quick_report_in_four_messages(worker: FakeUser, command_room: Fak
 async def test_album_is_collected_and_acknowledged_once(worker: FakeUser, db: Database) -> None:
     turns = await worker.send_album([make_jpeg(color=(i * 40, 0, 0)) for i in range(4)], caption="井盖缺失")
     replies = [m for t in turns for m in t.replies]
-    assert len(replies) == 1  # one acknowledgement for the whole album
+    # one acknowledgement for the whole album, then the "send my location" button it speaks of
+    assert len(replies) == 2 and "发送我的位置" in replies[1]["text"]
     ack_id = replies[0]["message_id"]
     assert "已收到 4 张照片" in worker.tg.message(worker.id, ack_id).text
     lat, lon = grid_centre(db, GRID)

@@ -376,7 +376,7 @@ async def test_exif_position_is_offered_and_used_by_button(worker: FakeUser, db:
     photo = make_jpeg(1200, 900, exif_gps=EXIF_POINT, exif_time="2026:11:23 09:12:00")
     turn = await worker.send_photo(photo, caption="楼道堆满杂物")
     assert t(ZH, "report.exif_offer") in turn.texts[0]
-    ack = worker.last_message()
+    ack = worker.tg.message(worker.id, turn.replies[0]["message_id"])
     assert [t(ZH, "report.btn_photo_location")] in buttons(ack)
     await worker.press(ack, t(ZH, "report.btn_photo_location"))
     assert "柳翠井巷社区第1网格" in worker.last_text()  # type: ignore[operator]

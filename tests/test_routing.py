@@ -249,7 +249,7 @@ async def test_a_resident_in_hubin_is_told_which_team_has_it(
     assert case.state == "dispatched" and case.unit_id == ids_by_code(db, Unit)["HB-ZF"]
     assert (
         case.code in resident.last_text()
-        and "Hubin Subdistrict Comprehensive law enforcement team" in resident.last_text()
+        and "Hubin Subdistrict comprehensive law enforcement team" in resident.last_text()
     )  # type: ignore[operator]
     team_card = tg.chat(-100701).last_message()
     assert team_card is not None and team_card.photo and case.code in team_card.caption

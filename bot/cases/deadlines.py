@@ -29,6 +29,7 @@ from bot.runtime import Runtime
 from storage import audit as audit_log
 from storage import cases as case_rows
 from storage import chats, deadlines, external, orgs, outbox, people
+from storage.events import business_event
 from storage.models import Case, CaseSource, CaseState, FollowUp, Role, pk
 
 DEFAULTS: dict[str, Any] = {
@@ -345,6 +346,20 @@ def _to_supervisors(s: Session, case: Case, rung: int, key: str, at: datetime, p
 # --- the sweep ----------------------------------------------------------------------------
 
 
+def _worth_sending(due: list[Event]) -> list[Event]:
+    """Of the reminders due at once, those worth a message (the others are marked done too).
+
+    After downtime only the latest reminder of a case goes out, not 50 %, 80 % and 100 % in
+    one second; and a rung of the ladder (督办) says the case is late itself, so a reminder
+    due with it (the 100 % one falls at the due time, with rung 1) is not sent apart: the
+    owner gets one message. Each rung due goes out (each tells other people)."""
+    rungs = [e for e in due if e.kind in RUNGS]
+    reminders = [e for e in due if e.kind not in RUNGS]
+    if rungs:
+        return rungs
+    return reminders[-1:]
+
+
 def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
     """Send every reminder that is due, once. Safe to run from several processes."""
     now = rt.clock.now()
@@ -355,8 +370,7 @@ def sweep(rt: Runtime, *, limit: int = SWEEP_BATCH) -> SweepResult:
             done = list(case.reminders_done or [])
             events = plan(clock, case)
             due_events = [e for e in events if e.kind not in done and e.at <= now]
-            # After downtime every missed reminder goes out once, in order.
-            for event in due_events:
+            for event in _worth_sending(due_events):
                 _fire(rt, s, clock, case, event, now)
                 result.reminders += 1
                 result.kinds[event.kind] = result.kinds.get(event.kind, 0) + 1
@@ -390,6 +404,8 @@ def _fire(rt: Runtime, s: Session, clock: StreetClock, case: Case, event: Event,
     at = _send_at(clock, case, now)
     due = case.due_at.astimezone(clock.calendar.tz).strftime("%m-%d %H:%M") if case.due_at else "—"
     params = {"code": case.code, "due": due}
+    if event.kind not in RUNGS:  # a rung is audited (case.supervised), which logs it
+        business_event(s, "case.reminded", case=case.code, case_id=case.id, kind=event.kind)
     if event.kind in CLAIM_KINDS:
         _to_unit(
             s,

@@ -65,10 +65,27 @@ def _resolve_scope(s, role: str, scope_code: str) -> tuple[str, str, str, str]:
     return scope_kind, row.code, row.name_zh, row.name_en  # type: ignore[attr-defined]
 
 
+# What administrators type for a role, in either language: /invite 网格员 33010200100101
+ROLE_NAMES = {
+    "网格员": Role.WORKER,
+    "专职网格员": Role.WORKER,
+    "工作人员": Role.STAFF,
+    "平台工作人员": Role.STAFF,
+    "执法队员": Role.STAFF,
+    "调度员": Role.DISPATCHER,
+    "指挥中心调度员": Role.DISPATCHER,
+    "部门": Role.DEPARTMENT,
+    "部门工作人员": Role.DEPARTMENT,
+    "督导": Role.SUPERVISOR,
+    "督查": Role.SUPERVISOR,
+    "督导人员": Role.SUPERVISOR,
+}
+
+
 def create_invite(
     rt: Runtime, *, role: str, scope_code: str, created_by: int | None, actor_user_id: int | None = None
 ) -> InviteLink:
-    role = role.strip().lower()
+    role = ROLE_NAMES.get(role.strip(), role.strip().lower())
     if role not in Role.ALL:
         raise UnknownRole(role=role, roles=", ".join(Role.ALL))
     now = rt.clock.now()

@@ -52,3 +52,10 @@ def thumbnail(data: bytes, box: int) -> bytes:
         out = io.BytesIO()
         rgb.save(out, format="JPEG", quality=80)
         return out.getvalue()
+
+
+def plain_jpeg(width: int = 640, height: int = 480, colour: tuple[int, int, int] = (120, 160, 200)) -> bytes:
+    """A small real JPEG (a photo a simulated person sends when no bytes are given)."""
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(out, format="JPEG", quality=85)
+    return out.getvalue()

@@ -22,9 +22,9 @@ from urllib.parse import unquote, urlsplit
 from telegram.error import TimedOut
 from telegram.request import BaseRequest, RequestData
 
-from tests.fakebot import images
-from tests.fakebot.formatting import Formatted, parse_formatted, utf16_len
-from tests.fakebot.model import (
+from griddesk.simulator import images
+from griddesk.simulator.formatting import Formatted, parse_formatted, utf16_len
+from griddesk.simulator.model import (
     BOT_FIRST_NAME,
     BOT_ID,
     BOT_USERNAME,

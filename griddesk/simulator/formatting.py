@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tests.fakebot.model import JSON, ApiError
+from griddesk.simulator.model import JSON, ApiError
 
 
 def utf16_len(text: str) -> int:
