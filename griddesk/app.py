@@ -16,10 +16,9 @@ from bot.i18n import SUPPORTED_LANGUAGES, t
 from bot.intake import locate
 from bot.org import categories, index
 from bot.runtime import Runtime
-from griddesk import webhook_sender
-from griddesk.metered import MeteredApplication
-from griddesk import inbox
+from griddesk import inbox, webhook_sender
 from griddesk.inbox import InboxQueue
+from griddesk.metered import MeteredApplication
 from handlers.jobs import schedule
 from handlers.media import shutdown_photo_pool
 from handlers.outbox_sender import FROM_OUTBOX, start_sender, stop_sender

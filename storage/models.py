@@ -693,6 +693,8 @@ class WebhookEvent(SQLModel, table=True):
     created_at: datetime = ts_field(default_now=True)
     delivered_at: datetime | None = ts_field(nullable=True)
     error: str | None = None
+
+
 class InboxUpdate(SQLModel, table=True):
     """An update from Telegram, stored before its offset is confirmed (polling) or before
     the webhook is answered: a crash loses none; `processed_at` says it was handled."""

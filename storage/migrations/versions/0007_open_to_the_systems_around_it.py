@@ -2,7 +2,7 @@
 public categories with questions, cases by street and date
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-03 05:23:30.464322
 
 Issue 13 (Open311 GeoReport v2, signed webhooks, 12345 intake): apikey (hashed keys of HTTP
@@ -21,7 +21,7 @@ import storage.models
 
 
 revision: str = "0007"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
