@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # A local Bot API server (--local) answers getFile with a path on its own disk: only then
     # may the bot read a file_path as a local file (otherwise it is refused as forged).
     local_bot_api: bool = Field(default=False, validation_alias="GRIDDESK_LOCAL_BOT_API")
+    # At start-up the Bot API is asked again until it answers (a service manager's restart
+    # would do no better); a positive value gives up after that many seconds instead.
+    bot_api_wait_s: float = Field(default=0, ge=0, validation_alias="GRIDDESK_BOT_API_WAIT_S")
 
     @field_validator("admin_ids", mode="before")
     @classmethod

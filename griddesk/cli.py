@@ -189,14 +189,23 @@ def _run(settings: Settings, *, webhook: str | None) -> int:
 
 
 def _wait_for_bot_api(settings: Settings) -> None:
-    pause = 1.0
+    """Ask Telegram who we are until it answers (or GRIDDESK_BOT_API_WAIT_S runs out): the
+    first failure says what to try, the later ones only that we are still trying."""
+    pause, waited, first = 1.0, 0.0, True
     while True:
         try:
             asyncio.run(_bot_username(settings))
             return
         except StartupError as exc:
-            log.warning("%s Trying again in %.0f s.", exc, pause)
+            if settings.bot_api_wait_s and waited + pause > settings.bot_api_wait_s:
+                raise
+            if first:
+                log.warning("%s Trying again until it answers.", exc)
+                first = False
+            else:
+                log.warning("The Bot API still does not answer; trying again in %.0f s.", pause)
             time.sleep(pause)
+            waited += pause
             pause = min(pause * 2, 30.0)
 
 

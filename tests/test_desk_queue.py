@@ -44,7 +44,7 @@ async def test_queue_filters_and_lines(room: FakeUser, rt: Runtime) -> None:
     assert len(lines) == 4  # G, F, C: open in 清波街道, newest first (A B closed, D rejected, E duplicate)
     assert "QB-2609G" in lines[1] and "QB-2609F" in lines[2] and "QB-2609C" in lines[3], codes
     assert "超期 9 天" in lines[2] and "未认领" in lines[2] and "劳动路社区第1网格" in lines[2]
-    assert "超期 10 天" in lines[3] and "王 五" in lines[3] and "电动自行车" in lines[3]
+    assert "超期 10 天" in lines[3] and "王五" in lines[3] and "电动自行车" in lines[3]
     message = room.last_message()
     await room.press(message, "超期")
     text = shown(room)

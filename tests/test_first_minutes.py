@@ -40,6 +40,7 @@ def test_run_without_admins_and_without_a_route_says_what_to_do(tmp_path: Path) 
             # nothing listens on port 9 of loopback: no route to the Bot API
             TELEGRAM_API_BASE_URL="http://127.0.0.1:9/bot",
             TELEGRAM_FILE_BASE_URL="http://127.0.0.1:9/file/bot",
+            GRIDDESK_BOT_API_WAIT_S="2",  # give up after two tries (the default keeps trying)
         ),
         cwd=tmp_path,
         capture_output=True,

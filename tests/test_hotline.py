@@ -138,7 +138,7 @@ async def test_a_ticket_travels_the_whole_loop(
 
     # 4. claim, resolve with the after photo, the command room confirms
     await owner.press(team_card, "🙋 认领", chat=team)
-    await owner.press(team.message(team_card.message_id), "✅ 办结", chat=team)
+    await owner.press(team.message(team_card.message_id), "✅ 处置完毕", chat=team)
     await owner.send_photo(make_jpeg(color=(30, 200, 30)), caption="坑洼已修补")
     await owner.press(owner.last_message(), "✅ 完成")
     verify = room.last_message()

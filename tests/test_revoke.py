@@ -9,11 +9,11 @@ from sqlmodel import select
 from bot.i18n import t
 from bot.people import revoke
 from bot.runtime import Runtime
+from griddesk.simulator.model import member_json
 from griddesk.startup import load_org
 from storage.db import Database
 from storage.models import AuditEvent, Case, Grid, Membership, User
 from tests.fakebot import FakeChat, FakeTelegram, FakeUser
-from tests.fakebot.model import member_json
 from tests.test_casework import claim, file_and_dispatch, state, world  # noqa: F401  (fixture)
 
 World = dict  # type: ignore[type-arg]
