@@ -33,6 +33,8 @@ DIRECT_REPLY_RETRIES = 3
 DIRECT_REPLY_BACKOFF_S = (0.5, 1.5, 4.0)
 LOCK_CHECK_S = 10.0  # how often a polling process makes sure it still holds the poller lock
 LOCK_LOST = "griddesk_lock_lost"  # set in bot_data when polling stopped for that reason
+# Set when griddesk/serve.py runs the application itself (not run_polling/run_webhook).
+SERVED = "served_with_http"
 NOT_RETRIED = frozenset({"getUpdates", "getMe", "close", "logOut"})  # PTB's own loops retry these
 # At shutdown the sender gets this long to send what is due before the bot goes away.
 SHUTDOWN_DRAIN_S = 10.0
@@ -140,7 +142,8 @@ async def _watch_lock(app: Application) -> None:
         if not await asyncio.to_thread(lock.still_held):
             log.error("the poller lock is no longer held by this process: stopping polling")
             app.bot_data[LOCK_LOST] = True
-            app.stop_running()
+            if not app.bot_data.get(SERVED):  # griddesk/serve.py stops its own server on LOCK_LOST
+                app.stop_running()
             return
 
 

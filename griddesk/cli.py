@@ -101,11 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         mask_logs(settings)  # the database password never reaches a log line
         if args.command == "run":
-            if args.http:
-                from griddesk.serve import run_with_http
-
-                return run_with_http(settings, http=args.http, webhook=args.webhook)
-            return _run(settings, webhook=args.webhook)
+            return _run(settings, webhook=args.webhook, http=args.http)
         if args.command == "db":
             db = open_database(settings)
             migrate(db)
@@ -129,8 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1
 
 
-def _run(settings: Settings, *, webhook: str | None) -> int:
+def _run(settings: Settings, *, webhook: str | None, http: str | None = None) -> int:
     from griddesk.app import LOCK_LOST, build_application
+    from griddesk.serve import parse_listen, serve
 
     settings.require_token()
     if not settings.admin_ids:
@@ -157,7 +154,13 @@ def _run(settings: Settings, *, webhook: str | None) -> int:
         app = build_application(rt)
         app.bot_data["poller_lock"] = lock  # re-checked while running (griddesk/app.py)
         try:
-            if webhook:
+            if http:
+                # The HTTP API beside the bot in one event loop; with --webhook it takes
+                # Telegram's posts too (into the inbox, like polled updates).
+                host, port = parse_listen(http)
+                secret = settings.webhook_secret or secrets.token_urlsafe(32)
+                asyncio.run(serve(app, host, port, webhook=webhook, secret=secret))
+            elif webhook:
                 parsed = urlparse(webhook)
                 secret = settings.webhook_secret or secrets.token_urlsafe(32)
                 log.info(

@@ -7,21 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import time
 from urllib.parse import urlparse
 
 import uvicorn
 from telegram import Update
-from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
 
-from bot.settings import Settings, SettingsError
-from griddesk.startup import StartupError, prepare
-from storage.db import PollerLock
+from bot.settings import SettingsError
 
 log = logging.getLogger("griddesk")
-STANDBY_RETRY_S = 5
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -31,41 +25,15 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def run_with_http(settings: Settings, *, http: str, webhook: str | None) -> int:
-    from griddesk.app import build_application
-    from griddesk.cli import _bot_username
-
-    host, port = parse_listen(http)
-    path = None
-    if webhook:
-        parsed = urlparse(webhook)
-        if parsed.scheme != "https" or not parsed.hostname:
-            raise SettingsError("--webhook must be a public https:// URL, like https://bot.example.org/telegram.")
-        path = parsed.path or "/"
-    settings.require_token()
-    rt = prepare(settings)
-    lock = PollerLock(rt.db)
-    if not lock.try_acquire():
-        log.info("another GridDesk process is polling this bot; standing by until it stops")
-        while not lock.try_acquire():
-            time.sleep(STANDBY_RETRY_S)
-    asyncio.run(_bot_username(settings))
-    app = build_application(rt)
-    secret = settings.webhook_secret or secrets.token_urlsafe(32)
-    try:
-        asyncio.run(_serve(app, host, port, webhook=webhook, path=path, secret=secret))
-    except InvalidToken:
-        raise SettingsError("Telegram refused TELEGRAM_BOT_TOKEN: set it to the token @BotFather gave you.") from None
-    except TelegramError as exc:
-        raise StartupError(f"Could not reach the Bot API at {settings.telegram_api_base_url}: {exc}.") from None
-    finally:
-        lock.release()
-    return 0
-
-
-async def _serve(app: Application, host: str, port: int, *, webhook: str | None, path: str | None, secret: str) -> None:
+async def serve(app: Application, host: str, port: int, *, webhook: str | None, secret: str) -> None:
+    """Run the application (polling, or Telegram posting to `webhook`) and the HTTP app until
+    SIGINT/SIGTERM, or until this process loses the poller lock."""
+    from griddesk.app import LOCK_LOST, SERVED
     from griddesk.http.app import build_http_app
 
+    app.bot_data[SERVED] = True
+
+    path = (urlparse(webhook).path or "/") if webhook else None
     http_app = build_http_app(app, webhook_path=path, webhook_secret=secret if webhook else None)
     await app.initialize()
     if app.post_init:
@@ -79,9 +47,17 @@ async def _serve(app: Application, host: str, port: int, *, webhook: str | None,
         log.info("long polling, and HTTP on %s:%s", host, port)
     await app.start()
     server = uvicorn.Server(uvicorn.Config(http_app, host=host, port=port, lifespan="off", log_level="info"))
+
+    async def watch_lock() -> None:
+        while not app.bot_data.get(LOCK_LOST):
+            await asyncio.sleep(1)
+        server.should_exit = True  # never two pollers: griddesk/app.py saw the lock go
+
+    watcher = asyncio.get_running_loop().create_task(watch_lock(), name="griddesk-http-lock")
     try:
         await server.serve()  # until SIGINT/SIGTERM
     finally:
+        watcher.cancel()
         if app.updater.running:
             await app.updater.stop()
         await app.stop()
