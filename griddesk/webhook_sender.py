@@ -73,21 +73,27 @@ class WebhookSender:
             ]
 
     async def deliver_due(self) -> tuple[int, int]:
-        """One pass: post every due event; how many were tried and how many delivered."""
+        """One pass: post every due event, then record all outcomes in one transaction; how
+        many were tried and how many delivered."""
         async with self.lock:
             jobs = await asyncio.to_thread(self._claim)
             if not jobs:
                 return 0, 0
             gate = asyncio.Semaphore(CONCURRENCY)
 
-            async def one(job: Job) -> bool:
+            async def one(job: Job) -> str | None:
                 async with gate:
                     return await self._post(job)
 
-            results = await asyncio.gather(*(one(j) for j in jobs))
-            return len(jobs), sum(results)
+            errors = await asyncio.gather(*(one(j) for j in jobs))
+            await asyncio.to_thread(self._record, list(zip(jobs, errors, strict=True)))
+            delivered = sum(1 for e in errors if e is None)
+            WEBHOOKS_DELIVERED.labels("ok").inc(delivered)
+            WEBHOOKS_DELIVERED.labels("failed").inc(len(jobs) - delivered)
+            return len(jobs), delivered
 
-    async def _post(self, job: Job) -> bool:
+    async def _post(self, job: Job) -> str | None:
+        """None when delivered, else why not."""
         raw = rules.encode(job.body)
         stamp = int(self.rt.clock.now().timestamp())
         headers = {
@@ -97,48 +103,46 @@ class WebhookSender:
             "X-GridDesk-Event-Id": job.event_id,
             "User-Agent": "GridDesk-Webhooks/1",
         }
-        error = None
         try:
             answer = await self._client().post(job.url, content=raw, headers=headers)
-            if 200 <= answer.status_code < 300:
-                await asyncio.to_thread(self._delivered, job)
-                WEBHOOKS_DELIVERED.labels("ok").inc()
-                return True
-            error = f"HTTP {answer.status_code}"
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        WEBHOOKS_DELIVERED.labels("failed").inc()
-        await asyncio.to_thread(self._failed, job, error)
-        return False
+            return f"{type(exc).__name__}: {exc}"
+        return None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
 
-    def _delivered(self, job: Job) -> None:
-        with self.rt.db.session() as s:
-            webhooks.delivered(s, event_id=job.row_id, subscription_id=job.subscription_id, now=self.rt.clock.now())
-
-    def _failed(self, job: Job, error: str) -> None:
+    def _record(self, outcomes: list[tuple[Job, str | None]]) -> None:
         now = self.rt.clock.now()
-        retry_at = now + rules.retry_delay(job.attempts) if job.attempts < rules.MAX_ATTEMPTS else None
         with self.rt.db.session() as s:
-            failures = webhooks.failed(
-                s, event_id=job.row_id, subscription_id=job.subscription_id, retry_at=retry_at, error=error
+            ok = [job for job, error in outcomes if error is None]
+            webhooks.delivered_many(
+                s,
+                event_ids=[j.row_id for j in ok],
+                subscription_ids={j.subscription_id for j in ok},
+                now=now,
             )
-            if failures >= rules.PAUSE_AFTER_FAILURES and webhooks.pause(
-                s, subscription_id=job.subscription_id, now=now
-            ):
-                log.warning(
-                    "webhook subscription %s paused after %s failures: %s", job.subscription_id, failures, error
+            for job, error in outcomes:
+                if error is None:
+                    continue
+                retry_at = now + rules.retry_delay(job.attempts) if job.attempts < rules.MAX_ATTEMPTS else None
+                failures = webhooks.failed(
+                    s, event_id=job.row_id, subscription_id=job.subscription_id, retry_at=retry_at, error=error
                 )
-                for admin in self.rt.settings.admin_ids:
-                    notify.text_to_user(
-                        s,
-                        telegram_id=admin,
-                        key="webhook.paused",
-                        now=now,
-                        id=job.subscription_id,
-                        url=job.url,
-                        failures=failures,
+                if failures >= rules.PAUSE_AFTER_FAILURES and webhooks.pause(
+                    s, subscription_id=job.subscription_id, now=now
+                ):
+                    log.warning(
+                        "webhook subscription %s paused after %s failures: %s", job.subscription_id, failures, error
                     )
-                self.paused_someone = True
+                    for admin in self.rt.settings.admin_ids:
+                        notify.text_to_user(
+                            s,
+                            telegram_id=admin,
+                            key="webhook.paused",
+                            now=now,
+                            id=job.subscription_id,
+                            url=job.url,
+                            failures=failures,
+                        )
+                    self.paused_someone = True
 
     async def run(self) -> None:
         while True:

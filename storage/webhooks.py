@@ -6,6 +6,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from storage.db import affected
@@ -71,13 +72,35 @@ def claim_due(session: Session, *, now: datetime, lease: timedelta, limit: int =
         .with_for_update(skip_locked=True, of=WebhookEvent)
     )
     rows = list(session.exec(stmt))
-    for row in rows:
-        row.state = SENDING
-        row.attempts += 1
-        row.next_attempt_at = now + lease
-        session.add(row)
-    session.flush()
+    if rows:
+        session.execute(
+            update(WebhookEvent)
+            .where(col(WebhookEvent.id).in_([r.id for r in rows]))
+            .values(state=SENDING, attempts=WebhookEvent.attempts + 1, next_attempt_at=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        for row in rows:  # the objects as the database now holds them (not flushed again)
+            set_committed_value(row, "state", SENDING)
+            set_committed_value(row, "attempts", row.attempts + 1)
+            set_committed_value(row, "next_attempt_at", now + lease)
     return rows
+
+
+def delivered_many(
+    session: Session, *, event_ids: Collection[int], subscription_ids: Collection[int], now: datetime
+) -> None:
+    if not event_ids:
+        return
+    session.execute(
+        update(WebhookEvent)
+        .where(col(WebhookEvent.id).in_(list(event_ids)))
+        .values(state=SENT, delivered_at=now, error=None)
+    )
+    session.execute(
+        update(WebhookSubscription)
+        .where(col(WebhookSubscription.id).in_(list(subscription_ids)), col(WebhookSubscription.failures) != 0)
+        .values(failures=0)
+    )
 
 
 def delivered(session: Session, *, event_id: int, subscription_id: int, now: datetime) -> None:

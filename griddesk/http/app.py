@@ -130,7 +130,13 @@ def build_http_app(
         await telegram.accept_update(application, payload)
         return PlainTextResponse("ok")
 
+    async def openapi(request: Request) -> Response:
+        from griddesk.http.openapi import document
+
+        return JSONResponse(document())
+
     routes: list[BaseRoute] = [
+        Route("/openapi.json", openapi),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
