@@ -342,6 +342,8 @@ class Case(SQLModel, table=True):
         ),
         # /my: everything the person reported, newest first.
         Index("ix_case_reporter_created", "reporter_user_id", "created_at", "id"),
+        # The desk (issue 11): a street's cases received in a period (figures, export, map).
+        Index("ix_case_street_created", "street_id", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -114,13 +114,17 @@ def test_partial_index_conditions_match_the_models(db: Database, created_from_mo
     assert partial >= WORKLIST_INDEXES - {"ix_case_reporter_created"}
 
 
+# Indexes later migrations add (0005, issue 11: the desk), missing after a downgrade below them.
+LATER_INDEXES = {"ix_case_street_created"}
+
+
 def test_media_file_id_migration_goes_down_and_up(db: Database) -> None:
     try:
         downgrade(db, "0002")
         assert revision(db) == "0002"
         found = {
             (d[0], d[1].name if d[0].endswith("index") else d[3].name) for d in differences(db) if isinstance(d, tuple)
-        }
+        } - {("add_index", name) for name in LATER_INDEXES}
         assert found == {("add_column", "jpeg_file_id"), ("remove_index", "ix_cases_reporter_user_id")}
         upgrade(db)
         assert revision(db) == head() and differences(db) == []
@@ -133,7 +137,11 @@ def test_worklist_migration_goes_down_and_up(db: Database) -> None:
         downgrade(db, f"{WORKLIST_REVISION}-1")
         assert revision(db) == "0001"
         assert not WORKLIST_INDEXES & set(indexes(db))
-        added = sorted(d[1].name for d in differences(db) if isinstance(d, tuple) and d[0] == "add_index")
+        added = sorted(
+            d[1].name
+            for d in differences(db)
+            if isinstance(d, tuple) and d[0] == "add_index" and d[1].name not in LATER_INDEXES
+        )
         assert added == sorted(WORKLIST_INDEXES)
         upgrade(db)
         assert revision(db) == head()
