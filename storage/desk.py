@@ -27,7 +27,7 @@ class CaseFilter:
     grid_id: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CaseRow:
     id: int
     code: str

@@ -112,7 +112,7 @@ class Report:
     at: datetime
 
 
-@dataclass
+@dataclass(slots=True)
 class _CaseFacts:
     row: rows.CaseRow
     first_dispatch: datetime | None = None
@@ -133,6 +133,23 @@ def _claim_deadline(clock: StreetClock, start: datetime, urgent: bool) -> dateti
     return start + timedelta(seconds=seconds) if urgent else clock.calendar.add_working_time(start, seconds)
 
 
+# Working time never runs faster than the wall clock, and 20 calendar days always hold more
+# working time than any claim limit (the longest run of days off is 8 days): beyond these
+# bounds the answer needs no calendar walk.
+_SURELY_LATE = timedelta(days=20)
+
+
+def _in_time(clock: StreetClock, start: datetime, at: datetime, urgent: bool) -> bool:
+    """Was `at` within the claim limit counted from `start`?"""
+    wall = at - start
+    limit = timedelta(minutes=clock.claim_minutes)
+    if wall <= limit:
+        return True
+    if urgent or wall > _SURELY_LATE:
+        return False
+    return at <= _claim_deadline(clock, start, urgent)
+
+
 def add_case(fig: Figures, facts: _CaseFacts, clock: StreetClock, now: datetime) -> None:
     """One case's contribution to a set of figures (the rules of docs/kpi.md)."""
     c = facts.row
@@ -142,11 +159,10 @@ def add_case(fig: Figures, facts: _CaseFacts, clock: StreetClock, now: datetime)
     dispatched = facts.first_dispatch or c.dispatched_at
     if dispatched is not None:
         fig.dispatched += 1
-        limit = _claim_deadline(clock, dispatched, c.urgent)
         if facts.first_claim is not None:
             fig.response_due += 1
-            fig.claimed_in_time += facts.first_claim <= limit
-        elif now > limit:
+            fig.claimed_in_time += _in_time(clock, dispatched, facts.first_claim, c.urgent)
+        elif not _in_time(clock, dispatched, now, c.urgent):
             fig.response_due += 1
     closed = c.state == CaseState.CLOSED
     if closed:
