@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -191,34 +191,37 @@ def add_case(fig: Figures, facts: _CaseFacts, clock: StreetClock, now: datetime)
             fig.report_in_hours.append(_hours(clock, at, reported))
 
 
-def _facts(s: Session, f: rows.CaseFilter) -> dict[int, _CaseFacts]:
-    facts = {c.id: _CaseFacts(c) for c in rows.cases(s, f)}
-    if not facts:
-        return facts
-    for case_id, action, at in rows.events(s, f):
-        x = facts.get(case_id)
-        if x is None:
-            continue
-        if action == "case.dispatched":
-            if x.first_dispatch is None:
-                x.first_dispatch = at
-        elif action in ("case.claimed", "case.reassigned"):
-            if x.first_claim is None and x.first_dispatch is not None:
-                x.first_claim = at
-        elif action == "case.not_fixed":
-            x.not_fixed = True
-        elif action == "case.reopened":
-            x.reopened = True
+def _facts(s: Session, f: rows.CaseFilter) -> Iterator[_CaseFacts]:
+    """Each case with what the figures need of it, streamed: the cases and their events are
+    read in case order side by side (a merge), so memory does not grow with the period."""
+    levels: dict[int, list[int]] = defaultdict(list)
     for case_id, level in rows.rating_levels(s, f):
-        if case_id in facts:
-            facts[case_id].levels.append(level)
-    for case_id in rows.cases_with_requests(s, f):
-        if case_id in facts:
-            facts[case_id].requested = True
+        levels[case_id].append(level)
+    requested = rows.cases_with_requests(s, f)
+    whistled: dict[int, list[tuple[int, datetime, datetime | None]]] = defaultdict(list)
     for case_id, unit_id, at, reported in rows.whistles(s, f):
-        if case_id in facts:
-            facts[case_id].whistles.append((unit_id, at, reported))
-    return facts
+        whistled[case_id].append((unit_id, at, reported))
+    events = rows.iter_events_by_case(s, f)
+    pending = next(events, None)
+    for row in rows.iter_cases(s, f):
+        x = _CaseFacts(row, levels=levels.get(row.id, []), requested=row.id in requested,
+                       whistles=whistled.get(row.id, []))  # fmt: skip
+        while pending is not None and pending[0] < row.id:
+            pending = next(events, None)
+        while pending is not None and pending[0] == row.id:
+            _, action, at = pending
+            if action == "case.dispatched":
+                if x.first_dispatch is None:
+                    x.first_dispatch = at
+            elif action in ("case.claimed", "case.reassigned"):
+                if x.first_claim is None and x.first_dispatch is not None:
+                    x.first_claim = at
+            elif action == "case.not_fixed":
+                x.not_fixed = True
+            elif action == "case.reopened":
+                x.reopened = True
+            pending = next(events, None)
+        yield x
 
 
 def case_filter(scope: Scope, period: Period) -> rows.CaseFilter:
@@ -276,9 +279,8 @@ def compute(rt: Runtime, scope: Scope, period: Period, breakdown: str | None = N
     total = Figures()
     groups: dict[int | None, Figures] = defaultdict(Figures)
     with rt.db.read() as s:
-        facts = _facts(s, case_filter(scope, period))
         keys = _keys(breakdown) if breakdown else None
-        for x in facts.values():
+        for x in _facts(s, case_filter(scope, period)):
             clock = street_clock(rt, s, x.row.street_id)
             add_case(total, x, clock, now)
             if keys is not None:
