@@ -16,6 +16,7 @@ from bot.cases import casework, deadlines, digests
 from bot.i18n import t
 from bot.intake import drafts
 from bot.outbox import chat_language
+from handlers import desk_jobs
 from handlers.common import off_loop
 from handlers.outbox_sender import flush
 from handlers.rate import REMIND_EVERY_S, remind_job
@@ -77,3 +78,4 @@ def schedule(app: Application) -> None:
     app.job_queue.run_repeating(morning_digests, interval=DIGEST_EVERY_S, first=10, name="digests")
     app.job_queue.run_repeating(unverified_cases, interval=VERIFY_EVERY_S, first=VERIFY_EVERY_S, name="verify")
     app.job_queue.run_repeating(remind_job, interval=REMIND_EVERY_S, first=REMIND_EVERY_S, name="rating_reminders")
+    desk_jobs.schedule(app)  # issue 11: weekly and monthly reports

@@ -3,6 +3,7 @@ of their timeline, ratings and whistles (each one query, filtered by the same ca
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,7 @@ class CaseFilter:
     grid_id: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CaseRow:
     id: int
     code: str
@@ -72,9 +73,33 @@ def case_ids(f: CaseFilter) -> Select[Any]:
     return select(Case.id).where(*_where(f))  # type: ignore[call-overload]
 
 
+STREAM = 2000  # rows a streamed read holds at a time (a server-side cursor on PostgreSQL)
+
+
 def cases(s: Session, f: CaseFilter) -> list[CaseRow]:
-    rows = s.execute(select(*_COLUMNS).where(*_where(f)))  # type: ignore[call-overload]
-    return [CaseRow(*r) for r in rows]
+    return list(iter_cases(s, f))
+
+
+def iter_cases(s: Session, f: CaseFilter) -> Iterator[CaseRow]:
+    """The filtered cases in id order, streamed."""
+    stmt = select(*_COLUMNS).where(*_where(f)).order_by(col(Case.id)).execution_options(yield_per=STREAM)  # type: ignore[call-overload]
+    for r in s.execute(stmt):
+        yield CaseRow(*r)
+
+
+def iter_events_by_case(
+    s: Session, f: CaseFilter, actions: tuple[str, ...] = FIGURE_EVENTS
+) -> Iterator[tuple[int, str, datetime]]:
+    """(case id, action, at) of the figure events, by case id then time, streamed."""
+    stmt = (
+        select(col(AuditEvent.case_id), col(AuditEvent.action), col(AuditEvent.at))
+        .join(Case, col(Case.id) == col(AuditEvent.case_id))
+        .where(col(AuditEvent.action).in_(actions), *_where(f))
+        .order_by(col(AuditEvent.case_id), col(AuditEvent.at), col(AuditEvent.id))
+        .execution_options(yield_per=STREAM)
+    )
+    for c, a, at in s.execute(stmt):
+        yield int(c), a, at
 
 
 def events(s: Session, f: CaseFilter, actions: tuple[str, ...] = FIGURE_EVENTS) -> list[tuple[int, str, datetime]]:

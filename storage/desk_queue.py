@@ -86,3 +86,16 @@ def search(
         where.append(col(Case.street_id).in_(list(street_ids)) if street_ids else col(Case.unit_id).in_(list(unit_ids)))
     stmt = select(Case).where(*where).order_by(col(Case.created_at).desc(), col(Case.id).desc()).limit(limit)
     return list(s.exec(stmt))
+
+
+def longest_overdue(
+    s: Session, *, street_ids: Sequence[int] | None, unit_ids: Sequence[int], now: datetime, limit: int
+) -> list[Case]:
+    """Open cases past their due time, the longest overdue first."""
+    where: list[Any] = [col(Case.state).in_(WORKING), col(Case.due_at) < now]
+    if street_ids is not None:
+        where.append(col(Case.street_id).in_(list(street_ids)))
+    if unit_ids:
+        where.append(col(Case.unit_id).in_(list(unit_ids)))
+    stmt = select(Case).where(*where).order_by(col(Case.due_at), col(Case.id)).limit(limit)
+    return list(s.exec(stmt))

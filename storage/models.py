@@ -357,7 +357,8 @@ class Case(SQLModel, table=True):
         ),
         # /my: everything the person reported, newest first.
         Index("ix_case_reporter_created", "reporter_user_id", "created_at", "id"),
-        # Open311 GET requests: a street's cases by date (issue 13).
+        # A street's cases by date: the desk's figures, export and map (issue 11) and
+        # Open311's GET requests (issue 13).
         Index("ix_case_street_created", "street_id", "created_at", "id"),
     )
 

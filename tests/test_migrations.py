@@ -114,6 +114,7 @@ def test_partial_index_conditions_match_the_models(db: Database, created_from_mo
     assert partial >= WORKLIST_INDEXES - {"ix_case_reporter_created"}
 
 
+# Indexes later migrations add (0005, issue 11: the desk), missing after a downgrade below them.
 def test_media_file_id_migration_goes_down_and_up(db: Database) -> None:
     def found() -> set[tuple[str, str]]:
         return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -112,7 +112,7 @@ class Report:
     at: datetime
 
 
-@dataclass
+@dataclass(slots=True)
 class _CaseFacts:
     row: rows.CaseRow
     first_dispatch: datetime | None = None
@@ -133,6 +133,23 @@ def _claim_deadline(clock: StreetClock, start: datetime, urgent: bool) -> dateti
     return start + timedelta(seconds=seconds) if urgent else clock.calendar.add_working_time(start, seconds)
 
 
+# Working time never runs faster than the wall clock, and 20 calendar days always hold more
+# working time than any claim limit (the longest run of days off is 8 days): beyond these
+# bounds the answer needs no calendar walk.
+_SURELY_LATE = timedelta(days=20)
+
+
+def _in_time(clock: StreetClock, start: datetime, at: datetime, urgent: bool) -> bool:
+    """Was `at` within the claim limit counted from `start`?"""
+    wall = at - start
+    limit = timedelta(minutes=clock.claim_minutes)
+    if wall <= limit:
+        return True
+    if urgent or wall > _SURELY_LATE:
+        return False
+    return at <= _claim_deadline(clock, start, urgent)
+
+
 def add_case(fig: Figures, facts: _CaseFacts, clock: StreetClock, now: datetime) -> None:
     """One case's contribution to a set of figures (the rules of docs/kpi.md)."""
     c = facts.row
@@ -142,11 +159,10 @@ def add_case(fig: Figures, facts: _CaseFacts, clock: StreetClock, now: datetime)
     dispatched = facts.first_dispatch or c.dispatched_at
     if dispatched is not None:
         fig.dispatched += 1
-        limit = _claim_deadline(clock, dispatched, c.urgent)
         if facts.first_claim is not None:
             fig.response_due += 1
-            fig.claimed_in_time += facts.first_claim <= limit
-        elif now > limit:
+            fig.claimed_in_time += _in_time(clock, dispatched, facts.first_claim, c.urgent)
+        elif not _in_time(clock, dispatched, now, c.urgent):
             fig.response_due += 1
     closed = c.state == CaseState.CLOSED
     if closed:
@@ -175,34 +191,37 @@ def add_case(fig: Figures, facts: _CaseFacts, clock: StreetClock, now: datetime)
             fig.report_in_hours.append(_hours(clock, at, reported))
 
 
-def _facts(s: Session, f: rows.CaseFilter) -> dict[int, _CaseFacts]:
-    facts = {c.id: _CaseFacts(c) for c in rows.cases(s, f)}
-    if not facts:
-        return facts
-    for case_id, action, at in rows.events(s, f):
-        x = facts.get(case_id)
-        if x is None:
-            continue
-        if action == "case.dispatched":
-            if x.first_dispatch is None:
-                x.first_dispatch = at
-        elif action in ("case.claimed", "case.reassigned"):
-            if x.first_claim is None and x.first_dispatch is not None:
-                x.first_claim = at
-        elif action == "case.not_fixed":
-            x.not_fixed = True
-        elif action == "case.reopened":
-            x.reopened = True
+def _facts(s: Session, f: rows.CaseFilter) -> Iterator[_CaseFacts]:
+    """Each case with what the figures need of it, streamed: the cases and their events are
+    read in case order side by side (a merge), so memory does not grow with the period."""
+    levels: dict[int, list[int]] = defaultdict(list)
     for case_id, level in rows.rating_levels(s, f):
-        if case_id in facts:
-            facts[case_id].levels.append(level)
-    for case_id in rows.cases_with_requests(s, f):
-        if case_id in facts:
-            facts[case_id].requested = True
+        levels[case_id].append(level)
+    requested = rows.cases_with_requests(s, f)
+    whistled: dict[int, list[tuple[int, datetime, datetime | None]]] = defaultdict(list)
     for case_id, unit_id, at, reported in rows.whistles(s, f):
-        if case_id in facts:
-            facts[case_id].whistles.append((unit_id, at, reported))
-    return facts
+        whistled[case_id].append((unit_id, at, reported))
+    events = rows.iter_events_by_case(s, f)
+    pending = next(events, None)
+    for row in rows.iter_cases(s, f):
+        x = _CaseFacts(row, levels=levels.get(row.id, []), requested=row.id in requested,
+                       whistles=whistled.get(row.id, []))  # fmt: skip
+        while pending is not None and pending[0] < row.id:
+            pending = next(events, None)
+        while pending is not None and pending[0] == row.id:
+            _, action, at = pending
+            if action == "case.dispatched":
+                if x.first_dispatch is None:
+                    x.first_dispatch = at
+            elif action in ("case.claimed", "case.reassigned"):
+                if x.first_claim is None and x.first_dispatch is not None:
+                    x.first_claim = at
+            elif action == "case.not_fixed":
+                x.not_fixed = True
+            elif action == "case.reopened":
+                x.reopened = True
+            pending = next(events, None)
+        yield x
 
 
 def case_filter(scope: Scope, period: Period) -> rows.CaseFilter:
@@ -260,9 +279,8 @@ def compute(rt: Runtime, scope: Scope, period: Period, breakdown: str | None = N
     total = Figures()
     groups: dict[int | None, Figures] = defaultdict(Figures)
     with rt.db.read() as s:
-        facts = _facts(s, case_filter(scope, period))
         keys = _keys(breakdown) if breakdown else None
-        for x in facts.values():
+        for x in _facts(s, case_filter(scope, period)):
             clock = street_clock(rt, s, x.row.street_id)
             add_case(total, x, clock, now)
             if keys is not None:

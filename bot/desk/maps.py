@@ -94,6 +94,9 @@ def draw(rt: Runtime, scope: Scope, period: Period, lang: str, title: str) -> Ma
                 y = sum(p[1] for p in rings[0]) / len(rings[0])
             else:
                 continue
+            if rings:  # above the centre, clear of the points drawn there
+                top = max(p[1] for p in rings[0])
+                y += (top - y) * 0.45
             ax.text(x, y, g.code, fontsize=6, ha="center", va="center", color="#333333", fontfamily=family)
             labels.append(g.code)
         by_class: dict[str, tuple[list[float], list[float]]] = {}
@@ -118,6 +121,7 @@ def draw(rt: Runtime, scope: Scope, period: Period, lang: str, title: str) -> Ma
             ax.set_aspect(1 / math.cos(math.radians((min(all_y) + max(all_y)) / 2)))
         ax.set_title(title, fontfamily=family, fontsize=13)
         ax.tick_params(labelsize=7)
+        ax.ticklabel_format(useOffset=False, style="plain")
         if by_class:
             ax.legend(prop={"family": family, "size": 9}, loc="upper right", framealpha=0.9)
         fig.subplots_adjust(left=0.08, right=0.97, top=0.93, bottom=0.06)

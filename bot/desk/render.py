@@ -102,7 +102,7 @@ def chart(lang: str, report: Report, title: str) -> Chart:
         family = font_family()
         fig = Figure(figsize=(7.2, 9.0), dpi=150)
         FigureCanvasAgg(fig)
-        fig.suptitle(title, fontsize=15, fontfamily=[family, "DejaVu Sans"], fontweight="bold")
+        fig.suptitle(title, fontsize=15, fontfamily=[family, "DejaVu Sans"])
         top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, 1.4], "hspace": 0.35})
         f = report.total
         rate_labels = [t_plain(lang, key) for key, _ in RATES]

@@ -2,13 +2,13 @@
 public categories with questions, cases by street and date
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-03 05:23:30.464322
 
 Issue 13 (Open311 GeoReport v2, signed webhooks, 12345 intake): apikey (hashed keys of HTTP
 clients), externalticket (a case from outside: its reference, Open311 token, and the hotline
 caller's private contact), webhooksubscription and webhookevent (the webhooks' outbox),
-category.public/questions, and ix_case_street_created for GET requests of a street by date.
+category.public/questions (GET requests of a street by date use 0005's ix_case_street_created).
 """
 
 from collections.abc import Sequence
@@ -21,7 +21,7 @@ import storage.models
 
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -113,13 +113,9 @@ def upgrade() -> None:
     with op.batch_alter_table("category", schema=None) as batch_op:
         batch_op.add_column(sa.Column("public", sa.Boolean(), server_default=sa.text("true"), nullable=False))
         batch_op.add_column(sa.Column("questions", sa.JSON(), server_default="[]", nullable=False))
-    with op.batch_alter_table("cases", schema=None) as batch_op:
-        batch_op.create_index("ix_case_street_created", ["street_id", "created_at", "id"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("cases", schema=None) as batch_op:
-        batch_op.drop_index("ix_case_street_created")
     with op.batch_alter_table("category", schema=None) as batch_op:
         batch_op.drop_column("questions")
         batch_op.drop_column("public")

@@ -1,0 +1,156 @@
+"""The desk at city scale (issue 11): figures, chart, map, export, /queue and /find.
+
+Builds the sweep benchmark's database (benchmarks/sweep.py: N cases over 540 days, a tenth
+open, two streets) and times, each as the median of several runs:
+  figures for a street-month and for the district over a year (figures.compute),
+  the chart of a street-month by team, the map of 5,000 cases,
+  the export of 100,000 cases to XLSX (time, and RSS growth in a process of its own),
+  the first page of /queue and /find (a code, a word every case has, a word none has).
+
+    python -m benchmarks.desk                       # SQLite, 1,000,000 cases
+    python -m benchmarks.desk --cases 200000        # quicker
+    python -m benchmarks.desk --database postgresql://postgres@127.0.0.1:5432/bench
+    python -m benchmarks.desk --cases 200000 --save-chart chart.png --save-map map.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import select
+
+from benchmarks import sweep
+from bot.desk import export, figures, maps, periods, queue, render, scopes
+from bot.people.roles import MembershipView, Person
+from storage.db import Database
+from storage.models import Case, Role, Street
+
+
+def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
+    out: Any = None
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        out = fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), out
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def export_child(url: str, first: str, last: str, out: str) -> None:
+    """In a process of its own: RSS before, peak RSS during, time, rows."""
+    db = Database(url)
+    rt = sweep.runtime(db, Path(out).parent / "media")
+    from bot.org import index
+
+    index.org(rt)
+    before = rss_mb()
+    started = time.perf_counter()
+    count = export.export_file(rt, "330102", first, last, "xlsx", out, "zh_CN")
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": count, "seconds": seconds, "rss_before_mb": before, "peak_mb": peak,
+                      "size_mb": Path(out).stat().st_size / 2**20}))  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--database", default="", help="a PostgreSQL URL (default: a SQLite file); it is emptied")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--export-rows", type=int, default=100_000)
+    parser.add_argument("--save-chart", type=Path)
+    parser.add_argument("--save-map", type=Path)
+    parser.add_argument("--export-child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.export_child:
+        export_child(*args.export_child)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database or f"sqlite:///{tmp}/desk.db"
+        db = sweep.fresh(url)
+        sweep.build(db, args.cases, 0.1)
+        rt = sweep.runtime(db, Path(tmp) / "media")
+        with db.session() as s:
+            street = s.exec(select(Street).order_by(Street.id)).first()
+            assert street is not None
+            code = street.code
+        admin = Person(user_id=0, telegram_id=0, name="bench", language="zh_CN", is_admin=True)
+        dispatcher = Person(
+            user_id=0, telegram_id=0, name="bench", language="zh_CN", is_admin=False,
+            memberships=(MembershipView(Role.DISPATCHER, "street", code, "", ""),),
+        )  # fmt: skip
+        now = rt.clock.now()
+        with db.read() as s:
+            street_scope = scopes.resolve(rt, s, admin, code)
+            district = scopes.resolve(rt, s, admin, None)
+        tz = scopes.zone(district)
+        month = periods.parse("last-month", now, tz)
+        year = periods.parse("365d", now, tz)
+        results: dict[str, Any] = {}
+        ms, report = timed(lambda: figures.compute(rt, street_scope, month), args.runs)
+        results["figures street-month"] = (ms, report.total.received)
+        ms, report_by = timed(lambda: figures.compute(rt, street_scope, month, "team"), args.runs)
+        results["figures street-month by team"] = (ms, report_by.total.received)
+        ms, yr = timed(lambda: figures.compute(rt, district, year), max(1, args.runs // 2))
+        results["figures district-year"] = (ms, yr.total.received)
+        ms, chart = timed(lambda: render.chart("zh_CN", report_by, "清波街道 · 上月"), args.runs)
+        results["chart render"] = (ms, len(chart.png))
+        if args.save_chart:
+            args.save_chart.write_bytes(chart.png)
+        # the map of 5,000 cases: the last days of the district that hold about that many
+        per_day = args.cases / 540
+        days = max(1, round(5000 / per_day))
+        span = periods.parse(f"{days}d", now, tz)
+        ms, image = timed(lambda: maps.draw(rt, district, span, "zh_CN", f"上城区 · 近{days}天"), args.runs)
+        results["map render"] = (ms, image.cases)
+        if args.save_map:
+            args.save_map.write_bytes(image.png)
+        ms, page = timed(lambda: queue.queue(rt, dispatcher), args.runs * 4)
+        results["/queue first page"] = (ms, len(page.lines))
+        ms, page = timed(lambda: queue.queue(rt, dispatcher, kind="overdue"), args.runs * 4)
+        results["/queue overdue"] = (ms, len(page.lines))
+        with db.read() as s:
+            some = s.exec(select(Case.code).where(Case.street_id == street.id).order_by(Case.id.desc())).first()  # type: ignore[union-attr]
+        for label, text in (("code", some), ("every case", "benchmark"), ("no case", "不存在的地址")):
+            ms, found = timed(lambda text=text: queue.find(rt, dispatcher, text), args.runs)
+            results[f"/find {label}"] = (ms, len(found))
+        # export: the last days holding ~100,000 cases of the district, in a child process
+        days = max(1, round(args.export_rows / per_day))
+        last = (now.astimezone(tz)).date()
+        first = last - timedelta(days=days - 1)
+        db.dispose()
+        child = subprocess.run(
+            [sys.executable, "-m", "benchmarks.desk", "--export-child", url, first.isoformat(), last.isoformat(),
+             f"{tmp}/export.xlsx"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        exp = json.loads(child.stdout.strip().splitlines()[-1])
+    backend = "PostgreSQL" if args.database else "SQLite"
+    print(f"{backend}: {args.cases:,} cases ({int(args.cases / 10):,} open); medians of {args.runs} runs")
+    for label, (ms, n) in results.items():
+        print(f"  {label:32s} {ms:9.1f} ms   ({n:,})")
+    print(
+        f"  export {exp['rows']:,} cases to XLSX   {exp['seconds']:.1f} s, {exp['size_mb']:.1f} MB file, "
+        f"RSS {exp['rss_before_mb']:.0f} MB before, peak {exp['peak_mb']:.0f} MB "
+        f"(growth {exp['peak_mb'] - exp['rss_before_mb']:.0f} MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()

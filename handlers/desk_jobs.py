@@ -1,0 +1,48 @@
+"""The desk's periodic reports on the JobQueue: weekly and monthly figures, 红黑榜 and the
+longest-overdue cases through the outbox; the monthly one with the spreadsheet attached."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from telegram import InputFile
+from telegram.error import TelegramError
+from telegram.ext import Application, ContextTypes
+
+from bot.desk import export, reports
+from bot.outbox import chat_language
+from bot.runtime import Runtime
+from handlers.common import off_loop
+from handlers.outbox_sender import flush
+
+log = logging.getLogger(__name__)
+REPORTS_EVERY_S = 300
+
+
+def _spreadsheet(rt: Runtime, code: str, first: str, last: str, lang: str) -> bytes:
+    buf = io.BytesIO()
+    export.export_to(rt, code, first, last, lang, buf)
+    return buf.getvalue()
+
+
+async def periodic_reports(context: ContextTypes.DEFAULT_TYPE) -> None:
+    rt = context.application.bot_data["rt"]
+    result = await off_loop(reports.send_due_reports, rt)
+    if not result.messages:
+        return
+    log.info("desk reports: %s reports, %s messages", result.reports, result.messages)
+    await flush(context.application)
+    for chat_id, code, first, last in result.monthly:
+        lang = await off_loop(chat_language, rt, chat_id)
+        data = await off_loop(_spreadsheet, rt, code, first, last, lang)
+        name = f"griddesk-{code}-{first.replace('-', '')}-{last.replace('-', '')}.xlsx"
+        try:
+            await context.bot.send_document(chat_id, InputFile(data, filename=name))
+        except TelegramError as exc:
+            log.info("could not send the monthly spreadsheet to %s: %s", chat_id, exc)
+
+
+def schedule(app: Application) -> None:
+    if app.job_queue is not None:
+        app.job_queue.run_repeating(periodic_reports, interval=REPORTS_EVERY_S, first=30, name="desk_reports")
