@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import Forbidden, TelegramError
 
 from bot.callbacks import (
@@ -28,7 +28,7 @@ from bot.i18n import bilingual, t, t_plain
 from bot.intake.photos import PhotoError
 from bot.people.roles import Person
 from bot.runtime import Runtime
-from handlers.common import Ctx, chat_language, esc, off_loop, person_of, pressed, runtime
+from handlers.common import Ctx, chat_language, clip, esc, off_loop, person_of, pressed, runtime
 from handlers.media import has_image, receive_photo
 from handlers.outbox_sender import flush
 
@@ -176,8 +176,11 @@ async def on_extension_decision(update: Update, context: Ctx, button: Extension)
     )
     lang = await chat_language(update, context, person)
     text = t(lang, f"work.extension_decided_{done.extra['decision']}", code=esc(done.code), name=esc(person.name))
+    text += " " + t(lang, "work.extension_due_now", due=esc(done.extra["due"]))
+    # the request (who asked, how many hours, why) stays visible above the decision
+    request = query.message.text_html if isinstance(query.message, Message) and query.message.text else ""
     await query.answer()
-    await query.edit_message_text(text)
+    await query.edit_message_text(clip(f"{request}\n\n{text}" if request else text))
     await flush(context.application)
 
 

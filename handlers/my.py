@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import Update
 
 from bot.cases.mine import my_cases
+from bot.cases.timewords import when_words
 from bot.i18n import t
 from handlers.common import Ctx, esc, off_loop, person_of, reply, runtime
 
@@ -20,13 +21,16 @@ async def my_command(update: Update, context: Ctx) -> None:
         await reply(update, t(lang, "my.none"))
         return
     lines = [t(lang, "my.title", count=len(rows))]
+    now = rt.clock.now()
     for row in rows:
-        when = row.created_at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M")
+        when = when_words(lang, row.created_at, now, rt.settings.tz)
+        # a tap on the code opens the case (/start case-CODE in this chat)
+        code = f'<a href="{esc(rt.deep_link(f"case-{row.code}"))}">{esc(row.code)}</a>'
         lines.append(
             t(
                 lang,
                 "my.line",
-                code=esc(row.code),
+                code=code,
                 category=esc(row.category(lang)),
                 state=t(lang, f"state.{row.state}"),
                 at=when,

@@ -40,12 +40,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
 from bot import outbox
-from bot.callbacks import Confirm, Extension, NotFixed
+from bot.callbacks import Extension
 from bot.cases import digests
 from bot.cases.cards import Card, CaseView, case_view, render_card
 from bot.i18n import t
@@ -55,6 +55,7 @@ from bot.org.chats import chat_info
 from bot.runtime import Runtime
 from bot.textlimits import CAPTION_LIMIT, utf16_len
 from handlers.common import clip, off_loop
+from handlers.verify_request import send_verify_request
 
 log = logging.getLogger(__name__)
 
@@ -846,41 +847,9 @@ class Sender:
             await self._record(outbox.keep_file_ids, case_id, uploaded)
 
     async def _verify_request(self, job: outbox.Job, lang: str) -> int | None:
-        """Before and after photos side by side, then the question with its two buttons."""
+        """Before and after side by side in one photo, the result note and replies, two buttons."""
         assert job.case_id is not None
         view = await self._view(job.case_id)
         if view is None:
             return None
-        before = list(view.photo_paths[:5])
-        photos = [*before, *view.after_photo_paths[:5]]
-        if photos:
-            media = []
-            for n, rel in enumerate(photos):
-                source: str | bytes | None = self.file_ids.get(rel)
-                if source is None:
-                    source = await off_loop(absolute(self.rt.settings.media_dir, rel).read_bytes)
-                label = t(lang, "work.photo_before" if n < len(before) else "work.photo_after")
-                media.append(InputMediaPhoto(source, caption=label))
-            try:
-                sent = await self.app.bot.send_media_group(job.chat_id, media)
-            except BadRequest as exc:
-                if not _bad_file_id(exc):
-                    raise
-                for rel in photos:
-                    self.file_ids.forget(rel)
-                raise NetworkError(f"a kept file_id was refused ({exc}); uploading next time") from exc
-            uploaded = {rel: m.photo[-1].file_id for rel, m in zip(photos, sent, strict=False) if m.photo}
-            await self._keep_file_ids(job.case_id, uploaded)
-        text = t(
-            lang, "work.verify_request", code=html.escape(view.code), category=html.escape(view.category.get(lang))
-        )
-        buttons = InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(t(lang, "card.confirm_fixed"), callback_data=Confirm(view.id).pack()),
-                    InlineKeyboardButton(t(lang, "card.not_fixed"), callback_data=NotFixed(view.id).pack()),
-                ]
-            ]
-        )
-        message = await self.app.bot.send_message(job.chat_id, text, reply_markup=buttons)
-        return message.message_id
+        return await send_verify_request(self.app, self.rt, job.chat_id, lang, view)

@@ -11,6 +11,7 @@ from handlers import rate
 from handlers.common import Ctx, esc, is_private, off_loop, person_of, reply, runtime, say
 from handlers.menus import set_personal_menu
 from handlers.report import main_menu
+from handlers.tasks import case_command
 
 
 async def start(update: Update, context: Ctx) -> None:
@@ -24,6 +25,10 @@ async def start(update: Update, context: Ctx) -> None:
     token = rating.parse_rate_payload(payload)
     if token is not None:  # a rating link a worker gave a resident (rate-<token>)
         await rate.start_with_link(update, context, person, token)
+        return
+    if payload.startswith("case-"):  # a case code tapped in /tasks or /my
+        context.args = [payload[len("case-") :]]
+        await case_command(update, context)
         return
     code = onboarding.parse_join_payload(payload)
     if code is not None:

@@ -7,6 +7,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.callbacks import Tasks
 from bot.cases import query as casequery
 from bot.cases.cards import render_card
+from bot.cases.timewords import due_words, when_words
 from bot.errors import NotAllowed
 from bot.i18n import t
 from bot.runtime import Runtime
@@ -18,20 +19,24 @@ def _render_list(rt: Runtime, lang: str, work: casequery.WorkList) -> tuple[str,
     lines = [t(lang, f"tasks.title_{work.kind}")]
     if not work.lines:
         lines.append(t(lang, "tasks.empty"))
+    now = rt.clock.now()
     for line in work.lines:
-        when = line.created_at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M")
         mark = "🔴 " if line.urgent else ""
-        lines.append(
-            mark
-            + t(
-                lang,
-                "tasks.line",
-                code=esc(line.code),
-                category=esc(line.category(lang)),
-                state=t(lang, f"state.{line.state}"),
-                at=when,
-            )
+        # a tap on the code opens the case (/start case-CODE in this chat)
+        code = f'<a href="{esc(rt.deep_link(f"case-{line.code}"))}">{esc(line.code)}</a>'
+        text = t(
+            lang,
+            "tasks.line",
+            code=code,
+            category=esc(line.category(lang)),
+            state=t(lang, f"state.{line.state}"),
+            at=when_words(lang, line.created_at, now, rt.settings.tz),
         )
+        if line.due_at is not None:
+            text += " · ⏳" + due_words(lang, line.due_at, now, rt.settings.tz)
+        if line.owner_name:
+            text += " · " + t(lang, "tasks.owner", owner=esc(line.owner_name))
+        lines.append(mark + text)
     nav = []
     if work.page > 0:
         nav.append(InlineKeyboardButton(t(lang, "tasks.prev"), callback_data=Tasks(work.kind, work.page - 1).pack()))
@@ -49,8 +54,11 @@ async def tasks_command(update: Update, context: Ctx) -> None:
         raise NotAllowed()
     rt = runtime(context)
     lang = await chat_language(update, context, person)
-    for kind in kinds:
-        work = await off_loop(casequery.work_list, rt, person=person, kind=kind)
+    lists = [await off_loop(casequery.work_list, rt, person=person, kind=kind) for kind in kinds]
+    if not any(work.lines for work in lists):
+        await reply(update, t(lang, "tasks.nothing"))  # one answer, not one "none" per list
+        return
+    for work in lists:
         text, markup = _render_list(rt, lang, work)
         await reply(update, text, markup=markup)
 

@@ -5,7 +5,9 @@ not fixed → resolve → confirmed → closed."""
 from __future__ import annotations
 
 import asyncio
+import io
 
+from PIL import Image
 from sqlmodel import select
 
 from bot.runtime import Runtime
@@ -89,7 +91,15 @@ async def test_the_whole_loop(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db
     await owner.send_photo(make_jpeg(color=(30, 200, 30)))
     await owner.press(owner.last_message(), "✅ 完成")
     verify = worker.last_message()
-    assert "请核查" in verify.text and buttons(verify) == [["✅ 确认已解决", "❌ 未解决"]]
+    # one photo (before and after side by side), the handler's note, the department's reply
+    assert verify.photo and "请核查" in verify.caption and buttons(verify) == [["✅ 确认已解决", "❌ 未解决"]]
+    assert "🟥 处置前 ｜ 🟩 处置后" in verify.caption
+    assert "📝 处置说明：违建已拆除" in verify.caption
+    assert "💬 区住建局回复：已安排执法人员明日到场" in verify.caption
+    composite = worker.tg.api.file_bytes(verify.photo[-1].file_id)
+    with Image.open(io.BytesIO(composite)) as image:
+        left, right = image.getpixel((5, 5)), image.getpixel((image.width - 5, 5))
+    assert left[0] > 150 > left[1] and right[1] > 120 > right[0]  # red bar over before, green over after
 
     # 7. not fixed (an empty reason is refused), back to the same owner
     await worker.press(verify, "❌ 未解决")
@@ -108,6 +118,7 @@ async def test_the_whole_loop(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db
     await owner.send_photo(make_jpeg(color=(30, 220, 60)), caption="顶棚已全部拆除")
     await owner.press(owner.last_message(), "✅ 完成")
     verify = worker.last_message()
+    assert "第 2 轮处置" in verify.caption and "📝 处置说明：顶棚已全部拆除" in verify.caption
     await worker.press(verify, "✅ 确认已解决")
     assert "已解决并结案" not in worker.last_text()  # the worker confirmed it themself
     assert "已核查结案" in owner.last_text()

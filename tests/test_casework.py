@@ -107,7 +107,9 @@ async def test_more_time_is_decided_by_the_command_room(world: dict, db: Databas
     request = world["room"].last_message()
     assert "延期申请" in request.text and "72" in request.text
     await world["dispatcher"].press(request, "✅ 同意", chat=world["room"])
-    assert "已同意" in world["room"].message(request.message_id).text
+    decided = world["room"].message(request.message_id).text
+    # the decision keeps the request visible (hours and reason) and states the new due time
+    assert "已同意" in decided and "72" in decided and "需等待业主回国后配合拆除" in decided and "办理时限：" in decided
     assert "已获同意" in world["staff"].last_text()
     with db.session() as s:
         row = s.exec(select(ExtensionRequest)).one()

@@ -134,3 +134,49 @@ def test_english_team_names_and_states_read_as_sentences() -> None:
     teams = {u.code: u.name.en for u in load_org_file(DEFAULT_ORG_FILE).teams()}
     assert teams["QB-ZF"] == "Qingbo Subdistrict comprehensive law enforcement team"
     assert t("zh_CN", "state.returned") == "已退回指挥中心"  # says to whom
+
+
+def test_due_times_in_words() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.cases.timewords import due_words
+
+    sh = ZoneInfo("Asia/Shanghai")
+    now = datetime(2026, 11, 23, 16, 28, tzinfo=sh)
+    assert due_words("zh_CN", datetime(2026, 11, 23, 17, 30, tzinfo=sh), now, sh) == "今天 17:30 · 剩 1 小时"
+    assert due_words("zh_CN", datetime(2026, 11, 24, 10, 28, tzinfo=sh), now, sh) == "明天 10:28 · 剩 18 小时"
+    assert due_words("en", datetime(2026, 11, 23, 16, 58, tzinfo=sh), now, sh) == "today 16:58 · 30 minutes left"
+    assert due_words("en", datetime(2026, 11, 23, 14, 28, tzinfo=sh), now, sh) == "today 14:28 · ⚠️ overdue by 2 hours"
+    assert due_words("zh_CN", datetime(2026, 11, 30, 9, 0, tzinfo=sh), now, sh) == "11-30 09:00"
+
+
+async def test_work_lists_show_time_left_owner_and_open_on_a_tap(
+    tg: FakeTelegram, admin: FakeUser, rt: Runtime, db: Database
+) -> None:
+    from tests.test_claim import file_garbage_case, join_directly
+
+    worker = tg.user(5201, "周网格", language_code="zh-hans")
+    await onboard(admin, worker, "worker", "33010200200101")
+    team = await bound_group(tg, admin, -100801, "HB-ZF")
+    join_directly(rt, 5202, "吴执法", "staff", "HB-ZF")
+    staff = tg.user(5202, "吴执法", language_code="zh-hans")
+    # nothing at all: one answer, not one "none" per list
+    turn = await staff.send("/tasks")
+    assert turn.texts == ["✅ 暂无待办：没有您认领的案件，也没有待认领的案件。"]
+    case = await file_garbage_case(worker, db)
+    team_list = (await staff.send("/tasks")).texts[1]
+    assert case.code in team_list and "⏳今天 15:30 · 剩 6 小时" in team_list
+    await staff.press(team.last_message(), "🙋 认领", chat=team)
+    dispatcher = tg.user(5203, "陈调度", language_code="zh-hans")
+    await onboard(admin, dispatcher, "dispatcher", "HB-CMD")
+    street = (await dispatcher.send("/tasks")).texts[-1]
+    assert case.code in street and "👤吴执法" in street
+    # the code is a link that opens the case in this chat
+    reply = (await dispatcher.send("/tasks")).replies[-1]
+    link = next(e["url"] for e in reply["entities"] if e["type"] == "text_link")
+    assert link.endswith(f"start=case-{case.code}")
+    opened = (await dispatcher.send(f"/start case-{case.code}")).texts[0]
+    assert case.code in opened and "吴执法" in opened
+    mine = (await worker.send("/my")).replies[0]
+    assert any(e.get("url", "").endswith(f"case-{case.code}") for e in mine["entities"])

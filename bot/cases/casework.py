@@ -492,7 +492,13 @@ def decide_extension(rt: Runtime, *, person: Person, request_id: int, approve: b
         lifecycle.tell(
             s, case, request.requested_by, f"work.extension_{decision}", now, due=local_time(rt, case.due_at or now)
         )
-        return Done("extension", _id(case), case.code, case.state, {"decision": decision})
+        return Done(
+            "extension",
+            _id(case),
+            case.code,
+            case.state,
+            {"decision": decision, "due": local_time(rt, case.due_at or now)},
+        )
 
 
 def escalate_unverified(rt: Runtime, *, after: timedelta) -> list[str]:

@@ -83,6 +83,8 @@ class TaskLine:
     category_zh: str
     category_en: str
     created_at: datetime
+    due_at: datetime | None = None
+    owner_name: str | None = None
 
     def category(self, lang: str) -> str:
         return bilingual(lang, self.category_zh, self.category_en)
@@ -158,6 +160,7 @@ def work_list(rt: Runtime, *, person: Person, kind: str, page: int = 0) -> WorkL
         lines = []
         for case in rows[:PAGE]:
             category = orgs.category(s, case.category_id) if case.category_id else None
+            owner = people.get_user(s, case.owner_user_id) if case.owner_user_id and kind != "mine" else None
             lines.append(
                 TaskLine(
                     pk(case),
@@ -167,6 +170,8 @@ def work_list(rt: Runtime, *, person: Person, kind: str, page: int = 0) -> WorkL
                     category.name_zh if category else "—",
                     category.name_en if category else "—",
                     case.created_at,
+                    case.due_at,
+                    owner.display_name if owner is not None else None,
                 )
             )
         return WorkList(kind, tuple(lines), page, len(rows) > PAGE)

@@ -1,0 +1,67 @@
+"""What a reporter asked to verify sees: the handler's result note, the departments'
+replies, and the before and after photos side by side in one image (处置前 | 处置后)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+from PIL import Image, ImageDraw, ImageOps
+
+from bot.cases.cards import Names
+from bot.org import index
+from bot.runtime import Runtime
+from storage import worklists
+
+# The composite's height; each side keeps its aspect ratio at it.
+HEIGHT = 720
+GAP = 12
+BAR = 14  # the coloured bar over each side: red before, green after (the caption names them)
+BEFORE_COLOUR = (200, 40, 40)
+AFTER_COLOUR = (40, 160, 70)
+
+
+@dataclass(frozen=True)
+class VerifyDetails:
+    note: str | None = None  # the handler's result note (the latest resolution's)
+    replies: list[tuple[Names, str]] = field(default_factory=list)  # (department, what it said)
+    rounds: int = 0  # how many times the case was resolved (2+: reopened in between)
+
+
+def verify_details(rt: Runtime, case_id: int) -> VerifyDetails:
+    known = index.org(rt)
+    note: str | None = None
+    replies: list[tuple[Names, str]] = []
+    rounds = 0
+    with rt.db.read() as s:
+        for event in worklists.timeline(s, case_id):
+            if event.action == "case.resolved":
+                rounds += 1
+                note = event.note
+            elif event.action == "case.department_reply" and event.note:
+                unit = known.unit((event.data or {}).get("unit_id"))
+                name = Names(unit.name_zh, unit.name_en) if unit is not None else Names("—", "—")
+                replies.append((name, event.note))
+    return VerifyDetails(note, replies, rounds)
+
+
+def before_after_jpeg(before: bytes, after: bytes, *, height: int = HEIGHT) -> bytes:
+    """One JPEG: the before photo on the left, the after photo on the right, each under a
+    coloured bar (red before, green after)."""
+    sides = []
+    for data in (before, after):
+        with Image.open(io.BytesIO(data)) as opened:
+            image = ImageOps.exif_transpose(opened).convert("RGB")
+            width = max(1, round(image.width * height / image.height))
+            sides.append(image.resize((width, height)))
+    total = sides[0].width + GAP + sides[1].width
+    canvas = Image.new("RGB", (total, height + BAR), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for side, colour in zip(sides, (BEFORE_COLOUR, AFTER_COLOUR), strict=True):
+        draw.rectangle((x, 0, x + side.width - 1, BAR - 1), fill=colour)
+        canvas.paste(side, (x, BAR))
+        x += side.width + GAP
+    out = io.BytesIO()
+    canvas.save(out, format="JPEG", quality=85)
+    return out.getvalue()
