@@ -214,6 +214,14 @@ def extend_lease(rt: Runtime, row_ids: Iterable[int]) -> None:
         rows.extend_lease(s, row_ids=set(row_ids), until=rt.clock.now() + LEASE)
 
 
+def recover_after_crash(rt: Runtime) -> int:
+    """At the start of the one sending process: rows the previous (killed) process held are
+    due now rather than after their lease. One of them may have been delivered just before
+    the kill: it is sent again (at most one per chat that was mid-send)."""
+    with rt.db.session() as s:
+        return rows.release_all_sending(s, at=rt.clock.now())
+
+
 def release(rt: Runtime, row_ids: Iterable[int], *, after: float = 0.0) -> None:
     """Claimed but not tried: back to pending (`after` seconds from now), attempt not counted."""
     with rt.db.session() as s:

@@ -8,10 +8,11 @@ from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, NetworkError, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 from telegram.request import BaseRequest
 
+from bot import outbox
 from bot.i18n import SUPPORTED_LANGUAGES, t
 from bot.intake import locate
 from bot.org import categories, index
@@ -71,7 +72,9 @@ def build_application(
         # chat, so it rarely waits here).
         app: Application = builder.rate_limiter(RetryingRateLimiter()).build()
     else:
-        app = builder.build()
+        # No pacing (a fake or a local server without limits), but a direct reply is still
+        # retried through 5xx answers, timeouts, dropped connections and 429s.
+        app = builder.rate_limiter(RetryingRateLimiter(throttle=False)).build()
     app.bot_data["rt"] = rt
     inbox_queue.app = app
     register(app)
@@ -87,20 +90,33 @@ class RetryingRateLimiter(AIORateLimiter):
     here; the outbox sender (FROM_OUTBOX set in its send tasks) handles its own 429s.
     """
 
-    def __init__(self, *, direct_retries: int = DIRECT_REPLY_RETRIES, **kwargs: Any) -> None:
+    def __init__(self, *, direct_retries: int = DIRECT_REPLY_RETRIES, throttle: bool = True, **kwargs: Any) -> None:
         super().__init__(max_retries=0, **kwargs)
         self.direct_retries = direct_retries
+        self.throttle = throttle
+
+    async def _once(self, callback, args, kwargs, endpoint, data, rate_limit_args):
+        if self.throttle:
+            return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+        for attempt in range((rate_limit_args or 0) + 1):  # 429s, as AIORateLimiter would
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                if attempt >= (rate_limit_args or 0):
+                    raise
+                await asyncio.sleep(min(exc._retry_after.total_seconds(), 60.0) + 0.1)
+        raise AssertionError("unreachable")
 
     async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
         if FROM_OUTBOX.get() or endpoint in NOT_RETRIED:
-            return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+            return await self._once(callback, args, kwargs, endpoint, data, rate_limit_args)
         if rate_limit_args is None:
             rate_limit_args = self.direct_retries
         # A direct reply meeting a 5xx, a timeout or a dropped connection is tried again
         # after a short pause (429s are retried by AIORateLimiter above).
         for pause in (*DIRECT_REPLY_BACKOFF_S, None):
             try:
-                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+                return await self._once(callback, args, kwargs, endpoint, data, rate_limit_args)
             except BadRequest:
                 raise
             except NetworkError as exc:  # TimedOut included
@@ -117,6 +133,10 @@ async def _post_init(app: Application) -> None:
     await asyncio.to_thread(warm_caches, rt)
     await set_command_menus(app)
     schedule(app)
+    if app.bot_data.get("poller_lock") is not None:  # the one sending process (griddesk run)
+        recovered = await asyncio.to_thread(outbox.recover_after_crash, rt)
+        if recovered:
+            log.info("%s outbox row(s) held by a stopped process are due again", recovered)
     start_sender(app)  # one background sender per process, woken by flush()
     webhook_sender.start(app)  # and one for webhook events, woken by the same flush()
     await inbox.resume(app)  # updates stored by a run that died before handling them

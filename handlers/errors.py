@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy.exc import OperationalError
 from telegram import Update
-from telegram.error import Forbidden, TelegramError
+from telegram.error import Forbidden, NetworkError, TelegramError
 
 from bot.errors import DomainError
 from bot.i18n import N_, t, t_plain
@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 async def on_error(update: object, context: Ctx) -> None:
     error = context.error
     busy = isinstance(error, OperationalError)  # SQLite locked past its wait, a dropped connection
+    if not isinstance(update, Update) and isinstance(error, NetworkError):
+        log.warning("Bot API unreachable for now (%s); PTB tries again", error)  # polling: no traceback
+        return
     if busy:
         # Nothing was written (the unit of work rolled back): the step is kept, try again.
         log.warning("database busy while handling an update: %s", str(error).splitlines()[0][:200])

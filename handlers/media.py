@@ -32,7 +32,7 @@ from typing import Any
 
 from telegram import Message
 from telegram._utils.files import is_local_file
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 
 from bot import notify
 from bot.i18n import N_
@@ -101,7 +101,7 @@ async def receive_photo(context: Ctx, message: Message) -> Received:
             # PTB would read a path on our own disk: never, unless a local Bot API server is ours.
             log.warning("refused a file_path naming a local file: %r", tg_file.file_path[:200])
             raise NotAnImage()
-        data = await tg_file.download_as_bytearray()
+        data = await _download(tg_file)
         try:
             stored = await decode_photo(data, rt.settings.media_dir, default_tz=rt.settings.tz)
         except OSError as exc:
@@ -124,6 +124,25 @@ async def receive_photo(context: Ctx, message: Message) -> Received:
         taken_at=stored.taken_at,
     )
     return Received(photo, stored.gps)
+
+
+DOWNLOAD_BACKOFF_S = (0.5, 1.5, 4.0)
+
+
+async def _download(tg_file: Any) -> bytearray:
+    """The file's bytes, tried again through 5xx answers, timeouts and dropped connections
+    (a download does not pass the Bot API's retrying limiter)."""
+    for pause in (*DOWNLOAD_BACKOFF_S, None):
+        try:
+            return await tg_file.download_as_bytearray()
+        except BadRequest:
+            raise
+        except (NetworkError, TelegramError) as exc:
+            if pause is None or isinstance(exc, Forbidden):
+                raise
+            log.info("download failed (%s); trying again in %s s", exc, pause)
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 async def decode_photo(data: bytes | bytearray, media_dir: Path | str, *, default_tz: tzinfo) -> StoredPhoto:

@@ -137,3 +137,12 @@ def retry_later(session: Session, *, row_id: int, at: datetime, error: str) -> N
 
 def mark_failed(session: Session, *, row_id: int, error: str) -> None:
     session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(state=FAILED, error=error[:500]))
+
+
+def release_all_sending(session: Session, *, at: datetime) -> int:
+    """Rows a dead sender held (its process was killed): due again at `at`. Only for the one
+    process that sends (the poller-lock holder), at its start."""
+    result = session.execute(
+        update(Outbox).where(col(Outbox.state) == SENDING).values(state=PENDING, next_attempt_at=at)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
