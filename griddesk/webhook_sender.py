@@ -17,6 +17,7 @@ from bot import notify
 from bot.interop import webhooks as rules
 from bot.metrics import WEBHOOKS_DELIVERED
 from bot.runtime import Runtime
+from handlers.outbox_sender import SENDING
 from storage import webhooks
 from storage.models import pk
 
@@ -63,6 +64,9 @@ class WebhookSender:
 
     def _claim(self) -> list[Job]:
         now = self.rt.clock.now()
+        with self.rt.db.read() as s:
+            if not webhooks.any_due(s, now=now):
+                return []  # the common case (no subscriber, nothing to retry): no write lock
         with self.rt.db.session() as s:
             rows = webhooks.claim_due(s, now=now, lease=LEASE)
             subs = {sid: webhooks.subscription(s, sid) for sid in {r.subscription_id for r in rows}}
@@ -145,15 +149,19 @@ class WebhookSender:
                     self.paused_someone = True
 
     async def run(self) -> None:
+        SENDING.set(True)  # background delivery, not an update's work (benchmarks/costs.py)
+        look = True  # at start, after a full pass, and every IDLE_S (due retries)
         while True:
             try:
-                tried, _ = await self.deliver_due()
+                # Woken by a change: look only if it queued events.
+                if self.rt.cache.pop(rules.OWED, False) or look:
+                    look = (await self.deliver_due())[0] > 0  # a full batch: maybe more behind it
                 if self.paused_someone:
                     self.paused_someone = False
                     from handlers.outbox_sender import flush
 
                     await flush(self.app)
-                if tried:
+                if look:
                     continue
             except asyncio.CancelledError:
                 raise
@@ -162,7 +170,7 @@ class WebhookSender:
             try:
                 await asyncio.wait_for(self.woken.wait(), timeout=IDLE_S)
             except TimeoutError:
-                pass
+                look = True
             self.woken.clear()
 
 

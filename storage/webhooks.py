@@ -56,6 +56,14 @@ def add_event(session: Session, row: WebhookEvent) -> None:
     session.add(row)
 
 
+def any_due(session: Session, *, now: datetime) -> bool:
+    """Whether some event waits to be posted (read without the write lock claim_due takes)."""
+    stmt = select(WebhookEvent.id).where(
+        col(WebhookEvent.state).in_((PENDING, SENDING)), col(WebhookEvent.next_attempt_at) <= now
+    )
+    return session.exec(stmt.limit(1)).first() is not None
+
+
 def claim_due(session: Session, *, now: datetime, lease: timedelta, limit: int = 100) -> list[WebhookEvent]:
     """Due events of unpaused subscriptions, taken for `lease` (SKIP LOCKED on PostgreSQL)."""
     stmt = (

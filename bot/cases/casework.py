@@ -167,10 +167,9 @@ def add_input(rt: Runtime, *, user_id: int, photo: PhotoIn | None = None, text: 
 
 
 def toggle_department(rt: Runtime, *, user_id: int, unit_id: int) -> Pending:
-    with rt.db.read() as s:
-        unit = orgs.unit(s, unit_id)
-        if unit is None or unit.kind != UnitKind.DEPARTMENT or not unit.active:
-            raise lifecycle.ActorNotAllowed()
+    unit = index.org(rt).unit(unit_id)
+    if unit is None or unit.kind != UnitKind.DEPARTMENT or not unit.active:
+        raise lifecycle.ActorNotAllowed()
 
     def change(d: dict[str, Any]) -> None:
         chosen = set(d.get("departments", []))
@@ -243,7 +242,7 @@ def finish(rt: Runtime, *, person: Person, pending_id: int) -> Done:
                 raise ReasonRequired()
             done = _escalate(rt, s, person, case, text, list(data["departments"]), now)
         elif action == RESOLVE:
-            category = orgs.category(s, case.category_id) if case.category_id else None
+            category = index.org(rt).category(case.category_id) if case.category_id else None
             if category is not None and category.after_photo_required and not photos:
                 raise PhotoRequired()
             if not text and not photos:
@@ -304,7 +303,7 @@ def _extend(s: Session, rt: Runtime, person: Person, case: Case, reason: str, ho
         data={"request": request.id, "hours": hours},
         at=now,
     )
-    room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+    room = index.org(rt).command_room(case.street_id) if case.street_id else None
     chat = chats.chat_for_unit(s, room.id) if room and room.id else None
     if chat is not None:
         outbox.enqueue(
@@ -425,7 +424,7 @@ def report_in(rt: Runtime, *, person: Person, whistle_id: int) -> Done:
             raise CaseNotFound()
         case = _case(s, whistle.case_id)
         who = lifecycle.check(rt, s, person, case, "report_in")
-        unit = orgs.unit(s, whistle.unit_id)
+        unit = index.org(rt).unit(whistle.unit_id)
         if unit is None or unit.code not in person.scopes(Role.DEPARTMENT):
             raise lifecycle.ActorNotAllowed(code=case.code)  # another department's whistle
         if not casework.report_in(s, whistle_id=whistle_id, user_id=person.user_id, now=now):
@@ -449,7 +448,7 @@ def department_reply(rt: Runtime, *, person: Person, case_id: int, unit_chat_id:
         if case is None:
             return None
         chat = chats.get_chat(s, unit_chat_id)
-        unit = orgs.unit(s, chat.unit_id) if chat and chat.unit_id else None
+        unit = index.org(rt).unit(chat.unit_id) if chat and chat.unit_id else None
         if unit is None or unit.kind != UnitKind.DEPARTMENT:
             return None
         audit.record(
@@ -510,7 +509,7 @@ def escalate_unverified(rt: Runtime, *, after: timedelta) -> list[str]:
         for case in casework.unverified_since(s, now - after):
             case.verify_escalated_at = now
             s.add(case)
-            room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+            room = index.org(rt).command_room(case.street_id) if case.street_id else None
             notify.card_to_unit(s, case=case, unit_id=room.id if room else None, purpose=notify.VERIFY, now=now)
             audit.record(
                 s, action="case.verify_overdue", subject_type="case", subject_id=case.id, case_id=case.id, at=now

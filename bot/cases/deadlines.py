@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from bot import notify
 from bot.interop import webhooks
+from bot.org import index
 from bot.org.workcalendar import LimitUnit, QuietHours, WorkCalendar
 from bot.runtime import Runtime
 from storage import audit as audit_log
@@ -157,7 +158,7 @@ def next_at(clock: StreetClock, case: Case) -> datetime | None:
 def start_clock(rt: Runtime, s: Session, case: Case, now: datetime) -> None:
     """At dispatch: the due time from the category's limit on the street's calendar."""
     clock = street_clock(rt, s, case.street_id)
-    category = orgs.category(s, case.category_id) if case.category_id else None
+    category = index.org(rt).category(case.category_id) if case.category_id else None
     if category is not None:
         unit = cast(LimitUnit, category.limit_unit)  # the organisation file allows only these two
         due = clock.calendar.due_time(now, category.limit_value, unit, category.urgent)
@@ -296,7 +297,7 @@ def _sweep_followups(rt: Runtime, s: Session, now: datetime, limit: int, result:
             continue
         at = clock.quiet.defer(now, clock.calendar.tz)
         params = {"code": case.code, "due": row.due_at.astimezone(clock.calendar.tz).strftime("%m-%d %H:%M")}
-        room = orgs.command_room_of(s, row.street_id) if row.street_id else None
+        room = index.org(rt).command_room(row.street_id) if row.street_id else None
         for event in due_events:
             result.reminders += 1
             result.kinds[f"followup_{event.kind}"] = result.kinds.get(f"followup_{event.kind}", 0) + 1
@@ -457,11 +458,11 @@ def _fire(rt: Runtime, s: Session, clock: StreetClock, case: Case, event: Event,
             )
         _to_unit(s, case.unit_id, "deadline.overdue_team", at, case, **params)
         # The command room hears of it at once, quiet hours or not: it answers for the numbers.
-        room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+        room = index.org(rt).command_room(case.street_id) if case.street_id else None
         _to_unit(s, room.id if room else None, "deadline.overdue_command", now, case, **params)
         return
     _to_supervisors(s, case, rung, "deadline.ladder", at, params)
-    room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+    room = index.org(rt).command_room(case.street_id) if case.street_id else None
     _to_unit(s, room.id if room else None, "deadline.ladder", at, case, rung=rung, **params)
 
 

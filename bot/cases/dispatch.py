@@ -22,6 +22,7 @@ from bot.cases.lifecycle import NotDispatcher
 from bot.errors import DomainError
 from bot.i18n import N_, t
 from bot.intake.submit import find_duplicates
+from bot.org import index
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, cases, chats, orgs, outbox, people
@@ -180,7 +181,7 @@ def dispatch_case(rt: Runtime, person: Person, *, case_id: int, unit_id: int) ->
     with rt.db.session() as s:
         case = _load(s, case_id)
         who = _check(rt, s, person, case, "dispatch")
-        unit = orgs.unit(s, unit_id)
+        unit = index.org(rt).unit(unit_id)
         if unit is None or not unit.active or unit.kind != UnitKind.TEAM or unit.street_id != case.street_id:
             raise UnknownTeam()
         try:
@@ -379,7 +380,7 @@ def outcome(s: Session, case: Case) -> Outcome:
 
 
 def _command_room_language(rt: Runtime, s: Session, case: Case) -> str:
-    room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+    room = index.org(rt).command_room(case.street_id) if case.street_id else None
     chat = chats.chat_for_unit(s, room.id) if room is not None else None  # type: ignore[arg-type]
     return (chat.language if chat else None) or rt.settings.default_language
 

@@ -35,7 +35,7 @@ from bot.interop import webhooks
 from bot.org import index
 from bot.people.roles import Person
 from bot.runtime import Runtime
-from storage import audit, cases, casework, chats, orgs, people
+from storage import audit, cases, casework, chats, people
 from storage.models import Case, Role, Unit, pk
 from storage.models import CaseState as S
 
@@ -381,7 +381,7 @@ def dispatch_to(
     None): the move, the team's card, the command room's card re-rendered, the reporter told.
     False when the team has no group bound."""
     team_chat = chats.chat_for_unit(s, unit.id) if unit.id is not None else None
-    room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+    room = index.org(rt).command_room(case.street_id) if case.street_id else None
     room_chat = chats.chat_for_unit(s, room.id) if room is not None and room.id is not None else None
     posted = {(team_chat.telegram_id, notify.TEAM)} if team_chat else set()
     if room_chat is not None:

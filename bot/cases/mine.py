@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.i18n import bilingual
+from bot.org import index
 from bot.runtime import Runtime
-from storage import cases, orgs
+from storage import cases
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ def my_cases(rt: Runtime, *, user_id: int, limit: int = 10, offset: int = 0) -> 
     with rt.db.read() as s:
         out = []
         for case in cases.cases_of_reporter(s, user_id, limit=limit, offset=offset):
-            category = orgs.category(s, case.category_id) if case.category_id else None
+            category = index.org(rt).category(case.category_id) if case.category_id else None
             out.append(
                 MyCase(
                     code=case.code,

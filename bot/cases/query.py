@@ -10,6 +10,7 @@ from sqlmodel import Session
 from bot.cases import lifecycle
 from bot.cases.cards import CaseView, view_in
 from bot.i18n import bilingual
+from bot.org import index
 from bot.people.roles import Person
 from bot.rating.ratings import StaffRating, ratings_for_staff_in
 from bot.runtime import Runtime
@@ -159,7 +160,7 @@ def work_list(rt: Runtime, *, person: Person, kind: str, page: int = 0) -> WorkL
             rows = worklists.owned_by(s, person.user_id, OPEN_STATES, limit=PAGE + 1, offset=offset)
         lines = []
         for case in rows[:PAGE]:
-            category = orgs.category(s, case.category_id) if case.category_id else None
+            category = index.org(rt).category(case.category_id) if case.category_id else None
             owner = people.get_user(s, case.owner_user_id) if case.owner_user_id and kind != "mine" else None
             lines.append(
                 TaskLine(

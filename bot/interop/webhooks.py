@@ -57,6 +57,11 @@ class BadSubscription(ValueError):
     pass
 
 
+# Set in the runtime's cache when a change queued webhook events: without it, a change's
+# wake-up costs the webhook sender no database work at all.
+OWED = "webhook_events_owed"
+
+
 def retry_delay(attempts: int) -> timedelta:
     """Backoff: 5 s, 10 s, 20 s … at most an hour."""
     return timedelta(seconds=min(5 * 2 ** max(0, attempts - 1), 3600))
@@ -110,6 +115,7 @@ def case_event(rt: Runtime, s: Session, case: Case, event: str, now: datetime, *
         "updated_datetime": open311.iso(rt, case.updated_at),
         "expected_datetime": open311.iso(rt, case.due_at),
     }
+    rt.cache[OWED] = True  # wakes the webhook sender after the commit (griddesk/webhook_sender.py)
     for sub in subs:
         event_id = str(uuid.uuid4())
         body = {"id": event_id, "event": event, "created_at": open311.iso(rt, now), "case": payload_case, **extra}
