@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.cases.mine import my_cases
 from bot.cases.timewords import when_words
 from bot.i18n import t
+from bot.rating import ratings as rating
 from handlers.common import Ctx, esc, off_loop, person_of, reply, runtime
 
 
@@ -36,4 +37,10 @@ async def my_command(update: Update, context: Ctx) -> None:
                 at=when,
             )
         )
-    await reply(update, "\n".join(lines))
+    # a resident who skipped rating a closed case can do it from here
+    unrated = await off_loop(rating.unrated_closed, rt, user_id=person.user_id)
+    rows_markup = [
+        [InlineKeyboardButton(t(lang, "my.rate_now", code=code), url=rt.deep_link(f"ratereq-{request_id}"))]
+        for code, request_id in unrated.items()
+    ]
+    await reply(update, "\n".join(lines), markup=InlineKeyboardMarkup(rows_markup[:5]) if rows_markup else None)

@@ -254,7 +254,12 @@ async def _summary(update: Update, context: Ctx, person: Person, draft: Draft, *
     place = locate.place_of_grid(rt, draft.grid_id)
     category = categories.category(rt, draft.category_id)
     candidates = await off_loop(
-        intake.find_duplicates, rt, category_id=draft.category_id, latitude=draft.latitude, longitude=draft.longitude
+        intake.find_duplicates,
+        rt,
+        category_id=draft.category_id,
+        latitude=draft.latitude,
+        longitude=draft.longitude,
+        grid_id=draft.grid_id,
     )
     lines = [prefix, ""] if prefix else []
     lines += [

@@ -10,6 +10,7 @@ from bot.rating import ratings as rating
 from handlers import rate
 from handlers.common import Ctx, esc, is_private, off_loop, person_of, reply, runtime, say
 from handlers.menus import set_personal_menu
+from handlers.outbox_sender import flush
 from handlers.report import main_menu
 from handlers.tasks import case_command
 
@@ -25,6 +26,15 @@ async def start(update: Update, context: Ctx) -> None:
     token = rating.parse_rate_payload(payload)
     if token is not None:  # a rating link a worker gave a resident (rate-<token>)
         await rate.start_with_link(update, context, person, token)
+        return
+    if payload.startswith("ratereq-") and payload[len("ratereq-") :].isdigit():  # 去评价 in /my
+        asked = await off_loop(
+            rating.ask_again, runtime(context), person=person, request_id=int(payload[len("ratereq-") :])
+        )
+        if asked:
+            await flush(context.application)
+        else:
+            await reply(update, t(person.language, "my.rate_gone"))
         return
     if payload.startswith("case-"):  # a case code tapped in /tasks or /my
         context.args = [payload[len("case-") :]]

@@ -180,3 +180,26 @@ async def test_work_lists_show_time_left_owner_and_open_on_a_tap(
     assert case.code in opened and "吴执法" in opened
     mine = (await worker.send("/my")).replies[0]
     assert any(e.get("url", "").endswith(f"case-{case.code}") for e in mine["entities"])
+
+
+async def test_a_grid_centre_is_approximate_has_no_pin_and_no_duplicates(
+    tg: FakeTelegram, admin: FakeUser, db: Database
+) -> None:
+    worker = tg.user(5301, "孙网格", language_code="zh-hans")
+    await onboard(admin, worker, "worker", GRID)
+    room = await bound_group(tg, admin, -100901, "QB-CMD")
+    for caption in ("路边垃圾成堆", "垃圾好几天没人收"):
+        turn = await worker.send_photo(make_jpeg(), caption=caption)
+        ack = worker.tg.message(worker.id, turn.replies[0]["message_id"])
+        await worker.press(ack, "🏠 使用我的网格中心点")
+        await worker.press(worker.last_message(), "暴露垃圾")
+        summary = worker.last_message()
+        # the second report at the same centre is not offered as a duplicate of the first
+        assert "附近已有" not in summary.text
+        await worker.press(summary, "✅ 确认上报")
+    with db.session() as s:
+        assert len(s.exec(select(Case)).all()) == 2
+    card = room.last_message()
+    # the place said once, marked approximate, and no map pin
+    assert "📍 劳动路社区第1网格 · 清波街道 · 📌 网格中心点（大致位置）" in card.caption
+    assert not [e for e in card.caption_entities if e.type == "text_link"]

@@ -543,3 +543,23 @@ async def test_stats_permissions(w: SimpleNamespace, tg: FakeTelegram, admin: Fa
     help_text = (await w.dispatcher.send("/help")).texts[0]
     assert "/ratelink" in help_text and "/stats" in help_text
     assert "/ratelink" in (await w.worker.send("/help")).texts[0]
+
+
+async def test_a_resident_who_skipped_rating_rates_from_my(w: SimpleNamespace, tg: FakeTelegram, db: Database) -> None:
+    lin = tg.user(9700, "Ms Lin", language_code="en")
+    case = await report_and_dispatch(w, lin, "Illegal construction: a shed built on the roof")
+    await close_residents_case(w, case)  # asked to rate; Lin does not answer
+    listing = (await lin.send("/my")).replies[0]
+    rate_button = listing["reply_markup"]["inline_keyboard"][0][0]
+    assert rate_button["text"] == f"⭐ Rate {case.code}" and "start=ratereq-" in rate_button["url"]
+    payload = rate_button["url"].split("start=", 1)[1]
+    await lin.send(f"/start {payload}")
+    question = lin.last_message()
+    assert faces(question) == FACES and case.code in question.text
+    await lin.press(question, "😀")
+    # rated: no button any more, and the old link says so
+    assert "reply_markup" not in (await lin.send("/my")).replies[0]
+    assert "already rated" in (await lin.send(f"/start {payload}")).texts[0]
+    # somebody else's request: refused the same way
+    other = tg.user(9701, "Mr Sun", language_code="en")
+    assert "already rated" in (await other.send(f"/start {payload}")).texts[0]

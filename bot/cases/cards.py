@@ -74,6 +74,7 @@ class CaseView:
     has_owner: bool = False
     due_at: datetime | None = None
     rung: int = 0
+    approximate: bool = False  # the point is the grid's centre, not where the problem is
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,13 @@ def view_in(s: Session, rt: Runtime, case: Case) -> CaseView:
         has_owner=case.owner_user_id is not None,
         due_at=case.due_at,
         rung=case.rung,
+        approximate=grid is not None
+        and grid.centre_lat is not None
+        and grid.centre_lon is not None
+        and case.latitude is not None
+        and case.longitude is not None
+        and abs(grid.centre_lat - case.latitude) < 1e-9
+        and abs(grid.centre_lon - case.longitude) < 1e-9,
     )
 
 
@@ -168,7 +176,14 @@ def _e(value: object) -> str:
 
 
 def place_line(view: CaseView, lang: str) -> str:
-    where = " · ".join((view.grid.get(lang), view.community.get(lang), view.street.get(lang)))
+    grid, community = view.grid.get(lang), view.community.get(lang)
+    # "劳动路社区第1网格 · 清波街道", not "劳动路社区第1网格 · 劳动路社区 · 清波街道"
+    parts = (
+        (grid, view.street.get(lang)) if community and community in grid else (grid, community, view.street.get(lang))
+    )
+    where = " · ".join(parts)
+    if view.approximate:  # a grid's centre: no pin where the problem is not
+        return _e(where) + " · " + t(lang, "card.approximate")
     if view.latitude is None or view.longitude is None:
         return _e(where)
     link = amap_link(view.latitude, view.longitude) if lang == "zh_CN" else map_link(view.latitude, view.longitude)

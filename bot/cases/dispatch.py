@@ -143,10 +143,10 @@ def original_options(rt: Runtime, person: Person, *, case_id: int) -> tuple[str,
     """The case's code, and the open cases of its category nearby: what it probably duplicates."""
     with rt.db.read() as s:
         case = _case_for(rt, s, person, case_id, "duplicate")
-        code, category_id, lat, lon = case.code, case.category_id, case.latitude, case.longitude
+        code, category_id, lat, lon, grid_id = case.code, case.category_id, case.latitude, case.longitude, case.grid_id
     if category_id is None or lat is None or lon is None:
         return code, []
-    found = find_duplicates(rt, category_id=category_id, latitude=lat, longitude=lon)
+    found = find_duplicates(rt, category_id=category_id, latitude=lat, longitude=lon, grid_id=grid_id)
     return code, [OriginalOption(c.case_id, c.code, c.distance_m, c.description) for c in found if c.case_id != case_id]
 
 

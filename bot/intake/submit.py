@@ -14,6 +14,7 @@ from bot.cases import lifecycle
 from bot.errors import DomainError
 from bot.i18n import N_, bilingual
 from bot.interop import webhooks
+from bot.org import index
 from bot.org.geo import bounding_box, haversine_m
 from bot.org.routing import route
 from bot.runtime import Runtime
@@ -293,8 +294,15 @@ def add_media(
         cases.add_media(s, CaseMedia(kind="voice", telegram_file_id=voice.file_id, duration=voice.duration, **common))
 
 
-def find_duplicates(rt: Runtime, *, category_id: int, latitude: float, longitude: float) -> list[Candidate]:
-    """Open cases of the same category nearby and recent: probably the same problem."""
+def find_duplicates(
+    rt: Runtime, *, category_id: int, latitude: float, longitude: float, grid_id: int | None = None
+) -> list[Candidate]:
+    """Open cases of the same category nearby and recent: probably the same problem.
+
+    A grid's centre ("use my grid's centre") says where the grid is, not where the problem
+    is: such a point is left out of the check, on either side."""
+    if at_grid_centre(rt, grid_id, latitude, longitude):
+        return []
     radius = rt.settings.duplicate_radius_m
     since = rt.clock.now() - timedelta(days=rt.settings.duplicate_window_days)
     min_lat, max_lat, min_lon, max_lon = bounding_box(latitude, longitude, radius)
@@ -305,10 +313,20 @@ def find_duplicates(rt: Runtime, *, category_id: int, latitude: float, longitude
     found = []
     for row in rows:
         assert row.latitude is not None and row.longitude is not None
+        if at_grid_centre(rt, row.grid_id, row.latitude, row.longitude):
+            continue
         distance = haversine_m(latitude, longitude, row.latitude, row.longitude)
         if distance <= radius:
             found.append(Candidate(row.id, row.code, distance, row.created_at, row.description))  # type: ignore[arg-type]
     return sorted(found, key=lambda c: (c.distance_m, -c.created_at.timestamp()))[:5]
+
+
+def at_grid_centre(rt: Runtime, grid_id: int | None, latitude: float | None, longitude: float | None) -> bool:
+    """Is the point exactly its grid's centre (placed there, not measured)?"""
+    grid = index.org(rt).grid(grid_id) if grid_id is not None else None
+    if grid is None or grid.centre_lat is None or grid.centre_lon is None or latitude is None or longitude is None:
+        return False
+    return abs(grid.centre_lat - latitude) < 1e-9 and abs(grid.centre_lon - longitude) < 1e-9
 
 
 def _joinable(rt: Runtime, case: Case, report: ReportIn, *, now: datetime) -> bool:

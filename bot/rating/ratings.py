@@ -903,3 +903,29 @@ def ratings_for_staff_in(s: Session, rt: Runtime, case_id: int) -> list[StaffRat
             )
         )
     return out
+
+
+# --- asking again, from /my ("去评价") ----------------------------------------------------------
+
+
+def unrated_closed(rt: Runtime, *, user_id: int) -> dict[str, int]:
+    """Case code -> rating request, for the closed cases this person has not rated yet."""
+    with rt.db.read() as s:
+        return dict(ratings.unrated_closed_of(s, user_id))
+
+
+def ask_again(rt: Runtime, *, person: Person, request_id: int) -> bool:
+    """Send the rating question again (the person tapped 去评价); False when it is not theirs
+    or no longer open to a rating."""
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        request = ratings.get_request(s, request_id)
+        if request is None or request.user_id != person.user_id or request.rated_at is not None:
+            return False
+        case = cases.get_case(s, request.case_id)
+        if case is None or case.state != CaseState.CLOSED:
+            return False
+        outbox.enqueue(
+            s, chat_id=person.telegram_id, kind=KIND_REQUEST, case_id=case.id, payload={"request": request.id}, now=now
+        )
+        return True
