@@ -52,6 +52,16 @@ def rss_mb() -> float:
         return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def hwm_mb() -> float:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss it does not carry the parent's peak
+    across fork and exec)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def export_child(url: str, first: str, last: str, out: str) -> None:
     """In a process of its own: RSS before, peak RSS during, time, rows."""
     db = Database(url)
@@ -59,11 +69,13 @@ def export_child(url: str, first: str, last: str, out: str) -> None:
     from bot.org import index
 
     index.org(rt)
+    import openpyxl  # type: ignore[import-untyped]  # noqa: F401  (its import is not the export's growth)
+
     before = rss_mb()
     started = time.perf_counter()
     count = export.export_file(rt, "330102", first, last, "xlsx", out, "zh_CN")
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = hwm_mb()
     print(json.dumps({"rows": count, "seconds": seconds, "rss_before_mb": before, "peak_mb": peak,
                       "size_mb": Path(out).stat().st_size / 2**20}))  # fmt: skip
 

@@ -188,7 +188,7 @@ async def on_fix(update: Update, context: Ctx, button: DeskFix) -> None:
     query, person = await pressed(update, context)
     rt = runtime(context)
     lang = person.language
-    await off_loop(desk.open_card, rt, person, button.case_id, lang)  # outsiders: the stale answer
+    await off_loop(corrections.check, rt, person, button.case_id)  # the lifecycle's refusal, or stale
     options = await off_loop(corrections.categories, rt)
     cells = [
         InlineKeyboardButton(

@@ -3,6 +3,7 @@ in the work lists' order (urgent first, newest first: the partial indexes of sto
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -68,6 +69,20 @@ def page(
 
 def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+CODE_PREFIX = re.compile(r"[A-Z]{1,8}-[0-9-]*")
+
+
+def search_code_prefix(
+    s: Session, prefix: str, *, street_ids: Sequence[int] | None, unit_ids: Sequence[int], limit: int
+) -> list[Case]:
+    """Cases whose code starts with `prefix` (a range on the unique code index), newest first."""
+    where: list[Any] = [col(Case.code) >= prefix, col(Case.code) < prefix + "\uffff"]
+    if street_ids is not None:
+        where.append(col(Case.street_id).in_(list(street_ids)) if street_ids else col(Case.unit_id).in_(list(unit_ids)))
+    stmt = select(Case).where(*where).order_by(col(Case.code).desc()).limit(limit)
+    return list(s.exec(stmt))
 
 
 def search(

@@ -247,6 +247,11 @@ class TimeSettings(_Model):
     reminders: list[Fraction] | None = None  # fractions of the allowed time; default [0.5, 0.8]
     digest_time: Clock | None = None  # default 08:30, working days only
     follow_up_days: Annotated[float, Field(gt=0, le=60)] | None = None  # 回访 limit, default 3 working days
+    # issue 11 (bot/desk/reports.py): when the weekly and monthly reports go out (district level)
+    weekly_report: Annotated[str, Field(pattern=r"^(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):[0-5]\d$")] | None = (
+        None
+    )
+    monthly_report_day: Annotated[int, Field(ge=1, le=28)] | None = None
 
     def values(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)

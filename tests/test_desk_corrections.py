@@ -111,3 +111,21 @@ async def test_refused_for_a_closed_or_claimed_case_and_for_staff(w: SimpleNames
         s.add(fresh)
     with pytest.raises(MoveNotAllowed):
         corrections.recategorize(w.rt, person, case.id, category_id(w.db, "TRAFFIC-PARKING"))
+
+
+async def test_the_command_rooms_card_corrects_too(w: SimpleNamespace) -> None:
+    case = await report_and_dispatch(w, w.worker, "违法搭建彩钢棚")
+    card = w.room.last_message()
+    assert labels(card) == ["✏️ 更正分类"]  # after dispatch: the one thing the room may still do here
+    await w.dispatcher.press(card, "✏️ 更正分类", chat=w.room)
+    choose = w.dispatcher.messages()[-1]
+    assert "选择正确的分类" in (choose.text or "")
+    await w.dispatcher.press(choose, "交通设施损坏")  # same team (ZF), 2 days
+    assert "时限已重算" in (w.dispatcher.messages()[-1].text or "")
+    with w.db.session() as s:
+        fresh = s.get(Case, case.id)
+    assert fresh is not None and fresh.category_id == category_id(w.db, "TRAFFIC-FACILITY")
+    # The case's reporter pressing the room's button (forged into their chat) is refused.
+    before = len(w.worker.messages())
+    await w.worker.press_data(w.worker.id, w.worker.last_message().message_id, f"v1:dfix:{case.id}")
+    assert not any("选择正确的分类" in (m.text or "") for m in w.worker.messages()[before:])

@@ -126,6 +126,9 @@ async def test_find(room: FakeUser, tg: FakeTelegram, rt: Runtime) -> None:
     text = (await room.send("/find 案例F")).texts[0]
     assert "找到 1 件" in text and "QB-2609F" in text
     assert "QB-2609F" in (await room.send("/find qb-2609f")).texts[0]
+    assert "找到 7 件" in (await room.send("/find QB-2609")).texts[0]  # a code prefix: the code index
+    text = (await room.send("/find 0007")).texts[0]  # inside a code, not its start: the substring search
+    assert "找到 1 件" in text and "QB-2609G-0007" in text
     assert "没有找到" in (await room.send("/find 100%_")).texts[0]
     assert "用法" in (await room.send("/find")).texts[0]
     join_directly(rt, 9811, "执法", "staff", "QB-ZF")

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
+import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 from telegram.ext import Application
 
 from bot.clock import ManualClock
 from bot.desk import reports
+from bot.org.org_file import DEFAULT_ORG_FILE, OrgFileError, load_org_file
 from bot.runtime import Runtime
 from handlers import desk_jobs
 from handlers.outbox_sender import drain
@@ -63,3 +66,17 @@ async def test_weekly_and_monthly_reports(
     # Once each.
     again = reports.send_due_reports(rt)
     assert again.reports == 0 and again.messages == 0
+
+
+def test_the_organisation_file_sets_when_reports_go_out(tmp_path: Path) -> None:
+    text = DEFAULT_ORG_FILE.read_text(encoding="utf-8")
+    marker = "    follow_up_days: 3"
+    assert marker in text
+    good = text.replace(marker, '    weekly_report: "fri 17:00"\n    monthly_report_day: 2\n' + marker, 1)
+    path = tmp_path / "org.yaml"
+    path.write_text(good, encoding="utf-8")
+    values = load_org_file(path).district.settings.values()
+    assert values["weekly_report"] == "fri 17:00" and values["monthly_report_day"] == 2
+    path.write_text(good.replace('"fri 17:00"', '"friday 5pm"'), encoding="utf-8")
+    with pytest.raises(OrgFileError):
+        load_org_file(path)

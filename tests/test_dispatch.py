@@ -35,6 +35,9 @@ DISPATCH_ZF = f"派遣至{ZF_ZH}"
 STALE = t("zh_CN", "button.stale")
 NOT_ALLOWED = t("zh_CN", "dispatch.not_allowed")
 
+# After dispatch the command room's card keeps one button: 更正分类 (issue 11).
+FIX_ONLY = [["✏️ 更正分类"]]
+
 
 # --- the world --------------------------------------------------------------------
 
@@ -177,7 +180,7 @@ async def test_dispatcher_sends_the_case_to_the_suggested_team(
     # the command room's card is edited in place: it shows the team and asks nothing more
     after = command_room.message(card.message_id)
     assert len(command_room.messages()) == posted
-    assert buttons(after) == [] and f"承办：{ZF_ZH}" in after.caption and "状态：已派遣" in after.caption
+    assert buttons(after) == FIX_ONLY and f"承办：{ZF_ZH}" in after.caption and "状态：已派遣" in after.caption
     # the reporter hears it in their own language
     assert (
         resident.last_text()
@@ -232,7 +235,7 @@ async def test_admin_chooses_another_team_and_goes_back(
         "notify.no_chat",
     ]
     after = command_room.message(card.message_id)
-    assert buttons(after) == [] and f"承办：{BM_ZH}" in after.text
+    assert buttons(after) == FIX_ONLY and f"承办：{BM_ZH}" in after.text
     assert all(case.code not in (m.caption or m.text or "") for m in team.messages())  # not 执法's
     assert resident.last_text() is not None and "Qingbo Subdistrict convenience services team" in resident.last_text()
 
@@ -535,7 +538,7 @@ async def test_a_late_press_says_who_decided_and_refreshes_the_card(
     bm = unit_id(db, "QB-BM")
     text, alert = answered(await colleague.press_data(command_room.id, card.message_id, f"v1:dispatch:{case.id}:{bm}"))
     assert alert and text == f"{case.code} 已派遣至{ZF_ZH}（操作：李调度），本次操作未执行。"
-    assert buttons(command_room.message(card.message_id)) == []  # refreshed
+    assert buttons(command_room.message(card.message_id)) == FIX_ONLY  # refreshed
     assert load(db, case.id).unit_id == unit_id(db, "QB-ZF")
     # an old copy of the card elsewhere loses its spent buttons
     copy = await app.bot.send_message(
@@ -567,7 +570,7 @@ async def test_a_late_press_on_an_auto_dispatched_case(
     case = await file_case(app, rt, db, resident, grid=HB_GRID)
     assert load(db, case.id).state == "dispatched"
     card = hb_room.last_message()
-    assert buttons(card) == []  # auto-dispatched: the card informs, it asks nothing
+    assert buttons(card) == FIX_ONLY  # auto-dispatched: the card informs, it asks nothing
     text, _ = answered(await hb.press_data(hb_room.id, card.message_id, f"v1:dispatch_menu:reasons:{case.id}"))
     # a pop-up speaks the presser's language (the group's is Chinese)
     assert case.code in text and t("en", "dispatch.by_auto") in text and "<" not in text
@@ -605,4 +608,4 @@ async def test_two_dispatchers_race_and_exactly_one_wins(
     # one card in the team's group however the loser's refresh interleaved (便民服务 has no group)
     posted = [m for m in team.messages() if case.code in (m.caption or m.text or "")]
     assert len(posted) == (1 if winner == zf else 0)
-    assert buttons(command_room.message(card.message_id)) == []
+    assert buttons(command_room.message(card.message_id)) == FIX_ONLY

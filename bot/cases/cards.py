@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from bot.callbacks import Claim, Confirm, Dispatch, DispatchMenu, NotFixed, Release, ReportIn, Work
 from bot.cases import lifecycle
+from bot.desk.buttons import DeskFix
 from bot.i18n import bilingual, t
 from bot.org import index
 from bot.org.geo import amap_link, map_link
@@ -298,7 +299,11 @@ def buttons_for(view: CaseView, lang: str, purpose: str, viewer_unit_id: int | N
         kept = [[(label, data) for action, label, data in row if action in may] for row in cells]
         return [row for row in kept if row]
 
-    if purpose == "command" and "dispatch" in may:
+    # 更正分类 (issue 11): the command room corrects a case's category before and after dispatch.
+    fix = [("recategorize", t(lang, "desk.fix_button"), DeskFix(view.id).pack())]
+    if purpose == "command" and "dispatch" not in may:
+        return rows(fix)
+    if purpose == "command":
         suggested = view.suggested_unit
         return rows(
             [
@@ -315,6 +320,7 @@ def buttons_for(view: CaseView, lang: str, purpose: str, viewer_unit_id: int | N
                 ("duplicate", t(lang, "card.mark_duplicate"), DispatchMenu("originals", view.id).pack()),
                 ("reject", t(lang, "card.reject"), DispatchMenu("reasons", view.id).pack()),
             ],
+            fix,
         )
     if purpose == "team":
         if not view.has_owner:

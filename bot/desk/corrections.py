@@ -48,6 +48,12 @@ class Corrected:
     team_changed: bool
 
 
+def check(rt: Runtime, person: Person, case_id: int) -> None:
+    """May this person correct this case's category now? (Refusals are the lifecycle's.)"""
+    with rt.db.read() as s:
+        lifecycle.check(rt, s, person, lifecycle.load(s, case_id), "recategorize")
+
+
 def categories(rt: Runtime) -> list[Category]:
     with rt.db.read() as s:
         return orgs.active_categories(s)

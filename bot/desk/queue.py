@@ -173,7 +173,13 @@ def find(rt: Runtime, person: Person, text: str) -> list[Line]:
         raise FindUsage()
     where = sight(rt, person)
     with rt.db.read() as s:
-        rows = desk_queue.search(s, text, street_ids=where.street_ids, unit_ids=where.unit_ids, limit=FIND_LIMIT)
+        rows: list[Case] = []
+        if desk_queue.CODE_PREFIX.fullmatch(text.upper()):  # a code as typed: its index first
+            rows = desk_queue.search_code_prefix(
+                s, text.upper(), street_ids=where.street_ids, unit_ids=where.unit_ids, limit=FIND_LIMIT
+            )
+        if not rows:
+            rows = desk_queue.search(s, text, street_ids=where.street_ids, unit_ids=where.unit_ids, limit=FIND_LIMIT)
         return [_line(rt, s, c) for c in rows]
 
 
