@@ -264,7 +264,7 @@ def test_kill_9_three_times_during_20_reporters(db: Database, tmp_path: Path) ->
         rows_back = sum(int(n) for n in re.findall(r"(\d+) outbox row\(s\) held by a stopped process", log))
         print(
             f"\nkill -9 x{kills}: reporters {len(reporters)}, acknowledged {len(acknowledged)}, "
-            f"lost acknowledged {len(lost_reports)}, updates {len(pushed)}, lost updates {len(lost_updates)}, "
+            f"lost acknowledged {len(lost_reports)}, cases {len(_cases(db))}, updates {len(pushed)}, lost updates {len(lost_updates)}, "
             f"acknowledgements repeated {sum(repeats.values())}, steps asked again {sum(r.asked_again for r in reporters)}, "
             f"updates stored but unfinished at a kill and processed after restart {resumed}, "
             f"outbox rows taken back from a killed sender {rows_back}"
@@ -272,6 +272,7 @@ def test_kill_9_three_times_during_20_reporters(db: Database, tmp_path: Path) ->
         assert kills == 3
         assert not stuck, (stuck, bot.output()[-3000:])
         assert len(acknowledged) == len(reporters)  # each a case of its own
+        assert len(_cases(db)) == len(reporters)  # an update run again after a kill made no second case
         assert not lost_reports and not lost_updates
         assert len(repeats) <= kills, repeats  # at most one message per kill, if it was mid-send
 
