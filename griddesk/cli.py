@@ -151,6 +151,7 @@ def _run(settings: Settings, *, webhook: str | None, http: str | None = None) ->
         # Ask Telegram who we are before PTB does: a refused token ends in one sentence; an
         # unreachable server is asked again until it answers.
         _wait_for_bot_api(settings)
+        asyncio.set_event_loop(asyncio.new_event_loop())  # PTB closes its loop when it stops
         app = build_application(rt)
         app.bot_data["poller_lock"] = lock  # re-checked while running (griddesk/app.py)
         try:

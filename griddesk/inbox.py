@@ -98,8 +98,7 @@ async def _process(app: Application, update_id: int, payload: dict[str, Any]) ->
         await app.process_update(update)  # handler errors go to the error handler
     except Exception:
         log.exception("inbox update %s could not be processed", update_id)
-    finally:
-        state.in_progress.discard(update_id)
+    # Still "in progress" until marked: a repeat arriving meanwhile is not run again.
     state.done.append(update_id)
     if state.writer is None:
         state.writer = asyncio.get_running_loop().create_task(_write_marks(app), name="griddesk-inbox-marks")
@@ -121,6 +120,7 @@ async def _write_marks(app: Application) -> None:
                         log.error("could not mark inbox updates %s processed; they run again at restart", batch)
                         break
                     await asyncio.sleep(pause)
+            state.in_progress.difference_update(batch)
     finally:
         state.writer = None
 
@@ -143,6 +143,8 @@ async def wait_idle(app: Application) -> None:
     """Wait until every scheduled update has been processed and marked (tests, shutdown)."""
     state = _state(app)
     while state.in_progress:
+        if state.done and state.writer is None:
+            state.writer = asyncio.get_running_loop().create_task(_write_marks(app), name="griddesk-inbox-marks")
         await asyncio.sleep(0.01)
     await flush_marks(app)
 

@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy.exc import OperationalError
 from telegram import Update
-from telegram.error import Forbidden, NetworkError, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 
 from bot.errors import DomainError
 from bot.i18n import N_, t, t_plain
@@ -20,6 +20,11 @@ async def on_error(update: object, context: Ctx) -> None:
     busy = isinstance(error, OperationalError)  # SQLite locked past its wait, a dropped connection
     if not isinstance(update, Update) and isinstance(error, NetworkError):
         log.warning("Bot API unreachable for now (%s); PTB tries again", error)  # polling: no traceback
+        return
+    if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
+        # The Bot API failed us even after retries: whatever the update changed is committed
+        # (and what matters is in the outbox); "something went wrong" would be untrue.
+        log.warning("Bot API trouble while answering an update: %s", error)
         return
     if busy:
         # Nothing was written (the unit of work rolled back): the step is kept, try again.

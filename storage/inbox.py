@@ -15,27 +15,33 @@ from storage.models import InboxUpdate
 
 
 def store(session: Session, rows: Sequence[tuple[int, dict[str, Any]]], *, now: datetime) -> list[int]:
-    """Insert the updates not stored yet; the update_ids that were new (a repeat from
-    Telegram after a crash, or a webhook retried, is ignored)."""
+    """Insert the updates not stored yet; the update_ids still to process: the new ones and
+    those stored before but never marked processed (stored by a run stopped before it could
+    schedule them). A repeat of a processed update (Telegram after a crash, a retried
+    webhook) is ignored."""
     if not rows:
         return []
     ids = [update_id for update_id, _ in rows]
-    known = set(session.exec(select(InboxUpdate.update_id).where(col(InboxUpdate.update_id).in_(ids))))
+    stored = session.exec(
+        select(InboxUpdate.update_id, InboxUpdate.processed_at).where(col(InboxUpdate.update_id).in_(ids))
+    ).all()
+    known = {update_id for update_id, _ in stored}
+    unfinished = [int(update_id) for update_id, processed_at in stored if processed_at is None]
     by_id: dict[int, dict[str, Any]] = {}
     for update_id, payload in rows:
         if update_id not in known:
             by_id[update_id] = {"update_id": update_id, "payload": payload, "received_at": now}
     fresh = list(by_id.values())
     if not fresh:
-        return []
+        return sorted(unfinished)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(InboxUpdate).values(fresh).on_conflict_do_nothing(index_elements=["update_id"])
     if dialect == "postgresql":
         returning = stmt.returning(InboxUpdate.__table__.c.update_id)  # type: ignore[attr-defined]
-        return sorted(int(r[0]) for r in session.execute(returning))
+        return sorted({*(int(r[0]) for r in session.execute(returning)), *unfinished})
     session.execute(stmt)  # SQLite: the write lock is ours, nobody inserted meanwhile
-    return sorted(by_id)
+    return sorted({*by_id, *unfinished})
 
 
 def pending(session: Session, *, limit: int = 1000) -> list[InboxUpdate]:

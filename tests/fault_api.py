@@ -44,6 +44,7 @@ class FaultBotAPI:
         self._ids: dict[int, int] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
+        self._server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]  # a killed bot's broken pipes
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # -- life ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@ GRID = "33010200100101"
 ROOM = -100_990_001
 CODE = re.compile(r"[A-Z]{2,}-\d{6}-\d{4}")
 ACK = re.compile(r"已登记为 <b>([A-Z]{2,}-\d{6}-\d{4})</b>")  # report.submitted_to_*
+BUSY = t("zh_CN", "error.busy")
 SUBMIT = {t("zh_CN", "report.btn_submit"), t("zh_CN", "report.btn_submit_new")}
 STEP_WAIT_S = 12.0  # a real person asks again when nothing happens for this long
 JPEG = make_jpeg(800, 600)
@@ -132,9 +133,18 @@ class Reporter:
                 return found.group(1)
         return None
 
+    def _busy(self) -> int:
+        return sum(1 for m in self.api.to_chat(self.uid) if m.get("text") == BUSY)
+
     def _wait(self, check: Any, again: Any, deadline: float) -> Any:
-        asked = time.monotonic()
+        asked, busy = time.monotonic(), self._busy()
         while time.monotonic() < deadline:
+            if self._busy() > busy:  # "busy, please try again": a person does just that
+                busy = self._busy()
+                self.asked_again += 1
+                again()
+                asked = time.monotonic()
+                continue
             found = check()
             if found:
                 return found
@@ -161,7 +171,7 @@ class Reporter:
 
             self.stage = "photo"
             send_photo()
-            self._wait(lambda: self.api.to_chat(self.uid), send_photo, deadline)
+            self._wait(lambda: any(m.get("text") != BUSY for m in self.api.to_chat(self.uid)), send_photo, deadline)
             self.stage = "location"
             send_location()
             category = self._wait(lambda: self._button(lambda text: "违法建设" in text), send_location, deadline)
@@ -254,7 +264,7 @@ def test_kill_9_three_times_during_20_reporters(db: Database, tmp_path: Path) ->
         rows_back = sum(int(n) for n in re.findall(r"(\d+) outbox row\(s\) held by a stopped process", log))
         print(
             f"\nkill -9 x{kills}: reporters {len(reporters)}, acknowledged {len(acknowledged)}, "
-            f"lost acknowledged {len(lost_reports)}, updates {len(pushed)}, lost updates {len(lost_updates)}, "
+            f"lost acknowledged {len(lost_reports)}, cases {len(_cases(db))}, updates {len(pushed)}, lost updates {len(lost_updates)}, "
             f"acknowledgements repeated {sum(repeats.values())}, steps asked again {sum(r.asked_again for r in reporters)}, "
             f"updates stored but unfinished at a kill and processed after restart {resumed}, "
             f"outbox rows taken back from a killed sender {rows_back}"
@@ -262,6 +272,7 @@ def test_kill_9_three_times_during_20_reporters(db: Database, tmp_path: Path) ->
         assert kills == 3
         assert not stuck, (stuck, bot.output()[-3000:])
         assert len(acknowledged) == len(reporters)  # each a case of its own
+        assert len(_cases(db)) == len(reporters)  # an update run again after a kill made no second case
         assert not lost_reports and not lost_updates
         assert len(repeats) <= kills, repeats  # at most one message per kill, if it was mid-send
 
@@ -305,3 +316,49 @@ def _room_cards(api: FaultBotAPI) -> int:
         if code:
             found.add(code.group(0))
     return len(found)
+
+
+def test_postgresql_connections_terminated_during_20_reporters(db: Database, tmp_path: Path) -> None:
+    """Every connection of the bot terminated three times (its poller lock's too): the
+    reporters still get their codes, no update is lost, and one process polls at a time."""
+    if db.sqlite:
+        pytest.skip("PostgreSQL's connections")
+    _bind_command_room(db)
+
+    def terminate() -> int:
+        with db.engine.connect() as conn:
+            killed = conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = 'griddesk-fault-bot'"
+            ).scalar()
+            conn.commit()
+            return int(killed or 0)
+
+    with FaultBotAPI() as api:
+        env = _env(tmp_path, api, db, rate_limit=False)
+        env["PGAPPNAME"] = "griddesk-fault-bot"  # only the bot's connections are terminated
+        bot = Bot(env, tmp_path)
+        bot.start()
+        try:
+            assert _wait_until(lambda: api.requests > 3, 30), bot.output()
+            reporters, threads = _start_reporters(api, db, 20, 9700, timeout=55)
+            terminated = 0
+            for gap in (1.0, 1.5, 1.5):
+                time.sleep(gap)
+                terminated += terminate()
+            _join(threads, 60)
+            pushed = api.pushed_ids()
+            assert _wait_until(lambda: all(_inbox(db).get(i) for i in pushed), 20)
+        finally:
+            bot.stop()
+        stuck = [(r.uid, r.stage, r.error) for r in reporters if r.code is None]
+        log = bot.output()
+        print(
+            f"\nPostgreSQL connections terminated: {terminated} in 3 rounds; reporters {len(reporters)}, "
+            f"got their code {sum(1 for r in reporters if r.code)}, steps asked again "
+            f"{sum(r.asked_again for r in reporters)}, 'busy' answers {log.count('database busy while handling')}, "
+            f"poller lock lost {log.count('poller lock was lost')}"
+        )
+        assert not stuck, (stuck, log[-3000:])
+        assert {r.code for r in reporters} <= _cases(db)
+        assert "Conflict" not in log  # never two pollers

@@ -88,6 +88,11 @@ def test_store_is_idempotent(db: Database, rt: Runtime) -> None:
     with db.session() as s:
         assert rows.store(s, [(1, {"update_id": 1}), (2, {"update_id": 2})], now=rt.clock.now()) == [1, 2]
     with db.session() as s:
-        assert rows.store(s, [(2, {"update_id": 2}), (3, {"update_id": 3})], now=rt.clock.now()) == [3]
+        # 2 is stored but not yet processed: still owed (a process schedules it only once)
+        assert rows.store(s, [(2, {"update_id": 2}), (3, {"update_id": 3})], now=rt.clock.now()) == [2, 3]
     with db.session() as s:
         assert [r.update_id for r in rows.pending(s)] == [1, 2, 3]
+    with db.session() as s:
+        rows.mark_processed(s, [1], now=rt.clock.now())
+    with db.session() as s:  # stored but never processed (a run stopped in between): again
+        assert rows.store(s, [(1, {"update_id": 1}), (2, {"update_id": 2})], now=rt.clock.now()) == [2]

@@ -141,3 +141,7 @@ def test_run_with_a_webhook(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGINT)
             out, _ = proc.communicate(timeout=30)
         assert "Traceback" not in out, out
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "run.db") as conn:  # the webhook's update went through the inbox
+        assert conn.execute("SELECT update_id, processed_at IS NOT NULL FROM inbox_update").fetchall() == [(1, 1)]
