@@ -53,7 +53,7 @@ async def measure(url: str, media: Path) -> dict[str, dict[str, float]]:
             times, count = [], 0
             for i in range(ROUNDS + 3):
                 began = time.perf_counter()
-                answer = await client.get(f"/open311/v2/requests.json?{query}")
+                answer = await client.get("/open311/v2/requests.json", params=httpx.QueryParams(query))
                 elapsed = time.perf_counter() - began
                 assert answer.status_code == 200, answer.text
                 count = len(answer.json())
@@ -64,17 +64,39 @@ async def measure(url: str, media: Path) -> dict[str, dict[str, float]]:
     return figures
 
 
+def _built(url: str, cases: int) -> bool:
+    from sqlalchemy import func
+
+    from storage.db import Database
+    from storage.models import Case
+
+    try:
+        db = Database(url)
+        with db.read() as s:
+            found = s.exec(select(func.count()).select_from(Case)).one()
+        db.dispose()
+        return found == cases
+    except Exception:
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--database", default="", help="a PostgreSQL URL (a private schema is used)")
+    parser.add_argument("--keep", action="store_true", help="keep the database built (and reuse one kept before)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         media = Path(tmp) / "media"
-        url = private_schema_url(args.database, "bench_open311") if args.database else f"sqlite:///{tmp}/big.db"
-        db = fresh(url)
-        build(db, args.cases, 0.1)
-        db.dispose()
+        kept = Path(tempfile.gettempdir()) / f"griddesk-open311-{args.cases}.db"
+        if args.database:
+            url = private_schema_url(args.database, "bench_open311") if not args.keep else args.database
+        else:
+            url = f"sqlite:///{kept}" if args.keep else f"sqlite:///{tmp}/big.db"
+        if not (args.keep and _built(url, args.cases)):
+            db = fresh(url)
+            build(db, args.cases, 0.1)
+            db.dispose()
         figures = asyncio.run(measure(url, media))
     backend = "PostgreSQL" if args.database else "SQLite"
     print(f"{backend}: {args.cases:,} cases; GET /open311/v2/requests.json ({ROUNDS} rounds each)")

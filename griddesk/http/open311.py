@@ -322,9 +322,12 @@ class Open311:
             raise not_found(f"unknown service_code {code}")
         lat, lon, address = one(params, "lat"), one(params, "long"), one(params, "address_string")
         if lat is None and lon is None:
-            if address:
-                raise bad_request("address_string alone cannot be located yet; send lat and long")
-            raise bad_request("lat and long (or address_string) are required")
+            if not address:
+                raise bad_request("lat and long (or address_string) are required")
+            point = intake.geocode(self.rt, address)
+            if point is None:
+                raise bad_request("address_string names no grid or community we know; send lat and long")
+            lat, lon = str(point[0]), str(point[1])
         try:
             latitude, longitude = intake.coordinates(lat, lon)
         except intake.Refused as exc:
