@@ -219,3 +219,44 @@ def test_cli_add_list_remove(rt: Runtime, capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("gd_")
     assert interop_cli.run(rt.settings, _parser().parse_args(["apikey", "create", "hotline"])) == 2
     assert ADMIN_ID
+
+
+def test_subscriptions_declared_in_the_organisation_file(
+    rt: Runtime, db: Database, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.org.org_file import DEFAULT_ORG_FILE, OrgFileError, load_org_file
+    from storage.org_import import OrgImportRefused, import_org
+
+    base = DEFAULT_ORG_FILE.read_text(encoding="utf-8")
+    declared = base + (
+        "\nwebhooks:\n"
+        "  - url: https://platform.example/griddesk\n"
+        '    scope: "330102"\n'
+        "    events: [case.closed, case.created]\n"
+        "    secret_env: PLATFORM_HOOK_SECRET\n"
+    )
+    path = tmp_path / "org.yaml"
+    path.write_text(declared, encoding="utf-8")
+    spec = load_org_file(path)
+    with pytest.raises(OrgImportRefused, match="PLATFORM_HOOK_SECRET"), db.session() as s:
+        import_org(s, spec)
+    monkeypatch.setenv("PLATFORM_HOOK_SECRET", "from-the-environment")
+    with db.session() as s:
+        report = import_org(s, spec)
+    assert report.created["webhook"] == 1
+    with db.session() as s:
+        again = import_org(s, spec)  # idempotent
+        [row] = s.exec(select(WebhookSubscription)).all()
+    assert again.created["webhook"] == 0 and row.secret == "from-the-environment" and row.origin == "org"
+    assert row.events == ["case.closed", "case.created"] and row.scope_code == "330102"
+    path.write_text(base, encoding="utf-8")  # removed from the file: deactivated
+    with db.session() as s:
+        gone = import_org(s, load_org_file(path))
+        assert s.exec(select(WebhookSubscription)).one().active is False
+    assert gone.deactivated["webhook"] == 1
+    path.write_text(declared.replace('scope: "330102"', 'scope: "999"'), encoding="utf-8")
+    with pytest.raises(OrgFileError, match="neither a street nor the district"):
+        load_org_file(path)
+    path.write_text(declared.replace("case.closed,", "case.exploded,"), encoding="utf-8")
+    with pytest.raises(OrgFileError, match="case.exploded"):
+        load_org_file(path)

@@ -256,7 +256,9 @@ class Open311:
             limit=page_size,
             offset=(page - 1) * page_size,
         )
-        return [open311.request(self.rt, v, lang, base_url(request)) for v in views]
+        notes: dict[tuple[str, Any, Any], str] = {}
+        base = base_url(request)
+        return [open311.request(self.rt, v, lang, base, notes) for v in views]
 
     def views(
         self,
@@ -284,12 +286,9 @@ class Open311:
                 limit=limit,
                 offset=offset,
             )
-            photos = external.first_report_photos(s, [c.id for c in found if c.id is not None])
             dupes = external.codes_of(s, [c.duplicate_of_id for c in found if c.duplicate_of_id])
         return [
-            open311.RequestView(
-                c, photos.get(c.id) if c.id else None, dupes.get(c.duplicate_of_id) if c.duplicate_of_id else None
-            )
+            open311.RequestView(c, c.photo_id, dupes.get(c.duplicate_of_id) if c.duplicate_of_id else None)
             for c in found
         ]
 
