@@ -6,9 +6,12 @@ Without --webhook the application polls Telegram; with it, Telegram posts to our
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import signal
 import time
+from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import uvicorn
@@ -22,6 +25,18 @@ from storage.db import PollerLock
 
 log = logging.getLogger("griddesk")
 STANDBY_RETRY_S = 5
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the signal ends serving, then the bot stops
+    in order (uvicorn would raise the signal again once it returned, mid-shutdown)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def stop_serving(self) -> None:
+        self.should_exit = True
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -78,7 +93,10 @@ async def _serve(app: Application, host: str, port: int, *, webhook: str | None,
         await app.updater.start_polling(allowed_updates=Update.ALL_TYPES)
         log.info("long polling, and HTTP on %s:%s", host, port)
     await app.start()
-    server = uvicorn.Server(uvicorn.Config(http_app, host=host, port=port, lifespan="off", log_level="info"))
+    server = _Server(uvicorn.Config(http_app, host=host, port=port, lifespan="off", log_level="info"))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # ours, not uvicorn's: it re-raises them after serving
+        loop.add_signal_handler(sig, server.stop_serving)
     try:
         await server.serve()  # until SIGINT/SIGTERM
     finally:
