@@ -260,3 +260,22 @@ def test_subscriptions_declared_in_the_organisation_file(
     path.write_text(declared.replace("case.closed,", "case.exploded,"), encoding="utf-8")
     with pytest.raises(OrgFileError, match="case.exploded"):
         load_org_file(path)
+
+
+def test_an_overdue_case_is_an_event_once(rt: Runtime, db: Database, clock: ManualClock) -> None:
+    from bot.cases import deadlines, lifecycle
+    from storage.models import Case, Unit
+
+    subscribe(rt, events=["case.overdue"])
+    code = file_case(rt, db)
+    with db.session() as s:
+        case = s.exec(select(Case).where(Case.code == code)).one()
+        team = s.exec(select(Unit).where(Unit.code == "QB-ZF")).one()
+        lifecycle.dispatch_to(rt, s, case, team, None, clock.now())
+    clock.advance(timedelta(days=10))
+    deadlines.sweep(rt)
+    clock.advance(timedelta(days=10))
+    deadlines.sweep(rt)  # higher rungs: no second overdue event
+    with db.session() as s:
+        events = [(r.event, r.body["case"]["service_request_id"]) for r in s.exec(select(WebhookEvent)).all()]
+    assert events == [("case.overdue", code)]
