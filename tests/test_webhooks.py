@@ -279,3 +279,31 @@ def test_an_overdue_case_is_an_event_once(rt: Runtime, db: Database, clock: Manu
     with db.session() as s:
         events = [(r.event, r.body["case"]["service_request_id"]) for r in s.exec(select(WebhookEvent)).all()]
     assert events == [("case.overdue", code)]
+
+
+async def test_a_rating_is_an_event(
+    app: Application, tg: FakeTelegram, admin: FakeUser, rt: Runtime, db: Database, clock: ManualClock
+) -> None:
+    from types import SimpleNamespace
+
+    from tests import test_rating as rating_steps
+
+    worker = tg.user(9501, "网格员甲", language_code="zh-hans")
+    dispatcher = tg.user(9502, "调度员乙", language_code="zh-hans")
+    await onboard(admin, worker, "worker", GRID)
+    await onboard(admin, dispatcher, "dispatcher", QB)
+    room = await bound_group(tg, admin, -100951, "QB-CMD")
+    team = await bound_group(tg, admin, -100952, "QB-ZF")
+    join_directly(rt, 9510, "执法丙", "staff", "QB-ZF")
+    staff = tg.user(9510, "执法丙", language_code="zh-hans")
+    w = SimpleNamespace(tg=tg, db=db, rt=rt, worker=worker, dispatcher=dispatcher, room=room, team=team, staff=staff)
+    sub = subscribe(rt, events=["case.rated", "case.closed"])
+    receiver = Receiver(sub.secret, clock)
+    app.bot_data[TRANSPORT_KEY] = httpx.MockTransport(receiver)
+    lin = tg.user(9550, "Ms Lin", language_code="en")
+    case = await rating_steps.report_and_dispatch(w, lin, "Illegal construction: a shed built on the roof")
+    await rating_steps.close_residents_case(w, case)
+    await lin.press(lin.last_message(), "🙁")
+    await deliver_now(app)
+    assert [e["event"] for e in receiver.events] == ["case.closed", "case.rated"]
+    assert receiver.events[1]["rating"] == {"level": 2} and "Lin" not in json.dumps(receiver.events)
