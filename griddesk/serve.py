@@ -6,7 +6,10 @@ Without --webhook the application polls Telegram; with it, Telegram posts to our
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import uvicorn
@@ -16,6 +19,18 @@ from telegram.ext import Application
 from bot.settings import SettingsError
 
 log = logging.getLogger("griddesk")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the signal ends serving, then the bot stops
+    in order (uvicorn would raise the signal again once it returned, mid-shutdown)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def stop_serving(self) -> None:
+        self.should_exit = True
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -46,14 +61,17 @@ async def serve(app: Application, host: str, port: int, *, webhook: str | None, 
         await app.updater.start_polling(allowed_updates=Update.ALL_TYPES)
         log.info("long polling, and HTTP on %s:%s", host, port)
     await app.start()
-    server = uvicorn.Server(uvicorn.Config(http_app, host=host, port=port, lifespan="off", log_level="info"))
+    server = _Server(uvicorn.Config(http_app, host=host, port=port, lifespan="off", log_level="info"))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # ours, not uvicorn's: it re-raises them after serving
+        loop.add_signal_handler(sig, server.stop_serving)
 
     async def watch_lock() -> None:
         while not app.bot_data.get(LOCK_LOST):
             await asyncio.sleep(1)
-        server.should_exit = True  # never two pollers: griddesk/app.py saw the lock go
+        server.stop_serving()  # never two pollers: griddesk/app.py saw the lock go
 
-    watcher = asyncio.get_running_loop().create_task(watch_lock(), name="griddesk-http-lock")
+    watcher = loop.create_task(watch_lock(), name="griddesk-http-lock")
     try:
         await server.serve()  # until SIGINT/SIGTERM
     finally:

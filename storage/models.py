@@ -662,6 +662,18 @@ class ExternalTicket(SQLModel, table=True):
     created_at: datetime = ts_field(default_now=True)
 
 
+WEBHOOK_EVENTS: tuple[str, ...] = (
+    "case.created",
+    "case.dispatched",
+    "case.claimed",
+    "case.resolved",
+    "case.closed",
+    "case.reopened",
+    "case.overdue",
+    "case.rated",
+)
+
+
 class WebhookSubscription(SQLModel, table=True):
     """Somebody outside who wants to hear about the cases of a street or the district."""
 

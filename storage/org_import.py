@@ -11,6 +11,7 @@ refuses first and changes nothing. Only the given session is used; the caller co
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from storage.models import (
     Street,
     Unit,
     UnitKind,
+    WebhookSubscription,
     utcnow,
 )
 from storage.orgspec import OrgSpec
@@ -46,6 +48,7 @@ KINDS = (
     UnitKind.COMMAND_ROOM,
     UnitKind.DEPARTMENT,
     "category",
+    "webhook",
 )
 
 
@@ -342,6 +345,38 @@ class _Importer:
                 for i, c in enumerate(spec.categories)
             ],
         )
+        self._webhooks()
+
+    def _webhooks(self) -> None:
+        """Subscriptions declared in the file (origin "org"), keyed by URL and scope; the
+        secret comes from the environment variable the file names. CLI ones are left alone."""
+        existing = {
+            (row.url, row.scope_code): row
+            for row in self.session.exec(select(WebhookSubscription).where(WebhookSubscription.origin == "org"))
+        }
+        wanted = set()
+        for hook in self.spec.webhooks:
+            secret = os.environ.get(hook.secret_env, "")
+            if not secret:
+                raise OrgImportRefused(
+                    f"webhook {hook.url}: set the environment variable {hook.secret_env} to its secret"
+                )
+            key = (hook.url, hook.scope)
+            wanted.add(key)
+            values: dict[str, Any] = {"events": list(hook.events), "secret": secret[:64], "active": True}
+            row = existing.get(key)
+            if row is None:
+                self.session.add(WebhookSubscription(url=hook.url, scope_code=hook.scope, origin="org", **values))
+                self.report.created["webhook"] += 1
+            elif _apply(row, values):
+                self.report.updated["webhook"] += 1
+            else:
+                self.report.unchanged["webhook"] += 1
+        for key, row in existing.items():
+            if key not in wanted and row.active:
+                row.active = False
+                self.report.deactivated["webhook"] += 1
+        self.session.flush()
 
     def _upsert_one(self, model: Any, kind: str, code: str, values: dict[str, Any]) -> Any:
         row = self.session.exec(select(model).where(model.code == code)).first()

@@ -25,6 +25,8 @@ from pydantic import (
 from shapely.geometry import shape as _geo_shape
 from shapely.geometry.base import BaseGeometry
 
+from storage.models import WEBHOOK_EVENTS
+
 # --- derived units -----------------------------------------------------------------
 
 TEAM = "team"
@@ -311,6 +313,24 @@ class CategorySpec(_Model):
         return "hours" if self.limit.endswith("h") else "days"
 
 
+class WebhookSpec(_Model):
+    """A system outside subscribed to a street's or the district's case events (issue 13).
+    The secret is never in the file: `secret_env` names the environment variable holding it."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2000)]
+    scope: str
+    events: list[str] = Field(default_factory=list)  # empty: all of them
+    secret_env: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        unknown = [e for e in value if e not in WEBHOOK_EVENTS]
+        if unknown:
+            raise ValueError(f'event "{unknown[0]}" is not one of {", ".join(WEBHOOK_EVENTS)}')
+        return sorted(set(value))
+
+
 class DistrictSpec(_Model):
     code: DistrictCode
     name: Names
@@ -367,6 +387,7 @@ class OrgSpec(_Model):
     departments: list[DepartmentSpec] = Field(default_factory=list)
     streets: list[StreetSpec]
     categories: list[CategorySpec]
+    webhooks: list[WebhookSpec] = Field(default_factory=list)
 
     _source: str = PrivateAttr(default="<string>")
 
@@ -376,6 +397,14 @@ class OrgSpec(_Model):
         for street in self.streets:
             if street.platforms is None:
                 street.platforms = list(every)
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_scopes(self) -> OrgSpec:
+        scopes = {self.district.code} | {s.code for s in self.streets}
+        for hook in self.webhooks:
+            if hook.scope not in scopes:
+                raise ValueError(f'webhook {hook.url}: scope "{hook.scope}" is neither a street nor the district')
         return self
 
     @property

@@ -85,7 +85,7 @@ async def test_post_errors_follow_the_spec(http: httpx.AsyncClient, key: str, db
         ({"service_code": "SECURITY-KEY-PERSON", **where}, 404),  # not public: as if unknown
         ({**where}, 400),
         ({"service_code": "ROAD-DAMAGE"}, 400),
-        ({"service_code": "ROAD-DAMAGE", "address_string": "清波街道"}, 400),
+        ({"service_code": "ROAD-DAMAGE", "address_string": "清波街道"}, 400),  # a street alone is too coarse
         ({"service_code": "ROAD-DAMAGE", "lat": "north", "long": "120"}, 400),
         ({"service_code": "ROAD-DAMAGE", "lat": "91", "long": "120"}, 400),
         ({"service_code": "ROAD-DAMAGE", "lat": "39.9", "long": "116.4"}, 400),  # Beijing: outside every grid
@@ -240,3 +240,27 @@ async def test_private_categories_and_photos(http: httpx.AsyncClient, rt: Runtim
     assert not Image.open(io.BytesIO(photo.content)).getexif()  # the EXIF-free JPEG, never the original
     forged = url.replace("http://griddesk.test", "")[:-8] + "00000000.jpg"
     assert (await http.get(forged)).status_code == 404
+
+
+async def test_address_string_is_located_by_grid_or_community(
+    http: httpx.AsyncClient, key: str, db: Database, rt: Runtime
+) -> None:
+    from bot.interop.intake import geocode
+
+    assert geocode(rt, "劳动路社区第1网格 3 号楼下") == grid_centre(db, GRID)
+    assert geocode(rt, "某市某路") is None
+    posted = await http.post(
+        f"{BASE}/requests.json",
+        data={"api_key": key, "service_code": "ROAD-DAMAGE", "address_string": "杭州市劳动路社区第1网格 3 号楼下"},
+    )
+    assert posted.status_code == 201, posted.text
+    code = posted.json()[0]["service_request_id"]
+    shown = (await http.get(f"{BASE}/requests/{code}.json")).json()[0]
+    assert shown["address"] == "杭州市劳动路社区第1网格 3 号楼下"
+    with db.session() as s:
+        case = s.exec(select(Case).where(Case.code == code)).one()
+    assert (case.latitude, case.longitude) == grid_centre(db, GRID)
+    community = await http.post(
+        f"{BASE}/requests.json", data={"api_key": key, "service_code": "ROAD-DAMAGE", "address_string": "劳动路社区"}
+    )
+    assert community.status_code == 201, community.text

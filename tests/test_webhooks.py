@@ -219,3 +219,91 @@ def test_cli_add_list_remove(rt: Runtime, capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("gd_")
     assert interop_cli.run(rt.settings, _parser().parse_args(["apikey", "create", "hotline"])) == 2
     assert ADMIN_ID
+
+
+def test_subscriptions_declared_in_the_organisation_file(
+    rt: Runtime, db: Database, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.org.org_file import DEFAULT_ORG_FILE, OrgFileError, load_org_file
+    from storage.org_import import OrgImportRefused, import_org
+
+    base = DEFAULT_ORG_FILE.read_text(encoding="utf-8")
+    declared = base + (
+        "\nwebhooks:\n"
+        "  - url: https://platform.example/griddesk\n"
+        '    scope: "330102"\n'
+        "    events: [case.closed, case.created]\n"
+        "    secret_env: PLATFORM_HOOK_SECRET\n"
+    )
+    path = tmp_path / "org.yaml"
+    path.write_text(declared, encoding="utf-8")
+    spec = load_org_file(path)
+    with pytest.raises(OrgImportRefused, match="PLATFORM_HOOK_SECRET"), db.session() as s:
+        import_org(s, spec)
+    monkeypatch.setenv("PLATFORM_HOOK_SECRET", "from-the-environment")
+    with db.session() as s:
+        report = import_org(s, spec)
+    assert report.created["webhook"] == 1
+    with db.session() as s:
+        again = import_org(s, spec)  # idempotent
+        [row] = s.exec(select(WebhookSubscription)).all()
+    assert again.created["webhook"] == 0 and row.secret == "from-the-environment" and row.origin == "org"
+    assert row.events == ["case.closed", "case.created"] and row.scope_code == "330102"
+    path.write_text(base, encoding="utf-8")  # removed from the file: deactivated
+    with db.session() as s:
+        gone = import_org(s, load_org_file(path))
+        assert s.exec(select(WebhookSubscription)).one().active is False
+    assert gone.deactivated["webhook"] == 1
+    path.write_text(declared.replace('scope: "330102"', 'scope: "999"'), encoding="utf-8")
+    with pytest.raises(OrgFileError, match="neither a street nor the district"):
+        load_org_file(path)
+    path.write_text(declared.replace("case.closed,", "case.exploded,"), encoding="utf-8")
+    with pytest.raises(OrgFileError, match="case.exploded"):
+        load_org_file(path)
+
+
+def test_an_overdue_case_is_an_event_once(rt: Runtime, db: Database, clock: ManualClock) -> None:
+    from bot.cases import deadlines, lifecycle
+    from storage.models import Case, Unit
+
+    subscribe(rt, events=["case.overdue"])
+    code = file_case(rt, db)
+    with db.session() as s:
+        case = s.exec(select(Case).where(Case.code == code)).one()
+        team = s.exec(select(Unit).where(Unit.code == "QB-ZF")).one()
+        lifecycle.dispatch_to(rt, s, case, team, None, clock.now())
+    clock.advance(timedelta(days=10))
+    deadlines.sweep(rt)
+    clock.advance(timedelta(days=10))
+    deadlines.sweep(rt)  # higher rungs: no second overdue event
+    with db.session() as s:
+        events = [(r.event, r.body["case"]["service_request_id"]) for r in s.exec(select(WebhookEvent)).all()]
+    assert events == [("case.overdue", code)]
+
+
+async def test_a_rating_is_an_event(
+    app: Application, tg: FakeTelegram, admin: FakeUser, rt: Runtime, db: Database, clock: ManualClock
+) -> None:
+    from types import SimpleNamespace
+
+    from tests import test_rating as rating_steps
+
+    worker = tg.user(9501, "网格员甲", language_code="zh-hans")
+    dispatcher = tg.user(9502, "调度员乙", language_code="zh-hans")
+    await onboard(admin, worker, "worker", GRID)
+    await onboard(admin, dispatcher, "dispatcher", QB)
+    room = await bound_group(tg, admin, -100951, "QB-CMD")
+    team = await bound_group(tg, admin, -100952, "QB-ZF")
+    join_directly(rt, 9510, "执法丙", "staff", "QB-ZF")
+    staff = tg.user(9510, "执法丙", language_code="zh-hans")
+    w = SimpleNamespace(tg=tg, db=db, rt=rt, worker=worker, dispatcher=dispatcher, room=room, team=team, staff=staff)
+    sub = subscribe(rt, events=["case.rated", "case.closed"])
+    receiver = Receiver(sub.secret, clock)
+    app.bot_data[TRANSPORT_KEY] = httpx.MockTransport(receiver)
+    lin = tg.user(9550, "Ms Lin", language_code="en")
+    case = await rating_steps.report_and_dispatch(w, lin, "Illegal construction: a shed built on the roof")
+    await rating_steps.close_residents_case(w, case)
+    await lin.press(lin.last_message(), "🙁")
+    await deliver_now(app)
+    assert [e["event"] for e in receiver.events] == ["case.closed", "case.rated"]
+    assert receiver.events[1]["rating"] == {"level": 2} and "Lin" not in json.dumps(receiver.events)

@@ -115,3 +115,32 @@ def existing_ticket(rt: Runtime, *, api_key_id: int, ticket_no: str) -> Accepted
             return None
         codes = external.codes_of(s, [ticket.case_id])
     return Accepted(ticket.case_id, codes[ticket.case_id], ticket.token, existing=True)
+
+
+def geocode(rt: Runtime, address: str) -> tuple[float, float] | None:
+    """A point for an address that names a grid (its name or code) or a community of the
+    organisation file: the grid's centre, or the middle of the community's grids. None
+    when it names neither (street names alone are too coarse to route)."""
+    text = address.strip()
+    if not text:
+        return None
+    known = index.org(rt)
+    grids = [g for g in known.grids.values() if g.active and g.centre_lat is not None and g.centre_lon is not None]
+    named = [g for g in grids if g.code in text or g.name_zh in text or (g.name_en and g.name_en in text)]
+    if named:
+        best = max(
+            named, key=lambda g: max(len(g.name_zh) if g.name_zh in text else 0, len(g.code) if g.code in text else 0)
+        )
+        return best.centre_lat, best.centre_lon  # type: ignore[return-value]
+    communities = [
+        c for c in known.communities.values() if c.active and (c.name_zh in text or (c.name_en and c.name_en in text))
+    ]
+    if not communities:
+        return None
+    community = max(communities, key=lambda c: len(c.name_zh))
+    members = [g for g in grids if g.community_id == community.id]
+    if not members:
+        return None
+    lat = sum(g.centre_lat for g in members) / len(members)  # type: ignore[misc]
+    lon = sum(g.centre_lon for g in members) / len(members)  # type: ignore[misc]
+    return lat, lon

@@ -18,8 +18,8 @@ from typing import Any
 from bot.i18n import N_, bilingual, normalise_language, t
 from bot.org import index
 from bot.runtime import Runtime
-from storage.models import Case, Category
 from storage.models import CaseState as S
+from storage.models import Category
 
 # state -> (Open311 status, the note's message key)
 STATUS: dict[str, tuple[str, str]] = {
@@ -140,20 +140,28 @@ def media_signature(rt: Runtime, media_id: int) -> str:
 
 @dataclass(frozen=True)
 class RequestView:
-    case: Case
+    case: Any  # a Case, or a row of its columns (storage/external.py REQUEST_COLUMNS)
     media_id: int | None
     duplicate_of: str | None = None
 
 
-def request(rt: Runtime, view: RequestView, lang: str, base_url: str) -> dict[str, Any]:
-    """One case as a GeoReport v2 service request (nothing personal in it)."""
+def request(
+    rt: Runtime, view: RequestView, lang: str, base_url: str, notes: dict[tuple[str, Any, Any], str] | None = None
+) -> dict[str, Any]:
+    """One case as a GeoReport v2 service request (nothing personal in it). `notes` caches
+    the status notes across the requests of one answer."""
     case = view.case
     known = index.org(rt)
     cat = known.category(case.category_id)
     unit = known.unit(case.unit_id)
     status, note_key = STATUS[case.state]
     team = bilingual(lang, unit.name_zh, unit.name_en) if unit else ""
-    note = t(lang, note_key, team=team, code=view.duplicate_of or "")
+    key = (case.state, case.unit_id, view.duplicate_of)
+    note = notes.get(key) if notes is not None else None
+    if note is None:
+        note = t(lang, note_key, team=team, code=view.duplicate_of or "")
+        if notes is not None:
+            notes[key] = note
     media = (
         f"{base_url}/open311/v2/media/{view.media_id}-{media_signature(rt, view.media_id)}.jpg"
         if view.media_id is not None

@@ -22,7 +22,7 @@ from bot.interop import open311
 from bot.org import index
 from bot.runtime import Runtime
 from storage import external, webhooks
-from storage.models import Case, CaseSource, WebhookEvent, WebhookSubscription, pk
+from storage.models import WEBHOOK_EVENTS, Case, CaseSource, WebhookEvent, WebhookSubscription, pk
 
 CREATED = "case.created"
 DISPATCHED = "case.dispatched"
@@ -32,7 +32,8 @@ CLOSED = "case.closed"
 REOPENED = "case.reopened"
 OVERDUE = "case.overdue"
 RATED = "case.rated"
-EVENTS = (CREATED, DISPATCHED, CLAIMED, RESOLVED, CLOSED, REOPENED, OVERDUE, RATED)
+EVENTS = WEBHOOK_EVENTS  # (storage/models.py: the organisation file's import checks them too)
+assert (CREATED, DISPATCHED, CLAIMED, RESOLVED, CLOSED, REOPENED, OVERDUE, RATED) == EVENTS
 
 # A lifecycle move -> the event it is to the outside (moves not listed are internal).
 MOVE_EVENTS = {

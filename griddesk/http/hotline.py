@@ -78,12 +78,18 @@ class Hotline:
         if category is None:
             raise not_found(f"no category matches {words!r}")
         address = _text(body, "address")
-        if body.get("lat") is None or body.get("lon") is None:
-            raise bad_request("lat and lon are required (an address alone cannot be located yet)")
-        if isinstance(body.get("lat"), bool) or isinstance(body.get("lon"), bool):
+        given_lat, given_lon = body.get("lat"), body.get("lon")
+        if given_lat is None and given_lon is None and address:
+            point = intake.geocode(self.rt, address)
+            if point is None:
+                raise bad_request("the address names no grid or community we know; send lat and lon")
+            given_lat, given_lon = point
+        if given_lat is None or given_lon is None:
+            raise bad_request("lat and lon (or an address naming a grid or community) are required")
+        if isinstance(given_lat, bool) or isinstance(given_lon, bool):
             raise bad_request("lat and lon must be numbers")
         try:
-            lat, lon = intake.coordinates(body.get("lat"), body.get("lon"))
+            lat, lon = intake.coordinates(given_lat, given_lon)
         except intake.Refused as exc:
             raise bad_request(exc.description) from None
         description = _text(body, "description", required=True, limit=MAX_DESCRIPTION)

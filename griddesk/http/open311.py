@@ -256,7 +256,9 @@ class Open311:
             limit=page_size,
             offset=(page - 1) * page_size,
         )
-        return [open311.request(self.rt, v, lang, base_url(request)) for v in views]
+        notes: dict[tuple[str, Any, Any], str] = {}
+        base = base_url(request)
+        return [open311.request(self.rt, v, lang, base, notes) for v in views]
 
     def views(
         self,
@@ -284,12 +286,9 @@ class Open311:
                 limit=limit,
                 offset=offset,
             )
-            photos = external.first_report_photos(s, [c.id for c in found if c.id is not None])
             dupes = external.codes_of(s, [c.duplicate_of_id for c in found if c.duplicate_of_id])
         return [
-            open311.RequestView(
-                c, photos.get(c.id) if c.id else None, dupes.get(c.duplicate_of_id) if c.duplicate_of_id else None
-            )
+            open311.RequestView(c, c.photo_id, dupes.get(c.duplicate_of_id) if c.duplicate_of_id else None)
             for c in found
         ]
 
@@ -322,9 +321,12 @@ class Open311:
             raise not_found(f"unknown service_code {code}")
         lat, lon, address = one(params, "lat"), one(params, "long"), one(params, "address_string")
         if lat is None and lon is None:
-            if address:
-                raise bad_request("address_string alone cannot be located yet; send lat and long")
-            raise bad_request("lat and long (or address_string) are required")
+            if not address:
+                raise bad_request("lat and long (or address_string) are required")
+            point = intake.geocode(self.rt, address)
+            if point is None:
+                raise bad_request("address_string names no grid or community we know; send lat and long")
+            lat, lon = str(point[0]), str(point[1])
         try:
             latitude, longitude = intake.coordinates(lat, lon)
         except intake.Refused as exc:
