@@ -1,7 +1,7 @@
 """open to the systems around it: API keys, external tickets, webhook subscriptions and events,
 public categories with questions, cases by street and date
 
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-03 05:23:30.464322
 
@@ -20,7 +20,7 @@ from alembic import op
 import storage.models
 
 
-revision: str = "0007"
+revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
