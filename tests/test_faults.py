@@ -341,12 +341,14 @@ def test_postgresql_connections_terminated_during_20_reporters(db: Database, tmp
         bot.start()
         try:
             assert _wait_until(lambda: api.requests > 3, 30), bot.output()
-            reporters, threads = _start_reporters(api, db, 20, 9700, timeout=55)
+            # A lost poller lock means standing by and taking over again (the lock is re-checked
+            # every 10 s): people wait longer here than under the other faults.
+            reporters, threads = _start_reporters(api, db, 20, 9700, timeout=100)
             terminated = 0
             for gap in (1.0, 1.5, 1.5):
                 time.sleep(gap)
                 terminated += terminate()
-            _join(threads, 60)
+            _join(threads, 105)
             pushed = api.pushed_ids()
             assert _wait_until(lambda: all(_inbox(db).get(i) for i in pushed), 20)
         finally:
