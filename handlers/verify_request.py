@@ -11,7 +11,7 @@ from telegram.ext import Application
 from bot.callbacks import Confirm, NotFixed
 from bot.cases.cards import CaseView
 from bot.cases.verifyview import before_after_jpeg, verify_details
-from bot.i18n import t
+from bot.i18n import t, t_plain
 from bot.intake.photos import absolute
 from bot.runtime import Runtime
 from bot.textlimits import CAPTION_LIMIT, clip
@@ -22,7 +22,7 @@ def verify_text(lang: str, view: CaseView, rt: Runtime, *, photo: bool) -> str:
     details = verify_details(rt, view.id)
     lines = []
     if photo:
-        # a red bar over the before photo, a green one over the after photo
+        # the red bar over the before photo, the green one over the after photo, as drawn
         lines.append(f"🟥 {t(lang, 'work.photo_before')} ｜ 🟩 {t(lang, 'work.photo_after')}")
     lines.append(
         t(lang, "work.verify_request", code=html.escape(view.code), category=html.escape(view.category.get(lang)))
@@ -36,9 +36,10 @@ def verify_text(lang: str, view: CaseView, rt: Runtime, *, photo: bool) -> str:
     return "\n".join(lines)
 
 
-def _composite(rt: Runtime, before: str, after: str) -> bytes:
+def _composite(rt: Runtime, lang: str, before: str, after: str) -> bytes:
     root = rt.settings.media_dir
-    return before_after_jpeg(absolute(root, before).read_bytes(), absolute(root, after).read_bytes())
+    labels = (t_plain(lang, "work.photo_before"), t_plain(lang, "work.photo_after"))
+    return before_after_jpeg(absolute(root, before).read_bytes(), absolute(root, after).read_bytes(), labels=labels)
 
 
 async def send_verify_request(app: Application, rt: Runtime, chat_id: int, lang: str, view: CaseView) -> int:
@@ -52,7 +53,7 @@ async def send_verify_request(app: Application, rt: Runtime, chat_id: int, lang:
     )
     before, after = list(view.photo_paths), list(view.after_photo_paths)
     if before and after:
-        photo = await off_loop(_composite, rt, before[0], after[-1])
+        photo = await off_loop(_composite, rt, lang, before[0], after[-1])
         text = await off_loop(verify_text, lang, view, rt, photo=True)
         message = await app.bot.send_photo(chat_id, photo, caption=clip(text, CAPTION_LIMIT), reply_markup=buttons)
     else:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from bot.cases.cards import Names
+from bot.fonts import CJK_FONT
 from bot.org import index
 from bot.runtime import Runtime
 from storage import worklists
@@ -16,7 +17,7 @@ from storage import worklists
 # The composite's height; each side keeps its aspect ratio at it.
 HEIGHT = 720
 GAP = 12
-BAR = 14  # the coloured bar over each side: red before, green after (the caption names them)
+BAR = 48  # the coloured bar over each side, red before and green after, with its label
 BEFORE_COLOUR = (200, 40, 40)
 AFTER_COLOUR = (40, 160, 70)
 
@@ -45,9 +46,11 @@ def verify_details(rt: Runtime, case_id: int) -> VerifyDetails:
     return VerifyDetails(note, replies, rounds)
 
 
-def before_after_jpeg(before: bytes, after: bytes, *, height: int = HEIGHT) -> bytes:
+def before_after_jpeg(
+    before: bytes, after: bytes, *, labels: tuple[str, str] = ("处置前", "处置后"), height: int = HEIGHT
+) -> bytes:
     """One JPEG: the before photo on the left, the after photo on the right, each under a
-    coloured bar (red before, green after)."""
+    coloured bar (red before, green after) that names it in the reader's language."""
     sides = []
     for data in (before, after):
         with Image.open(io.BytesIO(data)) as opened:
@@ -57,9 +60,11 @@ def before_after_jpeg(before: bytes, after: bytes, *, height: int = HEIGHT) -> b
     total = sides[0].width + GAP + sides[1].width
     canvas = Image.new("RGB", (total, height + BAR), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
+    font = ImageFont.truetype(str(CJK_FONT), size=BAR * 2 // 3)
     x = 0
-    for side, colour in zip(sides, (BEFORE_COLOUR, AFTER_COLOUR), strict=True):
+    for side, colour, label in zip(sides, (BEFORE_COLOUR, AFTER_COLOUR), labels, strict=True):
         draw.rectangle((x, 0, x + side.width - 1, BAR - 1), fill=colour)
+        draw.text((x + side.width // 2, BAR // 2), label, font=font, fill=(255, 255, 255), anchor="mm")
         canvas.paste(side, (x, BAR))
         x += side.width + GAP
     out = io.BytesIO()

@@ -7,12 +7,12 @@ import io
 import threading
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from bot.desk.figures import Figures, Report
+from bot.fonts import CJK_FONT
 from bot.i18n import N_, t_plain
 
-FONT_PATH = Path(__file__).resolve().parent / "fonts" / "NotoSansCJK-desk.otf"
+FONT_PATH = CJK_FONT
 NONE = "—"
 _LOCK = threading.Lock()  # matplotlib's font cache and text layout are not thread-safe
 
