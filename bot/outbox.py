@@ -259,12 +259,14 @@ def delivered_all(rt: Runtime, sent: Sequence[Sent]) -> None:
             rows.mark_sent(s, row_id=job.id, now=now, message_id=message_id)
             if job.kind == "case_card" and job.case_id is not None and message_id is not None and job.purpose:
                 cases.save_card(
-                    s, case_id=job.case_id, chat_id=job.chat_id, message_id=message_id, purpose=job.purpose, now=now
+                    s,
+                    case_id=job.case_id,
+                    chat_id=job.chat_id,
+                    message_id=message_id,
+                    purpose=job.purpose,
+                    is_photo=each.is_photo,
+                    now=now,
                 )
-                card = cases.find_card(s, case_id=job.case_id, chat_id=job.chat_id, purpose=job.purpose)
-                if card is not None and card.is_photo != each.is_photo:
-                    card.is_photo = each.is_photo
-                    s.add(card)
 
 
 def keep_file_ids(rt: Runtime, case_id: int, uploaded: dict[str, str]) -> None:

@@ -147,14 +147,25 @@ def cards_of(session: Session, case_id: int) -> list[CaseCard]:
     return list(session.exec(select(CaseCard).where(CaseCard.case_id == case_id).order_by(col(CaseCard.id))))
 
 
-def save_card(session: Session, *, case_id: int, chat_id: int, message_id: int, purpose: str, now: datetime) -> None:
-    existing = session.exec(
-        select(CaseCard).where(CaseCard.case_id == case_id, CaseCard.chat_id == chat_id, CaseCard.purpose == purpose)
-    ).first()
+def save_card(
+    session: Session, *, case_id: int, chat_id: int, message_id: int, purpose: str, is_photo: bool, now: datetime
+) -> None:
+    """Remember where a case's card now is (one read; no write when nothing changed)."""
+    existing = find_card(session, case_id=case_id, chat_id=chat_id, purpose=purpose)
     if existing is None:
-        session.add(CaseCard(case_id=case_id, chat_id=chat_id, message_id=message_id, purpose=purpose, created_at=now))
+        session.add(
+            CaseCard(
+                case_id=case_id,
+                chat_id=chat_id,
+                message_id=message_id,
+                purpose=purpose,
+                is_photo=is_photo,
+                created_at=now,
+            )
+        )
     else:
         existing.message_id = message_id
+        existing.is_photo = is_photo
         session.add(existing)
 
 
