@@ -27,6 +27,9 @@ MAX_BYTES = 64
 SEP = ":"
 
 _INT = re.compile(r"0|[1-9][0-9]{0,11}")  # ASCII digits only: str.isdigit() takes '４２' and '٤٢'
+# Fields named *_id are database ids: an INTEGER column on PostgreSQL refuses anything larger
+# (a draft's `ref` is no id and takes all 12 digits).
+ID_MAX = 2**31 - 1
 _WORD = re.compile(r"[a-z0-9_]{1,24}")  # a str field without a list of its own
 
 
@@ -91,7 +94,7 @@ def parse(data: str | None) -> Button:
     values: dict[str, int | str] = {}
     for f, part in zip(fields, parts, strict=True):
         if f.type in (int, "int"):
-            if not _INT.fullmatch(part):
+            if not _INT.fullmatch(part) or (f.name.endswith("_id") and int(part) > ID_MAX):
                 raise BadCallback(data)
             values[f.name] = int(part)
         elif "choices" in f.metadata:

@@ -9,6 +9,7 @@ from telegram.ext import Application
 
 from bot import callbacks
 from bot.callbacks import (
+    ID_MAX,
     MAX_BYTES,
     Assign,
     BadCallback,
@@ -90,11 +91,12 @@ EXAMPLES: list[tuple[Button, str]] = [
 
 
 def _longest(cls: type[Button]) -> Button:
-    """The longest data a kind can make: every int at 12 digits, every str at its longest."""
+    """The longest data a kind can make: every int at 12 digits (a database id at the largest
+    INTEGER), every str at its longest."""
     values: dict[str, object] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.type in (int, "int"):
-            values[f.name] = BIG
+            values[f.name] = ID_MAX if f.name.endswith("_id") else BIG
         elif "choices" in f.metadata:
             values[f.name] = max(f.metadata["choices"], key=len)
         elif f.name == "grid":
@@ -158,6 +160,8 @@ def _forgeries(button: Button) -> list[str]:
         if f.type in (int, "int"):
             spoilt = ["", "abc", "x1", "1x", "-1", "+1", "1.0", " 1", "1 ", "01", "1_000", "1" * 13]
             spoilt += ["４２", "٤٢", "²", "1\n"]
+            if f.name.endswith("_id"):  # no database id is that large (PostgreSQL would refuse it)
+                spoilt += [str(ID_MAX + 1), "9" * 12]
         else:
             spoilt = ["", "NOPE_NOT_ALLOWED", "a:b", " x", "é", "-", "x" * 25]
         for value in spoilt:
