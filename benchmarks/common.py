@@ -52,7 +52,7 @@ class Timed:
 class Bench:
     db: Database
     rt: Runtime
-    app: Application  # type: ignore[type-arg]
+    app: Application
     tg: FakeTelegram
     admin: FakeUser
 
@@ -69,7 +69,7 @@ def private_schema_url(db_url: str, schema: str) -> str:
     return db_url + ("&" if "?" in db_url else "?") + f"options=-csearch_path%3D{schema}"
 
 
-def _outbox_hooks(app: Application, drain_outbox: bool) -> dict[str, Any]:  # type: ignore[type-arg]
+def _outbox_hooks(app: Application, drain_outbox: bool) -> dict[str, Any]:
     """FakeTelegram arguments that make each update's turn include the sends it caused: the
     outbox sender drained after every update (unless ``drain_outbox`` is False: then sends
     happen in the background as in production), its own long-lived tasks not waited for."""

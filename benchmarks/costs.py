@@ -89,7 +89,7 @@ class Sample:
     seconds: float  # the whole turn: the update handled and its sends drained
 
 
-class _CountedCalls(list):  # type: ignore[type-arg]
+class _CountedCalls(list):
     """The fake's call log, telling the meter whose each call is."""
 
     def __init__(self, meter: Meter, calls: list[Any]) -> None:

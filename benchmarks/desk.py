@@ -25,10 +25,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from benchmarks import sweep
 from bot.desk import export, figures, maps, periods, queue, render, scopes
@@ -69,7 +70,7 @@ def export_child(url: str, first: str, last: str, out: str) -> None:
     from bot.org import index
 
     index.org(rt)
-    import openpyxl  # type: ignore[import-untyped]  # noqa: F401  (its import is not the export's growth)
+    import openpyxl  # noqa: F401  (its import is not the export's growth)
 
     before = rss_mb()
     started = time.perf_counter()
@@ -99,7 +100,7 @@ def main() -> None:
         sweep.build(db, args.cases, 0.1)
         rt = sweep.runtime(db, Path(tmp) / "media")
         with db.session() as s:
-            street = s.exec(select(Street).order_by(Street.id)).first()
+            street = s.exec(select(Street).order_by(col(Street.id))).first()
             assert street is not None
             code = street.code
         admin = Person(user_id=0, telegram_id=0, name="bench", language="zh_CN", is_admin=True)
@@ -138,9 +139,10 @@ def main() -> None:
         ms, page = timed(lambda: queue.queue(rt, dispatcher, kind="overdue"), args.runs * 4)
         results["/queue overdue"] = (ms, len(page.lines))
         with db.read() as s:
-            some = s.exec(select(Case.code).where(Case.street_id == street.id).order_by(Case.id.desc())).first()  # type: ignore[union-attr]
+            some = s.exec(select(Case.code).where(Case.street_id == street.id).order_by(col(Case.id).desc())).first()
+        assert some is not None
         for label, text in (("code", some), ("every case", "benchmark"), ("no case", "不存在的地址")):
-            ms, found = timed(lambda text=text: queue.find(rt, dispatcher, text), args.runs)
+            ms, found = timed(partial(queue.find, rt, dispatcher, text), args.runs)
             results[f"/find {label}"] = (ms, len(found))
         # export: the last days holding ~100,000 cases of the district, in a child process
         days = max(1, round(args.export_rows / per_day))

@@ -94,7 +94,7 @@ async def run(scale: float, residents: int, cards: int) -> None:
         await stop(bench)
 
 
-def _sends(api, stamps: list[float], chat_id: int) -> list[float]:  # type: ignore[no-untyped-def]
+def _sends(api, stamps: list[float], chat_id: int) -> list[float]:
     return [
         at
         for c, at in zip(api.calls, stamps, strict=False)

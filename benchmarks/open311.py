@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from sqlmodel import select
+from sqlmodel import col, select
 
 from benchmarks.common import percentile, private_schema_url
 from benchmarks.sweep import NOW, build, fresh, runtime
@@ -35,7 +35,7 @@ async def measure(url: str, media: Path) -> dict[str, dict[str, float]]:
     db = Database(url)
     rt = runtime(db, media)
     with db.read() as s:
-        street = s.exec(select(Street).order_by(Street.id)).first()
+        street = s.exec(select(Street).order_by(col(Street.id))).first()
     assert street is not None
     app = build_application(rt)
     asgi = build_http_app(app)

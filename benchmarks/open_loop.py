@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from benchmarks.common import percentile, start, stop
@@ -115,7 +116,7 @@ async def reporter_script(run: Run, r: Reporter, big: bool) -> AsyncIterator[Ste
     photo = run.big_photos if big else run.photos
     while True:
         for case_id in work.reporter_confirms.pop(r.user.id, []):
-            yield Step("confirm (reporter)", PRESS, lambda c=case_id: scene.confirm(c, r))
+            yield Step("confirm (reporter)", PRESS, partial(scene.confirm, case_id, r))
         yield Step("/report", TEXT, lambda: scene.report_command(r))
         yield Step("location", LOCATION, lambda: scene.report_location(r))
         for _ in range(run.big_photos_per_report if big else 1):
@@ -148,10 +149,10 @@ async def dispatcher_script(run: Run) -> AsyncIterator[Step | None]:
         if not work.room_confirms.empty():
             case_id = work.room_confirms.get_nowait()
             r = Reporter(scene.dispatcher, True, scene.location)  # the room confirms
-            yield Step("confirm (command room)", PRESS, lambda c=case_id, r=r: scene.confirm(c, r))
+            yield Step("confirm (command room)", PRESS, partial(scene.confirm, case_id, r))
         elif not work.to_dispatch.empty():
             case_id, reporter = work.to_dispatch.get_nowait()
-            yield Step("dispatch", PRESS, lambda c=case_id: scene.dispatch(c))
+            yield Step("dispatch", PRESS, partial(scene.dispatch, case_id))
             work.to_claim.put_nowait((case_id, reporter))
         else:
             yield None  # nothing to do: think, look again
@@ -164,11 +165,11 @@ async def staff_script(run: Run, staff: FakeUser) -> AsyncIterator[Step | None]:
             yield None
             continue
         case_id, reporter = work.to_claim.get_nowait()
-        yield Step("claim", PRESS, lambda c=case_id: scene.claim(c, staff))
-        yield Step("note: open", PRESS, lambda c=case_id: scene.work(c, staff, "note"))
+        yield Step("claim", PRESS, partial(scene.claim, case_id, staff))
+        yield Step("note: open", PRESS, partial(scene.work, case_id, staff, "note"))
         yield Step("note: text", TEXT, lambda: scene.input_text(staff, "已联系业主，明天上午现场查看"))
         yield Step("note: done", PRESS, lambda: scene.input_done(staff))
-        yield Step("resolve: open", PRESS, lambda c=case_id: scene.work(c, staff, "resolve"))
+        yield Step("resolve: open", PRESS, partial(scene.work, case_id, staff, "resolve"))
         yield Step("resolve photo", PHOTO, lambda: scene.input_photo(staff, run.photos()))
         yield Step("resolve: done", PRESS, lambda: scene.input_done(staff))
         if reporter.resident:

@@ -313,7 +313,7 @@ async def run_memory(residents: int, db_url: str, media: Path) -> None:
         shutdown_photo_pool()
 
 
-def _first_answers(turns: list) -> str:  # type: ignore[type-arg]
+def _first_answers(turns: list) -> str:
     seen: dict[str, int] = {}
     for turn in turns:
         text = (turn.texts or ["(no answer)"])[0][:60]

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, text, update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.cases import deadlines
 from bot.clock import ManualClock
@@ -119,8 +119,8 @@ def make_due(db: Database, count: int) -> None:
         # claimed three days ago with a one-day limit: overdue five minutes ago (督办 rung 1)
         conn.execute(
             update(Case)
-            .where(Case.id.in_(ids))
-            .values(  # type: ignore[attr-defined]
+            .where(col(Case.id).in_(ids))
+            .values(
                 deadline_started_at=NOW - timedelta(days=3),
                 due_at=NOW - timedelta(minutes=5),
                 next_reminder_at=NOW - timedelta(minutes=5),

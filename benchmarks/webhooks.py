@@ -39,7 +39,7 @@ class Receiver:
         self.arrived: dict[str, float] = {}
         self.bad = 0
 
-    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+    async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return
         raw = b""
@@ -108,8 +108,9 @@ async def run(url: str, media: Path, backlog: int, singles: int) -> dict[str, fl
         committed = time.perf_counter()
         sender.wake()
         with db.read() as s:
-            code = s.exec(select(Case.id).where(Case.code == done.code)).one()
-        event_id = _event_of(db, code)
+            case_id = s.exec(select(Case.id).where(Case.code == done.code)).one()
+        assert case_id is not None
+        event_id = _event_of(db, case_id)
         while event_id not in receiver.arrived:
             await asyncio.sleep(0.0005)
         delays.append((receiver.arrived[event_id] - committed) * 1000)

@@ -336,7 +336,7 @@ def explain(db: Database, q: Query) -> str:
     """The plan of each statement the query function issues, as the database sees it."""
     issued: list[tuple[str, Any]] = []
 
-    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def capture(conn, cursor, statement, parameters, context, executemany):
         issued.append((statement, parameters))
 
     event.listen(db.engine, "before_cursor_execute", capture)

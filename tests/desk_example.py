@@ -20,6 +20,7 @@ Now: Fri 9 Oct 2026 10:00.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import select
@@ -65,7 +66,7 @@ def build(db: Database) -> dict[str, int]:
         s.flush()
         ids: dict[str, int] = {}
 
-        def case(letter: str, created: datetime, state: str, **kw: object) -> Case:
+        def case(letter: str, created: datetime, state: str, **kw: Any) -> Case:
             c = Case(
                 code=f"QB-2609{letter}-000{len(ids) + 1}",
                 state=state,
@@ -74,7 +75,7 @@ def build(db: Database) -> dict[str, int]:
                 category_id=kw.pop("category_id", parking.id),
                 description=f"案例{letter} 劳动路{len(ids) + 1}号 占道",
                 created_at=created,
-                **kw,  # type: ignore[arg-type]
+                **kw,
             )
             s.add(c)
             s.flush()

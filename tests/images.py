@@ -133,3 +133,19 @@ def image_size(data: bytes) -> tuple[int, int] | None:
             return image.size
     except Exception:
         return None
+
+
+def rgb(image: Image.Image, xy: tuple[int, int]) -> tuple[int, int, int]:
+    """The (r, g, b) of one pixel of an RGB(A) image (Pillow types ``getpixel`` loosely)."""
+    pixel = image.getpixel(xy)
+    assert isinstance(pixel, tuple) and len(pixel) >= 3, f"not an RGB pixel at {xy}: {pixel!r}"
+    return int(pixel[0]), int(pixel[1]), int(pixel[2])
+
+
+def rgb_colours(image: Image.Image) -> list[tuple[int, tuple[int, int, int]]]:
+    """``getcolors`` of an RGB(A) image as (count, (r, g, b)) pairs ([] if none)."""
+    out: list[tuple[int, tuple[int, int, int]]] = []
+    for count, colour in image.getcolors(maxcolors=image.width * image.height) or []:
+        assert isinstance(colour, tuple) and len(colour) >= 3, f"not an RGB colour: {colour!r}"
+        out.append((count, (int(colour[0]), int(colour[1]), int(colour[2]))))
+    return out

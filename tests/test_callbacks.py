@@ -134,7 +134,7 @@ def test_fields_are_ints_or_checked_strs(cls: type[Button]) -> None:
     assert fields, cls
     for f in fields:
         assert f.type in (int, "int", str, "str"), (cls, f.name)
-    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
 
 
 def _forgeries(button: Button) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot import outbox as outbox_service
 from bot.cases import casework
@@ -17,17 +17,18 @@ from griddesk.app import build_application
 from handlers.outbox_sender import drain
 from storage import outbox as rows
 from storage.db import Database
-from storage.models import AuditEvent, Case, Category, Chat, ExtensionRequest, Grid, Outbox, User
+from storage.models import AuditEvent, Case, Category, Chat, ExtensionRequest, Grid, Outbox, User, pk
 from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser, buttons
 from tests.flows import bound_group, grid_centre, onboard
 from tests.images import make_jpeg
+from tests.rows import fetch
 from tests.test_claim import join_directly
 
 GRID = "33010200100101"
 
 
 @pytest.fixture
-async def world(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db: Database) -> dict:  # type: ignore[type-arg]
+async def world(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db: Database) -> dict:
     worker = tg.user(9301, "网格员甲", language_code="zh-hans")
     dispatcher = tg.user(9302, "调度员乙", language_code="zh-hans")
     await onboard(admin, worker, "worker", GRID)
@@ -43,13 +44,14 @@ async def world(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db: Database) ->
 
 async def file_and_dispatch(
     w: dict, db: Database, who: FakeUser | None = None, caption: str = "违章搭建彩钢棚"
-) -> Case:  # type: ignore[type-arg]
+) -> Case:
     reporter = who or w["worker"]
     lat, lon = grid_centre(db, GRID)
     await reporter.send_photo(make_jpeg(), caption=caption)
     await reporter.send_location(lat, lon)
     await reporter.press(
-        reporter.last_message(), "违法建设" if reporter.language_code.startswith("zh") else "Illegal construction"
+        reporter.last_message(),
+        "违法建设" if (reporter.language_code or "").startswith("zh") else "Illegal construction",
     )
     summary = reporter.last_message()
     submit = next(label for row in buttons(summary) for label in row if label.startswith("✅"))
@@ -57,46 +59,46 @@ async def file_and_dispatch(
     card = w["room"].last_message()
     await w["dispatcher"].press(card, buttons(card)[0][0], chat=w["room"])
     with db.session() as s:
-        return s.exec(select(Case).order_by(Case.id.desc())).first()  # type: ignore[union-attr]
+        return s.exec(select(Case).order_by(col(Case.id).desc()).limit(1)).one()
 
 
 def state(db: Database, case_id: int) -> Case:
     with db.session() as s:
-        return s.get(Case, case_id)  # type: ignore[return-value]
+        return fetch(s, Case, case_id)
 
 
-async def claim(w: dict, who: FakeUser, case: Case) -> None:  # type: ignore[type-arg]
+async def claim(w: dict, who: FakeUser, case: Case) -> None:
     await who.press_data(w["team"].id, w["team"].last_message().message_id, f"v1:claim:{case.id}")
 
 
-async def test_dispatcher_reassigns(world: dict, db: Database) -> None:  # type: ignore[type-arg]
+async def test_dispatcher_reassigns(world: dict, db: Database) -> None:
     case = await file_and_dispatch(world, db)
     await claim(world, world["staff"], case)
     turn = await world["dispatcher"].send(f"/assign {case.code}", chat=world["room"])
     assert buttons(turn.replies[0]) == [["执法丙"], ["执法丁"]]
     await world["dispatcher"].press(turn.replies[0], "执法丁", chat=world["room"])
-    assert state(db, case.id).state == "claimed"
+    assert state(db, pk(case)).state == "claimed"
     assert "交由您承办" in world["other"].last_text()
     assert "认领人：执法丁" in world["team"].last_message().caption
     # staff cannot reassign
     assert "没有权限" in (await world["staff"].send(f"/assign {case.code}", chat=world["team"])).texts[0]
 
 
-async def test_return_and_redispatch(world: dict, db: Database) -> None:  # type: ignore[type-arg]
+async def test_return_and_redispatch(world: dict, db: Database) -> None:
     case = await file_and_dispatch(world, db)
     await claim(world, world["staff"], case)
     await world["staff"].press(world["team"].last_message(), "🔙 退回", chat=world["team"])
     await world["staff"].send("不属于执法平台职责，应由便民服务处理")
     await world["staff"].press(world["staff"].last_message(), "✅ 完成")
-    fresh = state(db, case.id)
+    fresh = state(db, pk(case))
     assert fresh.state == "returned" and fresh.owner_user_id is None and "便民服务" in (fresh.decision_note or "")
     card = world["room"].message(world["room"].last_message().message_id)
     assert any("派遣至" in row[0] for row in buttons(card))  # the command room can dispatch again
     await world["dispatcher"].press(card, buttons(card)[0][0], chat=world["room"])
-    assert state(db, case.id).state == "dispatched"
+    assert state(db, pk(case)).state == "dispatched"
 
 
-async def test_more_time_is_decided_by_the_command_room(world: dict, db: Database) -> None:  # type: ignore[type-arg]
+async def test_more_time_is_decided_by_the_command_room(world: dict, db: Database) -> None:
     case = await file_and_dispatch(world, db)
     await claim(world, world["staff"], case)
     await world["staff"].press(world["team"].last_message(), "⏰ 申请延期", chat=world["team"])
@@ -113,7 +115,7 @@ async def test_more_time_is_decided_by_the_command_room(world: dict, db: Databas
     assert "已获同意" in world["staff"].last_text()
     with db.session() as s:
         row = s.exec(select(ExtensionRequest)).one()
-        fresh = s.get(Case, case.id)
+        fresh = fetch(s, Case, case.id)
     assert row.decision == "approved" and fresh.due_at == row.new_due_at
     # the same button again: already decided, nothing changes
     answer = await world["dispatcher"].press_data(
@@ -122,7 +124,7 @@ async def test_more_time_is_decided_by_the_command_room(world: dict, db: Databas
     assert answer is not None and "已处理过" in answer.params["text"]
 
 
-async def test_residents_case_is_verified_by_the_command_room(world: dict, tg: FakeTelegram, db: Database) -> None:  # type: ignore[type-arg]
+async def test_residents_case_is_verified_by_the_command_room(world: dict, tg: FakeTelegram, db: Database) -> None:
     resident = tg.user(9350, "Ms Lin", language_code="en")
     case = await file_and_dispatch(world, db, who=resident, caption="Illegal construction: a shed built on the roof")
     await claim(world, world["staff"], case)
@@ -136,13 +138,13 @@ async def test_residents_case_is_verified_by_the_command_room(world: dict, tg: F
     answer = await world["staff"].press(card, "✅ 确认已解决", chat=world["room"])
     assert answer is not None and "没有权限" in answer.params["text"]
     await world["dispatcher"].press(card, "✅ 确认已解决", chat=world["room"])
-    assert state(db, case.id).state == "closed"
+    assert state(db, pk(case)).state == "closed"
     assert any("fixed and closed" in text for text in resident.texts())  # then the rating request (test_rating.py)
 
 
 async def test_unverified_cases_go_to_the_command_room(
     world: dict, rt: Runtime, clock: ManualClock, db: Database, app
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+) -> None:
     case = await file_and_dispatch(world, db)
     await claim(world, world["staff"], case)
     await world["staff"].press(world["team"].last_message(), "✅ 处置完毕", chat=world["team"])
@@ -155,10 +157,10 @@ async def test_unverified_cases_go_to_the_command_room(
     await drain(app)
     card = world["room"].last_message()
     assert case.code in card.caption and buttons(card) == [["✅ 确认已解决", "❌ 未解决"]]
-    assert state(db, case.id).state == "resolved"  # never closed silently
+    assert state(db, pk(case)).state == "resolved"  # never closed silently
 
 
-async def test_buttons_on_a_case_that_moved_on(world: dict, db: Database) -> None:  # type: ignore[type-arg]
+async def test_buttons_on_a_case_that_moved_on(world: dict, db: Database) -> None:
     case = await file_and_dispatch(world, db)
     await claim(world, world["staff"], case)
     card_id = world["team"].last_message().message_id
@@ -169,12 +171,12 @@ async def test_buttons_on_a_case_that_moved_on(world: dict, db: Database) -> Non
     for data in (f"v1:work:fly:{case.id}", "v1:work:resolve:99999", "v1:input_done:424242", f"v1:confirm:{case.id}"):
         answer = await world["staff"].press_data(world["team"].id, card_id, data)
         assert answer is not None and answer.params.get("show_alert") is True, data
-    assert state(db, case.id).state == "claimed"
+    assert state(db, pk(case)).state == "claimed"
 
 
 async def test_lost_team_group_alerts_the_command_room(
     world: dict, tg: FakeTelegram, admin: FakeUser, db: Database
-) -> None:  # type: ignore[type-arg]
+) -> None:
     case = await file_and_dispatch(world, db)
     await tg.bot_removed_from(world["team"], by=admin)
     alert = world["room"].last_message()
@@ -187,7 +189,7 @@ async def test_lost_team_group_alerts_the_command_room(
 
 async def test_group_deleted_is_noticed_when_sending(
     world: dict, api: FakeBotAPI, tg: FakeTelegram, db: Database
-) -> None:  # type: ignore[type-arg]
+) -> None:
     api.kick(world["team"].id)  # no update arrives: we learn it from a 403
     await file_and_dispatch(world, db)
     with db.session() as s:
@@ -218,8 +220,8 @@ async def test_crash_between_commit_and_send(
             source="patrol",
             latitude=lat,
             longitude=lon,
-            grid_id=grid.id,
-            category_id=category.id,
+            grid_id=pk(grid),
+            category_id=pk(category),
             description="crash test",
             photos=(),
         ),
@@ -234,14 +236,14 @@ async def test_crash_between_commit_and_send(
     finally:
         await app2.shutdown()
     posted = room.messages()[before:]
-    assert len(posted) == 1 and "crash test" in posted[0].text
+    assert len(posted) == 1 and "crash test" in posted[0].body
     with db.session() as s:
         assert {r.state for r in s.exec(select(Outbox))} == {"sent"}
 
 
 async def test_a_dead_senders_claim_is_taken_over_after_the_lease(
     rt: Runtime, clock: ManualClock, db: Database, tg: FakeTelegram, admin: FakeUser, app
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     room = await bound_group(tg, admin, -100971, "QB-CMD")
     with db.session() as s:
         rows.enqueue(s, chat_id=room.id, kind="user_text", payload={"key": "cancel.nothing"}, now=clock.now())

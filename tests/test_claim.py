@@ -16,6 +16,7 @@ from storage.models import AuditEvent, Case, User
 from tests.fakebot import FakeChat, FakeTelegram, FakeUser, buttons
 from tests.flows import bound_group, grid_centre, onboard
 from tests.images import make_jpeg
+from tests.rows import fetch
 
 HB_GRID = "33010200200101"  # 湖滨街道 auto-dispatches to its teams
 
@@ -51,7 +52,7 @@ async def test_first_press_wins_and_the_card_shows_the_owner(
 ) -> None:
     worker, team, case = setting
     card = team.last_message()
-    assert case.state == "dispatched" and case.code in card.caption
+    assert case.state == "dispatched" and case.code in card.caption_text
     assert buttons(card) == [["🙋 认领"]]
     join_directly(rt, 7101, "钱执法", "staff", "HB-ZF")
     join_directly(rt, 7102, "孙执法", "staff", "HB-ZF")
@@ -59,14 +60,14 @@ async def test_first_press_wins_and_the_card_shows_the_owner(
     answer = await first.press(card, "🙋 认领", chat=team)
     assert answer is not None and "您已认领" in answer.params["text"]
     card = team.message(card.message_id)
-    assert "认领人：钱执法" in card.caption
+    assert "认领人：钱执法" in card.caption_text
     assert buttons(card) == [["✅ 处置完毕", "📝 进展"], ["📣 吹哨", "⏰ 申请延期"], ["🔙 退回", "↩️ 放弃认领"]]
     assert "已有工作人员认领" in worker.last_text()
     # a late press on the old button: told who has it, nothing changes
     answer = await second.press_data(team.id, card.message_id, f"v1:claim:{case.id}")
     assert answer is not None and "已由钱执法认领" in answer.params["text"]
     with db.session() as s:
-        fresh = s.get(Case, case.id)
+        fresh = fetch(s, Case, case.id)
         owner = s.exec(select(User).where(User.telegram_id == 7101)).one()
         claims = s.exec(select(AuditEvent).where(AuditEvent.action == "case.claimed")).all()
     assert fresh.state == "claimed" and fresh.owner_user_id == owner.id and len(claims) == 1
@@ -87,7 +88,7 @@ async def test_fifty_presses_at_once_make_one_owner(
     assert len(won) == 1 and len(lost) == 49
     with db.session() as s:
         assert len(s.exec(select(AuditEvent).where(AuditEvent.action == "case.claimed")).all()) == 1
-        assert s.get(Case, case.id).owner_user_id is not None
+        assert fetch(s, Case, case.id).owner_user_id is not None
 
 
 async def test_outsiders_cannot_claim(
@@ -102,7 +103,7 @@ async def test_outsiders_cannot_claim(
         answer = await who.press_data(team.id, card.message_id, f"v1:claim:{case.id}")
         assert answer is not None and answer.params["text"] == t("en", "button.stale")
     with db.session() as s:
-        assert s.get(Case, case.id).state == "dispatched"
+        assert fetch(s, Case, case.id).state == "dispatched"
 
 
 async def test_a_forged_claim_on_a_claimed_case_reveals_nothing(
@@ -124,7 +125,7 @@ async def test_a_forged_claim_on_a_claimed_case_reveals_nothing(
     answer = await late.press_data(team.id, team.last_message().message_id, f"v1:claim:{case.id}")
     assert answer is not None and "王认领" in answer.params["text"]
     with db.session() as s:
-        assert s.get(Case, case.id).owner_user_id is not None
+        assert fetch(s, Case, case.id).owner_user_id is not None
 
 
 async def test_owner_releases(
@@ -137,9 +138,9 @@ async def test_owner_releases(
     await staff.press(card, "🙋 认领", chat=team)
     await staff.press(team.message(card.message_id), "↩️ 放弃认领", chat=team)
     card = team.message(card.message_id)
-    assert buttons(card) == [["🙋 认领"]] and "认领人" not in card.caption
+    assert buttons(card) == [["🙋 认领"]] and "认领人" not in card.caption_text
     with db.session() as s:
-        fresh = s.get(Case, case.id)
+        fresh = fetch(s, Case, case.id)
     assert fresh.state == "dispatched" and fresh.owner_user_id is None
 
 
@@ -180,7 +181,7 @@ async def test_forged_claim_data(
             assert answer is not None and answer.params.get("show_alert") is True, data
             assert answer.params["text"] == t(lang, "button.stale"), data
     with db.session() as s:
-        fresh = s.get(Case, case.id)
+        fresh = fetch(s, Case, case.id)
     assert fresh is not None and fresh.state == "dispatched" and fresh.owner_user_id is None
     # the same presser, with the honest data, gets it
     answer = await staff.press_data(team.id, card.message_id, f"v1:claim:{case.id}")

@@ -72,7 +72,7 @@ async def test_forged_or_stale_buttons(tg: FakeTelegram, db: Database, data: str
         assert s.exec(select(User).where(User.telegram_id == 4009)).one().language is None
 
 
-async def test_error_handler_answers_politely(app, api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+async def test_error_handler_answers_politely(app, api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     tg = FakeTelegram(app, api, raise_errors=False)
     user = tg.user(4010, "R", language_code="en")
     await user.send("/start")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from telegram.ext import Application
 
 from bot.cases import casework, claim, deadlines, digests
@@ -20,7 +20,7 @@ from bot.runtime import Runtime
 from griddesk.app import build_application
 from handlers.outbox_sender import drain
 from storage.db import Database
-from storage.models import AuditEvent, Case, Category, Grid
+from storage.models import AuditEvent, Case, Category, Grid, pk
 from tests.fakebot import FakeBotAPI, FakeChat, FakeTelegram, FakeUser
 from tests.flows import bound_group, onboard
 from tests.images import make_jpeg
@@ -38,17 +38,18 @@ def file_case(rt: Runtime, db: Database, category_code: str, reporter_id: int) -
     with db.session() as s:
         grid = s.exec(select(Grid).where(Grid.code == HB_GRID)).one()
         category = s.exec(select(Category).where(Category.code == category_code)).one()
+        assert grid.centre_lat is not None and grid.centre_lon is not None
     done = intake.submit_report(
         rt,
         intake.ReportIn(
             reporter_user_id=reporter_id,
             source="patrol",
             latitude=grid.centre_lat,
-            longitude=grid.centre_lon,  # type: ignore[arg-type]
-            grid_id=grid.id,
-            category_id=category.id,
+            longitude=grid.centre_lon,
+            grid_id=pk(grid),
+            category_id=pk(category),
             description="deadline test",
-            photos=(),  # type: ignore[arg-type]
+            photos=(),
         ),
     )
     return load(db, done.case_id)
@@ -63,14 +64,14 @@ def person(rt: Runtime, telegram_id: int) -> Person:
     return people.identify(rt, people.Profile(telegram_id=telegram_id, first_name=str(telegram_id)))
 
 
-async def sweep(rt: Runtime, app: Application) -> deadlines.SweepResult:  # type: ignore[type-arg]
+async def sweep(rt: Runtime, app: Application) -> deadlines.SweepResult:
     result = deadlines.sweep(rt)
     await drain(app)
     return result
 
 
 @pytest.fixture
-async def hb(tg: FakeTelegram, admin: FakeUser, rt: Runtime) -> dict:  # type: ignore[type-arg]
+async def hb(tg: FakeTelegram, admin: FakeUser, rt: Runtime) -> dict:
     team = await bound_group(tg, admin, -100951, "HB-ZF")
     room = await bound_group(tg, admin, -100952, "HB-CMD")
     worker = tg.user(9501, "worker", language_code="zh-hans")
@@ -87,7 +88,7 @@ def nudges(chat: FakeChat | FakeUser, needle: str) -> int:
 
 async def test_due_time_is_set_at_dispatch_across_lunch(
     rt: Runtime, db: Database, clock: ManualClock, hb: dict
-) -> None:  # type: ignore[type-arg]
+) -> None:
     clock.set(at(23, 9, 30))  # Monday
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])  # 4 working hours
     assert case.state == "dispatched" and case.due_at == at(23, 15, 30)
@@ -101,7 +102,7 @@ async def test_due_time_is_set_at_dispatch_across_lunch(
 
 async def test_claim_nudges_once_each(
     rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict
-) -> None:  # type: ignore[type-arg]
+) -> None:
     clock.set(at(23, 9, 30))
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])
     await drain(app)
@@ -118,7 +119,7 @@ async def test_claim_nudges_once_each(
 
 async def test_owner_reminders_and_the_ladder(
     rt: Runtime, db: Database, clock: ManualClock, app: Application, tg: FakeTelegram, admin: FakeUser, hb: dict
-) -> None:  # type: ignore[type-arg]
+) -> None:
     street_boss, district_boss = (
         tg.user(9520, "street", language_code="zh-hans"),
         tg.user(9521, "district", language_code="zh-hans"),
@@ -144,12 +145,14 @@ async def test_owner_reminders_and_the_ladder(
     assert nudges(hb["team"], "督办") >= 1 and nudges(hb["room"], "请跟进") == 1
     assert nudges(street_boss, "第 2 级督办") == 1 and nudges(district_boss, "第 3 级督办") == 1
     assert nudges(district_boss, "第 2 级") == 0
-    stored = load(db, case.id)
+    stored = load(db, pk(case))
     assert stored.rung == 3 and stored.next_reminder_at is None
     with db.session() as s:
         rungs = [
             e.data["rung"]
-            for e in s.exec(select(AuditEvent).where(AuditEvent.action == "case.supervised").order_by(AuditEvent.id))
+            for e in s.exec(
+                select(AuditEvent).where(AuditEvent.action == "case.supervised").order_by(col(AuditEvent.id))
+            )
         ]
     assert rungs == [1, 2, 3]
     # the card in the team group shows the rung
@@ -158,14 +161,14 @@ async def test_owner_reminders_and_the_ladder(
 
 async def test_quiet_hours_hold_reminders_until_morning(
     rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict
-) -> None:  # type: ignore[type-arg]
+) -> None:
     clock.set(at(23, 17, 0))
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])  # 4 working hours: 1 today, 3 tomorrow
     claim.claim(rt, person=person(rt, 9510), case_id=case.id)  # type: ignore[arg-type]
     await drain(app)
     # the bot was down all evening; it comes back at 23:00 and sweeps
     clock.set(at(23, 23, 0))
-    assert load(db, case.id).due_at == at(24, 11, 30)
+    assert load(db, pk(case)).due_at == at(24, 11, 30)
     result = await sweep(rt, app)
     # nothing due yet in working time (the 50% mark falls at 09:30 tomorrow)
     assert result.reminders == 0
@@ -183,14 +186,14 @@ async def test_quiet_hours_hold_reminders_until_morning(
 
 async def test_a_non_urgent_rung_at_night_waits_for_morning(
     rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict
-) -> None:  # type: ignore[type-arg]
+) -> None:
     clock.set(at(23, 9, 30))
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])
     claim.claim(rt, person=person(rt, 9510), case_id=case.id)  # type: ignore[arg-type]
     clock.set(at(23, 23, 30))  # overdue since 15:30; swept late at night
     before = len(hb["owner"].texts())
     await sweep(rt, app)
-    assert load(db, case.id).rung == 1  # marked supervised at once
+    assert load(db, pk(case)).rung == 1  # marked supervised at once
     assert any("请跟进" in t for t in hb["room"].texts())  # the command room hears at once
     assert not any("列入督办" in t for t in hb["owner"].texts()[before:])  # the owner sleeps
     clock.set(at(24, 7, 31))
@@ -200,7 +203,7 @@ async def test_a_non_urgent_rung_at_night_waits_for_morning(
 
 async def test_extension_resets_the_ladder(
     rt: Runtime, db: Database, clock: ManualClock, app: Application, tg: FakeTelegram, admin: FakeUser, hb: dict
-) -> None:  # type: ignore[type-arg]
+) -> None:
     dispatcher = tg.user(9530, "dispatcher", language_code="zh-hans")
     await onboard(admin, dispatcher, "dispatcher", "330102002")
     clock.set(at(23, 9, 30))
@@ -215,16 +218,16 @@ async def test_extension_resets_the_ladder(
     pending = casework.pending(rt, owner.user_id)
     done = casework.finish(rt, person=owner, pending_id=pending.id)  # type: ignore[union-attr]
     casework.decide_extension(rt, person=person(rt, 9530), request_id=done.extra["request"], approve=True)
-    stored = load(db, case.id)
+    stored = load(db, pk(case))
     assert stored.rung == 0 and stored.due_at == at(24, 15, 30)
     clock.set(at(24, 15, 40))
     assert "rung1" in (await sweep(rt, app)).kinds  # the ladder climbs again from the new due time
-    assert load(db, case.id).rung == 1
+    assert load(db, pk(case)).rung == 1
 
 
 async def test_restart_mid_window_sends_each_missed_reminder_once(
     rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, hb: dict
-) -> None:  # type: ignore[type-arg]
+) -> None:
     clock.set(at(23, 9, 30))
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])
     claim.claim(rt, person=person(rt, 9510), case_id=case.id)  # type: ignore[arg-type]
@@ -243,7 +246,7 @@ async def test_restart_mid_window_sends_each_missed_reminder_once(
 
 async def test_closed_or_resolved_cases_get_no_reminders(
     rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict
-) -> None:  # type: ignore[type-arg]
+) -> None:
     clock.set(at(23, 9, 30))
     case = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])
     owner = person(rt, 9510)
@@ -264,7 +267,7 @@ async def test_closed_or_resolved_cases_get_no_reminders(
         ),
     )
     casework.finish(rt, person=owner, pending_id=casework.pending(rt, owner.user_id).id)  # type: ignore[union-attr]
-    assert load(db, case.id).next_reminder_at is None  # waiting on the reporter: the clock is paused
+    assert load(db, pk(case)).next_reminder_at is None  # waiting on the reporter: the clock is paused
     clock.set(at(24, 10, 0))
     assert (await sweep(rt, app)).reminders == 0
     # not fixed the next morning: the paused time is given back to the team
@@ -272,7 +275,7 @@ async def test_closed_or_resolved_cases_get_no_reminders(
     casework.start_input(rt, person=worker, case_id=case.id, action=casework.NOT_FIXED)  # type: ignore[arg-type]
     casework.add_text(rt, user_id=worker.user_id, text="还有残留")
     casework.finish(rt, person=worker, pending_id=casework.pending(rt, worker.user_id).id)  # type: ignore[union-attr]
-    reopened = load(db, case.id)
+    reopened = load(db, pk(case))
     # resolved Mon 09:30, not fixed Tue 10:00: 8 working hours paused, so due Mon 15:30 → Tue 16:00
     assert reopened.state == "reopened" and reopened.due_at == at(24, 16, 0)
     assert reopened.next_reminder_at is not None
@@ -293,13 +296,13 @@ async def test_closed_or_resolved_cases_get_no_reminders(
     )
     casework.finish(rt, person=owner, pending_id=casework.pending(rt, owner.user_id).id)  # type: ignore[union-attr]
     casework.confirm(rt, person=worker, case_id=case.id)  # type: ignore[arg-type]
-    closed = load(db, case.id)
+    closed = load(db, pk(case))
     assert closed.state == "closed" and closed.next_reminder_at is None
     clock.set(at(30, 10, 0))
     assert (await sweep(rt, app)).reminders == 0
 
 
-async def test_morning_digest(rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict) -> None:  # type: ignore[type-arg]
+async def test_morning_digest(rt: Runtime, db: Database, clock: ManualClock, app: Application, hb: dict) -> None:
     clock.set(at(23, 9, 30))  # Monday
     overdue = file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])
     file_case(rt, db, "CLEAN-EXPOSED-GARBAGE", hb["reporter_id"])

@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot.clock import ManualClock
 from handlers.outbox_sender import drain
 from storage.db import Database
-from storage.models import Case, Outbox
+from storage.models import Case, Outbox, pk
 from tests.fakebot import FakeBotAPI, FakeUser, buttons
 from tests.flows import grid_centre
 from tests.images import make_jpeg
@@ -29,7 +29,7 @@ async def _draft_to_summary(user: FakeUser, db: Database) -> None:
 
 
 async def test_reporter_gets_the_code_when_every_direct_reply_fails(
-    world: dict,  # type: ignore[type-arg]  # noqa: F811
+    world: dict,  # noqa: F811
     api: FakeBotAPI,
     app: object,
     db: Database,
@@ -38,7 +38,7 @@ async def test_reporter_gets_the_code_when_every_direct_reply_fails(
     worker: FakeUser = world["worker"]
     await _draft_to_summary(worker, db)
     summary = worker.last_message()
-    assert "请确认上报内容" in summary.text
+    assert "请确认上报内容" in summary.body
     # Telegram answers the press, the edit and the first send with 502 Bad Gateway.
     api.fail_next("answerCallbackQuery", 502)
     api.fail_next("editMessageReplyMarkup", 502)
@@ -63,7 +63,7 @@ async def test_reporter_gets_the_code_when_every_direct_reply_fails(
 @pytest.mark.parametrize("length", [1800, 5000])
 async def test_long_return_reason_still_updates_the_command_room_card(
     length: int,
-    world: dict,  # type: ignore[type-arg]  # noqa: F811
+    world: dict,  # noqa: F811
     db: Database,
     api: FakeBotAPI,
 ) -> None:
@@ -73,7 +73,7 @@ async def test_long_return_reason_still_updates_the_command_room_card(
     reason = ("不属于执法平台职责，应由便民服务处理。" * 100)[:length]
     await world["staff"].send(reason)
     await world["staff"].press(world["staff"].last_message(), "✅ 完成")
-    fresh = state(db, case.id)
+    fresh = state(db, pk(case))
     assert fresh.state == "returned"
     with db.session() as s:
         failed = [r for r in s.exec(select(Outbox).where(Outbox.state == "failed"))]
@@ -82,4 +82,4 @@ async def test_long_return_reason_still_updates_the_command_room_card(
     card = room.message(room.last_message().message_id)
     assert any("派遣至" in row[0] for row in buttons(card)), buttons(card)  # it can be dispatched again
     await world["dispatcher"].press(card, buttons(card)[0][0], chat=room)
-    assert state(db, case.id).state == "dispatched"
+    assert state(db, pk(case)).state == "dispatched"

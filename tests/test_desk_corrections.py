@@ -15,7 +15,7 @@ from bot.desk import corrections
 from bot.people import identity
 from bot.runtime import Runtime
 from storage.db import Database
-from storage.models import AuditEvent, Case, CaseState, Category, Unit
+from storage.models import AuditEvent, Case, CaseState, Category, Unit, pk
 from tests.fakebot import FakeTelegram, FakeUser, buttons
 from tests.flows import bound_group, onboard
 from tests.test_claim import join_directly
@@ -44,7 +44,7 @@ def category_id(db: Database, code: str) -> int:
         return found.id
 
 
-def dispatcher_person(rt: Runtime, telegram_id: int) -> identity.Person:  # type: ignore[name-defined]
+def dispatcher_person(rt: Runtime, telegram_id: int) -> identity.Person:
     return identity.identify(rt, identity.Profile(telegram_id=telegram_id, first_name="x", language_code="zh-hans"))
 
 
@@ -81,7 +81,7 @@ async def test_same_team_recomputes_the_due_time_from_the_dispatch(w: SimpleName
     case = await report_and_dispatch(w, w.worker, "违法搭建彩钢棚")
     person = dispatcher_person(w.rt, 9902)
     w.rt.clock.advance(timedelta(hours=1))
-    done = corrections.recategorize(w.rt, person, case.id, category_id(w.db, "TRAFFIC-FACILITY"))  # ZF, 2 days
+    done = corrections.recategorize(w.rt, person, pk(case), category_id(w.db, "TRAFFIC-FACILITY"))  # ZF, 2 days
     assert not done.team_changed
     with w.db.session() as s:
         fresh = s.get(Case, case.id)
@@ -89,7 +89,7 @@ async def test_same_team_recomputes_the_due_time_from_the_dispatch(w: SimpleName
     # Dispatched Monday 09:30; 2 working days = 15 working hours: Mon 6.5 h, Tue 7.5 h, Wed 1 h.
     assert fresh.due_at == datetime(2026, 11, 25, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
     with pytest.raises(corrections.SameCategory):
-        corrections.recategorize(w.rt, person, case.id, category_id(w.db, "TRAFFIC-FACILITY"))
+        corrections.recategorize(w.rt, person, pk(case), category_id(w.db, "TRAFFIC-FACILITY"))
 
 
 async def test_refused_for_a_closed_or_claimed_case_and_for_staff(w: SimpleNamespace) -> None:
@@ -99,10 +99,10 @@ async def test_refused_for_a_closed_or_claimed_case_and_for_staff(w: SimpleNames
         w.team.last_message(), next(x for x in labels(w.team.last_message()) if "认领" in x), chat=w.team
     )
     with pytest.raises(corrections.ReleaseFirst):
-        corrections.recategorize(w.rt, person, case.id, category_id(w.db, "TRAFFIC-EBIKE"))
+        corrections.recategorize(w.rt, person, pk(case), category_id(w.db, "TRAFFIC-EBIKE"))
     staff = dispatcher_person(w.rt, 9910)
     with pytest.raises(Exception) as refused:
-        corrections.recategorize(w.rt, staff, case.id, category_id(w.db, "TRAFFIC-PARKING"))
+        corrections.recategorize(w.rt, staff, pk(case), category_id(w.db, "TRAFFIC-PARKING"))
     assert type(refused.value).__name__ in ("ActorNotAllowed", "CaseNotFound", "NotDispatcher")
     with w.db.session() as s:
         fresh = s.get(Case, case.id)
@@ -110,7 +110,7 @@ async def test_refused_for_a_closed_or_claimed_case_and_for_staff(w: SimpleNames
         fresh.state = CaseState.CLOSED
         s.add(fresh)
     with pytest.raises(MoveNotAllowed):
-        corrections.recategorize(w.rt, person, case.id, category_id(w.db, "TRAFFIC-PARKING"))
+        corrections.recategorize(w.rt, person, pk(case), category_id(w.db, "TRAFFIC-PARKING"))
 
 
 async def test_the_command_rooms_card_corrects_too(w: SimpleNamespace) -> None:

@@ -117,7 +117,7 @@ async def test_tap_opens_the_card_with_the_pressers_actions(room: FakeUser, tg: 
         hb = s.exec(select(Unit).where(Unit.code == "HB-ZF")).one()
         assert hb.id is not None
     answer = await staff.press_data(staff.id, staff.last_message().message_id, "v1:dopen:999999")
-    assert (answer is not None and "无效" in answer.params["text"]) or "失效" in answer.params["text"]
+    assert answer is not None and ("无效" in answer.params["text"] or "失效" in answer.params["text"])
 
 
 async def test_find(room: FakeUser, tg: FakeTelegram, rt: Runtime) -> None:

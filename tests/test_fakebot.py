@@ -189,7 +189,7 @@ async def conv_name(update: Update, context: Context) -> int:
     return ConversationHandler.END
 
 
-def build_app(api: FakeBotAPI, probe: Probe, **builder: Any) -> Application:  # type: ignore[type-arg]
+def build_app(api: FakeBotAPI, probe: Probe, **builder: Any) -> Application:
     app_builder = ApplicationBuilder().token("123:ABC").request(api).get_updates_request(api)
     if builder.get("arbitrary_callback_data"):
         app_builder = app_builder.arbitrary_callback_data(True)
@@ -229,7 +229,7 @@ def probe() -> Probe:
 
 
 @pytest.fixture
-async def app(api: FakeBotAPI, probe: Probe) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+async def app(api: FakeBotAPI, probe: Probe) -> AsyncIterator[Application]:
     application = build_app(api, probe)
     await application.initialize()
     try:
@@ -239,7 +239,7 @@ async def app(api: FakeBotAPI, probe: Probe) -> AsyncIterator[Application]:  # t
 
 
 @pytest.fixture
-def tg(app: Application, api: FakeBotAPI) -> FakeTelegram:  # type: ignore[type-arg]
+def tg(app: Application, api: FakeBotAPI) -> FakeTelegram:
     return FakeTelegram(app, api)
 
 
@@ -248,7 +248,7 @@ def tg(app: Application, api: FakeBotAPI) -> FakeTelegram:  # type: ignore[type-
 # ---------------------------------------------------------------------------------------------
 
 
-async def test_get_me_identifies_the_test_bot(app: Application, api: FakeBotAPI) -> None:  # type: ignore[type-arg]
+async def test_get_me_identifies_the_test_bot(app: Application, api: FakeBotAPI) -> None:
     assert app.bot.id == BOT_ID
     assert app.bot.username == BOT_USERNAME
     assert app.bot.first_name == "GridDesk"
@@ -256,7 +256,7 @@ async def test_get_me_identifies_the_test_bot(app: Application, api: FakeBotAPI)
     assert [c.method for c in api.calls] == ["getMe"]
 
 
-async def test_commands_are_stored_per_language(app: Application, api: FakeBotAPI) -> None:  # type: ignore[type-arg]
+async def test_commands_are_stored_per_language(app: Application, api: FakeBotAPI) -> None:
     await app.bot.set_my_commands([BotCommand("start", "开始"), BotCommand("bind", "Bind this group")])
     await app.bot.set_my_commands([BotCommand("start", "Start")], language_code="en")
     default = api.commands[('{"type": "default"}', "")]
@@ -267,19 +267,19 @@ async def test_commands_are_stored_per_language(app: Application, api: FakeBotAP
     assert await app.bot.get_updates() == ()
 
 
-async def test_methods_the_bot_does_not_use_are_404(app: Application, api: FakeBotAPI) -> None:  # type: ignore[type-arg]
+async def test_methods_the_bot_does_not_use_are_404(app: Application, api: FakeBotAPI) -> None:
     # The fake models only what GridDesk calls: a new method must be added deliberately.
     with pytest.raises(TelegramError):  # PTB reads a 404 as InvalidToken here
         await app.bot.set_webhook("https://example.org/hook")
     assert (api.calls[-1].method, api.calls[-1].status) == ("setWebhook", 404)
 
 
-async def test_unknown_method_is_404(app: Application) -> None:  # type: ignore[type-arg]
+async def test_unknown_method_is_404(app: Application) -> None:
     with pytest.raises(EndPointNotFound):
         await app.bot.do_api_request("frobnicateChat", api_kwargs={"chat_id": 1})
 
 
-async def test_chat_not_found_for_unknown_chats(app: Application) -> None:  # type: ignore[type-arg]
+async def test_chat_not_found_for_unknown_chats(app: Application) -> None:
     with pytest.raises(BadRequest, match="Chat not found"):
         await app.bot.send_message(424242, "hello?")
 
@@ -378,7 +378,7 @@ async def test_edit_with_identical_content_is_not_modified(tg: FakeTelegram) -> 
     assert NOT_MODIFIED.startswith("Bad Request: message is not modified")
 
 
-async def test_edit_and_delete_missing_messages(tg: FakeTelegram, app: Application) -> None:  # type: ignore[type-arg]
+async def test_edit_and_delete_missing_messages(tg: FakeTelegram, app: Application) -> None:
     alice = tg.user(1001, "Alice")
     with pytest.raises(BadRequest, match="Message to edit not found"):
         await app.bot.edit_message_text("x", alice.id, 77)
@@ -392,7 +392,7 @@ async def test_edit_and_delete_missing_messages(tg: FakeTelegram, app: Applicati
         await app.bot.send_message(alice.id, "reply", reply_to_message_id=sent.message_id)
 
 
-async def test_user_messages_cannot_be_edited_by_the_bot(tg: FakeTelegram, app: Application) -> None:  # type: ignore[type-arg]
+async def test_user_messages_cannot_be_edited_by_the_bot(tg: FakeTelegram, app: Application) -> None:
     alice = tg.user(1001, "Alice")
     turn = await alice.send("hello")
     assert turn.update is not None and turn.update.message is not None
@@ -412,7 +412,7 @@ async def test_too_long_message_raises_bad_request(tg: FakeTelegram) -> None:
     assert tg.last_turn is not None and tg.last_turn.calls[-1].status == 400
 
 
-async def test_length_counts_utf16_after_html_parsing(app: Application, tg: FakeTelegram) -> None:  # type: ignore[type-arg]
+async def test_length_counts_utf16_after_html_parsing(app: Application, tg: FakeTelegram) -> None:
     alice = tg.user(1001, "Alice")
     # 4096 visible characters wrapped in markup: fine (tags and &amp; do not count).
     text = "<b>" + "a" * 4000 + "</b>" + "&amp;" * 96
@@ -439,7 +439,7 @@ async def test_length_counts_utf16_after_html_parsing(app: Application, tg: Fake
         ("网格 <div>x</div>", 'Unsupported start tag "div" at byte offset 7'),
     ],
 )
-async def test_invalid_html_is_rejected(app: Application, tg: FakeTelegram, html: str, error: str) -> None:  # type: ignore[type-arg]
+async def test_invalid_html_is_rejected(app: Application, tg: FakeTelegram, html: str, error: str) -> None:
     alice = tg.user(1001, "Alice")
     with pytest.raises(BadRequest) as caught:
         await app.bot.send_message(alice.id, html, parse_mode=ParseMode.HTML)
@@ -464,7 +464,7 @@ def test_supported_html_parses_to_entities() -> None:
     assert formatted.entities[9]["language"] == "python"
 
 
-async def test_markdown_is_refused_loudly(app: Application, tg: FakeTelegram) -> None:  # type: ignore[type-arg]
+async def test_markdown_is_refused_loudly(app: Application, tg: FakeTelegram) -> None:
     # Only HTML is modelled; a switch to MarkdownV2 must not pass tests unparsed.
     alice = tg.user(1001, "Alice")
     with pytest.raises(BadRequest, match="not modelled"):
@@ -478,7 +478,7 @@ async def test_forged_long_callback_data_is_rejected(tg: FakeTelegram, api: Fake
     assert alice.messages() == []  # nothing was sent
 
 
-async def test_answer_callback_query_limits(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:  # type: ignore[type-arg]
+async def test_answer_callback_query_limits(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:
     with pytest.raises(BadRequest, match="(?i)query is too old"):
         await app.bot.answer_callback_query("123")
     api.callback_queries["q1"] = False
@@ -494,7 +494,7 @@ async def test_answer_callback_query_limits(tg: FakeTelegram, app: Application, 
 # ---------------------------------------------------------------------------------------------
 
 
-async def test_blocked_user_raises_forbidden(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:  # type: ignore[type-arg]
+async def test_blocked_user_raises_forbidden(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:
     alice = tg.user(1001, "Alice")
     api.block(alice.id)
     with pytest.raises(Forbidden, match="bot was blocked by the user"):
@@ -504,7 +504,7 @@ async def test_blocked_user_raises_forbidden(tg: FakeTelegram, app: Application,
     assert alice.last_text() == "back"
 
 
-async def test_user_who_never_started_the_bot(tg: FakeTelegram, app: Application) -> None:  # type: ignore[type-arg]
+async def test_user_who_never_started_the_bot(tg: FakeTelegram, app: Application) -> None:
     bob = tg.user(1002, "Bob", started=False)
     with pytest.raises(Forbidden, match="can't initiate conversation"):
         await app.bot.send_message(bob.id, "you have a new case")
@@ -512,7 +512,7 @@ async def test_user_who_never_started_the_bot(tg: FakeTelegram, app: Application
     assert bob.last_text() == "hi"
 
 
-async def test_kicked_from_group_raises_forbidden(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:  # type: ignore[type-arg]
+async def test_kicked_from_group_raises_forbidden(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:
     group = tg.group(-1001234, "综合执法 team")
     api.kick(group.id)
     with pytest.raises(Forbidden, match="bot was kicked from the supergroup chat"):
@@ -549,7 +549,7 @@ async def test_group_privacy_mode(tg: FakeTelegram, probe: Probe) -> None:
     assert (await alice.send("now visible", chat=group)).delivered
 
 
-async def test_bot_added_and_removed(tg: FakeTelegram, probe: Probe, app: Application) -> None:  # type: ignore[type-arg]
+async def test_bot_added_and_removed(tg: FakeTelegram, probe: Probe, app: Application) -> None:
     alice = tg.user(1001, "Alice")
     group = tg.group(-1001234, "综合执法 team", bot_status="left")
     with pytest.raises(Forbidden, match="not a member"):
@@ -567,7 +567,7 @@ async def test_bot_added_and_removed(tg: FakeTelegram, probe: Probe, app: Applic
         await app.bot.send_message(group.id, "hi")
 
 
-async def test_chat_member_queries(tg: FakeTelegram, app: Application) -> None:  # type: ignore[type-arg]
+async def test_chat_member_queries(tg: FakeTelegram, app: Application) -> None:
     alice = tg.user(1001, "Alice")
     bob = tg.user(1002, "Bob")
     group = tg.group(-1001234, "综合执法 team", members=[bob], admins=[alice])
@@ -584,7 +584,7 @@ async def test_chat_member_queries(tg: FakeTelegram, app: Application) -> None: 
 # ---------------------------------------------------------------------------------------------
 
 
-async def test_injected_failures(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:  # type: ignore[type-arg]
+async def test_injected_failures(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:
     alice = tg.user(1001, "Alice")
     api.fail_next("sendMessage", retry_after=7)
     with pytest.raises(RetryAfter) as caught:
@@ -645,7 +645,7 @@ async def test_player_document_keeps_name_and_bytes(tg: FakeTelegram, probe: Pro
     assert probe.seen[-1] == ("document", jpeg, "现场.jpg", "image/jpeg")
 
 
-async def test_bot_uploads_get_file_ids(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:  # type: ignore[type-arg]
+async def test_bot_uploads_get_file_ids(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:
     alice = tg.user(1001, "Alice")
     png = make_png(300, 200)
     sent = await app.bot.send_photo(alice.id, png, caption="<i>map</i>", parse_mode=ParseMode.HTML)
@@ -669,7 +669,7 @@ async def test_bot_uploads_get_file_ids(tg: FakeTelegram, app: Application, api:
     assert bytes(await (await app.bot.get_file(stored.file_id)).download_as_bytearray()) == b"hello"
 
 
-async def test_media_group(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:  # type: ignore[type-arg]
+async def test_media_group(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:
     from telegram import InputMediaPhoto
 
     alice = tg.user(1001, "Alice")
@@ -709,7 +709,7 @@ async def test_player_album_and_other_media(tg: FakeTelegram) -> None:
     assert m_venue.location is not None and m_venue.location.latitude == 31.23
 
 
-async def test_locations_and_live_updates(tg: FakeTelegram, probe: Probe, app: Application) -> None:  # type: ignore[type-arg]
+async def test_locations_and_live_updates(tg: FakeTelegram, probe: Probe, app: Application) -> None:
     alice = tg.user(1001, "Alice")
     turn = await alice.send_location(31.2304, 121.4737, live_period=600)
     assert probe.seen[-1] == ("location", 31.2304, 121.4737, False)
@@ -737,7 +737,7 @@ async def test_conversation_with_non_blocking_states(tg: FakeTelegram) -> None:
     assert alice.texts() == ["What is the place called?", "Recorded: 人民广场东侧"]
 
 
-async def test_send_waits_when_the_application_is_running(tg: FakeTelegram, app: Application) -> None:  # type: ignore[type-arg]
+async def test_send_waits_when_the_application_is_running(tg: FakeTelegram, app: Application) -> None:
     await app.start()
     try:
         alice = tg.user(1001, "Alice")
@@ -757,7 +757,7 @@ async def test_handler_exceptions_surface(tg: FakeTelegram) -> None:
     assert len(tg.errors) == 2
 
 
-async def test_project_error_handlers_still_run(tg: FakeTelegram, app: Application) -> None:  # type: ignore[type-arg]
+async def test_project_error_handlers_still_run(tg: FakeTelegram, app: Application) -> None:
     seen: list[str] = []
 
     async def project_handler(update: object, context: Context) -> None:
@@ -770,7 +770,7 @@ async def test_project_error_handlers_still_run(tg: FakeTelegram, app: Applicati
     assert seen == ["handler bug"] and [str(e) for e in tg.errors] == ["handler bug"]
 
 
-async def test_reply_keyboard_is_tracked(tg: FakeTelegram, app: Application) -> None:  # type: ignore[type-arg]
+async def test_reply_keyboard_is_tracked(tg: FakeTelegram, app: Application) -> None:
     alice = tg.user(1001, "Alice")
     keyboard = ReplyKeyboardMarkup([[KeyboardButton("📍 Share location", request_location=True)], ["Cancel"]])
     sent = await app.bot.send_message(alice.id, "Where?", reply_markup=keyboard)
@@ -833,7 +833,7 @@ async def test_message_dates_follow_the_injected_clock(probe: Probe) -> None:
         await app.shutdown()
 
 
-async def test_after_update_runs_inside_the_turn(app: Application, api: FakeBotAPI) -> None:  # type: ignore[type-arg]
+async def test_after_update_runs_inside_the_turn(app: Application, api: FakeBotAPI) -> None:
     later: list[int] = []
 
     async def send_queued() -> None:
@@ -852,7 +852,7 @@ async def test_after_update_runs_inside_the_turn(app: Application, api: FakeBotA
     assert turn.texts == ["queued notice"] and later == []
 
 
-async def test_ignored_tasks_are_never_awaited(app: Application, api: FakeBotAPI) -> None:  # type: ignore[type-arg]
+async def test_ignored_tasks_are_never_awaited(app: Application, api: FakeBotAPI) -> None:
     forever = asyncio.Event()
     started: list[asyncio.Task[None]] = []
 

@@ -83,7 +83,7 @@ async def test_rating_buttons_qr_caption_and_the_handlers_button(
     card = team.last_message()
     await staff.press(card, "🙋 认领", chat=team)
     card = team.message(card.message_id)
-    assert "认领人：王执法" in card.caption  # "王" + "执法": one name
+    assert "认领人：王执法" in card.caption_text  # "王" + "执法": one name
     assert buttons(card)[0][0] == "✅ 处置完毕"  # 办结 is for closure only
     await staff.press(card, "✅ 处置完毕", chat=team)
     await staff.send_photo(make_jpeg(color=(0, 200, 0)), caption="已拆除")
@@ -100,7 +100,7 @@ async def test_rating_buttons_qr_caption_and_the_handlers_button(
     question = resident.last_message()
     assert buttons(question) == [["😀 非常满意", "🙂 满意", "😐 基本满意"], ["🙁 不满意", "😠 非常不满意"]]
     await resident.press(question, "😀 非常满意")
-    assert "非常满意" in resident.chat.message(question.message_id).text
+    assert "非常满意" in resident.chat.message(question.message_id).body
 
 
 async def test_text_and_voice_outside_a_report_get_a_hint(tg: FakeTelegram) -> None:
@@ -195,11 +195,11 @@ async def test_a_grid_centre_is_approximate_has_no_pin_and_no_duplicates(
         await worker.press(worker.last_message(), "暴露垃圾")
         summary = worker.last_message()
         # the second report at the same centre is not offered as a duplicate of the first
-        assert "附近已有" not in summary.text
+        assert "附近已有" not in summary.body
         await worker.press(summary, "✅ 确认上报")
     with db.session() as s:
         assert len(s.exec(select(Case)).all()) == 2
     card = room.last_message()
     # the place said once, marked approximate, and no map pin
-    assert "📍 劳动路社区第1网格 · 清波街道 · 📌 网格中心点（大致位置）" in card.caption
+    assert "📍 劳动路社区第1网格 · 清波街道 · 📌 网格中心点（大致位置）" in card.caption_text
     assert not [e for e in card.caption_entities if e.type == "text_link"]

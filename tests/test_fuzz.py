@@ -48,7 +48,7 @@ def counts(db: Database) -> tuple[int, int]:
 
 
 def no_bad_requests(api: FakeBotAPI) -> None:
-    refused = [(c.method, c.status, c.description) for c in api.calls if c.status == 400]
+    refused = [(c.method, c.status, c.error) for c in api.calls if c.status == 400]
     assert not refused, refused
 
 

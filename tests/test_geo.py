@@ -101,7 +101,9 @@ def test_multipolygon_parts_and_hole() -> None:
     assert idx.locate(30.202, 120.202) == 21
     assert idx.locate(30.205, 120.195) is None  # between the two blocks
     assert idx.locate(30.205, 120.205) is None  # in the courtyard
-    lat, lon = idx.centre_of(21)
+    centre = idx.centre_of(21)
+    assert centre is not None
+    lat, lon = centre
     assert idx.locate(lat, lon) == 21
     assert idx.nearest(30.205, 120.205, 0.5)[0][0] == 21
 
@@ -121,7 +123,9 @@ def test_grid_without_boundary_is_skipped_for_locate_but_near() -> None:
 
 
 def test_centre_given_or_inside_the_boundary(index: GridIndex) -> None:
-    lat, lon = index.centre_of(WEST.grid_id)
+    centre = index.centre_of(WEST.grid_id)
+    assert centre is not None
+    lat, lon = centre
     assert index.locate(lat, lon) == WEST.grid_id
     with_centre = GridShape(41, "C", square(120.0, 30.0, 0.01), (30.001, 120.001))
     assert GridIndex([with_centre]).centre_of(41) == (30.001, 120.001)

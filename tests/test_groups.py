@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from storage.db import Database
 from storage.models import AuditEvent, Chat, Unit
@@ -78,7 +78,7 @@ async def test_bot_added_and_removed(tg: FakeTelegram, admin: FakeUser, db: Data
     with db.session() as s:
         chat = s.exec(select(Chat).where(Chat.telegram_id == -100106)).one()
         assert chat.status == "left"
-        actions = [e.action for e in s.exec(select(AuditEvent).order_by(AuditEvent.id))]
+        actions = [e.action for e in s.exec(select(AuditEvent).order_by(col(AuditEvent.id)))]
     assert actions.count("chat.left") == 1 and "chat.joined" in actions
 
 

@@ -23,6 +23,7 @@ from storage.models import Case, ExternalTicket
 from tests.fakebot import FakeTelegram, FakeUser, buttons
 from tests.flows import bound_group, grid_centre, onboard
 from tests.images import make_jpeg
+from tests.rows import fetch
 from tests.test_claim import join_directly
 from tests.test_webhooks import QB, Receiver, subscribe
 
@@ -120,15 +121,15 @@ async def test_a_ticket_travels_the_whole_loop(
     assert row.caller_phone == "13912345678" and row.ticket_no == "12345-20261123-0042"
     await drain(app)
     card = room.last_message()
-    assert code in card.text and "13912345678" not in card.text and "王女士" not in card.text
+    assert code in card.body and "13912345678" not in card.body and "王女士" not in card.body
 
     # 2. dispatched: the hotline's deadline wins over the category's (ROAD-DAMAGE: 3 days)
     await dispatcher.press(card, buttons(card)[0][0], chat=room)
     with db.session() as s:
-        due = s.get(Case, case.id).due_at
+        due = fetch(s, Case, case.id).due_at
     assert due == datetime.fromisoformat(deadline)
     team_card = team.last_message()
-    assert "13912345678" not in team_card.text and "王女士" not in team_card.text
+    assert "13912345678" not in team_card.body and "王女士" not in team_card.body
 
     # 3. the caller's contact: dispatchers see it in /case, the team does not
     await dispatcher.send(f"/case {code}")
@@ -144,7 +145,7 @@ async def test_a_ticket_travels_the_whole_loop(
     verify = room.last_message()
     await dispatcher.press(verify, buttons(verify)[0][0], chat=room)
     with db.session() as s:
-        assert s.get(Case, case.id).state == "closed"
+        assert fetch(s, Case, case.id).state == "closed"
 
     # 5. the hotline heard every step, signed and verifiable, nothing personal in it
     await deliver_now(app)

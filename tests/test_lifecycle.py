@@ -14,8 +14,9 @@ from bot.people.roles import MembershipView, Person
 from bot.runtime import Runtime
 from storage import orgs
 from storage.db import Database
-from storage.models import AuditEvent, Case, Grid, Outbox, Unit, User
+from storage.models import AuditEvent, Case, Community, Grid, Outbox, Unit, User
 from storage.models import CaseState as S
+from tests.rows import fetch
 
 
 def test_every_state_has_a_kind_and_is_reachable_from_reported() -> None:
@@ -89,7 +90,7 @@ def test_relations_are_read_from_the_case_and_the_organisation(db: Database, rt:
     with db.session() as s:
         grid = s.exec(select(Grid).where(Grid.code == "33010200100101")).one()
         team = s.exec(select(Unit).where(Unit.code == "QB-ZF")).one()
-        street = orgs.street(s, grid.community_id and orgs.community(s, grid.community_id).street_id)  # type: ignore[arg-type]
+        street = orgs.street(s, fetch(s, Community, grid.community_id).street_id)
         assert street is not None
         case = _case(
             S.CLAIMED, grid_id=grid.id, unit_id=team.id, street_id=street.id, reporter_user_id=10, owner_user_id=20
@@ -127,15 +128,15 @@ def test_transition_is_one_compare_and_set_with_its_event_and_notices(db: Databa
     with db.read() as r:
         stale = r.get(Case, case_id)  # the loser read the case before the winner committed
     with db.session() as s:
-        case = s.get(Case, case_id)
-        lc.transition(rt, s, case, "claim", staff, now=now, values={"owner_user_id": owner_id})  # type: ignore[arg-type]
+        case = fetch(s, Case, case_id)
+        lc.transition(rt, s, case, "claim", staff, now=now, values={"owner_user_id": owner_id})
     with db.session() as s, pytest.raises(lc.MoveNotAllowed):
         s.add(stale)
         lc.transition(rt, s, stale, "claim", staff, now=now, values={"owner_user_id": owner_id})  # type: ignore[arg-type]
     with db.session() as s:
         events = s.exec(select(AuditEvent).where(AuditEvent.case_id == case_id)).all()
         notices = s.exec(select(Outbox).where(Outbox.case_id == case_id, Outbox.kind == "user_text")).all()
-        fresh = s.get(Case, case_id)
+        fresh = fetch(s, Case, case_id)
     assert [e.action for e in events] == ["case.claimed"] and events[0].from_state == S.DISPATCHED
     assert [n.chat_id for n in notices] == [5001]  # the reporter, once
     assert fresh is not None and fresh.state == S.CLAIMED and fresh.owner_user_id == owner_id and fresh.version == 2

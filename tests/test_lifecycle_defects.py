@@ -16,11 +16,11 @@ from tests.test_casework import claim, file_and_dispatch, world  # noqa: F401  (
 from tests.test_rating import close_residents_case, report_and_dispatch, w  # noqa: F401  (fixture)
 
 
-def _card_text(message) -> str:  # type: ignore[no-untyped-def]
+def _card_text(message) -> str:
     return message.caption or message.text or ""
 
 
-async def test_approved_extension_shows_the_new_due_time_on_every_card(world: dict, db: Database, rt: Runtime) -> None:  # type: ignore[type-arg]
+async def test_approved_extension_shows_the_new_due_time_on_every_card(world: dict, db: Database, rt: Runtime) -> None:
     case = await file_and_dispatch(world, db)
     await claim(world, world["staff"], case)
     team_card = world["team"].last_message()
@@ -57,7 +57,7 @@ async def test_the_follow_up_limit_promised_is_the_one_set(w: SimpleNamespace, t
     await close_residents_case(w, case)
     question = lin.last_message()
     await lin.press(question, "🙁")
-    assert "5 个工作日" in lin.chat.message(question.message_id).text
+    assert "5 个工作日" in lin.chat.message(question.message_id).body
     from bot.cases import deadlines
 
     with db.session() as s:
@@ -83,7 +83,7 @@ async def test_the_reporting_resident_cannot_make_rating_links(
     assert "photo" in turn.replies[-1]
 
 
-async def test_a_bot_that_may_not_post_does_not_greet(tg: FakeTelegram, admin: FakeUser, api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_bot_that_may_not_post_does_not_greet(tg: FakeTelegram, admin: FakeUser, api) -> None:
     group = tg.group(-100990, "只读群")
     turn = await tg.bot_added_to(group, by=admin, status="restricted")
     assert turn.errors == []

@@ -159,7 +159,7 @@ def plans(db: Database, run: Callable[[Session], Any]) -> list[str]:
     the list's order, or the plan still shows a Sort."""
     issued: list[tuple[str, Any]] = []
 
-    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def capture(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith("SELECT"):
             issued.append((statement, parameters))
 

@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.clock import ManualClock
 from griddesk.cli import main
@@ -45,7 +45,7 @@ async def test_admin_invites_and_worker_joins(tg: FakeTelegram, admin: FakeUser,
     with db.session() as s:
         invite = s.exec(select(Invite)).one()
         assert invite.used_at is not None and invite.used_by_user_id is not None
-        actions = [e.action for e in s.exec(select(AuditEvent).order_by(AuditEvent.id))]
+        actions = [e.action for e in s.exec(select(AuditEvent).order_by(col(AuditEvent.id)))]
     assert "invite.created" in actions and "user.joined" in actions
 
     who = await worker.send("/whoami")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from shapely.geometry import Point, shape
+from shapely.geometry.base import BaseGeometry
 from sqlmodel import SQLModel, func, select
 
 from bot.org.org_file import (
@@ -34,6 +36,7 @@ from storage.models import (
     UnitKind,
 )
 from storage.org_import import ImportReport, OrgImportRefused, import_org
+from storage.orgspec import GridSpec
 
 # --- fixtures ------------------------------------------------------------------------
 
@@ -65,7 +68,21 @@ def do_import(db: Database, spec: OrgSpec, **kwargs) -> ImportReport:
         return import_org(session, spec, **kwargs)
 
 
-MODELS = (District, Street, Community, Grid, Platform, Unit, Category)
+MODELS: tuple[type[Any], ...] = (District, Street, Community, Grid, Platform, Unit, Category)
+
+
+def shape_of(grid: GridSpec) -> BaseGeometry:
+    """The grid's boundary as a shape (AssertionError for a grid without one)."""
+    geom = grid.shape()
+    assert geom is not None, f"grid {grid.code} has no boundary"
+    return geom
+
+
+def centre_of(grid: GridSpec) -> tuple[float, float]:
+    """(lat, lon) inside the grid's boundary (AssertionError for a grid without one)."""
+    centre = grid.centre()
+    assert centre is not None, f"grid {grid.code} has no boundary"
+    return centre
 
 
 def snapshot(db: Database) -> dict[str, dict[str, tuple]]:
@@ -145,10 +162,12 @@ def test_sample_derived_units_and_codes(sample: OrgSpec) -> None:
 
 def test_sample_grids_are_realistic_and_tile_without_overlap(sample: OrgSpec) -> None:
     grids = [g for _s, _c, g in sample.iter_grids()]
-    shapes = [g.shape() for g in grids]
+    shapes = [shape_of(g) for g in grids]
     for grid, geom in zip(grids, shapes, strict=False):
         assert geom is not None and geom.is_valid, grid.code
-        assert len(grid.boundary["coordinates"][0]) - 1 in (4, 5), grid.code  # quads, pentagons
+        assert grid.boundary is not None and len(grid.boundary["coordinates"][0]) - 1 in (4, 5), (
+            grid.code
+        )  # quads, pentagons
         minx, miny, maxx, maxy = geom.bounds
         assert minx >= 120.16 and maxx <= 120.20 and miny >= 30.22 and maxy <= 30.26
         width, height = metres(maxx - minx, maxy - miny)
@@ -167,13 +186,13 @@ def test_sample_grids_are_realistic_and_tile_without_overlap(sample: OrgSpec) ->
 def test_sample_centre_of_each_grid_is_inside_it_and_no_other(sample: OrgSpec) -> None:
     grids = [g for _s, _c, g in sample.iter_grids()]
     for grid in grids:
-        lat, lon = grid.centre()
-        hits = [g.code for g in grids if g.shape().contains(Point(lon, lat))]
+        lat, lon = centre_of(grid)
+        hits = [g.code for g in grids if shape_of(g).contains(Point(lon, lat))]
         assert hits == [grid.code]
     # the middle of each polygon's bounding box too: the demo's "here I am" point
     for grid in grids:
-        c = grid.shape().centroid
-        hits = [g.code for g in grids if g.shape().contains(c)]
+        c = shape_of(grid).centroid
+        hits = [g.code for g in grids if shape_of(g).contains(c)]
         assert hits == [grid.code]
 
 
@@ -302,12 +321,12 @@ def test_reimport_into_the_shared_fixture_is_a_no_op(db: Database) -> None:
 
 def add_case(empty_db: Database, code: str, state: str, **refs) -> None:
     with empty_db.session() as s:
-        ids = {}
+        grid_id = category_id = None
         if "grid" in refs:
-            ids["grid_id"] = s.exec(select(Grid).where(Grid.code == refs["grid"])).one().id
+            grid_id = s.exec(select(Grid).where(Grid.code == refs["grid"])).one().id
         if "category" in refs:
-            ids["category_id"] = s.exec(select(Category).where(Category.code == refs["category"])).one().id
-        s.add(Case(code=code, state=state, description="test", **ids))
+            category_id = s.exec(select(Category).where(Category.code == refs["category"])).one().id
+        s.add(Case(code=code, state=state, description="test", grid_id=grid_id, category_id=category_id))
 
 
 def test_refuses_to_deactivate_what_open_cases_use(empty_db: Database, sample: OrgSpec) -> None:
@@ -653,8 +672,8 @@ def test_multipolygon_boundary_is_accepted() -> None:
         "MultiPolygon",
     )
     grid = parse_org_text(with_line(BOUNDARY_LINE, new), "x").streets[0].communities[0].grids[0]
-    lat, lon = grid.centre()
-    assert grid.shape().contains(Point(lon, lat))
+    lat, lon = centre_of(grid)
+    assert shape_of(grid).contains(Point(lon, lat))
 
 
 def test_overlapping_grids() -> None:

@@ -126,7 +126,7 @@ def card_of(db: Database, case_id: int, chat_id: int, purpose: str = "command") 
 
 async def test_a_private_notice_does_not_wait_behind_a_groups_backlog(
     app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+) -> None:
     cases = [new_case(rt, db, n, photo=False) for n in range(40)]
     for case_id in cases:
         queue_card(db, clock, case_id, GROUP)
@@ -175,7 +175,7 @@ async def test_three_causes_for_one_card_make_one_edit(
     clock: ManualClock,
     api: FakeBotAPI,
     chats: dict,
-    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def, type-arg]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     case_id = new_case(rt, db)
     queue_card(db, clock, case_id, ROOM)
@@ -204,7 +204,7 @@ async def test_three_causes_for_one_card_make_one_edit(
 
 async def test_rows_for_one_new_card_post_it_once(
     app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+) -> None:
     case_id = new_case(rt, db, photo=False)
     for _ in range(3):
         queue_card(db, clock, case_id, ROOM)
@@ -219,7 +219,7 @@ async def test_rows_for_one_new_card_post_it_once(
 
 async def test_a_cards_photo_is_uploaded_once_then_sent_by_file_id(
     app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+) -> None:
     case_id = new_case(rt, db)
     queue_card(db, clock, case_id, ROOM)
     await drain(app)
@@ -238,7 +238,7 @@ async def test_a_cards_photo_is_uploaded_once_then_sent_by_file_id(
 
 async def test_a_refused_file_id_is_forgotten_and_the_photo_uploaded_again(
     app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+) -> None:
     case_id = new_case(rt, db)
     queue_card(db, clock, case_id, ROOM)
     await drain(app)
@@ -255,7 +255,7 @@ async def test_a_refused_file_id_is_forgotten_and_the_photo_uploaded_again(
 
 async def test_caption_refused_as_too_long_becomes_photo_then_text_with_buttons(
     app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+) -> None:
     case_id = new_case(rt, db, description="A long description. " * 40)
     api.fail_next("sendPhoto", 400, "Bad Request: message caption is too long")
     row = queue_card(db, clock, case_id, ROOM)
@@ -287,7 +287,7 @@ async def test_a_caption_we_know_is_too_long_is_never_tried(
     clock: ManualClock,
     api: FakeBotAPI,
     chats: dict,
-    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def, type-arg]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     case_id = new_case(rt, db)
     queue_card(db, clock, case_id, ROOM)
@@ -318,7 +318,7 @@ async def test_a_database_error_on_one_rows_bookkeeping_does_not_stop_the_others
     clock: ManualClock,
     api: FakeBotAPI,
     chats: dict,
-    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def, type-arg]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(outbox_service, "BOOKKEEPING_RETRIES", (0, 0, 0))
     ids = [queue_text(db, clock, chat) for chat in (GROUP, RESIDENT, ROOM, RESIDENT)]
@@ -343,7 +343,7 @@ async def test_a_database_error_on_one_rows_bookkeeping_does_not_stop_the_others
 
 async def test_429_pauses_that_chat_only_and_5xx_retries_with_backoff(
     app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+) -> None:
     api.fail_next("sendMessage", retry_after=7)  # whichever chat's message goes first
     queued = {chat: [queue_text(db, clock, chat), queue_text(db, clock, chat)] for chat in (GROUP, RESIDENT, ROOM)}
     await drain(app)
@@ -370,7 +370,7 @@ async def test_429_pauses_that_chat_only_and_5xx_retries_with_backoff(
 
 async def test_a_blocked_chat_fails_its_queue_without_more_calls(
     app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+) -> None:
     api.block(RESIDENT)
     ids = [queue_text(db, clock, RESIDENT) for _ in range(3)]
     start = len(api.calls)
@@ -384,7 +384,7 @@ async def test_a_blocked_chat_fails_its_queue_without_more_calls(
 
 async def test_the_sender_runs_in_the_background_and_flush_does_not_wait(
     app, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+) -> None:
     names = {task.get_name() for task in asyncio.all_tasks()}
     assert sender_module.SENDER_TASK_NAME in names
     queue_text(db, clock, RESIDENT)
@@ -425,7 +425,7 @@ async def test_direct_replies_are_retried_after_a_429_but_outbox_sends_are_not()
 
 async def test_paced_sends_still_take_turns(
     app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+) -> None:
     """With budgets on (short windows here), a chat over its budget waits while the others go."""
     await sender_module.stop_sender(app)
     quick = (outbox_service.Window(1, 0.02),)
@@ -443,7 +443,7 @@ async def test_paced_sends_still_take_turns(
 
 async def test_rows_held_behind_a_budget_keep_their_lease_and_go_back_at_stop(
     app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+) -> None:
     await sender_module.stop_sender(app)
     slow = (outbox_service.Window(1, 3600.0),)  # one send to the group, then a long wait
     paced = sender_module.Sender(app, budgets=outbox_service.Budgets(group=slow))
@@ -478,7 +478,7 @@ async def test_rows_held_behind_a_budget_keep_their_lease_and_go_back_at_stop(
 
 async def test_a_restarted_sender_sends_a_photo_telegram_already_has_by_its_kept_file_id(
     app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+) -> None:
     case_id = new_case(rt, db)
     queue_card(db, clock, case_id, ROOM)
     await drain(app)

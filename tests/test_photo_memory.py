@@ -71,7 +71,7 @@ async def test_a_refusal_crosses_the_process_boundary_typed(tmp_path: Path) -> N
 async def test_shutdown_stops_the_workers_and_a_later_photo_starts_a_new_pool(tmp_path: Path) -> None:
     await decode_photo(make_jpeg(300, 200), tmp_path, default_tz=SHANGHAI)
     pool = photo_pool()
-    pids = list(pool._processes)  # type: ignore[attr-defined]
+    pids = list(pool._processes)
     assert pids
     shutdown_photo_pool()
     shutdown_photo_pool()  # twice is fine
@@ -103,7 +103,7 @@ async def test_concurrent_photos_are_bounded_by_the_slots(tg: FakeTelegram, monk
     most = 0
     real_decode = media.decode_photo
 
-    async def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+    async def counting(*args, **kwargs):
         nonlocal in_flight, most
         in_flight += 1
         most = max(most, in_flight)
@@ -138,7 +138,7 @@ async def test_worst_images_at_once_memory(tmp_path: Path) -> None:
 
     def sample() -> None:
         while not stop.is_set():
-            for pid in [os.getpid(), *photo_pool()._processes]:  # type: ignore[attr-defined]
+            for pid in [os.getpid(), *photo_pool()._processes]:
                 peaks[pid] = max(peaks.get(pid, 0.0), rss_mb(pid))
             time.sleep(0.01)
 

@@ -34,7 +34,7 @@ from bot.intake.photos import (
     process_photo,
     read_exif,
 )
-from tests.images import corrupt_jpeg, make_jpeg, make_png, truncated_jpeg
+from tests.images import corrupt_jpeg, make_jpeg, make_png, rgb, truncated_jpeg
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 UTC = UTC
@@ -122,7 +122,7 @@ def no_decoding(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     calls: list[tuple[int, int]] = []
     real_load = ImageFile.ImageFile.load
 
-    def spy(self: ImageFile.ImageFile):  # type: ignore[no-untyped-def]
+    def spy(self: ImageFile.ImageFile):
         calls.append(self.size)
         return real_load(self)
 
@@ -220,9 +220,9 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert (photo.width, photo.height) == (200, 400)
     with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
         assert out.size == (200, 400)
-        red, _, blue = out.getpixel((190, 10))
+        red, _, blue = rgb(out, (190, 10))
         assert red > 200 and blue < 60
-        red, _, blue = out.getpixel((10, 10))
+        red, _, blue = rgb(out, (10, 10))
         assert red < 60 and blue > 200
         assert ExifTags.Base.Orientation not in out.getexif()
     with Image.open(absolute(tmp_path, photo.thumb_path)) as thumb:
@@ -289,8 +289,8 @@ def test_png_with_alpha_is_flattened_on_white(tmp_path: Path) -> None:
     assert photo.gps is None and photo.taken_at is None
     with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
         assert out.mode == "RGB" and out.size == (100, 50)
-        assert all(channel > 245 for channel in out.getpixel((10, 25)))  # white, not black
-        red, green, blue = out.getpixel((90, 25))
+        assert all(channel > 245 for channel in rgb(out, (10, 25)))  # white, not black
+        red, green, blue = rgb(out, (90, 25))
         assert red > 180 and green < 40 and blue < 40
     assert_no_metadata(absolute(tmp_path, photo.jpeg_path))
 
@@ -302,7 +302,7 @@ def test_sixteen_bit_greyscale_png(tmp_path: Path) -> None:
     photo = process_photo(buffer.getvalue(), tmp_path, default_tz=SHANGHAI)
     with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
         assert out.mode == "RGB"
-        assert 60 < out.getpixel((32, 32))[0] < 100  # not clipped to white
+        assert 60 < rgb(out, (32, 32))[0] < 100  # not clipped to white
 
 
 def test_cmyk_jpeg_becomes_rgb(tmp_path: Path) -> None:
@@ -311,7 +311,7 @@ def test_cmyk_jpeg_becomes_rgb(tmp_path: Path) -> None:
     photo = process_photo(buffer.getvalue(), tmp_path, default_tz=SHANGHAI)
     with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
         assert out.mode == "RGB"
-        red, green, blue = out.getpixel((32, 32))
+        red, green, blue = rgb(out, (32, 32))
         assert red > 200 and green < 60 and blue < 60
 
 
@@ -350,7 +350,7 @@ def test_animated_gif_keeps_the_first_frame(tmp_path: Path) -> None:
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100)
     photo = process_photo(buffer.getvalue(), tmp_path, default_tz=SHANGHAI)
     with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
-        red, green, _ = out.getpixel((20, 20))
+        red, green, _ = rgb(out, (20, 20))
         assert red > 200 and green < 60
 
 
@@ -717,7 +717,7 @@ def test_no_optimize_pass_and_quality_85(tmp_path: Path, monkeypatch: pytest.Mon
     saved: list[dict] = []
     real_save = Image.Image.save
 
-    def spy(self: Image.Image, fp, format=None, **params):  # type: ignore[no-untyped-def]
+    def spy(self: Image.Image, fp, format=None, **params):
         saved.append({"format": format, **params})
         return real_save(self, fp, format, **params)
 
@@ -814,7 +814,7 @@ def test_webp_over_its_budget_is_refused_before_pillow_opens_it(
     opened: list[str] = []
     real_open = Image.open
 
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def spy(*args, **kwargs):
         opened.append("open")
         return real_open(*args, **kwargs)
 
@@ -882,8 +882,8 @@ def test_big_transparent_png_is_flattened_on_white_band_by_band(tmp_path: Path) 
     photo = process_photo(buffer.getvalue(), tmp_path, default_tz=SHANGHAI)
     assert (photo.width, photo.height) == (1600, 800)
     with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
-        assert all(channel > 245 for channel in out.getpixel((100, 400)))
-        red, green, blue = out.getpixel((1500, 400))
+        assert all(channel > 245 for channel in rgb(out, (100, 400)))
+        red, green, blue = rgb(out, (1500, 400))
         assert red > 180 and green < 40 and blue < 40
 
 
@@ -896,8 +896,8 @@ def test_big_palette_gif_with_transparency_and_big_16_bit_png(tmp_path: Path) ->
     photo = process_photo(buffer.getvalue(), tmp_path, default_tz=SHANGHAI)
     with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
         assert out.size == (1600, 1067)
-        assert all(channel > 245 for channel in out.getpixel((100, 500)))  # transparent -> white
-        red, _, blue = out.getpixel((1500, 500))
+        assert all(channel > 245 for channel in rgb(out, (100, 500)))  # transparent -> white
+        red, _, blue = rgb(out, (1500, 500))
         assert blue > 200 and red < 40
 
     grey = io.BytesIO()
@@ -905,7 +905,7 @@ def test_big_palette_gif_with_transparency_and_big_16_bit_png(tmp_path: Path) ->
     photo = process_photo(grey.getvalue(), tmp_path, default_tz=SHANGHAI)
     with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
         assert out.size == (1600, 1600)
-        assert 60 < out.getpixel((800, 800))[0] < 100
+        assert 60 < rgb(out, (800, 800))[0] < 100
 
 
 def test_big_cmyk_jpeg_is_converted(tmp_path: Path) -> None:
@@ -914,7 +914,7 @@ def test_big_cmyk_jpeg_is_converted(tmp_path: Path) -> None:
     photo = process_photo(buffer.getvalue(), tmp_path, default_tz=SHANGHAI)
     with Image.open(absolute(tmp_path, photo.jpeg_path)) as out:
         assert out.mode == "RGB" and out.size == (1600, 1200)
-        red, green, blue = out.getpixel((800, 600))
+        red, green, blue = rgb(out, (800, 600))
         assert red > 200 and green < 60 and blue < 60
 
 

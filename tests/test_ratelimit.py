@@ -11,7 +11,7 @@ from bot.people import identity as people
 from bot.people import onboarding
 from bot.runtime import Runtime
 from storage.db import Database
-from storage.models import Category, Grid
+from storage.models import Category, Grid, pk
 
 GRID = "33010200100101"
 
@@ -20,6 +20,7 @@ def resident_report(rt: Runtime, db: Database, user_id: int, dlat: float) -> int
     with db.session() as s:
         grid = s.exec(select(Grid).where(Grid.code == GRID)).one()
         category = s.exec(select(Category).where(Category.code == "CLEAN-EXPOSED-GARBAGE")).one()
+        assert grid.centre_lat is not None and grid.centre_lon is not None
     intake.check_rate(rt, user_id=user_id, resident=True)
     done = intake.submit_report(
         rt,
@@ -27,11 +28,11 @@ def resident_report(rt: Runtime, db: Database, user_id: int, dlat: float) -> int
             reporter_user_id=user_id,
             source="resident",
             latitude=grid.centre_lat + dlat,
-            longitude=grid.centre_lon,  # type: ignore[operator]
-            grid_id=grid.id,
-            category_id=category.id,
+            longitude=grid.centre_lon,
+            grid_id=pk(grid),
+            category_id=pk(category),
             description="垃圾",
-            photos=(),  # type: ignore[arg-type]
+            photos=(),
         ),
     )
     return done.case_id

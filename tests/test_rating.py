@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from PIL import Image
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.cases import deadlines
 from bot.clock import ManualClock
@@ -22,17 +22,18 @@ from handlers import rate as rate_handlers
 from handlers.common import off_loop
 from handlers.outbox_sender import drain
 from storage.db import Database
-from storage.models import AuditEvent, Case, CaseCard, FollowUp, Outbox, Rating, RatingLink, RatingRequest
+from storage.models import AuditEvent, Case, CaseCard, FollowUp, Outbox, Rating, RatingLink, RatingRequest, pk
 from tests.fakebot import MAX_MESSAGE_LENGTH, FakeChat, FakeTelegram, FakeUser, buttons, utf16_len
 from tests.flows import bound_group, grid_centre, onboard
 from tests.images import make_jpeg
+from tests.rows import fetch
 from tests.test_claim import join_directly
 
 GRID = "33010200100101"  # 清波街道: the command room dispatches by hand
 FACES = ["😀", "🙂", "😐", "🙁", "😠"]
 
 
-def faces(message) -> list[str]:  # type: ignore[no-untyped-def]
+def faces(message) -> list[str]:
     """The faces on a rating question's buttons (each button is a face and its words)."""
     return [label.split(" ")[0] for row in buttons(message) for label in row]
 
@@ -68,7 +69,7 @@ async def report_and_dispatch(w: SimpleNamespace, who: FakeUser, caption: str) -
     card = w.room.last_message()
     await w.dispatcher.press(card, buttons(card)[0][0], chat=w.room)
     with w.db.session() as s:
-        return s.exec(select(Case).order_by(Case.id.desc())).first()  # type: ignore[union-attr, return-value]
+        return s.exec(select(Case).order_by(col(Case.id).desc())).first()
 
 
 def card_id(w: SimpleNamespace, case: Case, chat: FakeChat, purpose: str) -> int:
@@ -98,24 +99,24 @@ async def verify_in_room(w: SimpleNamespace, case: Case) -> None:
 async def close_residents_case(w: SimpleNamespace, case: Case) -> None:
     await resolve(w, case)
     await verify_in_room(w, case)
-    assert state(w.db, case.id) == "closed"
+    assert state(w.db, pk(case)) == "closed"
 
 
 async def close_patrol_case(w: SimpleNamespace, case: Case) -> None:
     await resolve(w, case)
     verify = w.worker.last_message()
     await w.worker.press(verify, "✅ 确认已解决")
-    assert state(w.db, case.id) == "closed"
+    assert state(w.db, pk(case)) == "closed"
 
 
 def state(db: Database, case_id: int) -> str:
     with db.session() as s:
-        return s.get(Case, case_id).state  # type: ignore[union-attr]
+        return fetch(s, Case, case_id).state
 
 
 def rating_rows(db: Database) -> list[Rating]:
     with db.session() as s:
-        return list(s.exec(select(Rating).order_by(Rating.id)))
+        return list(s.exec(select(Rating).order_by(col(Rating.id))))
 
 
 def request_of(db: Database, case: Case, telegram_user: FakeUser) -> RatingRequest:
@@ -137,7 +138,7 @@ async def make_link(w: SimpleNamespace, who: FakeUser, case: Case) -> str:
     return found.group(1)
 
 
-def questions(user: FakeUser) -> list:  # type: ignore[type-arg]
+def questions(user: FakeUser) -> list:
     """The rating questions the user has now (messages still showing the five faces)."""
     return [m for m in user.messages() if faces(m) == FACES]
 
@@ -147,7 +148,7 @@ def questions(user: FakeUser) -> list:  # type: ignore[type-arg]
 
 async def test_residents_rate_and_a_bad_rating_reopens_the_case(
     w: SimpleNamespace, tg: FakeTelegram, api, rt: Runtime, db: Database
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     # A resident reports through the bot; the case is worked and verified by the command room.
     lin = tg.user(9550, "Ms Lin", language_code="en")
     case = await report_and_dispatch(w, lin, "Illegal construction: a shed built on the roof")
@@ -156,8 +157,8 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(
     # Closed: the resident gets the before and after photos, a short history and the five levels.
     question = lin.last_message()
     assert faces(question) == FACES
-    assert f"Please rate how {case.code}" in question.text
-    assert "reported" in question.text and "resolved" in question.text and "verified and closed" in question.text
+    assert f"Please rate how {case.code}" in question.body
+    assert "reported" in question.body and "resolved" in question.body and "verified and closed" in question.body
     assert buttons(question) == [
         ["😀 very satisfied", "🙂 satisfied", "😐 fairly satisfied"],
         ["🙁 dissatisfied", "😠 very dissatisfied"],
@@ -169,7 +170,7 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(
     answer = await lin.press(question, "😀")
     assert answer is not None and "recorded" in answer.params["text"]
     edited = lin.chat.message(question.message_id)
-    assert "Thank you for your rating: 😀 very satisfied" in edited.text and buttons(edited) == [["Skip"]]
+    assert "Thank you for your rating: 😀 very satisfied" in edited.body and buttons(edited) == [["Skip"]]
     await lin.press(edited, "Skip")
     assert buttons(lin.chat.message(question.message_id)) == []
     # the same level again, from the old buttons: one rating per resident per case
@@ -189,10 +190,10 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(
     turn = await neighbour.send(f"/start {payload}")
     assert "请在下方" in turn.texts[0]
     question = neighbour.last_message()
-    assert faces(question) == FACES and case.code in question.text and "办理经过" in question.text
+    assert faces(question) == FACES and case.code in question.body and "办理经过" in question.body
     await neighbour.press(question, "🙁")
     edited = neighbour.chat.message(question.message_id)
-    assert "不满意" in edited.text and "回访" in edited.text and "3 个工作日" in edited.text
+    assert "不满意" in edited.body and "回访" in edited.body and "3 个工作日" in edited.body
     await neighbour.send("围墙是拆了，可是建筑垃圾一直没清走")
     assert "已收到您的意见" in neighbour.last_text()
     assert buttons(neighbour.chat.message(question.message_id)) == []  # Skip is gone
@@ -200,7 +201,7 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(
     # The command room gets the follow-up card, with the comment.
     with db.session() as s:
         followup = s.exec(select(FollowUp)).one()
-    card = w.room.message(followup.card_message_id)  # type: ignore[arg-type]
+    card = w.room.message(followup.card_message_id)
     assert (
         case.code in card.text and "回访" in card.text and "建筑垃圾一直没清走" in card.text and "王阿姨" in card.text
     )
@@ -229,7 +230,7 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(
     assert answer is not None and "已重新办理" in answer.params["text"]
 
     # The case is back with its team and owner; everyone concerned is told.
-    assert state(db, case.id) == "reopened"
+    assert state(db, pk(case)) == "reopened"
     card = w.room.message(card.message_id)
     assert "结果：🔁 已重新办理" in card.text and buttons(card) == []
     team_card = w.team.message(card_id(w, case, w.team, "team"))
@@ -238,7 +239,7 @@ async def test_residents_rate_and_a_bad_rating_reopens_the_case(
     assert "重新交办" in neighbour.last_text()
     with db.session() as s:
         reopened = s.exec(select(AuditEvent).where(AuditEvent.action == "case.reopened")).one()
-        fresh = s.get(Case, case.id)
+        fresh = fetch(s, Case, case.id)
     assert (reopened.from_state, reopened.to_state, reopened.case_id) == ("closed", "reopened", case.id)
     assert (
         fresh.closed_at is None and fresh.due_at is not None and fresh.due_at > fresh.updated_at
@@ -326,8 +327,8 @@ async def test_link_on_an_open_case_and_a_rating_after_a_reopen(
     await zhao.press(zhao.last_message(), "跳过")
     with db.session() as s:
         followup = s.exec(select(FollowUp)).one()
-    await w.dispatcher.press(w.room.message(followup.card_message_id), "🔁 重新办理", chat=w.room)  # type: ignore[arg-type]
-    assert state(db, case.id) == "reopened"
+    await w.dispatcher.press(w.room.message(followup.card_message_id), "🔁 重新办理", chat=w.room)
+    assert state(db, pk(case)) == "reopened"
 
     # Chen presses the request of the first close: the case was reopened since.
     answer = await chen.press(old_question, "😀")
@@ -369,7 +370,7 @@ async def test_bad_links(w: SimpleNamespace, tg: FakeTelegram, clock: ManualCloc
     await tg.user(9571, "Ms Wu", language_code="en").send(f"/start {used}")
     assert "already used" in (await resident.send(f"/start {used}")).texts[0]
     with db.session() as s:
-        links = s.exec(select(RatingLink).order_by(RatingLink.id)).all()
+        links = s.exec(select(RatingLink).order_by(col(RatingLink.id))).all()
         requests = s.exec(select(RatingRequest)).all()
     assert [link.used_at is not None for link in links] == [False, True]
     assert len(requests) == 1
@@ -427,14 +428,14 @@ async def test_a_long_comment_is_shortened(w: SimpleNamespace, tg: FakeTelegram,
     case = await report_and_dispatch(w, lin, "Illegal construction: a shed built on the roof")
     await close_residents_case(w, case)
     await lin.press(lin.last_message(), "😠")
-    assert "follow-up within 3 working days" in lin.last_message().text
+    assert "follow-up within 3 working days" in lin.last_message().body
     await lin.send("很" * 4990 + "不满意的理由")
     assert "first 1000 characters" in lin.last_text()
     [row] = rating_rows(db)
     assert row.comment is not None and len(row.comment) == rating.MAX_COMMENT and row.comment_truncated
     with db.session() as s:
         followup = s.exec(select(FollowUp)).one()
-    card = w.room.message(followup.card_message_id)  # type: ignore[arg-type]
+    card = w.room.message(followup.card_message_id)
     assert "很很很" in card.text and utf16_len(card.text) <= MAX_MESSAGE_LENGTH
     # the window closed with the comment: the next message starts a report as usual
     await lin.send("Another problem: a broken streetlight")
@@ -458,7 +459,7 @@ async def test_a_voice_comment_and_a_command_that_ends_the_wait(
     assert row.comment_voice_file_id and row.comment is None
     with db.session() as s:
         followup = s.exec(select(FollowUp)).one()
-    assert "语音意见 7 秒" in w.room.message(followup.card_message_id).text  # type: ignore[arg-type]
+    assert "语音意见 7 秒" in w.room.message(followup.card_message_id).text
     # a second case: a command during the wait ends it and is answered as a command
     case2 = await report_and_dispatch(w, lin, "Illegal construction: another shed")
     await close_residents_case(w, case2)
@@ -474,7 +475,7 @@ async def test_a_voice_comment_and_a_command_that_ends_the_wait(
 
 async def test_one_reminder_to_rate(
     w: SimpleNamespace, tg: FakeTelegram, rt: Runtime, clock: ManualClock, app, db: Database
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     lin = tg.user(9600, "Ms Lin", language_code="en")
     sun = tg.user(9601, "Mr Sun", language_code="en")
     case = await report_and_dispatch(w, lin, "Illegal construction: a shed built on the roof")
@@ -491,7 +492,7 @@ async def test_one_reminder_to_rate(
     assert rating.remind_unrated(rt) == 0
     await drain(app)
     reminder = lin.last_message()
-    assert "A reminder" in reminder.text and faces(reminder) == FACES
+    assert "A reminder" in reminder.body and faces(reminder) == FACES
     assert not any("reminder" in text for text in sun.texts())
     clock.advance(timedelta(days=10))
     assert rating.remind_unrated(rt) == 0  # none after that
@@ -502,7 +503,7 @@ async def test_one_reminder_to_rate(
 
 async def test_a_request_rated_before_it_was_sent_is_not_sent(
     w: SimpleNamespace, tg: FakeTelegram, rt: Runtime, app, db: Database
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     lin = tg.user(9610, "Ms Lin", language_code="en")
     case = await report_and_dispatch(w, lin, "Illegal construction: a shed built on the roof")
     await close_residents_case(w, case)
@@ -555,7 +556,7 @@ async def test_a_resident_who_skipped_rating_rates_from_my(w: SimpleNamespace, t
     payload = rate_button["url"].split("start=", 1)[1]
     await lin.send(f"/start {payload}")
     question = lin.last_message()
-    assert faces(question) == FACES and case.code in question.text
+    assert faces(question) == FACES and case.code in question.body
     await lin.press(question, "😀")
     # rated: no button any more, and the old link says so
     assert "reply_markup" not in (await lin.send("/my")).replies[0]

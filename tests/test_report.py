@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.settings import Settings
 from storage.db import Database
@@ -53,14 +53,14 @@ async def test_worker_files_a_full_report(
     photo = make_jpeg(1200, 900, exif_gps=(30.2401, 120.1702), exif_time="2026:11:23 09:12:00")
     turn = await worker.send_photo(photo)
     assert "已收到 1 张照片" in turn.texts[0]
-    turn = await worker.press(turn.replies[0], "✅ 照片发完了")
+    await worker.press(turn.replies[0], "✅ 照片发完了")
     turn = await worker.send("小区门口垃圾堆放好几天了，没人清运")
     card = worker.last_message()
     labels = [row[0] for row in buttons(card)]
     assert "暴露垃圾" in labels[0], labels  # the most likely category first
     await worker.press(card, labels[0])
     summary = worker.last_message()
-    assert "请确认上报内容" in summary.text and "没人清运" in summary.text
+    assert "请确认上报内容" in summary.body and "没人清运" in summary.body
     await worker.press(summary, "✅ 确认上报")
     done = worker.last_text()
     case = only_case(db)
@@ -68,6 +68,7 @@ async def test_worker_files_a_full_report(
     assert "指挥中心" in done  # 清波 dispatches by hand
     assert (case.state, case.source) == ("reported", "patrol")
     assert case.grid_id is not None and case.street_id is not None and case.community_id is not None
+    assert case.latitude is not None and case.longitude is not None
     assert abs(case.latitude - lat) < 1e-9 and abs(case.longitude - lon) < 1e-9
     # routing proposed the right team, and the command room got the card with the photo
     with db.session() as s:
@@ -77,16 +78,18 @@ async def test_worker_files_a_full_report(
     assert unit is not None and unit.code == "QB-ZF"
     assert actions == ["case.reported"]
     posted = command_room.last_message()
-    assert posted.photo and case.code in posted.caption
+    assert posted.photo and case.code in posted.caption_text
     assert "派遣至" in buttons(posted)[0][0]
     # the files: original kept by hash, the JPEG we pass on has no EXIF
     assert len(media) == 1
     root = Path(settings.media_dir)
-    original = Image.open(root / media[0].original_path)
+    item = media[0]
+    assert item.original_path is not None and item.jpeg_path is not None and item.thumb_path is not None
+    original = Image.open(root / item.original_path)
     assert original.getexif().get_ifd(0x8825)  # the original keeps its GPS as evidence
-    passed_on = Image.open(root / media[0].jpeg_path)
+    passed_on = Image.open(root / item.jpeg_path)
     assert not passed_on.getexif() and "exif" not in passed_on.info
-    assert (root / media[0].thumb_path).is_file()
+    assert (root / item.thumb_path).is_file()
 
 
 async def test_quick_report_in_four_messages(worker: FakeUser, command_room: FakeChat, db: Database) -> None:
@@ -114,7 +117,7 @@ async def test_album_is_collected_and_acknowledged_once(worker: FakeUser, db: Da
     # one acknowledgement for the whole album, then the "send my location" button it speaks of
     assert len(replies) == 2 and "发送我的位置" in replies[1]["text"]
     ack_id = replies[0]["message_id"]
-    assert "已收到 4 张照片" in worker.tg.message(worker.id, ack_id).text
+    assert "已收到 4 张照片" in worker.tg.message(worker.id, ack_id).body
     lat, lon = grid_centre(db, GRID)
     await worker.send_location(lat, lon)
     card = worker.last_message()
@@ -137,7 +140,7 @@ async def test_resident_reports_and_sees_only_their_own(tg: FakeTelegram, comman
         await user.press(user.last_message(), "✅ Submit")
         assert "Registered as" in user.last_text()
     with db.session() as s:
-        cases = s.exec(select(Case).order_by(Case.id)).all()
+        cases = s.exec(select(Case).order_by(col(Case.id))).all()
     assert [c.source for c in cases] == ["resident", "resident"]
     mine = (await resident.send("/my")).texts[0]
     assert cases[0].code in mine and cases[1].code not in mine
@@ -160,20 +163,20 @@ async def test_second_report_nearby_joins_the_open_case(
     resident = tg.user(6100, "王阿姨", language_code="zh-hans")
     await quick(resident, "垃圾好几天没人收", 0.0002)  # about 22 m north
     summary = resident.last_message()
-    assert "附近已有 1 件同类问题" in summary.text and first.code in summary.text
+    assert "附近已有 1 件同类问题" in summary.body and first.code in summary.body
     assert buttons(summary)[0] == [f"➕ 并入 {first.code}"]
     await resident.press(summary, f"➕ 并入 {first.code}")
     assert first.code in resident.last_text() and "并入" in resident.last_text()
     with db.session() as s:
         cases = s.exec(select(Case)).all()
-        media = s.exec(select(CaseMedia).where(CaseMedia.case_id == first.id).order_by(CaseMedia.id)).all()
+        media = s.exec(select(CaseMedia).where(CaseMedia.case_id == first.id).order_by(col(CaseMedia.id))).all()
         supports = [e for e in s.exec(select(AuditEvent).where(AuditEvent.action == "case.supported"))]
     assert len(cases) == 1  # no new case
     assert [m.stage for m in media] == ["report", "support"]  # the resident's photo is kept
     assert len(supports) == 1 and supports[0].case_id == first.id
     # the command room's card was edited in place to count the extra report
     card = command_room.last_message()
-    assert first.code in card.caption and "另有 1 人次反映同一问题" in card.caption
+    assert first.code in card.caption_text and "另有 1 人次反映同一问题" in card.caption_text
 
 
 async def test_far_or_other_category_is_not_a_duplicate(worker: FakeUser, db: Database) -> None:
@@ -185,4 +188,4 @@ async def test_far_or_other_category_is_not_a_duplicate(worker: FakeUser, db: Da
     await worker.send_photo(make_jpeg(), caption="路边垃圾成堆")
     await worker.send_location(lat + 0.001, lon)  # about 110 m away: beyond 50 m
     await worker.press(worker.last_message(), "暴露垃圾")
-    assert "附近已有" not in worker.last_message().text
+    assert "附近已有" not in worker.last_message().body

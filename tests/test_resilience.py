@@ -56,8 +56,8 @@ async def test_a_bad_request_is_not_retried(limited_app: Application, api: FakeB
 
 
 def _terminate(db: Database, lock: PollerLock) -> None:
-    pid = lock._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()  # type: ignore[union-attr]
-    lock._conn.commit()  # type: ignore[union-attr]
+    pid = lock._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    lock._conn.commit()
     with db.engine.connect() as conn:
         conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
         conn.commit()
@@ -201,7 +201,7 @@ async def test_a_file_path_naming_a_local_file_is_refused(
     await user.send("/report")
     original = api._api_getFile
 
-    def local_path(call):  # type: ignore[no-untyped-def]
+    def local_path(call):
         answer = original(call)
         answer["file_path"] = "/etc/hostname"  # a forged (or misconfigured) Bot API
         return answer

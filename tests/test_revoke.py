@@ -12,11 +12,11 @@ from bot.runtime import Runtime
 from griddesk.simulator.model import member_json
 from griddesk.startup import load_org
 from storage.db import Database
-from storage.models import AuditEvent, Case, Grid, Membership, User
+from storage.models import AuditEvent, Case, Grid, Membership, User, pk
 from tests.fakebot import FakeChat, FakeTelegram, FakeUser
 from tests.test_casework import claim, file_and_dispatch, state, world  # noqa: F401  (fixture)
 
-World = dict  # type: ignore[type-arg]
+World = dict
 
 
 def active_roles(db: Database, telegram_id: int) -> set[tuple[str, str]]:
@@ -49,7 +49,7 @@ async def test_admin_revokes_a_staff_member_who_then_cannot_work_the_case(
     case = await file_and_dispatch(world, db)
     staff: FakeUser = world["staff"]
     await claim(world, staff, case)
-    assert state(db, case.id).owner_user_id is not None
+    assert state(db, pk(case)).owner_user_id is not None
     team_card = world["team"].last_message()
     # Not an admin: refused.
     turn = await staff.send("/revoke 9311 QB-ZF")
@@ -60,17 +60,17 @@ async def test_admin_revokes_a_staff_member_who_then_cannot_work_the_case(
     assert active_roles(db, 9310) == set()
     assert "已被撤销" in staff.last_text()  # told through the outbox
     # The case they had claimed went back to the team's queue...
-    fresh = state(db, case.id)
+    fresh = state(db, pk(case))
     assert fresh.state == "dispatched" and fresh.owner_user_id is None
     # ...and their old buttons get the polite refusal, changing nothing.
     answer = await staff.press_data(world["team"].id, team_card.message_id, f"v1:claim:{case.id}")
     assert answer is not None and answer.params["text"] == t("zh_CN", "button.stale")
-    assert state(db, case.id).state == "dispatched"
+    assert state(db, pk(case)).state == "dispatched"
     turn = await staff.send("/tasks")
     assert "QB-" not in "".join(turn.texts)
     # The other member still can.
     await claim(world, world["other"], case)
-    assert state(db, case.id).state == "claimed"
+    assert state(db, pk(case)).state == "claimed"
     with db.session() as s:
         events = s.exec(select(AuditEvent).where(AuditEvent.action == "membership.revoked")).all()
     assert [e.data["reason"] for e in events] == ["revoke"]
@@ -110,7 +110,7 @@ async def test_member_removed_from_the_team_group_loses_that_teams_rights(
     assert active_roles(db, 9310) == set()
     answer = await staff.press_data(team.id, team.last_message().message_id, f"v1:claim:{case.id}")
     assert answer is not None and answer.params["text"] == t("zh_CN", "button.stale")
-    assert state(db, case.id).state == "dispatched"
+    assert state(db, pk(case)).state == "dispatched"
     with db.session() as s:
         events = s.exec(select(AuditEvent).where(AuditEvent.action == "membership.revoked")).all()
     assert [e.data["reason"] for e in events] == ["left_group"]
@@ -133,7 +133,7 @@ async def test_org_reimport_without_the_scope_ends_the_role(
     assert active_roles(db, 9301) == set()
 
 
-def test_cli_revoke(rt: Runtime, db: Database, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_revoke(rt: Runtime, db: Database, monkeypatch, capsys) -> None:
     from griddesk import cli
     from tests.test_claim import join_directly
 

@@ -77,7 +77,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _post(url: str, body: dict, secret: str) -> int:  # type: ignore[type-arg]
+def _post(url: str, body: dict, secret: str) -> int:
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),

@@ -121,7 +121,7 @@ def test_db_upgrade_creates_the_schema(
     assert main(["db", "upgrade"]) == 0  # twice is harmless
 
 
-def test_only_one_process_polls(db) -> None:  # type: ignore[no-untyped-def]
+def test_only_one_process_polls(db) -> None:
     from storage.db import Database, PollerLock
 
     first, second = PollerLock(db), PollerLock(Database(db.url))

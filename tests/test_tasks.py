@@ -58,4 +58,4 @@ async def test_tasks_pages(tg: FakeTelegram, admin: FakeUser, rt: Runtime, db: D
     await staff.press(team_list, "Next ➡️")
     page2 = staff.tg.message(staff.id, team_list["message_id"])
     assert "Previous" in buttons(page2)[0][0]
-    assert page2.text.count("\n") == 2  # title + the two cases beyond the first eight
+    assert page2.body.count("\n") == 2  # title + the two cases beyond the first eight

@@ -11,7 +11,7 @@ from PIL import Image
 from bot.cases.verifyview import BAR, before_after_jpeg
 from bot.fonts import CJK_FONT
 from bot.i18n import t_plain
-from tests.images import make_jpeg
+from tests.images import make_jpeg, rgb_colours
 
 
 def _bar(jpeg: bytes) -> Image.Image:
@@ -29,7 +29,7 @@ def test_each_side_is_named_in_the_readers_language() -> None:
         pictures[lang] = before_after_jpeg(before, after, labels=labels, height=300)
 
     bar = _bar(pictures["zh_CN"])
-    colours = bar.getcolors(maxcolors=bar.width * bar.height) or []
+    colours = rgb_colours(bar)
     white = sum(n for n, (r, g, b) in colours if min(r, g, b) > 200)
     reds = sum(n for n, (r, g, b) in colours if r > 150 and g < 90)
     greens = sum(n for n, (r, g, b) in colours if g > 120 and r < 90)

@@ -26,6 +26,7 @@ from storage.models import Category, WebhookEvent, WebhookSubscription
 from tests.conftest import ADMIN_ID
 from tests.fakebot import FakeTelegram, FakeUser, buttons
 from tests.flows import bound_group, grid_centre, onboard
+from tests.rows import fetch
 from tests.test_claim import join_directly
 
 GRID = "33010200100101"
@@ -108,9 +109,10 @@ def test_events_go_with_the_change_and_not_without_it(rt: Runtime, db: Database)
 
     with pytest.raises(Boom), db.session() as s:  # a change that rolls back sends nothing
         case = s.exec(select(WebhookEvent)).first()
+        assert case is not None
         from storage.models import Case
 
-        webhooks.case_event(rt, s, s.get(Case, case.case_id), webhooks.RESOLVED, rt.clock.now())
+        webhooks.case_event(rt, s, fetch(s, Case, case.case_id), webhooks.RESOLVED, rt.clock.now())
         raise Boom()
     with db.session() as s:
         assert len(s.exec(select(WebhookEvent)).all()) == 1
@@ -181,7 +183,7 @@ async def test_a_failing_subscriber_is_retried_then_paused(
         clock.advance(timedelta(hours=1))
         await deliver_now(app)
     with db.session() as s:
-        sub_now = s.get(WebhookSubscription, sub.id)
+        sub_now = fetch(s, WebhookSubscription, sub.id)
         row = s.exec(select(WebhookEvent)).one()
     assert sub_now.paused_at is not None and row.attempts == webhooks.PAUSE_AFTER_FAILURES
     from handlers.outbox_sender import drain

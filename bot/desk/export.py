@@ -102,7 +102,7 @@ def figure_rows(rt: Runtime, scope: Scope, period: Period, lang: str) -> Iterato
 
 def write_xlsx(rt: Runtime, scope: Scope, period: Period, lang: str, out: IO[bytes] | str) -> int:
     """The three sheets; returns the number of cases written."""
-    from openpyxl import Workbook  # type: ignore[import-untyped]
+    from openpyxl import Workbook
 
     # The figures first: their working set is freed before the cases stream (a lower peak).
     figure_sheet = list(figure_rows(rt, scope, period, lang))

@@ -156,7 +156,7 @@ def missing_glyphs(text: str) -> set[str]:
 
 @cache
 def _cmap() -> frozenset[int]:
-    from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
+    from fontTools.ttLib import TTFont
 
     font = TTFont(str(FONT_PATH), lazy=True)
     return frozenset(font.getBestCmap())

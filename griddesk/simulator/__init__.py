@@ -57,7 +57,16 @@ from griddesk.simulator.model import (
     StoredFile,
     member_json,
 )
-from griddesk.simulator.telegram import FakeChat, FakeTelegram, FakeUser, MessageRef, SettleTimeout, Turn, buttons
+from griddesk.simulator.telegram import (
+    BotMessage,
+    FakeChat,
+    FakeTelegram,
+    FakeUser,
+    MessageRef,
+    SettleTimeout,
+    Turn,
+    buttons,
+)
 
 __all__ = [
     "BOT_FIRST_NAME",
@@ -69,6 +78,7 @@ __all__ = [
     "MAX_MESSAGE_LENGTH",
     "NOT_MODIFIED",
     "ApiError",
+    "BotMessage",
     "Call",
     "ChatState",
     "EntityParseError",

@@ -15,7 +15,7 @@ import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from telegram import Message, Update
 from telegram.ext import Application, ExtBot
@@ -79,6 +79,32 @@ class Turn:
         )
 
 
+class BotMessage(Message):
+    """A bot message as the player API hands it out: a PTB :class:`~telegram.Message` plus
+    ``body`` and ``caption_text``, which read as ``str`` (AssertionError when the message has
+    none), so a test writes ``assert "..." in message.body``."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, data: JSON, bot: ExtBot[Any]) -> BotMessage:
+        return cast(BotMessage, cls.de_json(data, bot))
+
+    @property
+    def body(self) -> str:
+        """The message's text (AssertionError if it has none, e.g. a photo)."""
+        if self.text is None:
+            raise AssertionError(f"message {self.message_id} has no text (caption: {self.caption!r})")
+        return self.text
+
+    @property
+    def caption_text(self) -> str:
+        """The message's caption (AssertionError if it has none)."""
+        if self.caption is None:
+            raise AssertionError(f"message {self.message_id} has no caption (text: {self.text!r})")
+        return self.caption
+
+
 # Ways to point at a message: a PTB Message, its JSON, (chat_id, message_id), a bare
 # message_id (in the acting user's private chat, or ``chat=``), or the Turn that carried it.
 MessageRef = Message | JSON | tuple[int, int] | int | Turn
@@ -120,21 +146,26 @@ class FakeChat:
     def json(self) -> JSON:
         return self.state.json()
 
-    def messages(self) -> list[Message]:
+    def messages(self) -> list[BotMessage]:
         """The bot's messages in this chat as they are now (edited, not deleted), oldest first."""
         return self.tg.messages(self.id)
 
-    def last_message(self) -> Message | None:
+    def last_message(self) -> BotMessage:
+        """The bot's latest message here (AssertionError if it has sent none)."""
         return self.tg.last_message(self.id)
 
     def texts(self) -> list[str]:
         """Texts/captions the bot sent here, in order, as sent."""
         return self.tg.texts(self.id)
 
-    def last_text(self) -> str | None:
-        return self.tg.api.last_text(self.id)
+    def last_text(self) -> str:
+        """Text/caption of the bot's latest message here (AssertionError if there is none)."""
+        text = self.tg.api.last_text(self.id)
+        if text is None:
+            raise AssertionError(f"the bot sent no text to chat {self.id}")
+        return text
 
-    def message(self, message_id: int) -> Message:
+    def message(self, message_id: int) -> BotMessage:
         return self.tg.message(self.id, message_id)
 
     def set_member(self, user: FakeUser, status: str) -> None:
@@ -175,16 +206,16 @@ class FakeUser:
 
     # ---- what the user sees in the private chat ------------------------------------------
 
-    def messages(self) -> list[Message]:
+    def messages(self) -> list[BotMessage]:
         return self.chat.messages()
 
-    def last_message(self) -> Message | None:
+    def last_message(self) -> BotMessage:
         return self.chat.last_message()
 
     def texts(self) -> list[str]:
         return self.chat.texts()
 
-    def last_text(self) -> str | None:
+    def last_text(self) -> str:
         return self.chat.last_text()
 
     def reply_keyboard(self, chat: FakeChat | None = None) -> list[list[str]] | None:
@@ -536,10 +567,10 @@ class FakeTelegram:
     def last_turn(self) -> Turn | None:
         return self.turns[-1] if self.turns else None
 
-    def message(self, chat_id: int, message_id: int) -> Message:
+    def message(self, chat_id: int, message_id: int) -> BotMessage:
         """A message as it currently is, as a PTB object bound to the app's bot."""
         # de_json copies what it reads; the stored dict is never changed in place.
-        return Message.de_json(self.api.message(chat_id, message_id), self.app.bot)
+        return BotMessage.of(self.api.message(chat_id, message_id), self.app.bot)
 
     def _bot_messages(self, chat_id: int) -> list[JSON]:
         bot_id = self.api.bot_id
@@ -549,15 +580,16 @@ class FakeTelegram:
         """Ids of the bot's messages that still exist in ``chat_id``, ascending."""
         return [m["message_id"] for m in self._bot_messages(chat_id)]
 
-    def messages(self, chat_id: int) -> list[Message]:
-        return [Message.de_json(m, self.app.bot) for m in self._bot_messages(chat_id)]
+    def messages(self, chat_id: int) -> list[BotMessage]:
+        return [BotMessage.of(m, self.app.bot) for m in self._bot_messages(chat_id)]
 
-    def last_message(self, chat_id: int) -> Message | None:
+    def last_message(self, chat_id: int) -> BotMessage:
+        """The bot's latest message in ``chat_id`` (AssertionError if it has sent none there)."""
         bot_id = self.api.bot_id
         for message in reversed(self.api.chat_messages(chat_id)):
             if message.get("from", {}).get("id") == bot_id:
-                return Message.de_json(message, self.app.bot)
-        return None
+                return BotMessage.of(message, self.app.bot)
+        raise AssertionError(f"the bot sent no message to chat {chat_id}")
 
     def texts(self, chat_id: int) -> list[str]:
         """Texts/captions the bot sent to ``chat_id``, in order, as sent (see FakeBotAPI.texts)."""

@@ -41,7 +41,7 @@ def wanted() -> set[str]:
 
 
 def main(source: str) -> None:
-    from fontTools import subset  # type: ignore[import-untyped]
+    from fontTools import subset
 
     options = subset.Options()
     options.hinting = False
