@@ -77,7 +77,7 @@ async def on_page(update: Update, context: Ctx, button: Tasks) -> None:
 
 
 def render_detail(rt: Runtime, lang: str, detail: casequery.CaseDetail) -> str:
-    card = render_card(detail.view, lang=lang, purpose="detail", tz=rt.settings.tz, photo=False)
+    card = render_card(detail.view, lang=lang, purpose="detail", tz=rt.settings.tz, photo=False, now=rt.clock.now())
     lines = [card.text]
     if detail.caller is not None:  # dispatchers only (bot/cases/query.py)
         caller = detail.caller
