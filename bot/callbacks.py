@@ -331,3 +331,18 @@ class Tasks(Button, kind="tasks"):
 @dataclass(frozen=True)
 class Lang(Button, kind="lang"):
     language: str = field(metadata=choice(*SUPPORTED_LANGUAGES))
+
+
+# --- /invite without arguments: role → street → community → grid (bot.people.invite_picker)
+
+INVITE_ROLES = ("worker", "staff", "dispatcher", "department", "supervisor")
+INVITE_LEVELS = ("role", "street", "community", "grid", "unit", "district")
+
+
+@dataclass(frozen=True)
+class InvitePick(Button, kind="invite"):
+    """An administrator's pick: the role, then what the id names (a street, a community …)."""
+
+    role: str = field(metadata=choice(*INVITE_ROLES))
+    level: str = field(metadata=choice(*INVITE_LEVELS))
+    ref: int

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import html
 import logging
@@ -40,7 +41,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
@@ -48,6 +49,8 @@ from bot import outbox
 from bot.callbacks import Extension
 from bot.cases import digests
 from bot.cases.cards import Card, CaseView, case_view, render_card
+from bot.cases.timewords import when_words
+from bot.cases.verifyview import closed_composite
 from bot.i18n import t
 from bot.intake.photos import absolute
 from bot.metrics import TELEGRAM_429
@@ -667,7 +670,13 @@ class Sender:
         card = self._batch.cards.get(key)
         if card is None:
             card = self._batch.cards[key] = render_card(
-                view, lang=lang, purpose=purpose, tz=self.rt.settings.tz, photo=photo, viewer_unit_id=unit_id
+                view,
+                lang=lang,
+                purpose=purpose,
+                tz=self.rt.settings.tz,
+                photo=photo,
+                viewer_unit_id=unit_id,
+                now=self.rt.clock.now(),
             )
         return card
 
@@ -675,7 +684,11 @@ class Sender:
         app, rt = self.app, self.rt
         lang = await self._lang(job.chat_id)
         if job.kind == "user_text":
-            text = clip(t(lang, job.payload["key"], **localized_params(job.payload.get("params", {}), lang)))
+            params = localized_params(job.payload.get("params", {}), lang)
+            if isinstance(params.get("due_at"), str):  # a reminder's due time, in words when near
+                due_at = datetime.fromisoformat(params.pop("due_at"))
+                params["due"] = when_words(lang, due_at, rt.clock.now(), rt.settings.tz)
+            text = clip(t(lang, job.payload["key"], **params))
             menu = None
             if job.payload.get("menu") == "main":
                 from handlers.report import main_menu  # report.py imports this module
@@ -741,6 +754,10 @@ class Sender:
         card = self._card(
             view, lang=lang, purpose=purpose, photo=existing is None or existing.is_photo, unit_id=unit_id
         )
+        # A closed case's photo card shows before and after side by side (issue 12).
+        composite = await off_loop(closed_composite, self.rt, view, lang) if card.photo_path else None
+        if composite is not None:
+            card = dataclasses.replace(card, photo_path=composite)
 
         async def as_text() -> int:
             """The whole card as a text message (its photo, if any, went with a short caption)."""
@@ -757,12 +774,15 @@ class Sender:
                 if existing.is_photo:
                     if visible_len(card.text) > CAPTION_LIMIT:
                         return await self._split_photo_card(job, existing.message_id, card, as_text)
-                    await bot.edit_message_caption(
-                        chat,
-                        existing.message_id,
-                        caption=card.text,
-                        reply_markup=markup(card),
-                    )
+                    if composite is not None:
+                        await self._edit_photo(chat, existing.message_id, composite, card)
+                    else:
+                        await bot.edit_message_caption(
+                            chat,
+                            existing.message_id,
+                            caption=card.text,
+                            reply_markup=markup(card),
+                        )
                 else:
                     await bot.edit_message_text(
                         card.text,
@@ -837,6 +857,27 @@ class Sender:
         if message.photo:
             await self._keep_file_ids(case_id, {path: message.photo[-1].file_id})
         return message
+
+    async def _edit_photo(self, chat_id: int, message_id: int, path: str, card: Card) -> None:
+        """Put our JPEG (by file_id once Telegram has it) and the card's caption on a photo card."""
+        bot = self.app.bot
+        file_id = self.file_ids.get(path)
+        if file_id is not None:
+            try:
+                await bot.edit_message_media(
+                    InputMediaPhoto(file_id, caption=card.text), chat_id, message_id, reply_markup=markup(card)
+                )
+                return
+            except BadRequest as exc:
+                if not _bad_file_id(exc):
+                    raise
+                self.file_ids.forget(path)
+        data = await off_loop(absolute(self.rt.settings.media_dir, path).read_bytes)
+        edited = await bot.edit_message_media(
+            InputMediaPhoto(data, caption=card.text), chat_id, message_id, reply_markup=markup(card)
+        )
+        if isinstance(edited, Message) and edited.photo:
+            self.file_ids.put(path, edited.photo[-1].file_id)  # not a media row's: kept in memory
 
     async def _keep_file_ids(self, case_id: int | None, uploaded: dict[str, str]) -> None:
         """Remember what Telegram calls our uploads: in memory, and with the case's media so

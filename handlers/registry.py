@@ -24,6 +24,7 @@ from bot.callbacks import (
     InputDone,
     InputHours,
     InputTeam,
+    InvitePick,
     Lang,
     NotFixed,
     Rate,
@@ -133,6 +134,7 @@ def register(app: Application) -> None:
     buttons.route(DeskOpen, desk_queue.on_open)
     buttons.route(DeskFix, desk_queue.on_fix)
     buttons.route(DeskFixTo, desk_queue.on_fix_to)
+    buttons.route(InvitePick, invite.on_pick)
     app.add_handler(CallbackQueryHandler(buttons.on_button))
 
     app.add_handler(

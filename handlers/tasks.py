@@ -77,7 +77,7 @@ async def on_page(update: Update, context: Ctx, button: Tasks) -> None:
 
 
 def render_detail(rt: Runtime, lang: str, detail: casequery.CaseDetail) -> str:
-    card = render_card(detail.view, lang=lang, purpose="detail", tz=rt.settings.tz, photo=False)
+    card = render_card(detail.view, lang=lang, purpose="detail", tz=rt.settings.tz, photo=False, now=rt.clock.now())
     lines = [card.text]
     if detail.caller is not None:  # dispatchers only (bot/cases/query.py)
         caller = detail.caller
@@ -90,6 +90,11 @@ def render_detail(rt: Runtime, lang: str, detail: casequery.CaseDetail) -> str:
         label = t(lang, f"audit.{e.action}") if e.action in casequery.TIMELINE_ACTIONS else esc(e.action)
         who = f" · {esc(e.actor)}" if e.actor else ""
         note = f" — {esc(e.note)}" if e.note and e.note != "auto" else ""
+        if e.due is not None:  # the time that was set, and the one it replaced
+            tz = rt.settings.tz
+            label += t(lang, "case.due_now", due=e.due.astimezone(tz).strftime("%m-%d %H:%M"))
+            if e.previous_due is not None:
+                label += t(lang, "case.due_was", due=e.previous_due.astimezone(tz).strftime("%m-%d %H:%M"))
         lines.append(f"{when} {label}{who}{note}")
     return clip("\n".join(lines))
 

@@ -103,3 +103,13 @@ def platform(session: Session, platform_id: int) -> Platform | None:
 def teams_of_street(session: Session, street_id: int) -> list[Unit]:
     stmt = select(Unit).where(Unit.street_id == street_id, Unit.kind == "team", col(Unit.active)).order_by(col(Unit.id))
     return list(session.exec(stmt))
+
+
+def communities_of_street(session: Session, street_id: int) -> list[Community]:
+    stmt = select(Community).where(Community.street_id == street_id, col(Community.active)).order_by(col(Community.id))
+    return list(session.exec(stmt))
+
+
+def grids_of_community(session: Session, community_id: int) -> list[Grid]:
+    stmt = select(Grid).where(Grid.community_id == community_id, col(Grid.active)).order_by(col(Grid.id))
+    return list(session.exec(stmt))

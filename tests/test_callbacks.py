@@ -25,6 +25,7 @@ from bot.callbacks import (
     InputDone,
     InputHours,
     InputTeam,
+    InvitePick,
     Lang,
     NotFixed,
     Rate,
@@ -82,6 +83,7 @@ EXAMPLES: list[tuple[Button, str]] = [
     (ReportJoin(77, 42), "v1:report_join:77:42"),
     (Tasks("mine", 2), "v1:tasks:mine:2"),
     (Lang("zh_CN"), "v1:lang:zh_CN"),
+    (InvitePick("worker", "community", 7), "v1:invite:worker:community:7"),
     (DeskStats("330102001", "this-month", "tm"), "v1:dstats:330102001:this-month:tm"),  # issue 11
     (DeskQueue("overdue", 0, 2), "v1:dqueue:overdue:0:2"),
     (DeskOpen(42), "v1:dopen:42"),

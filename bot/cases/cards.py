@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from bot.callbacks import Claim, Confirm, Dispatch, DispatchMenu, NotFixed, Release, ReportIn, Work
 from bot.cases import lifecycle
+from bot.cases.timewords import when_words
 from bot.desk.buttons import DeskFix
 from bot.i18n import bilingual, t
 from bot.org import index
@@ -192,9 +193,18 @@ def place_line(view: CaseView, lang: str) -> str:
 
 
 def render_card(
-    view: CaseView, *, lang: str, purpose: str, tz: ZoneInfo, photo: bool = True, viewer_unit_id: int | None = None
+    view: CaseView,
+    *,
+    lang: str,
+    purpose: str,
+    tz: ZoneInfo,
+    photo: bool = True,
+    viewer_unit_id: int | None = None,
+    now: datetime | None = None,
 ) -> Card:
-    """The card for a chat: its text, its first photo, its buttons for this purpose."""
+    """The card for a chat: its text, its first photo, its buttons for this purpose. Given
+    `now`, a near due time is said in day words ("今天 17:30", "明天 10:28"), which stay true
+    until the card is next re-rendered on the day; never the hours left, which would not."""
     head = f"<b>{_e(view.code)}</b> · {_e(view.category.get(lang))}"
     if view.urgent:
         head = "🔴 " + head + f" · {_e(t(lang, 'card.urgent'))}"
@@ -213,7 +223,12 @@ def render_card(
     if view.address:
         lines.append("🏷 " + _e(_fit(view.address, "address")))
     if view.due_at is not None and view.state not in CaseState.FINAL:
-        lines.append(t(lang, "card.due", due=view.due_at.astimezone(tz).strftime("%m-%d %H:%M")))
+        due = (
+            when_words(lang, view.due_at, now, tz)
+            if now is not None
+            else view.due_at.astimezone(tz).strftime("%m-%d %H:%M")
+        )
+        lines.append(t(lang, "card.due", due=due))
     if view.rung and view.state not in CaseState.FINAL:
         lines.append(t(lang, "card.supervised", rung=view.rung))
     if view.unit is not None:

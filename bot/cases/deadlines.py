@@ -296,7 +296,11 @@ def _sweep_followups(rt: Runtime, s: Session, now: datetime, limit: int, result:
         if case is None:
             continue
         at = clock.quiet.defer(now, clock.calendar.tz)
-        params = {"code": case.code, "due": row.due_at.astimezone(clock.calendar.tz).strftime("%m-%d %H:%M")}
+        params = {
+            "code": case.code,
+            "due": row.due_at.astimezone(clock.calendar.tz).strftime("%m-%d %H:%M"),
+            "due_at": row.due_at.isoformat(),  # the sender says it in words when near
+        }
         room = index.org(rt).command_room(row.street_id) if row.street_id else None
         for event in due_events:
             result.reminders += 1
@@ -405,6 +409,8 @@ def _fire(rt: Runtime, s: Session, clock: StreetClock, case: Case, event: Event,
     at = _send_at(clock, case, now)
     due = case.due_at.astimezone(clock.calendar.tz).strftime("%m-%d %H:%M") if case.due_at else "—"
     params = {"code": case.code, "due": due}
+    if case.due_at is not None:
+        params["due_at"] = case.due_at.isoformat()  # the sender says it in words when near
     if event.kind not in RUNGS:  # a rung is audited (case.supervised), which logs it
         business_event(s, "case.reminded", case=case.code, case_id=case.id, kind=event.kind)
     if event.kind in CLAIM_KINDS:

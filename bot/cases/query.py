@@ -56,6 +56,8 @@ class Event:
     from_state: str | None
     to_state: str | None
     note: str | None
+    due: datetime | None = None  # case.due_set: the due time set, and the one it replaced
+    previous_due: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,13 @@ class WorkList:
     has_more: bool
 
 
+def _moment(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def may_see(rt: Runtime, s: Session, person: Person, case: Case) -> bool:
     """Those with any relation to the case see it (see lifecycle.RULES); nobody else."""
     return lifecycle.may("see", lifecycle.relations(rt, s, person, case))
@@ -122,7 +131,10 @@ def detail(rt: Runtime, *, person: Person, code: str) -> CaseDetail | None:
             if e.actor_user_id is not None:
                 actor = actors.get(e.actor_user_id)
                 name = actor.display_name if actor else "?"
-            events.append(Event(e.at, e.action, name, e.from_state, e.to_state, e.note))
+            due = previous = None
+            if e.action == "case.due_set":
+                due, previous = _moment((e.data or {}).get("due_at")), _moment((e.data or {}).get("previous"))
+            events.append(Event(e.at, e.action, name, e.from_state, e.to_state, e.note, due, previous))
         # Residents never see another's rating; staff do.
         staff = () if person.is_resident else tuple(ratings_for_staff_in(s, rt, pk(case)))
         caller = None

@@ -3,16 +3,22 @@ replies, and the before and after photos side by side in one image (处置前 | 
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
+import secrets
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from bot.cases.cards import Names
+from bot.cases.cards import CaseView, Names
 from bot.fonts import CJK_FONT
+from bot.i18n import t_plain
+from bot.intake.photos import absolute
 from bot.org import index
 from bot.runtime import Runtime
 from storage import worklists
+from storage.models import CaseState
 
 # The composite's height; each side keeps its aspect ratio at it.
 HEIGHT = 720
@@ -70,3 +76,30 @@ def before_after_jpeg(
     out = io.BytesIO()
     canvas.save(out, format="JPEG", quality=85)
     return out.getvalue()
+
+
+COMPOSITE_DIR = "composites"
+
+
+def closed_composite(rt: Runtime, view: CaseView, lang: str) -> str | None:
+    """The before/after composite a CLOSED case's cards show instead of the first report
+    photo: its path under the media dir, rendered once per case, photos and language (a
+    reopened case closed with a new after photo gets a new file), then reused by every chat
+    (and, once uploaded, sent by Telegram's file_id). None when the case is not closed or
+    lacks a before or an after photo."""
+    if view.state != CaseState.CLOSED or not view.photo_paths or not view.after_photo_paths:
+        return None
+    before, after = view.photo_paths[0], view.after_photo_paths[-1]
+    digest = hashlib.sha1(f"{before}|{after}".encode()).hexdigest()[:12]
+    rel = f"{COMPOSITE_DIR}/{view.id}-{digest}-{lang}.jpg"
+    root = rt.settings.media_dir
+    target = absolute(root, rel)
+    if target.exists():
+        return rel
+    labels = (t_plain(lang, "work.photo_before"), t_plain(lang, "work.photo_after"))
+    data = before_after_jpeg(absolute(root, before).read_bytes(), absolute(root, after).read_bytes(), labels=labels)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{secrets.token_hex(6)}.part")  # one per writer, threads too
+    partial.write_bytes(data)
+    os.replace(partial, target)  # two senders at once: the same bytes, the last one wins whole
+    return rel

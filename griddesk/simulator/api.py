@@ -895,6 +895,25 @@ class FakeBotAPI(BaseRequest):
         self._put_text(message, "caption", caption)
         return self._commit_edit(message, markup)
 
+    def _api_editMessageMedia(self, call: Call) -> JSON | bool:
+        """Replace a photo message's photo (and its caption), as Telegram does."""
+        params = call.params
+        if params.get("inline_message_id"):
+            return True
+        chat, message = self._editable(call)
+        if "photo" not in message:
+            raise ApiError.bad_request("there is no media in the message to edit")  # wording approximated
+        media = params.get("media") or {}
+        content = self._photo_content(media, call, media.get("media"), "media")
+        markup = self._check_markup(params.get("reply_markup"), chat)
+        same_photo = content["photo"][-1]["file_unique_id"] == message["photo"][-1]["file_unique_id"]
+        same_caption = content.get("caption") == message.get("caption")
+        if same_photo and same_caption and _canonical(markup) == _canonical(message.get("reply_markup")):
+            raise ApiError(400, NOT_MODIFIED)
+        message["photo"] = content["photo"]
+        self._put_text(message, "caption", self._format(media, caption=True))
+        return self._commit_edit(message, markup)
+
     def _api_editMessageReplyMarkup(self, call: Call) -> JSON | bool:
         params = call.params
         if params.get("inline_message_id"):

@@ -1,0 +1,132 @@
+"""/invite with no arguments: pickers as buttons (role → street → community → grid, or team,
+command room's street, department, district), ending with the link /invite ROLE SCOPE makes."""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import select
+
+from storage.db import Database
+from storage.models import Community, Membership, Street, User
+from tests.fakebot import FakeTelegram, FakeUser, buttons
+from tests.flows import LINK
+
+GRID = "33010200100101"
+
+
+def without_link(text: str) -> str:
+    return re.sub(r"join-[A-Za-z0-9_-]+", "join-…", text)
+
+
+def memberships(db: Database, telegram_id: int) -> list[tuple[str, str]]:
+    with db.session() as s:
+        user = s.exec(select(User).where(User.telegram_id == telegram_id)).one()
+        return [(m.role, m.scope_code) for m in s.exec(select(Membership).where(Membership.user_id == user.id))]
+
+
+async def pick(admin: FakeUser, *labels: str) -> str:
+    """/invite, then press each label on the picker message; the message's final text."""
+    turn = await admin.send("/invite")
+    message = turn.replies[0]
+    for label in labels:
+        current = admin.chat.message(message["message_id"])
+        assert any(label in row for row in buttons(current)), (label, buttons(current))
+        await admin.press(current, label)
+    return admin.chat.message(message["message_id"]).text
+
+
+async def test_a_worker_picked_role_street_community_grid_joins(
+    tg: FakeTelegram, admin: FakeUser, db: Database
+) -> None:
+    turn = await admin.send("/invite")
+    first = turn.replies[0]
+    assert "请选择角色" in first["text"]
+    assert [row[0] for row in buttons(first)] == [
+        "网格员",
+        "平台工作人员",
+        "指挥中心调度员",
+        "部门工作人员",
+        "督导人员",
+    ]
+    await admin.press(first, "网格员")
+    msg = admin.chat.message(first["message_id"])
+    assert "邀请<b>网格员</b>" in msg.text_html or "邀请网格员" in msg.text
+    assert ["清波街道"] in buttons(msg) or any("清波街道" in row for row in buttons(msg))
+    await admin.press(msg, "清波街道")
+    msg = admin.chat.message(first["message_id"])
+    assert "（清波街道）" in msg.text and "请选择社区" in msg.text
+    assert any("劳动路社区" in row for row in buttons(msg))
+    await admin.press(msg, "劳动路社区")
+    msg = admin.chat.message(first["message_id"])
+    assert "请选择网格" in msg.text
+    assert buttons(msg)[0] == ["劳动路社区第1网格", "劳动路社区第2网格"]
+    await admin.press(msg, "劳动路社区第1网格")
+    final = admin.chat.message(first["message_id"])
+    assert buttons(final) == []
+    # exactly the words /invite ROLE SCOPE answers with
+    typed = (await admin.send(f"/invite worker {GRID}")).texts[-1]
+    assert without_link(final.text) == without_link(typed)
+    found = LINK.search(final.text)
+    assert found
+    worker = tg.user(6101, "刘网格", language_code="zh-hans")
+    turn = await worker.send(f"/start {found.group(1)}")
+    assert "您已登记为网格员" in turn.texts[0]
+    assert memberships(db, 6101) == [("worker", GRID)]
+
+
+async def test_each_role_ends_at_its_scope(tg: FakeTelegram, admin: FakeUser, db: Database) -> None:
+    text = await pick(admin, "平台工作人员", "清波街道", "清波街道综合执法平台")
+    assert "QB-ZF" in text and "start=join-" in text
+    text = await pick(admin, "指挥中心调度员", "清波街道")
+    assert "（清波街道，330102001）" in text and "start=join-" in text
+    text = await pick(admin, "部门工作人员", "区住建局")
+    assert "区住建局" in text and "start=join-" in text
+    text = await pick(admin, "督导人员", "上城区")
+    assert "上城区" in text and "start=join-" in text
+    staff = tg.user(6102, "王执法", language_code="zh-hans")
+    text = await pick(admin, "平台工作人员", "清波街道", "清波街道综合执法平台")
+    found = LINK.search(text)
+    assert found
+    await staff.send(f"/start {found.group(1)}")
+    assert memberships(db, 6102) == [("staff", "QB-ZF")]
+
+
+async def test_english_admin_sees_english_names(tg: FakeTelegram, admin: FakeUser) -> None:
+    await admin.send("/lang en")
+    turn = await admin.send("/invite")
+    first = turn.replies[0]
+    assert "Choose a role" in first["text"]
+    await admin.press(first, "grid worker")
+    msg = admin.chat.message(first["message_id"])
+    assert any("Qingbo Subdistrict" in row for row in buttons(msg))
+    await admin.press(msg, "Qingbo Subdistrict")
+    await admin.press(admin.chat.message(first["message_id"]), "Laodong Road Community")
+    msg = admin.chat.message(first["message_id"])
+    assert "choose the grid" in msg.text
+    await admin.press(msg, "Laodong Road Grid 1")
+    assert "start=join-" in admin.chat.message(first["message_id"]).text
+
+
+async def test_stale_forged_and_foreign_presses_are_refused(tg: FakeTelegram, admin: FakeUser, db: Database) -> None:
+    turn = await admin.send("/invite")
+    first = turn.replies[0]
+    with db.session() as s:
+        street = s.exec(select(Street)).first()
+        other = s.exec(select(Community).where(Community.street_id != street.id)).first()  # type: ignore[union-attr]
+        assert street is not None and other is not None
+    # a community that does not exist, a grid level for a team role, a role that is not offered
+    for data in ("v1:invite:worker:community:999999", "v1:invite:staff:grid:1", "v1:invite:admin:role:0"):
+        answer = await admin.press_data(admin.id, first["message_id"], data)
+        assert answer is not None and "按钮已失效" in answer.params["text"], data
+    # a department may not be picked as a team
+    answer = await admin.press_data(admin.id, first["message_id"], f"v1:invite:staff:street:{street.id}")
+    assert answer is not None and "text" not in answer.params  # a real step: no refusal
+    # someone who is not an administrator gets the admin-only answer, and no invite
+    stranger = tg.user(6103, "路人", language_code="zh-hans")
+    await stranger.send("/start")
+    answer = await stranger.press_data(stranger.id, first["message_id"], f"v1:invite:worker:community:{other.id}")
+    assert answer is not None and "只有系统管理员" in answer.params["text"]
+    # /invite without arguments from a non-admin: refused before any picker
+    turn = await stranger.send("/invite")
+    assert "只有系统管理员" in turn.texts[0] and buttons(turn.replies[0]) == []
