@@ -14,7 +14,7 @@ from storage.db import Database
 from storage.models import Case
 from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser
 from tests.flows import bound_group, grid_centre, onboard
-from tests.images import make_jpeg
+from tests.images import make_jpeg, rgb
 
 GRID = "33010200100101"
 
@@ -48,7 +48,7 @@ async def test_the_closed_card_shows_before_and_after(
     await dispatcher.press(card, "派遣至清波街道综合执法平台", chat=room)
     card = team.last_message()
     await staff.press(card, "🙋 认领", chat=team)
-    team_card_id = card.message_id  # type: ignore[union-attr]
+    team_card_id = card.message_id
     await staff.press(team.message(team_card_id), "✅ 处置完毕", chat=team)
     await staff.send_photo(make_jpeg(color=(0, 200, 0)), caption="已拆除")
     await staff.press(staff.last_message(), "✅ 完成")
@@ -58,12 +58,12 @@ async def test_the_closed_card_shows_before_and_after(
 
     for chat, message_id in ((room, room_card_id), (team, team_card_id)):
         closed = chat.message(message_id)
-        assert "已结案" in closed.caption
+        assert "已结案" in closed.caption_text
         image = photo_of(api, closed).convert("RGB")
         assert image.width > 1.5 * image.height  # two photos side by side
         left, right = (
-            image.getpixel((image.width // 4, image.height // 2)),
-            image.getpixel((3 * image.width // 4, image.height // 2)),
+            rgb(image, (image.width // 4, image.height // 2)),
+            rgb(image, (3 * image.width // 4, image.height // 2)),
         )
         assert left[0] > 150 and left[1] < 80  # the red report photo on the left
         assert right[1] > 150 and right[0] < 80  # the green after photo on the right

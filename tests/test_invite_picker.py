@@ -33,7 +33,7 @@ async def pick(admin: FakeUser, *labels: str) -> str:
         current = admin.chat.message(message["message_id"])
         assert any(label in row for row in buttons(current)), (label, buttons(current))
         await admin.press(current, label)
-    return admin.chat.message(message["message_id"]).text
+    return admin.chat.message(message["message_id"]).body
 
 
 async def test_a_worker_picked_role_street_community_grid_joins(
@@ -51,23 +51,23 @@ async def test_a_worker_picked_role_street_community_grid_joins(
     ]
     await admin.press(first, "网格员")
     msg = admin.chat.message(first["message_id"])
-    assert "邀请<b>网格员</b>" in msg.text_html or "邀请网格员" in msg.text
+    assert "邀请<b>网格员</b>" in msg.text_html or "邀请网格员" in msg.body
     assert ["清波街道"] in buttons(msg) or any("清波街道" in row for row in buttons(msg))
     await admin.press(msg, "清波街道")
     msg = admin.chat.message(first["message_id"])
-    assert "（清波街道）" in msg.text and "请选择社区" in msg.text
+    assert "（清波街道）" in msg.body and "请选择社区" in msg.body
     assert any("劳动路社区" in row for row in buttons(msg))
     await admin.press(msg, "劳动路社区")
     msg = admin.chat.message(first["message_id"])
-    assert "请选择网格" in msg.text
+    assert "请选择网格" in msg.body
     assert buttons(msg)[0] == ["劳动路社区第1网格", "劳动路社区第2网格"]
     await admin.press(msg, "劳动路社区第1网格")
     final = admin.chat.message(first["message_id"])
     assert buttons(final) == []
     # exactly the words /invite ROLE SCOPE answers with
     typed = (await admin.send(f"/invite worker {GRID}")).texts[-1]
-    assert without_link(final.text) == without_link(typed)
-    found = LINK.search(final.text)
+    assert without_link(final.body) == without_link(typed)
+    found = LINK.search(final.body)
     assert found
     worker = tg.user(6101, "刘网格", language_code="zh-hans")
     turn = await worker.send(f"/start {found.group(1)}")
@@ -103,9 +103,9 @@ async def test_english_admin_sees_english_names(tg: FakeTelegram, admin: FakeUse
     await admin.press(msg, "Qingbo Subdistrict")
     await admin.press(admin.chat.message(first["message_id"]), "Laodong Road Community")
     msg = admin.chat.message(first["message_id"])
-    assert "choose the grid" in msg.text
+    assert "choose the grid" in msg.body
     await admin.press(msg, "Laodong Road Grid 1")
-    assert "start=join-" in admin.chat.message(first["message_id"]).text
+    assert "start=join-" in admin.chat.message(first["message_id"]).body
 
 
 async def test_stale_forged_and_foreign_presses_are_refused(tg: FakeTelegram, admin: FakeUser, db: Database) -> None:
