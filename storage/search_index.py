@@ -67,8 +67,12 @@ def install(conn: Connection, extension: str = "pg_trgm") -> bool:
     if conn.dialect.name != "postgresql":
         return False
     try:
-        with conn.begin_nested():
-            conn.exec_driver_sql(f'CREATE EXTENSION IF NOT EXISTS "{extension}"')
+        try:  # in public when it can: a schema of its own (tests) may be dropped with the extension
+            with conn.begin_nested():
+                conn.exec_driver_sql(f'CREATE EXTENSION IF NOT EXISTS "{extension}" SCHEMA public')
+        except DBAPIError:
+            with conn.begin_nested():
+                conn.exec_driver_sql(f'CREATE EXTENSION IF NOT EXISTS "{extension}"')
         schema = conn.execute(
             text("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = :name"), {"name": extension}
         ).scalar_one()
