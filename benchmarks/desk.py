@@ -34,6 +34,7 @@ from sqlmodel import col, select
 from benchmarks import sweep
 from bot.desk import export, figures, maps, periods, queue, render, scopes
 from bot.people.roles import MembershipView, Person
+from storage import search_index
 from storage.db import Database
 from storage.models import Case, Role, Street
 
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--save-chart", type=Path)
     parser.add_argument("--save-map", type=Path)
     parser.add_argument("--export-child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--only-find", action="store_true", help="time /find only (round 2: the text index)")
     args = parser.parse_args()
     if args.export_child:
         export_child(*args.export_child)
@@ -116,6 +118,9 @@ def main() -> None:
         month = periods.parse("last-month", now, tz)
         year = periods.parse("365d", now, tz)
         results: dict[str, Any] = {}
+        if args.only_find:
+            find_only(rt, dispatcher, street.id, args)
+            return
         ms, report = timed(lambda: figures.compute(rt, street_scope, month), args.runs)
         results["figures street-month"] = (ms, report.total.received)
         ms, report_by = timed(lambda: figures.compute(rt, street_scope, month, "team"), args.runs)
@@ -164,6 +169,26 @@ def main() -> None:
         f"RSS {exp['rss_before_mb']:.0f} MB before, peak {exp['peak_mb']:.0f} MB "
         f"(growth {exp['peak_mb'] - exp['rss_before_mb']:.0f} MB)"
     )
+
+
+def find_only(rt: Any, dispatcher: Person, street_id: int | None, args: argparse.Namespace) -> None:
+    with rt.db.read() as s:
+        some = s.exec(select(Case.code).where(Case.street_id == street_id).order_by(col(Case.id).desc())).first()
+    inside = str(some)[-7:]  # the inside of a code (not its start): one case holds it
+    cases = (("code", some), ("every case", "benchmark"), ("inside a code", inside), ("no case", "不存在的地址"),
+             ("no case, 2 characters", "井盖"))  # fmt: skip
+    backend = "PostgreSQL" if args.database else "SQLite"
+    with rt.db.engine.begin() as conn:  # the planner's statistics, as autovacuum would have them
+        conn.exec_driver_sql("ANALYZE cases" if args.database else "ANALYZE")
+    print(f"{backend}: {args.cases:,} cases; medians of {args.runs * 2} runs")
+    for indexed in (True, False):
+        if not indexed:  # the same database without the text index (migration 0008): the scan
+            with rt.db.engine.begin() as conn:
+                search_index.uninstall(conn)
+        print("  with the text index (0008)" if indexed else "  without it (the scan)")
+        for label, text in cases:
+            ms, found = timed(partial(queue.find, rt, dispatcher, text), args.runs * 2)
+            print(f"    /find {label:24s} {text!s:14s} {ms:9.1f} ms   ({len(found):,})")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     rating_reminder_hours: float = Field(default=24, gt=0, validation_alias="GRIDDESK_RATING_REMINDER_HOURS")
     rate_limit: bool = Field(default=True, validation_alias="GRIDDESK_RATE_LIMIT")
     webhook_secret: str | None = Field(default=None, validation_alias="GRIDDESK_WEBHOOK_SECRET")
+    # /map's base tiles (off when unset): an XYZ URL such as https://tile.example/{z}/{x}/{y}.png
+    map_tile_url: str | None = Field(default=None, validation_alias="GRIDDESK_MAP_TILE_URL")
     webhook_listen: str = Field(default="0.0.0.0", validation_alias="GRIDDESK_WEBHOOK_LISTEN")
     webhook_port: int = Field(default=8443, ge=1, le=65535, validation_alias="GRIDDESK_WEBHOOK_PORT")
     # A local Bot API server (--local) answers getFile with a path on its own disk: only then

@@ -13,7 +13,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Upda
 from telegram.error import TelegramError
 
 from bot.desk import export, maps, render, service
-from bot.desk.buttons import BY_OF, DeskStats
+from bot.desk.buttons import BY_OF, DeskMap, DeskStats
 from bot.desk.figures import Report
 from bot.desk.periods import PRESETS, Period
 from bot.desk.scopes import Scope
@@ -135,20 +135,56 @@ async def export_command(update: Update, context: Ctx) -> None:
 
 
 def _map(
-    rt: Runtime, person: Person, scope_code: str | None, period_text: str | None, lang: str
+    rt: Runtime, person: Person, scope_code: str | None, period_text: str | None, lang: str, colour: str = maps.BY_STATE
 ) -> tuple[Scope, Period, maps.MapImage]:
     scope, period = service.scope_and_period(rt, person, scope_code, period_text)
-    return scope, period, maps.draw(rt, scope, period, lang, f"{scope.names.get(lang)} · {period.label()}")
+    title = f"{scope.names.get(lang)} · {period.label()}"
+    return scope, period, maps.draw(rt, scope, period, lang, title, colour)
+
+
+_MAP_COLOUR_CODES = {maps.BY_STATE: "st", maps.BY_CATEGORY: "ct"}
+
+
+def map_keyboard(lang: str, scope: Scope, period: Period, colour: str) -> InlineKeyboardMarkup | None:
+    """One button: the same map coloured the other way (by category / by state)."""
+    other = maps.BY_CATEGORY if colour == maps.BY_STATE else maps.BY_STATE
+    key = N_("desk.map_by_category") if other == maps.BY_CATEGORY else N_("desk.map_by_state")
+    try:
+        data = DeskMap(scope.code, period.text, _MAP_COLOUR_CODES[other]).pack()
+    except ValueError:  # a period typed as a long range does not fit a button: no button
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(t_plain(lang, key), callback_data=data)]])
+
+
+async def _send_map(
+    update: Update,
+    context: Ctx,
+    person: Person,
+    lang: str,
+    scope_code: str | None,
+    period_text: str | None,
+    colour: str,
+) -> None:
+    scope, period, image = await off_loop(_map, runtime(context), person, scope_code, period_text, lang, colour)
+    assert update.effective_chat is not None
+    caption = t(lang, "desk.map_caption", scope=esc(scope.names.get(lang)), period=period.label(), count=image.cases)
+    markup = map_keyboard(lang, scope, period, colour)
+    await context.bot.send_photo(update.effective_chat.id, image.png, caption=caption, reply_markup=markup)
 
 
 async def map_command(update: Update, context: Ctx) -> None:
-    """/map [SCOPE] [PERIOD]: the grids and the period's cases, coloured by state."""
+    """/map [SCOPE] [PERIOD]: the grids and the period's cases, coloured by state (a button: by category)."""
     person = await person_of(update, context)
     if person is None:
         return
     lang = await chat_language(update, context, person)
     request = service.read_args(command_args(context))
-    scope, period, image = await off_loop(_map, runtime(context), person, request.scope, request.period, lang)
-    assert update.effective_chat is not None
-    caption = t(lang, "desk.map_caption", scope=esc(scope.names.get(lang)), period=period.label(), count=image.cases)
-    await context.bot.send_photo(update.effective_chat.id, image.png, caption=caption)
+    await _send_map(update, context, person, lang, request.scope, request.period, maps.BY_STATE)
+
+
+async def on_map_button(update: Update, context: Ctx, button: DeskMap) -> None:
+    query, person = await pressed(update, context)
+    lang = await chat_language(update, context, person)
+    await query.answer()
+    colour = maps.BY_CATEGORY if button.colour == "ct" else maps.BY_STATE
+    await _send_map(update, context, person, lang, button.scope, button.period, colour)

@@ -1,5 +1,6 @@
 """The desk's periodic reports on the JobQueue: weekly and monthly figures, 红黑榜 and the
-longest-overdue cases through the outbox; the monthly one with the spreadsheet attached."""
+longest-overdue cases through the outbox; the monthly one with the spreadsheet attached (an
+outbox row of its own, kind desk_spreadsheet, delivered by `deliver_spreadsheet`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ import io
 import logging
 
 from telegram import InputFile
-from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes
 
+from bot import outbox
 from bot.desk import export, reports
-from bot.outbox import chat_language
 from bot.runtime import Runtime
 from handlers.common import off_loop
 from handlers.outbox_sender import flush
@@ -33,14 +33,16 @@ async def periodic_reports(context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     log.info("desk reports: %s reports, %s messages", result.reports, result.messages)
     await flush(context.application)
-    for chat_id, code, first, last in result.monthly:
-        lang = await off_loop(chat_language, rt, chat_id)
-        data = await off_loop(_spreadsheet, rt, code, first, last, lang)
-        name = f"griddesk-{code}-{first.replace('-', '')}-{last.replace('-', '')}.xlsx"
-        try:
-            await context.bot.send_document(chat_id, InputFile(data, filename=name))
-        except TelegramError as exc:
-            log.info("could not send the monthly spreadsheet to %s: %s", chat_id, exc)
+
+
+async def deliver_spreadsheet(app: Application, rt: Runtime, job: outbox.Job, lang: str) -> int:
+    """The outbox sender's delivery of a monthly report's spreadsheet (kind desk_spreadsheet):
+    made now, in the reader's language; a failed send is retried by the outbox."""
+    code, first, last = job.payload["code"], job.payload["first"], job.payload["last"]
+    data = await off_loop(_spreadsheet, rt, code, first, last, lang)
+    name = f"griddesk-{code}-{first.replace('-', '')}-{last.replace('-', '')}.xlsx"
+    message = await app.bot.send_document(job.chat_id, InputFile(data, filename=name))
+    return message.message_id
 
 
 def schedule(app: Application) -> None:

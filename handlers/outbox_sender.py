@@ -710,6 +710,10 @@ class Sender:
             return await self._extension_request(job, lang), False
         if job.kind == "case_card":
             return await self._case_card(job, lang)
+        if job.kind == "desk_spreadsheet":  # the monthly report's XLSX (issue 11)
+            from handlers.desk_jobs import deliver_spreadsheet  # it imports this module
+
+            return await deliver_spreadsheet(app, rt, job, lang), False
         log.error("outbox row %s has an unknown kind %r", job.id, job.kind)
         return None, False
 

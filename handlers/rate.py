@@ -58,10 +58,6 @@ def _days(value: float) -> str:
     return f"{value:g}"
 
 
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0%}"
-
-
 # --- /ratelink ---------------------------------------------------------------------------
 
 
@@ -342,43 +338,6 @@ async def remind_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     if queued:
         log.info("reminded %s residents to rate", queued)
         await flush(context.application)
-
-
-# --- numbers -----------------------------------------------------------------------------
-
-
-async def stats_command(update: Update, context: Ctx) -> None:
-    person = await person_of(update, context)
-    if person is None:
-        return
-    lang = await chat_language(update, context, person)
-    rt = runtime(context)
-    report = await off_loop(rating.stats_for, rt, person=person, args=command_args(context))
-    await reply(update, render_stats(lang, report))
-
-
-def render_stats(lang: str, report: rating.StatsReport) -> str:
-    st = report.stats
-    period = {"7d": t(lang, "rate.period_7d"), "30d": t(lang, "rate.period_30d"), "all": t(lang, "rate.period_all")}[
-        report.period
-    ]
-    lines = [
-        t(lang, "rate.stats_title", scope=esc(report.scope.get(lang)), period=period),
-        t(lang, "rate.stats_requests", sent=st.requests_sent, rated=st.responded, rate=_percent(st.response_rate)),
-        t(lang, "rate.stats_ratings", count=st.ratings, rate=_percent(st.satisfaction_rate)),
-        " · ".join(f"{rating.EMOJI[level]} {st.by_level.get(level, 0)}" for level in rating.LEVELS),
-        t(lang, "rate.stats_bad", count=st.bad),
-        t(
-            lang,
-            "rate.stats_followups",
-            open=st.followups.get("open", 0),
-            overdue=st.followups.get("overdue", 0),
-            resolved=st.followups.get(rating.RESOLVED, 0),
-            unreachable=st.followups.get(rating.UNREACHABLE, 0),
-            reopened=st.followups.get(rating.REOPENED, 0),
-        ),
-    ]
-    return "\n".join(lines)
 
 
 # --- what staff see of a case's ratings (for /case) -----------------------------------------

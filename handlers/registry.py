@@ -42,7 +42,7 @@ from bot.callbacks import (
     Tasks,
     Work,
 )
-from bot.desk.buttons import DeskFix, DeskFixTo, DeskOpen, DeskQueue, DeskStats
+from bot.desk.buttons import DeskFix, DeskFixTo, DeskMap, DeskOpen, DeskQueue, DeskStats
 from handlers import (
     bind,
     buttons,
@@ -135,6 +135,7 @@ def register(app: Application) -> None:
     buttons.route(DeskFix, desk_queue.on_fix)
     buttons.route(DeskFixTo, desk_queue.on_fix_to)
     buttons.route(InvitePick, invite.on_pick)
+    buttons.route(DeskMap, desk.on_map_button)  # /map coloured by category or state
     app.add_handler(CallbackQueryHandler(buttons.on_button))
 
     app.add_handler(

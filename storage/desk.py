@@ -146,11 +146,13 @@ def count(s: Session, f: CaseFilter) -> int:
     return int(s.execute(select(func.count()).select_from(Case).where(*_where(f))).scalar_one())
 
 
-def points(s: Session, f: CaseFilter, limit: int = 50_000) -> list[tuple[float, float, str, datetime | None]]:
-    """(latitude, longitude, state, due) of the filtered cases that have a location."""
+def points(
+    s: Session, f: CaseFilter, limit: int = 50_000
+) -> list[tuple[float, float, str, datetime | None, int | None]]:
+    """(latitude, longitude, state, due, category id) of the filtered cases that have a location."""
     stmt = (
-        select(col(Case.latitude), col(Case.longitude), col(Case.state), col(Case.due_at))
+        select(col(Case.latitude), col(Case.longitude), col(Case.state), col(Case.due_at), col(Case.category_id))
         .where(*_where(f), col(Case.latitude).is_not(None), col(Case.longitude).is_not(None))
         .limit(limit)
     )
-    return [(float(a), float(b), st, due) for a, b, st, due in s.execute(stmt)]
+    return [(float(a), float(b), st, due, cat) for a, b, st, due, cat in s.execute(stmt)]

@@ -46,7 +46,7 @@ from bot.callbacks import (
     parse,
 )
 from bot.cases import casework, dispatch
-from bot.desk.buttons import DeskFix, DeskFixTo, DeskOpen, DeskQueue, DeskStats
+from bot.desk.buttons import DeskFix, DeskFixTo, DeskMap, DeskOpen, DeskQueue, DeskStats
 from bot.i18n import SUPPORTED_LANGUAGES
 from bot.rating import ratings
 from handlers import buttons, registry
@@ -89,6 +89,7 @@ EXAMPLES: list[tuple[Button, str]] = [
     (DeskOpen(42), "v1:dopen:42"),
     (DeskFix(42), "v1:dfix:42"),
     (DeskFixTo(42, 7), "v1:dfixto:42:7"),
+    (DeskMap("330102001", "2026-09", "ct"), "v1:dmap:330102001:2026-09:ct"),  # round 2, issue 11
 ]
 
 

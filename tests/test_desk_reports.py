@@ -4,7 +4,7 @@ to the command room and the supervisors, once each; the monthly one with the spr
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from bot.org.org_file import DEFAULT_ORG_FILE, OrgFileError, load_org_file
 from bot.runtime import Runtime
 from handlers import desk_jobs
 from handlers.outbox_sender import drain
-from storage.models import District
+from storage.models import District, Outbox
 from tests import desk_example as ex
 from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser
 from tests.flows import bound_group, onboard
@@ -80,3 +80,30 @@ def test_the_organisation_file_sets_when_reports_go_out(tmp_path: Path) -> None:
     path.write_text(good.replace('"fri 17:00"', '"friday 5pm"'), encoding="utf-8")
     with pytest.raises(OrgFileError):
         load_org_file(path)
+
+
+async def test_monthly_spreadsheet_goes_through_the_outbox_and_is_retried(
+    tg: FakeTelegram, admin: FakeUser, rt: Runtime, clock: ManualClock, app: Application, api: FakeBotAPI
+) -> None:
+    ex.build(rt.db)
+    room = await bound_group(tg, admin, -100882, "QB-CMD")
+    with rt.db.session() as s:
+        district = s.exec(select(District)).one()
+        district.settings = {**district.settings, "monthly_report_day": 12}
+        s.add(district)
+    clock.set(MONDAY)
+    api.fail_next("sendDocument", 502)  # Telegram has a bad moment
+    await desk_jobs.periodic_reports(SimpleNamespace(application=app, bot=app.bot))  # type: ignore[arg-type]
+    await drain(app)
+    with rt.db.read() as s:
+        row = s.exec(select(Outbox).where(Outbox.kind == reports.KIND_SPREADSHEET)).one()
+        assert row.chat_id == room.id and row.state == "pending" and row.attempts == 1
+        assert row.payload == {"code": "330102001", "first": "2026-09-01", "last": "2026-09-30"}
+    clock.set(MONDAY + timedelta(minutes=1))
+    await drain(app)
+    with rt.db.read() as s:
+        assert s.exec(select(Outbox).where(Outbox.kind == reports.KIND_SPREADSHEET)).one().state == "sent"
+    sent = [c for c in api.calls_to("sendDocument") if c.params["chat_id"] == room.id]
+    book = load_workbook(io.BytesIO(sent[-1].files["document"]), read_only=True)
+    assert len(list(book[book.sheetnames[0]].iter_rows())) == 7
+    assert any("月报" in x for x in room.texts())

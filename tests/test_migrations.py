@@ -19,7 +19,7 @@ from sqlalchemy import event, inspect
 from sqlmodel import Session, SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from storage import cases, worklists
+from storage import cases, search_index, worklists
 from storage.cases import OPEN_STATES
 from storage.db import Database
 from storage.migrate import MIGRATIONS_DIR, alembic_config, upgrade
@@ -42,7 +42,15 @@ def differences(db: Database) -> list[Any]:
     with db.engine.connect() as conn:
         # compare_type as in storage/migrations/env.py, so a column's type counts too
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        return compare_metadata(context, SQLModel.metadata)
+        found = compare_metadata(context, SQLModel.metadata)
+    # /find's text index (migration 0008, storage/search_index.py) is not in the models
+    return [d for d in found if not _search_object(d)]
+
+
+def _search_object(diff: Any) -> bool:
+    if not isinstance(diff, tuple) or diff[0] not in ("remove_table", "remove_index"):
+        return False
+    return search_index.is_search_object(getattr(diff[1], "name", None))
 
 
 def revision(db: Database) -> str | None:
@@ -65,7 +73,11 @@ def indexes(db: Database) -> dict[str, tuple[str, tuple[str | None, ...], bool, 
     for table in insp.get_table_names():
         if table == "alembic_version":
             continue
+        if search_index.is_search_object(table):
+            continue
         for ix in insp.get_indexes(table):
+            if search_index.is_search_object(ix["name"]):
+                continue
             options = ix.get("dialect_options", {})
             where = options.get("postgresql_where", options.get("sqlite_where"))
             text = " ".join(str(where).split()).lower() if where is not None else None

@@ -66,3 +66,12 @@ class DeskFixTo(Button, kind="dfixto"):
 
     case_id: int
     category_id: int
+
+
+@dataclass(frozen=True)
+class DeskMap(Button, kind="dmap"):
+    """/map again coloured the other way: "st" by state, "ct" by category."""
+
+    scope: str = field(metadata=pattern(SCOPE_CODE))
+    period: str = field(metadata=pattern(PERIOD_TEXT))
+    colour: str = field(metadata=choice("st", "ct"))

@@ -97,6 +97,18 @@ def _enqueue(s: Session, chat_id: int, kind_key: str, zh: str, en: str, now: dat
     )  # fmt: skip
 
 
+# The monthly report's spreadsheet: an outbox row (retried like every send), the file made
+# when it is sent (handlers/desk_jobs.py deliver_spreadsheet) in the reader's language.
+KIND_SPREADSHEET = "desk_spreadsheet"
+
+
+def _enqueue_spreadsheet(s: Session, chat_id: int, code: str, period: periods.Period, now: datetime) -> None:
+    outbox.enqueue(
+        s, chat_id=chat_id, kind=KIND_SPREADSHEET, now=now,
+        payload={"code": code, "first": str(period.first), "last": str(period.last)},
+    )  # fmt: skip
+
+
 def send_due_reports(rt: Runtime) -> ReportsResult:
     """Queue the weekly and monthly reports whose time has come (once each)."""
     now = rt.clock.now()
@@ -131,6 +143,7 @@ def send_due_reports(rt: Runtime) -> ReportsResult:
                     result.messages += 1
                     if tag.startswith("M"):
                         result.monthly.append((chat.telegram_id, street.code, str(period.first), str(period.last)))
+                        _enqueue_spreadsheet(s, chat.telegram_id, street.code, period, now)
                 for user in people.members_with_role(s, role=Role.SUPERVISOR, scope_code=street.code):
                     if user.can_message:
                         _enqueue(s, user.telegram_id, key, zh, en, now)
@@ -147,4 +160,5 @@ def send_due_reports(rt: Runtime) -> ReportsResult:
                             result.monthly.append(
                                 (user.telegram_id, district.code, str(period.first), str(period.last))
                             )
+                            _enqueue_spreadsheet(s, user.telegram_id, district.code, period, now)
     return result

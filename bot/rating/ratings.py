@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session
@@ -41,8 +41,6 @@ from storage.models import (
     Rating,
     RatingLink,
     RatingRequest,
-    Role,
-    Unit,
     UnitKind,
     pk,
 )
@@ -100,10 +98,6 @@ OUTCOME_KEYS = {
 KIND_REQUEST = "rating_request"
 KIND_FOLLOWUP = "followup_card"
 KINDS = (KIND_REQUEST, KIND_FOLLOWUP)
-
-PERIODS = {"7d": 7, "30d": 30, "all": None}
-DEFAULT_PERIOD = "30d"
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 # --- errors -----------------------------------------------------------------------------
@@ -163,10 +157,6 @@ class AlreadyContacted(DomainError):
 
 class UnknownScope(DomainError):
     key = "rate.stats_unknown_scope"
-
-
-class BadPeriod(DomainError):
-    key = "rate.stats_usage"
 
 
 # --- results ----------------------------------------------------------------------------
@@ -278,13 +268,6 @@ class Stats:
     @property
     def satisfaction_rate(self) -> float | None:
         return self.satisfied / self.ratings if self.ratings else None
-
-
-@dataclass(frozen=True)
-class StatsReport:
-    scope: Names
-    period: str
-    stats: Stats
 
 
 @dataclass(frozen=True)
@@ -807,66 +790,6 @@ def _filters(s: Session, street_code: str | None, unit_code: str | None) -> tupl
         else:
             unit_ids = [unit.id]  # type: ignore[list-item]
     return street_ids, unit_ids
-
-
-def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
-    days = PERIODS[period]
-    return (_EPOCH if days is None else now - timedelta(days=days)), now + timedelta(seconds=1)
-
-
-def stats_for(rt: Runtime, *, person: Person, args: list[str]) -> StatsReport:
-    """`/stats [CODE] [7d|30d|all]`: dispatchers see their street, supervisors their street
-    or district, admins anything. No code: the person's own scope."""
-    period, code = DEFAULT_PERIOD, None
-    for arg in args[:2]:
-        if arg.lower() in PERIODS:
-            period = arg.lower()
-        elif code is None:
-            code = arg[:32]
-        else:
-            raise BadPeriod()
-    if not (person.is_admin or person.has_role(Role.DISPATCHER) or person.has_role(Role.SUPERVISOR)):
-        raise NotAllowed()
-    with rt.db.read() as s:
-        district = orgs.district(s)
-        allowed_streets = set(person.scopes(Role.DISPATCHER)) | {
-            c for c in person.scopes(Role.SUPERVISOR) if not district or c != district.code
-        }
-        whole_district = person.is_admin or bool(district and district.code in person.scopes(Role.SUPERVISOR))
-        kind: str
-        row: Any  # a District, Street or Unit
-        if code is None:
-            if whole_district:
-                kind, row = "district", district
-            elif allowed_streets:
-                kind, row = "street", orgs.street_by_code(s, sorted(allowed_streets)[0])
-            else:
-                raise NotAllowed()
-        else:
-            found = orgs.find_scope(s, code)
-            if found is None or found[0] == "grid":
-                raise UnknownScope(code=code)
-            kind, row = found
-        if row is None:
-            raise UnknownScope(code=code or "")
-        street_code = unit_code = None
-        if kind == "street":
-            street_code = row.code
-            street_of = row.code
-        elif kind == "unit":
-            assert isinstance(row, Unit)
-            unit_code = row.code
-            street = orgs.street(s, row.street_id) if row.street_id else None
-            street_of = street.code if street else None
-            if row.kind == UnitKind.DEPARTMENT:
-                raise UnknownScope(code=code or "")
-        else:
-            street_of = None
-        if not whole_district and (street_of is None or street_of not in allowed_streets):
-            raise UnknownScope(code=code or "")
-        scope = Names(row.name_zh, row.name_en)
-    since, until = period_bounds(period, rt.clock.now())
-    return StatsReport(scope, period, stats(rt, street_code=street_code, unit_code=unit_code, since=since, until=until))
 
 
 # --- what staff see on /case ------------------------------------------------------------

@@ -1,0 +1,122 @@
+"""/find's text index (migration 0008, storage/search_index.py): SQLite's FTS5 trigram table
+kept in step by triggers, PostgreSQL's pg_trgm GIN indexes; and the scan when neither is there
+(no FTS5 trigram, no pg_trgm): the same answers either way, Chinese substrings included."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import col, select
+
+from bot.runtime import Runtime
+from storage import desk_queue, search_index
+from storage.db import Database
+from storage.models import Case
+from tests import desk_example as ex
+
+QUERIES = {
+    "劳动路": 7,  # every example case's description (duplicate E included: search shows all)
+    "劳动路3号": 1,  # a Chinese substring inside the text
+    "案例F": 1,
+    "2609f-0006": 1,  # inside a code, any case
+    "占道": 7,  # shorter than a trigram: always the scan
+    "不存在的地址": 0,
+    "100%_": 0,  # LIKE's wildcards are plain characters
+    '劳动"路': 0,  # a quote in the text is plain too
+}
+
+
+def found(rt: Runtime, q: str) -> list[str]:
+    with rt.db.read() as s:
+        return [c.code for c in desk_queue.search(s, q, street_ids=None, unit_ids=(), limit=50)]
+
+
+@pytest.fixture
+def example(rt: Runtime) -> Iterator[Runtime]:
+    ex.build(rt.db)
+    yield rt
+    with rt.db.engine.begin() as conn:  # a test that took the index away gives it back
+        search_index.install(conn)
+
+
+def uses_index(db: Database) -> bool:
+    with db.read() as s:
+        if s.get_bind().dialect.name == "sqlite":
+            return desk_queue._fts_ids(s, "劳动路3号") is not None
+        s.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(
+            r for (r,) in s.execute(text("EXPLAIN SELECT id FROM cases WHERE description LIKE '%劳动路3号%'"))
+        )
+        return "ix_case_trgm_description" in plan
+
+
+def pg_trgm_available(db: Database) -> bool:
+    with db.engine.connect() as conn:
+        return bool(conn.execute(text("SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_trgm'")).scalar())
+
+
+def test_index_answers_like_the_scan(example: Runtime) -> None:
+    rt = example
+    if rt.db.engine.dialect.name == "postgresql" and not pg_trgm_available(rt.db):
+        pytest.skip("pg_trgm is not available on this server")
+    assert uses_index(rt.db)
+    with_index = {q: found(rt, q) for q in QUERIES}
+    for q, n in QUERIES.items():
+        assert len(with_index[q]) == n, (q, with_index[q])
+    assert with_index["2609f-0006"] == ["QB-2609F-0006"]
+    with rt.db.engine.begin() as conn:
+        search_index.uninstall(conn)
+    assert not uses_index(rt.db)
+    assert {q: found(rt, q) for q in QUERIES} == with_index  # the scan: the same answers, same order
+
+
+def test_triggers_keep_the_index_in_step(example: Runtime) -> None:
+    rt = example
+    with rt.db.session() as s:
+        c = s.exec(select(Case).where(col(Case.code).startswith("QB-2609A"))).one()
+        c.description = "井盖缺失 解放路口"
+        c.address = "上城区望江路88号"
+        s.add(c)
+    assert found(rt, "解放路口") == [c.code]
+    assert found(rt, "望江路88") == [c.code]
+    assert found(rt, "劳动路1号") == []  # the old description is gone from the index
+    with rt.db.session() as s:
+        extra = Case(code="QB-2609Z-0099", state=c.state, street_id=c.street_id, description="新建 清泰街口 积水")
+        s.add(extra)
+        s.flush()
+        extra_id = extra.id
+    assert found(rt, "清泰街口") == ["QB-2609Z-0099"]
+    with rt.db.session() as s:
+        s.delete(s.get(Case, extra_id))
+    assert found(rt, "清泰街口") == []
+
+
+def test_migration_without_the_extension_creates_nothing(db: Database) -> None:
+    # pg_trgm missing (or no right to create it): the migration goes on, /find scans
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            search_index.uninstall(conn)
+            conn.exec_driver_sql("SELECT 1")
+        else:
+            assert search_index.install(conn, extension="no_such_extension_j11") is False
+            conn.exec_driver_sql("SELECT 1")  # the transaction is still usable
+    if db.engine.dialect.name == "sqlite":
+        with db.read() as s:
+            assert not search_index.fts_ready(s)
+        with db.engine.begin() as conn:
+            assert search_index.install(conn) is True
+        with db.read() as s:
+            assert search_index.fts_ready(s)
+
+
+def test_sqlite_without_a_trigger_does_not_use_a_stale_index(example: Runtime) -> None:
+    rt = example
+    if rt.db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's triggers")
+    with rt.db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER case_search_au")  # as a later migration copying `cases` would
+    with rt.db.read() as s:
+        assert not search_index.fts_ready(s)
+    assert len(found(rt, "劳动路3号")) == 1
