@@ -33,12 +33,13 @@ import functools
 import html
 import logging
 import re
+import weakref
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 SENDER_TASK_NAME = "griddesk-outbox-sender"
 _SENDER_KEY = "outbox_sender"
 _FILE_IDS_KEY = "outbox_file_ids"
+_R = TypeVar("_R")
 STOP_GRACE_S = 10.0  # sends under way at shutdown get this long to finish
 ERROR_PAUSE_S = 1.0  # after an unexpected error in the loop (the database is down…)
 MAX_CACHED_VIEWS = 500  # case views kept between idle moments
@@ -282,6 +284,7 @@ class Sender:
         self._monotonic = monotonic
         self.file_ids: outbox.FileIds = app.bot_data.setdefault(_FILE_IDS_KEY, outbox.FileIds())
         self._sent = _GroupCommit(self)
+        self._uploads: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.delivered_rows = 0  # rows whose message went out, since start
         self._queues: dict[int, deque[Unit]] = {}
         self._turns: OrderedDict[int, None] = OrderedDict()  # chats with queued units, next first
@@ -846,50 +849,56 @@ class Sender:
         reply_markup: InlineKeyboardMarkup | None,
     ) -> Message:
         """Our JPEG by its file_id once Telegram has it, else uploaded (and its file_id kept)."""
-        bot = self.app.bot
+
+        async def send(photo: str | bytes) -> Message:
+            return await self.app.bot.send_photo(chat_id, photo, caption=caption or None, reply_markup=reply_markup)
+
+        message, uploaded = await self._photo_call(path, send, lambda m: m.photo[-1].file_id if m.photo else None)
+        if uploaded is not None and case_id is not None:
+            await self._record(outbox.keep_file_ids, case_id, {path: uploaded})
+        return message
+
+    async def _edit_photo(self, chat_id: int, message_id: int, path: str, card: Card) -> None:
+        """Put our JPEG (by file_id once Telegram has it) and the card's caption on a photo card.
+        A composite is not a media row's: its file_id is kept in memory only."""
+
+        async def edit(photo: str | bytes) -> Message | bool:
+            return await self.app.bot.edit_message_media(
+                InputMediaPhoto(photo, caption=card.text), chat_id, message_id, reply_markup=markup(card)
+            )
+
+        await self._photo_call(
+            path, edit, lambda m: m.photo[-1].file_id if isinstance(m, Message) and m.photo else None
+        )
+
+    async def _photo_call(
+        self, path: str, call: Callable[[str | bytes], Awaitable[_R]], file_id_of: Callable[[_R], str | None]
+    ) -> tuple[_R, str | None]:
+        """Run `call` with the photo's file_id if Telegram has one, else with its bytes; returns
+        the result and the file_id a fresh upload earned (None if it went by file_id). Uploads
+        of one path go one at a time: two chats whose cards change together (the command
+        room's and the team's) wait for the first upload and send the second by its file_id."""
         file_id = self.file_ids.get(path)
         if file_id is not None:
             try:
-                return await bot.send_photo(chat_id, file_id, caption=caption or None, reply_markup=reply_markup)
+                return await call(file_id), None
             except BadRequest as exc:
                 if not _bad_file_id(exc):
                     raise
                 log.info("file_id of %s no longer accepted; uploading again", path)
-                self.file_ids.forget(path)
-        data = await off_loop(absolute(self.rt.settings.media_dir, path).read_bytes)
-        message = await bot.send_photo(chat_id, data, caption=caption or None, reply_markup=reply_markup)
-        if message.photo:
-            await self._keep_file_ids(case_id, {path: message.photo[-1].file_id})
-        return message
-
-    async def _edit_photo(self, chat_id: int, message_id: int, path: str, card: Card) -> None:
-        """Put our JPEG (by file_id once Telegram has it) and the card's caption on a photo card."""
-        bot = self.app.bot
-        file_id = self.file_ids.get(path)
-        if file_id is not None:
-            try:
-                await bot.edit_message_media(
-                    InputMediaPhoto(file_id, caption=card.text), chat_id, message_id, reply_markup=markup(card)
-                )
-                return
-            except BadRequest as exc:
-                if not _bad_file_id(exc):
-                    raise
-                self.file_ids.forget(path)
-        data = await off_loop(absolute(self.rt.settings.media_dir, path).read_bytes)
-        edited = await bot.edit_message_media(
-            InputMediaPhoto(data, caption=card.text), chat_id, message_id, reply_markup=markup(card)
-        )
-        if isinstance(edited, Message) and edited.photo:
-            self.file_ids.put(path, edited.photo[-1].file_id)  # not a media row's: kept in memory
-
-    async def _keep_file_ids(self, case_id: int | None, uploaded: dict[str, str]) -> None:
-        """Remember what Telegram calls our uploads: in memory, and with the case's media so
-        that a restart does not upload them again."""
-        for path, file_id in uploaded.items():
-            self.file_ids.put(path, file_id)
-        if case_id is not None and uploaded:
-            await self._record(outbox.keep_file_ids, case_id, uploaded)
+                if self.file_ids.get(path) == file_id:
+                    self.file_ids.forget(path)
+        lock = self._uploads.setdefault(path, asyncio.Lock())
+        async with lock:
+            file_id = self.file_ids.get(path)  # the upload we waited for
+            if file_id is not None:
+                return await call(file_id), None
+            data = await off_loop(absolute(self.rt.settings.media_dir, path).read_bytes)
+            result = await call(data)
+            uploaded = file_id_of(result)
+            if uploaded is not None:
+                self.file_ids.put(path, uploaded)
+            return result, uploaded
 
     async def _verify_request(self, job: outbox.Job, lang: str) -> int | None:
         """Before and after side by side in one photo, the result note and replies, two buttons."""

@@ -33,7 +33,7 @@ async def test_cards_and_reminders_say_near_due_times_in_words(tmp_path: Path, d
     assert "⏳ 时限：明天 09:05" in text
     assert "⏳ 时限：11-2" not in text  # no bare date for a near due time on any card
     # reminders rendered when sent: "tomorrow" at 16:35 on the 23rd, "today" when overdue on the 24th
-    assert "请在 明天 09:05 前办结" in text
+    assert "请在明天 09:05前办结" in text  # no spaces around the time words in Chinese
     assert "已超过时限（今天 09:05）" in text
 
 
