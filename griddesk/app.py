@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 DIRECT_REPLY_RETRIES = 3
 # …and one that meets a 5xx, a timeout or a dropped connection, after these pauses.
 DIRECT_REPLY_BACKOFF_S = (0.5, 1.5, 4.0)
-LOCK_CHECK_S = 10.0  # how often a polling process makes sure it still holds the poller lock
+LOCK_CHECK_S = 2.0  # how often a polling process makes sure it still holds the poller lock (one cheap query)
 LOCK_LOST = "griddesk_lock_lost"  # set in bot_data when polling stopped for that reason
 # Set when griddesk/serve.py runs the application itself (not run_polling/run_webhook).
 SERVED = "served_with_http"

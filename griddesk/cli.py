@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(settings: Settings, *, webhook: str | None, http: str | None = None) -> int:
-    from griddesk.app import LOCK_LOST, build_application
+    from griddesk.app import LOCK_CHECK_S, LOCK_LOST, build_application
     from griddesk.serve import parse_listen, serve
 
     settings.require_token()
@@ -141,6 +141,7 @@ def _run(settings: Settings, *, webhook: str | None, http: str | None = None) ->
         parsed = urlparse(webhook)
         if parsed.scheme != "https" or not parsed.hostname:
             raise SettingsError("--webhook must be a public https:// URL, like https://bot.example.org/telegram.")
+    taking_over = False  # after standing by, or after losing the lock ourselves
     while True:
         lock = PollerLock(rt.db)
         if not lock.try_acquire():
@@ -148,6 +149,15 @@ def _run(settings: Settings, *, webhook: str | None, http: str | None = None) ->
             while not lock.try_acquire():  # a lost database connection is reopened, never fatal
                 time.sleep(STANDBY_RETRY_S)
             log.info("the other process stopped; taking over")
+            taking_over = True
+        if taking_over:
+            # The lock is free when its holder stopped, but also when only its connection
+            # died: that holder polls until its next check finds the lock gone. Never two
+            # pollers: wait out that check (and its stopping) before polling.
+            time.sleep(2 * LOCK_CHECK_S + 1)
+            if not lock.still_held():
+                lock.release()
+                continue
         # Ask Telegram who we are before PTB does: a refused token ends in one sentence; an
         # unreachable server is asked again until it answers.
         _wait_for_bot_api(settings)
@@ -190,6 +200,7 @@ def _run(settings: Settings, *, webhook: str | None, http: str | None = None) ->
         if not app.bot_data.get(LOCK_LOST):
             return 0
         log.warning("stopped polling: the poller lock was lost; standing by again")
+        taking_over = True
 
 
 def _wait_for_bot_api(settings: Settings) -> None:

@@ -375,17 +375,19 @@ async def _photo(update: Update, context: Ctx, person: Person, message: Message,
         draft.exif_offer = [received.gps[0], received.gps[1]]
     if message.caption and message.caption.strip() and not draft.description:
         draft.description = message.caption.strip()[: drafts.MAX_DESCRIPTION]
+    # Saved before it is acknowledged: "photo received" is never said of a photo the
+    # database did not keep (a lost connection here gets "busy, try again" instead).
+    await off_loop(drafts.save, rt, draft)
     group = message.media_group_id
     if group and group in draft.albums:
         # One acknowledgement per album: later items update it.
         await _edit_ack(context, person, draft, draft.albums[group])
-        await off_loop(drafts.save, rt, draft)
         return
     ack = t(lang, "report.photos_received", count=len(draft.photos))
     sent = await _prompt(update, context, person, draft, prefix=ack, after_photo=True)
     if group:
         draft.albums[group] = sent.message_id
-    await off_loop(drafts.save, rt, draft)
+        await off_loop(drafts.save, rt, draft)
 
 
 async def _edit_ack(context: Ctx, person: Person, draft: Draft, message_id: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +42,8 @@ class FaultBotAPI:
         self.files: dict[str, bytes] = {}
         self.faults: dict[str, int] = dict.fromkeys(FAULTS, 0)
         self.requests = 0
+        self.polling: list[socket.socket] = []  # connections of getUpdates requests being answered now
+        self.conflicts = 0  # a getUpdates while another was under way: two pollers
         self._ids: dict[int, int] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -144,11 +147,24 @@ class FaultBotAPI:
                     return ready[:100]
                 self.lock.wait(left)
 
-    def _answer(self, method: str, params: JSON) -> Any:
+    def _answer(self, method: str, params: JSON, connection: socket.socket | None = None) -> Any:
         if method == "getMe":
             return BOT_USER
         if method == "getUpdates":
-            return self._updates(params)
+            with self.lock:
+                # Two pollers: a getUpdates while another's client still waits for its answer
+                # (one it gave up on, as PTB does when it stops polling, is no conflict).
+                if any(_connected(c) for c in self.polling):
+                    self.conflicts += 1
+                    raise _ApiError(409, "Conflict: terminated by other getUpdates request")
+                if connection is not None:
+                    self.polling.append(connection)
+            try:
+                return self._updates(params)
+            finally:
+                with self.lock:
+                    if connection in self.polling:
+                        self.polling.remove(connection)
         if method in ("sendMessage", "sendPhoto"):
             return self._message(method, params)
         if method == "sendMediaGroup":
@@ -218,7 +234,7 @@ class FaultBotAPI:
                     return
                 params = _params(self.headers.get("Content-Type", ""), body)
                 try:
-                    result = outer._answer(method, params)
+                    result = outer._answer(method, params, self.connection)
                     payload: JSON = {"ok": True, "result": result}
                     status = 200
                 except _ApiError as exc:
@@ -239,6 +255,16 @@ class FaultBotAPI:
                 self.wfile.write(data)
 
         return Handler
+
+
+def _connected(connection: socket.socket) -> bool:
+    """Is the client still there? (A closed peer reads as end of file without blocking.)"""
+    try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True  # nothing to read, still open
+    except OSError:
+        return False
 
 
 class _ApiError(Exception):

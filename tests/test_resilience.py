@@ -16,7 +16,7 @@ from bot.settings import Settings
 from griddesk.app import build_application
 from handlers.outbox_sender import drain, stop_sender
 from storage.db import Database, PollerLock
-from storage.models import Outbox
+from storage.models import Outbox, ReportDraft
 from tests.conftest import harness
 from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser
 from tests.flows import grid_centre
@@ -209,3 +209,35 @@ async def test_a_file_path_naming_a_local_file_is_refused(
     monkeypatch.setattr(api, "_api_getFile", local_path)
     await user.send_photo(make_jpeg())
     assert user.last_text() == t("zh_CN", "photo.not_image")
+
+
+async def test_a_photo_the_database_did_not_keep_is_never_acknowledged(
+    tg: FakeTelegram, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops as the photo is saved: the reporter hears "busy", not "photo
+    received" (they would go on to the location step with a draft that has no photo)."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot.intake import drafts
+
+    real_save = drafts.save
+    failures: list[dict[str, object]] = []
+
+    def save_fails_once(rt: Runtime, draft: drafts.Draft) -> None:
+        if draft.photos and not failures:
+            failures.append(draft.photos[-1])
+            raise OperationalError("UPDATE drafts", {}, Exception("server closed the connection unexpectedly"))
+        real_save(rt, draft)
+
+    monkeypatch.setattr(drafts, "save", save_fails_once)
+    user = tg.user(8302, "居民", language_code="zh-hans")
+    await user.send("/report")
+    tg.raise_errors = False  # the error handler answers it; the test looks at the answer
+    turn = await user.send_photo(make_jpeg(), caption="")
+    assert failures
+    assert turn.texts == [t("zh_CN", "error.busy")]
+    turn = await user.send_photo(make_jpeg(), caption="")
+    assert "已收到 1 张照片" in turn.texts[0]
+    with db.read() as s:
+        (row,) = s.exec(select(ReportDraft)).all()
+        assert len(row.data["photos"]) == 1
