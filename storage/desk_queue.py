@@ -102,7 +102,7 @@ def search(
             )
         stmt = select(Case).where(*where).order_by(col(Case.created_at).desc(), col(Case.id).desc()).limit(limit)
         return list(s.exec(stmt))
-    # PostgreSQL: the same LIKE/ILIKE walks pg_trgm's GIN indexes when migration 0008 made them
+    # PostgreSQL: the same LIKE/ILIKE walks pg_trgm's GIN indexes when migration 0007 made them
     match = or_(
         col(Case.code).ilike(_like(text.upper()), escape="\\"),
         col(Case.address).like(pattern, escape="\\"),

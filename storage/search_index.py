@@ -6,7 +6,7 @@ no word boundaries, so both indexes are of trigrams).
 - PostgreSQL: GIN indexes with `pg_trgm`'s `gin_trgm_ops` on code, address and description;
   the planner uses them for the LIKE/ILIKE the search already runs.
 
-Both are optional: migration 0008 installs them when it can (the FTS5 trigram tokenizer needs
+Both are optional: migration 0007 installs them when it can (the FTS5 trigram tokenizer needs
 SQLite 3.34; `pg_trgm` needs the extension to be available and the right to create it), and
 the search falls back to scanning the scope's cases when they are missing
 (`storage/desk_queue.py`).
