@@ -163,10 +163,22 @@ class InputTeam(Button, kind="input_team"):
 
 @dataclass(frozen=True)
 class InputHours(Button, kind="input_hours"):
-    """Asking for more time: how many hours."""
+    """Asking for more time in plain hours: the buttons before more time was asked in the
+    unit of the limit. Still parsed, so a press on an old prompt gets the new choices."""
 
     pending_id: int
     hours: int
+
+
+@dataclass(frozen=True)
+class InputMore(Button, kind="input_more"):
+    """Asking for more time: how much, in the unit of the case's limit (working hours,
+    working days; hours, days when urgent: bot.cases.deadlines.MORE_TIME_CHOICES)."""
+
+    pending_id: int
+    amount: int
+    # the units of bot.cases.deadlines.MORE_TIME_CHOICES (tests/test_callbacks.py checks)
+    unit: str = field(metadata=choice("wh", "wd", "h", "d"))
 
 
 # --- verify, report in, more time -------------------------------------------------------

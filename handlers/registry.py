@@ -23,6 +23,7 @@ from bot.callbacks import (
     InputCancel,
     InputDone,
     InputHours,
+    InputMore,
     InputTeam,
     InvitePick,
     Lang,
@@ -112,6 +113,7 @@ def register(app: Application) -> None:
     buttons.route(InputCancel, casework.on_input_button)
     buttons.route(InputTeam, casework.on_input_button)
     buttons.route(InputHours, casework.on_input_button)
+    buttons.route(InputMore, casework.on_input_button)
     buttons.route(Confirm, casework.on_confirm)
     buttons.route(ReportIn, casework.on_report_in)
     buttons.route(Extension, casework.on_extension_decision)

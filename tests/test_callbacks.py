@@ -24,6 +24,7 @@ from bot.callbacks import (
     InputCancel,
     InputDone,
     InputHours,
+    InputMore,
     InputTeam,
     InvitePick,
     Lang,
@@ -46,6 +47,7 @@ from bot.callbacks import (
     parse,
 )
 from bot.cases import casework, dispatch
+from bot.cases.deadlines import MORE_TIME_CHOICES
 from bot.desk.buttons import DeskFix, DeskFixTo, DeskMap, DeskOpen, DeskQueue, DeskStats
 from bot.i18n import SUPPORTED_LANGUAGES
 from bot.rating import ratings
@@ -63,6 +65,7 @@ EXAMPLES: list[tuple[Button, str]] = [
     (InputCancel(5), "v1:input_cancel:5"),
     (InputTeam(5, 9), "v1:input_team:5:9"),
     (InputHours(5, 72), "v1:input_hours:5:72"),
+    (InputMore(5, 2, "wd"), "v1:input_more:5:2:wd"),
     (Confirm(42), "v1:confirm:42"),
     (NotFixed(42), "v1:not_fixed:42"),
     (ReportIn(3), "v1:report_in:3"),
@@ -109,6 +112,11 @@ def _longest(cls: type[Button]) -> Button:
         else:
             values[f.name] = "z" * 24
     return cls(**values)
+
+
+def test_more_time_buttons_take_the_units_the_service_offers() -> None:
+    unit = next(f for f in dataclasses.fields(InputMore) if f.name == "unit")
+    assert unit.metadata["choices"] == set(MORE_TIME_CHOICES)
 
 
 def test_every_kind_has_an_example() -> None:
