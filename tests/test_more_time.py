@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from bot.cases import casework, claim, deadlines
+from bot.cases import casework, claim, deadlines, query
 from bot.clock import ManualClock
 from bot.runtime import Runtime
 from storage import casework as pending_rows
 from storage.db import Database
-from storage.models import Case, CaseCard, Category, ExtensionRequest, Street, pk
+from storage.models import AuditEvent, Case, CaseCard, Category, ExtensionRequest, Street, pk
 from tests.fakebot import FakeTelegram, FakeUser, buttons
 from tests.flows import onboard
 from tests.test_casework import claim as press_claim
@@ -216,6 +216,36 @@ async def test_more_working_days_through_the_command_room(
     for card in (world["team"].message(team_card.message_id), world["room"].message(room_card.message_id)):
         body = card.caption or card.text or ""
         assert "12-02 10:00" in body and "11-27 10:00" not in body
+    # /case: what was asked, and the time that was set with the one it replaced
+    timeline = (await staff.send(f"/case {case.code}")).texts[-1]
+    assert "申请延期：延长 2 个工作日，至 12-02 10:00 · 执法丙 — 需等待业主回国后配合拆除" in timeline
+    assert "设定时限：12-02 10:00（原 11-27 10:00）" in timeline and "同意延期 · 调度员乙" in timeline
+
+
+async def test_a_refused_request_stays_readable_with_the_due_time_kept(
+    world: dict,  # noqa: F811
+    db: Database,
+    clock: ManualClock,
+) -> None:
+    clock.set(at(26, 10, 0))  # Thursday: 4 working hours, due 16:00
+    case = await file_and_dispatch(world, db)
+    await press_claim(world, world["staff"], case)
+    staff: FakeUser = world["staff"]
+    await staff.press(world["team"].last_message(), "⏰ 申请延期", chat=world["team"])
+    await staff.press(staff.last_message(), "+8 个工作小时")
+    await staff.send("材料未到")
+    await staff.press(staff.last_message(), "✅ 完成")
+    request = world["room"].last_message()
+    assert "执法丙申请延长 8 个工作小时（至 11-27 16:30）" in request.text
+    await world["dispatcher"].press(request, "❌ 不同意", chat=world["room"])
+    decided = world["room"].message(request.message_id).text
+    assert "申请延长 8 个工作小时" in decided and "材料未到" in decided
+    assert "未同意" in decided and "办理时限：11-26 16:00" in decided
+    assert "未获同意" in staff.last_text() and "11-26 16:00" in staff.last_text()
+    with db.session() as s:
+        assert s.get(Case, pk(case)).due_at == at(26, 16, 0)  # type: ignore[union-attr]
+    timeline = (await staff.send(f"/case {case.code}")).texts[-1]
+    assert "申请延期：延长 8 个工作小时，至 11-27 16:30" in timeline and "不同意延期 · 调度员乙" in timeline
 
 
 async def test_a_prompt_from_before_units_gets_the_new_choices(
@@ -234,3 +264,21 @@ async def test_a_prompt_from_before_units_gets_the_new_choices(
     answer = await staff.press_data(staff.chat.id, prompt.message_id, f"v1:input_hours:{pending_id}:72")
     assert answer is not None and "请重新选择" in answer.params["text"]
     assert buttons(staff.chat.message(prompt.message_id))[0] == ["+4 个工作小时", "+8 个工作小时", "+24 个工作小时"]
+
+
+@pytest.mark.usefixtures("hb")
+async def test_the_timeline_reads_requests_made_in_plain_hours(rt: Runtime, db: Database, clock: ManualClock) -> None:
+    """A request recorded before units existed ({"hours": 24}) shows as 24 hours, until the
+    due time kept on the request."""
+    clock.set(at(23, 9, 30))
+    case = _claimed(rt, db, "CLEAN-EXPOSED-GARBAGE")
+    request_id = _ask(rt, case, 8, "wh")
+    with db.session() as s:
+        event = s.exec(select(AuditEvent).where(AuditEvent.action == "case.extension_requested")).one()
+        event.data = {"request": request_id, "hours": 24}
+        s.add(event)
+        asked = s.get(ExtensionRequest, request_id).new_due_at  # type: ignore[union-attr]
+    detail = query.detail(rt, person=person(rt, OWNER), code=case.code)
+    assert detail is not None
+    [requested] = [e for e in detail.events if e.action == "case.extension_requested"]
+    assert (requested.more, requested.unit, requested.asked_due) == (24, "h", asked)
