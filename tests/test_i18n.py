@@ -286,6 +286,9 @@ def test_plural_forms_follow_the_counting_parameter() -> None:
     assert t("en", "rate.followup_promised", days="1").endswith("within 1 working day.")
     assert t("en", "rate.followup_promised", days="1.5").endswith("within 1.5 working days.")
     assert t("en", "work.more_wd", count=1) == "1 working day" and t("en", "work.more_wh", count=8) == "8 working hours"
+    assert t("en", "desk.export_caption", scope="S", period="P", count=1).endswith(": 1 case")
+    assert t("en", "desk.map_caption", scope="S", period="P", count=2).endswith(": 2 cases")
+    assert "failed 1 delivery in a row" in t("en", "webhook.paused", id=1, url="U", failures=1)
     assert t_plain("en", "card.after_photos", count=1) == "1 'after' photo"
 
 
