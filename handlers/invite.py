@@ -14,7 +14,7 @@ from bot.i18n import bilingual, t, t_plain
 from bot.people import invite_picker, onboarding
 from bot.people.roles import Person
 from bot.runtime import Runtime
-from handlers.common import Ctx, esc, is_private, off_loop, person_of, reply, runtime
+from handlers.common import Ctx, chat_language, esc, is_private, off_loop, person_of, reply, runtime
 
 
 async def invite(update: Update, context: Ctx) -> None:
@@ -23,7 +23,7 @@ async def invite(update: Update, context: Ctx) -> None:
         return
     if not person.is_admin:
         raise AdminOnly()
-    lang = person.language
+    lang = await chat_language(update, context, person)  # a refusal in a group is the group's post
     if not is_private(update):
         # An invite link posted in a group could be used by anyone who reads it.
         await reply(update, t(lang, "invite.private_only"))

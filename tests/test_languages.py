@@ -141,3 +141,12 @@ async def test_the_follow_up_cards_popup_is_the_dispatchers(
     outcome = t_plain("zh_CN", "rate.outcome_resolved")
     assert _popup(answer) == t_plain("zh_CN", "rate.fu_done_ok", code=case.code, outcome=outcome)
     assert plain(t("en", "rate.outcome_resolved")) in w.room.message(card.message_id).text
+
+
+async def test_answers_to_commands_in_a_group_are_the_groups(tg: FakeTelegram, admin: FakeUser) -> None:
+    room = await _group(tg, admin, -100973, "QB-CMD", "en")
+    worker = tg.user(9770, "刘", language_code="zh-hans")
+    await onboard(admin, worker, "worker", GRID)
+    assert (await admin.send("/invite", chat=room)).texts == [plain(t("en", "invite.private_only"))]
+    assert (await worker.send("/my", chat=room)).texts == [plain(t("en", "my.none"))]
+    assert (await admin.send("/revoke", chat=room)).texts == [plain(t("en", "revoke.usage"))]
