@@ -348,7 +348,8 @@ class Lang(Button, kind="lang"):
 # --- /invite without arguments: role → street → community → grid (bot.people.invite_picker)
 
 INVITE_ROLES = ("worker", "staff", "dispatcher", "department", "supervisor")
-INVITE_LEVELS = ("role", "street", "community", "grid", "unit", "district")
+# "top" goes back to the choice of role (the picker's back button).
+INVITE_LEVELS = ("top", "role", "street", "community", "grid", "unit", "district")
 
 
 @dataclass(frozen=True)
@@ -358,3 +359,13 @@ class InvitePick(Button, kind="invite"):
     role: str = field(metadata=choice(*INVITE_ROLES))
     level: str = field(metadata=choice(*INVITE_LEVELS))
     ref: int
+
+
+@dataclass(frozen=True)
+class InvitePage(Button, kind="invite_page"):
+    """Another page of the options a pick offers (a street with many communities)."""
+
+    role: str = field(metadata=choice(*INVITE_ROLES))
+    level: str = field(metadata=choice(*INVITE_LEVELS))
+    ref: int
+    page: int

@@ -25,6 +25,7 @@ from bot.callbacks import (
     InputHours,
     InputMore,
     InputTeam,
+    InvitePage,
     InvitePick,
     Lang,
     NotFixed,
@@ -137,6 +138,7 @@ def register(app: Application) -> None:
     buttons.route(DeskFix, desk_queue.on_fix)
     buttons.route(DeskFixTo, desk_queue.on_fix_to)
     buttons.route(InvitePick, invite.on_pick)
+    buttons.route(InvitePage, invite.on_pick)
     buttons.route(DeskMap, desk.on_map_button)  # /map coloured by category or state
     app.add_handler(CallbackQueryHandler(buttons.on_button))
 

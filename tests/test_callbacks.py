@@ -26,6 +26,7 @@ from bot.callbacks import (
     InputHours,
     InputMore,
     InputTeam,
+    InvitePage,
     InvitePick,
     Lang,
     NotFixed,
@@ -87,6 +88,7 @@ EXAMPLES: list[tuple[Button, str]] = [
     (Tasks("mine", 2), "v1:tasks:mine:2"),
     (Lang("zh_CN"), "v1:lang:zh_CN"),
     (InvitePick("worker", "community", 7), "v1:invite:worker:community:7"),
+    (InvitePage("worker", "street", 3, 1), "v1:invite_page:worker:street:3:1"),
     (DeskStats("330102001", "this-month", "tm"), "v1:dstats:330102001:this-month:tm"),  # issue 11
     (DeskQueue("overdue", 0, 2), "v1:dqueue:overdue:0:2"),
     (DeskOpen(42), "v1:dopen:42"),
