@@ -26,7 +26,7 @@ from bot.callbacks import (
 )
 from bot.cases import casework
 from bot.cases.deadlines import MORE_TIME_CHOICES
-from bot.cases.timewords import more_time_words
+from bot.cases.timewords import more_time_words, when_words
 from bot.i18n import bilingual, t, t_plain
 from bot.intake.photos import PhotoError
 from bot.people.roles import Person
@@ -194,8 +194,10 @@ async def on_extension_decision(update: Update, context: Ctx, button: Extension)
         casework.decide_extension, runtime(context), person=person, request_id=button.request_id, approve=approve
     )
     lang = await chat_language(update, context, person)
+    rt = runtime(context)
+    due = when_words(lang, done.extra["due_at"], rt.clock.now(), rt.settings.tz)  # as the cards say it
     text = t(lang, f"work.extension_decided_{done.extra['decision']}", code=esc(done.code), name=esc(person.name))
-    text += " " + t(lang, "work.extension_due_now", due=esc(done.extra["due"]))
+    text += t(lang, "work.extension_due_now", due=esc(due))  # English brings its own space; Chinese none
     # the request (who asked, how many hours, why) stays visible above the decision
     request = query.message.text_html if isinstance(query.message, Message) and query.message.text else ""
     await query.answer()

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from sqlmodel import col, select
 
-from bot.cases.timewords import more_time_words
+from bot.cases.timewords import more_time_words, when_words
 from bot.i18n import plain, t, t_plain
 from bot.runtime import Runtime
 from storage.db import Database
@@ -95,8 +95,12 @@ async def test_popups_speak_the_pressers_language_and_posts_the_groups(
     decided = room.message(request.message_id).body
     assert plain(t(g, "work.extension_decided_approved", code=case.code, name="Zhou")) in decided
     with db.session() as s:
-        due = s.exec(select(ExtensionRequest)).one().new_due_at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M")
-    assert staff.last_text() == plain(t(p, "work.extension_approved", code=case.code, due=due))
+        due_at = s.exec(select(ExtensionRequest)).one().new_due_at
+    now, tz = rt.clock.now(), rt.settings.tz
+    assert plain(t(g, "work.extension_due_now", due=when_words(g, due_at, now, tz))) in decided
+    assert staff.last_text() == plain(
+        t(p, "work.extension_approved", code=case.code, due=when_words(p, due_at, now, tz))
+    )
 
     # resolving: the pop-up is the staff member's, the prompt too; one photo is "1 photo"
     answer = await staff.press(team.message(team_card.message_id), t(g, "card.resolve"), chat=team)

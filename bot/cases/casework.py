@@ -511,16 +511,12 @@ def decide_extension(rt: Runtime, *, person: Person, request_id: int, approve: b
             rt, s, case, "decide_extension", person, now=now, who=who, event=f"case.extension_{decision}",
             data={"request": request_id, "due_at": request.new_due_at.isoformat()}, refresh=approve,
         )  # fmt: skip
+        due_at = case.due_at or now
         lifecycle.tell(
-            s, case, request.requested_by, f"work.extension_{decision}", now, due=local_time(rt, case.due_at or now)
-        )
-        return Done(
-            "extension",
-            _id(case),
-            case.code,
-            case.state,
-            {"decision": decision, "due": local_time(rt, case.due_at or now)},
-        )
+            s, case, request.requested_by, f"work.extension_{decision}", now,
+            due=local_time(rt, due_at), due_at=due_at.isoformat(),  # said in words when near, as reminders are
+        )  # fmt: skip
+        return Done("extension", _id(case), case.code, case.state, {"decision": decision, "due_at": due_at})
 
 
 def escalate_unverified(rt: Runtime, *, after: timedelta) -> list[str]:
