@@ -159,13 +159,13 @@ async def test_an_exchange_begun_with_plain_hours_keeps_them(rt: Runtime, db: Da
     with db.session() as s:
         row = pending_rows.pending_of(s, owner.user_id)
         assert row is not None
-        pending_rows.save_pending(s, row, data={"hours": 24, "text": "需协调物业"}, now=clock.now())
+        pending_rows.save_pending(s, row, data={"hours": 72, "text": "需协调物业"}, now=clock.now())
     old = casework.pending(rt, owner.user_id)
-    assert old is not None and (old.more, old.unit) == (24, "h")
+    assert old is not None and (old.more, old.unit) == (72, "h")
     request_id = int(casework.finish(rt, person=owner, pending_id=pending.id).extra["request"])
     with db.session() as s:
         request = s.get(ExtensionRequest, request_id)
-    assert request is not None and request.new_due_at == at(24, 15, 30)
+    assert request is not None and request.new_due_at == at(26, 15, 30)  # 72 wall-clock hours after 15:30
 
 
 # --- through the bot --------------------------------------------------------------------------
