@@ -163,10 +163,22 @@ class InputTeam(Button, kind="input_team"):
 
 @dataclass(frozen=True)
 class InputHours(Button, kind="input_hours"):
-    """Asking for more time: how many hours."""
+    """Asking for more time in plain hours: the buttons before more time was asked in the
+    unit of the limit. Still parsed, so a press on an old prompt gets the new choices."""
 
     pending_id: int
     hours: int
+
+
+@dataclass(frozen=True)
+class InputMore(Button, kind="input_more"):
+    """Asking for more time: how much, in the unit of the case's limit (working hours,
+    working days; hours, days when urgent: bot.cases.deadlines.MORE_TIME_CHOICES)."""
+
+    pending_id: int
+    amount: int
+    # the units of bot.cases.deadlines.MORE_TIME_CHOICES (tests/test_callbacks.py checks)
+    unit: str = field(metadata=choice("wh", "wd", "h", "d"))
 
 
 # --- verify, report in, more time -------------------------------------------------------
@@ -336,7 +348,8 @@ class Lang(Button, kind="lang"):
 # --- /invite without arguments: role → street → community → grid (bot.people.invite_picker)
 
 INVITE_ROLES = ("worker", "staff", "dispatcher", "department", "supervisor")
-INVITE_LEVELS = ("role", "street", "community", "grid", "unit", "district")
+# "top" goes back to the choice of role (the picker's back button).
+INVITE_LEVELS = ("top", "role", "street", "community", "grid", "unit", "district")
 
 
 @dataclass(frozen=True)
@@ -346,3 +359,13 @@ class InvitePick(Button, kind="invite"):
     role: str = field(metadata=choice(*INVITE_ROLES))
     level: str = field(metadata=choice(*INVITE_LEVELS))
     ref: int
+
+
+@dataclass(frozen=True)
+class InvitePage(Button, kind="invite_page"):
+    """Another page of the options a pick offers (a street with many communities)."""
+
+    role: str = field(metadata=choice(*INVITE_ROLES))
+    level: str = field(metadata=choice(*INVITE_LEVELS))
+    ref: int
+    page: int

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import Forbidden, TelegramError
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.callbacks import (
     BadCallback,
@@ -18,12 +18,15 @@ from bot.callbacks import (
     InputCancel,
     InputDone,
     InputHours,
+    InputMore,
     InputTeam,
     NotFixed,
     ReportIn,
     Work,
 )
 from bot.cases import casework
+from bot.cases.deadlines import MORE_TIME_CHOICES
+from bot.cases.timewords import more_time_words, when_words
 from bot.i18n import bilingual, t, t_plain
 from bot.intake.photos import PhotoError
 from bot.people.roles import Person
@@ -47,14 +50,14 @@ def _prompt(rt: Runtime, lang: str, p: casework.Pending) -> tuple[str, InlineKey
             rows.append(
                 [InlineKeyboardButton(mark + (bilingual(lang, zh, en)), callback_data=InputTeam(p.id, unit_id).pack())]
             )
-    if p.action == casework.EXTEND:
+    if p.action == casework.EXTEND:  # more time in the unit of the case's limit
         rows.append(
             [
                 InlineKeyboardButton(
-                    ("✅ " if p.hours == h else "") + t(lang, "work.hours", hours=h),
-                    callback_data=InputHours(p.id, h).pack(),
+                    ("✅ " if p.more == n else "") + "+" + more_time_words(lang, n, p.unit),
+                    callback_data=InputMore(p.id, n, p.unit).pack(),
                 )
-                for h in casework.EXTENSION_CHOICES_H
+                for n in MORE_TIME_CHOICES.get(p.unit, ())
             ]
         )
     rows.append(
@@ -93,9 +96,9 @@ async def on_work_button(update: Update, context: Ctx, button: Work | NotFixed) 
 
 
 async def on_input_button(
-    update: Update, context: Ctx, button: InputDone | InputCancel | InputTeam | InputHours
+    update: Update, context: Ctx, button: InputDone | InputCancel | InputTeam | InputMore | InputHours
 ) -> None:
-    """Buttons of the private exchange: done, cancel, department toggles, hours."""
+    """Buttons of the private exchange: done, cancel, department toggles, more time."""
     query, person = await pressed(update, context)
     rt = runtime(context)
     lang = person.language
@@ -107,19 +110,35 @@ async def on_input_button(
         await query.answer()
         await query.edit_message_text(t(lang, "work.cancelled", code=esc(current.code)))
         return
-    if isinstance(button, InputTeam | InputHours):
+    if isinstance(button, InputHours):  # a prompt from before more time had units: offer the new choices
+        await query.answer(t_plain(lang, "work.more_time_choose_again"))
+        await _show_prompt(query, *_prompt(rt, lang, current))
+        return
+    if isinstance(button, InputTeam | InputMore):
         if isinstance(button, InputTeam):
             updated = await off_loop(casework.toggle_department, rt, user_id=person.user_id, unit_id=button.unit_id)
         else:
-            updated = await off_loop(casework.set_hours, rt, user_id=person.user_id, hours=button.hours)
-        text, markup = _prompt(rt, lang, updated)
+            if button.unit != current.unit:  # the exchange's unit is fixed when it opens
+                raise BadCallback(button)
+            updated = await off_loop(
+                casework.set_more_time, rt, user_id=person.user_id, amount=button.amount, unit=button.unit
+            )
         await query.answer()
-        await query.edit_message_text(text, reply_markup=markup)
+        await _show_prompt(query, *_prompt(rt, lang, updated))
         return
     done = await off_loop(casework.finish, rt, person=person, pending_id=current.id)
     await query.answer()
     await query.edit_message_text(t(lang, f"work.done_{done.action}", code=esc(done.code)))
     await flush(context.application)
+
+
+async def _show_prompt(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup) -> None:
+    """The prompt as it now stands; a second press on the same choice changes nothing."""
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as exc:
+        if "not modified" not in str(exc).lower():
+            raise
 
 
 async def take_input(update: Update, context: Ctx, person: Person) -> None:
@@ -175,8 +194,10 @@ async def on_extension_decision(update: Update, context: Ctx, button: Extension)
         casework.decide_extension, runtime(context), person=person, request_id=button.request_id, approve=approve
     )
     lang = await chat_language(update, context, person)
+    rt = runtime(context)
+    due = when_words(lang, done.extra["due_at"], rt.clock.now(), rt.settings.tz)  # as the cards say it
     text = t(lang, f"work.extension_decided_{done.extra['decision']}", code=esc(done.code), name=esc(person.name))
-    text += " " + t(lang, "work.extension_due_now", due=esc(done.extra["due"]))
+    text += t(lang, "work.extension_due_now", due=esc(due))  # English brings its own space; Chinese none
     # the request (who asked, how many hours, why) stays visible above the decision
     request = query.message.text_html if isinstance(query.message, Message) and query.message.text else ""
     await query.answer()

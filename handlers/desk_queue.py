@@ -133,7 +133,7 @@ async def on_queue_button(update: Update, context: Ctx, button: DeskQueue) -> No
     try:
         page = await off_loop(desk.queue, rt, person, kind=button.kind, arg=button.arg, page=button.page)
     except desk.StalePage:  # the cases moved on: say so, and show the first page
-        await query.answer(t_plain(lang, "desk.queue_stale"), show_alert=True)
+        await query.answer(t_plain(person.language, "desk.queue_stale"), show_alert=True)  # the presser's pop-up
         page = await off_loop(desk.queue, rt, person, kind=button.kind, arg=button.arg, page=0)
     else:
         await query.answer()

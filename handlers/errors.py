@@ -35,7 +35,10 @@ async def on_error(update: object, context: Ctx) -> None:
         return
     try:
         person = await person_of(update, context)
-        lang = await chat_language(update, context, person)
+        if update.callback_query is not None and person is not None:
+            lang = person.language  # a pop-up is read by the one who pressed, wherever the button is
+        else:
+            lang = await chat_language(update, context, person)
     except Exception:  # the database may be what failed
         log.exception("could not tell who the update came from")
         lang = context.application.bot_data["rt"].settings.default_language

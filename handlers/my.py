@@ -8,7 +8,7 @@ from bot.cases.mine import my_cases
 from bot.cases.timewords import when_words
 from bot.i18n import t
 from bot.rating import ratings as rating
-from handlers.common import Ctx, esc, off_loop, person_of, reply, runtime
+from handlers.common import Ctx, chat_language, esc, off_loop, person_of, reply, runtime
 
 
 async def my_command(update: Update, context: Ctx) -> None:
@@ -16,7 +16,7 @@ async def my_command(update: Update, context: Ctx) -> None:
     if person is None:
         return
     rt = runtime(context)
-    lang = person.language
+    lang = await chat_language(update, context, person)  # /my sent in a group answers in the group's language
     rows = await off_loop(my_cases, rt, user_id=person.user_id, limit=20)
     if not rows:
         await reply(update, t(lang, "my.none"))

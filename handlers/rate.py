@@ -198,7 +198,7 @@ async def on_followup(update: Update, context: Ctx, button: FollowUp) -> None:
     done = await off_loop(
         rating.followup_action, runtime(context), person=person, followup_id=button.followup_id, op=op
     )
-    lang = await chat_language(update, context, person)
+    lang = person.language  # the pop-up is the presser's; the card is refreshed in the group's language
     if done.op == rating.CONTACTED:
         await query.answer(t_plain(lang, "rate.fu_contacted_ok", code=done.code))
     else:

@@ -23,7 +23,9 @@ from bot.callbacks import (
     InputCancel,
     InputDone,
     InputHours,
+    InputMore,
     InputTeam,
+    InvitePage,
     InvitePick,
     Lang,
     NotFixed,
@@ -112,6 +114,7 @@ def register(app: Application) -> None:
     buttons.route(InputCancel, casework.on_input_button)
     buttons.route(InputTeam, casework.on_input_button)
     buttons.route(InputHours, casework.on_input_button)
+    buttons.route(InputMore, casework.on_input_button)
     buttons.route(Confirm, casework.on_confirm)
     buttons.route(ReportIn, casework.on_report_in)
     buttons.route(Extension, casework.on_extension_decision)
@@ -135,6 +138,7 @@ def register(app: Application) -> None:
     buttons.route(DeskFix, desk_queue.on_fix)
     buttons.route(DeskFixTo, desk_queue.on_fix_to)
     buttons.route(InvitePick, invite.on_pick)
+    buttons.route(InvitePage, invite.on_pick)
     buttons.route(DeskMap, desk.on_map_button)  # /map coloured by category or state
     app.add_handler(CallbackQueryHandler(buttons.on_button))
 

@@ -9,7 +9,7 @@ from telegram import Update
 from bot.errors import AdminOnly
 from bot.i18n import t
 from bot.people import revoke as revocation
-from handlers.common import Ctx, esc, off_loop, person_of, reply, runtime
+from handlers.common import Ctx, chat_language, esc, off_loop, person_of, reply, runtime
 from handlers.outbox_sender import flush
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ async def revoke_command(update: Update, context: Ctx) -> None:
         return
     if not person.is_admin:
         raise AdminOnly()
-    lang = person.language
+    lang = await chat_language(update, context, person)  # the answer is a post where it was asked
     args = context.args or []
     if len(args) not in (1, 2):
         await reply(update, t(lang, "revoke.usage"))

@@ -7,7 +7,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.callbacks import Tasks
 from bot.cases import query as casequery
 from bot.cases.cards import render_card
-from bot.cases.timewords import due_words, when_words
+from bot.cases.timewords import due_words, more_time_words, when_words
 from bot.errors import NotAllowed
 from bot.i18n import t
 from bot.runtime import Runtime
@@ -90,11 +90,17 @@ def render_detail(rt: Runtime, lang: str, detail: casequery.CaseDetail) -> str:
         label = t(lang, f"audit.{e.action}") if e.action in casequery.TIMELINE_ACTIONS else esc(e.action)
         who = f" · {esc(e.actor)}" if e.actor else ""
         note = f" — {esc(e.note)}" if e.note and e.note != "auto" else ""
+        tz = rt.settings.tz
         if e.due is not None:  # the time that was set, and the one it replaced
-            tz = rt.settings.tz
             label += t(lang, "case.due_now", due=e.due.astimezone(tz).strftime("%m-%d %H:%M"))
             if e.previous_due is not None:
                 label += t(lang, "case.due_was", due=e.previous_due.astimezone(tz).strftime("%m-%d %H:%M"))
+        if e.more is not None and e.unit is not None:  # what more time was asked for
+            more = more_time_words(lang, e.more, e.unit)
+            if e.asked_due is not None:
+                label += t(lang, "case.more_asked", more=more, due=e.asked_due.astimezone(tz).strftime("%m-%d %H:%M"))
+            else:
+                label += t(lang, "case.more_asked_no_due", more=more)
         lines.append(f"{when} {label}{who}{note}")
     return clip("\n".join(lines))
 

@@ -24,7 +24,9 @@ from bot.callbacks import (
     InputCancel,
     InputDone,
     InputHours,
+    InputMore,
     InputTeam,
+    InvitePage,
     InvitePick,
     Lang,
     NotFixed,
@@ -46,6 +48,7 @@ from bot.callbacks import (
     parse,
 )
 from bot.cases import casework, dispatch
+from bot.cases.deadlines import MORE_TIME_CHOICES
 from bot.desk.buttons import DeskFix, DeskFixTo, DeskMap, DeskOpen, DeskQueue, DeskStats
 from bot.i18n import SUPPORTED_LANGUAGES
 from bot.rating import ratings
@@ -63,6 +66,7 @@ EXAMPLES: list[tuple[Button, str]] = [
     (InputCancel(5), "v1:input_cancel:5"),
     (InputTeam(5, 9), "v1:input_team:5:9"),
     (InputHours(5, 72), "v1:input_hours:5:72"),
+    (InputMore(5, 2, "wd"), "v1:input_more:5:2:wd"),
     (Confirm(42), "v1:confirm:42"),
     (NotFixed(42), "v1:not_fixed:42"),
     (ReportIn(3), "v1:report_in:3"),
@@ -84,6 +88,7 @@ EXAMPLES: list[tuple[Button, str]] = [
     (Tasks("mine", 2), "v1:tasks:mine:2"),
     (Lang("zh_CN"), "v1:lang:zh_CN"),
     (InvitePick("worker", "community", 7), "v1:invite:worker:community:7"),
+    (InvitePage("worker", "street", 3, 1), "v1:invite_page:worker:street:3:1"),
     (DeskStats("330102001", "this-month", "tm"), "v1:dstats:330102001:this-month:tm"),  # issue 11
     (DeskQueue("overdue", 0, 2), "v1:dqueue:overdue:0:2"),
     (DeskOpen(42), "v1:dopen:42"),
@@ -109,6 +114,11 @@ def _longest(cls: type[Button]) -> Button:
         else:
             values[f.name] = "z" * 24
     return cls(**values)
+
+
+def test_more_time_buttons_take_the_units_the_service_offers() -> None:
+    unit = next(f for f in dataclasses.fields(InputMore) if f.name == "unit")
+    assert unit.metadata["choices"] == set(MORE_TIME_CHOICES)
 
 
 def test_every_kind_has_an_example() -> None:

@@ -103,15 +103,20 @@ async def test_more_time_is_decided_by_the_command_room(world: dict, db: Databas
     await claim(world, world["staff"], case)
     await world["staff"].press(world["team"].last_message(), "⏰ 申请延期", chat=world["team"])
     prompt = world["staff"].last_message()
-    await world["staff"].press(prompt, "+72 小时")
+    await world["staff"].press(prompt, "+8 个工作小时")
     await world["staff"].send("需等待业主回国后配合拆除")
     await world["staff"].press(world["staff"].last_message(), "✅ 完成")
     request = world["room"].last_message()
-    assert "延期申请" in request.text and "72" in request.text
+    assert "延期申请" in request.text and "申请延长 8 个工作小时" in request.text
     await world["dispatcher"].press(request, "✅ 同意", chat=world["room"])
     decided = world["room"].message(request.message_id).text
     # the decision keeps the request visible (hours and reason) and states the new due time
-    assert "已同意" in decided and "72" in decided and "需等待业主回国后配合拆除" in decided and "办理时限：" in decided
+    assert (
+        "已同意" in decided
+        and "8 个工作小时" in decided
+        and "需等待业主回国后配合拆除" in decided
+        and "办理时限：" in decided
+    )
     assert "已获同意" in world["staff"].last_text()
     with db.session() as s:
         row = s.exec(select(ExtensionRequest)).one()

@@ -213,14 +213,15 @@ async def test_extension_resets_the_ladder(
     assert "rung1" in (await sweep(rt, app)).kinds
     owner = person(rt, 9510)
     casework.start_input(rt, person=owner, case_id=case.id, action=casework.EXTEND)  # type: ignore[arg-type]
-    casework.set_hours(rt, user_id=owner.user_id, hours=24)
+    casework.set_more_time(rt, user_id=owner.user_id, amount=4, unit="wh")  # the limit is in working hours
     casework.add_text(rt, user_id=owner.user_id, text="需协调物业")
     pending = casework.pending(rt, owner.user_id)
     done = casework.finish(rt, person=owner, pending_id=pending.id)  # type: ignore[union-attr]
     casework.decide_extension(rt, person=person(rt, 9530), request_id=done.extra["request"], approve=True)
     stored = load(db, pk(case))
-    assert stored.rung == 0 and stored.due_at == at(24, 15, 30)
-    clock.set(at(24, 15, 40))
+    # 4 working hours from now (16:00, the case being late already): 2 today, 2 tomorrow
+    assert stored.rung == 0 and stored.due_at == at(24, 10, 30)
+    clock.set(at(24, 10, 40))
     assert "rung1" in (await sweep(rt, app)).kinds  # the ladder climbs again from the new due time
     assert load(db, pk(case)).rung == 1
 

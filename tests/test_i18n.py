@@ -22,7 +22,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from bot.cases import casework
+from bot.cases import casework, deadlines
 from bot.cases.query import TIMELINE_ACTIONS
 from bot.i18n import (
     POPUP_LIMIT,
@@ -106,6 +106,7 @@ DYNAMIC: dict[str, Callable[[], set[str]]] = {
     "work.done_*": lambda: set(casework.INPUT_ACTIONS),
     "work.extension_*": lambda: {"approved", "refused"},
     "work.extension_decided_*": lambda: {"approved", "refused"},
+    "work.more_*": lambda: set(deadlines.MORE_TIME_CHOICES),
 }
 
 
@@ -284,7 +285,10 @@ def test_plural_forms_follow_the_counting_parameter() -> None:
     # a number in a string counts too; a fraction takes the plural
     assert t("en", "rate.followup_promised", days="1").endswith("within 1 working day.")
     assert t("en", "rate.followup_promised", days="1.5").endswith("within 1.5 working days.")
-    assert "1 more hour (" in t("en", "work.extension_request", code="C", by="B", hours=1, due="D", reason="R")
+    assert t("en", "work.more_wd", count=1) == "1 working day" and t("en", "work.more_wh", count=8) == "8 working hours"
+    assert t("en", "desk.export_caption", scope="S", period="P", count=1).endswith(": 1 case")
+    assert t("en", "desk.map_caption", scope="S", period="P", count=2).endswith(": 2 cases")
+    assert "failed 1 delivery in a row" in t("en", "webhook.paused", id=1, url="U", failures=1)
     assert t_plain("en", "card.after_photos", count=1) == "1 'after' photo"
 
 

@@ -7,8 +7,9 @@ import re
 
 from sqlmodel import select
 
+from bot.people import invite_picker
 from storage.db import Database
-from storage.models import Community, Membership, Street, User
+from storage.models import Community, Membership, Street, User, pk
 from tests.fakebot import FakeTelegram, FakeUser, buttons
 from tests.flows import LINK
 
@@ -42,7 +43,7 @@ async def test_a_worker_picked_role_street_community_grid_joins(
     turn = await admin.send("/invite")
     first = turn.replies[0]
     assert "请选择角色" in first["text"]
-    assert [row[0] for row in buttons(first)] == [
+    assert [label for row in buttons(first) for label in row] == [
         "网格员",
         "平台工作人员",
         "指挥中心调度员",
@@ -130,3 +131,61 @@ async def test_stale_forged_and_foreign_presses_are_refused(tg: FakeTelegram, ad
     # /invite without arguments from a non-admin: refused before any picker
     turn = await stranger.send("/invite")
     assert "只有系统管理员" in turn.texts[0] and buttons(turn.replies[0]) == []
+
+
+async def test_back_goes_to_the_step_before(admin: FakeUser) -> None:
+    turn = await admin.send("/invite")
+    first = turn.replies[0]
+    assert not any("↩️ 返回" in row for row in buttons(first))  # nothing before the roles
+    await admin.press(first, "网格员")
+    await admin.press(admin.chat.message(first["message_id"]), "清波街道")
+    await admin.press(admin.chat.message(first["message_id"]), "劳动路社区")
+    msg = admin.chat.message(first["message_id"])
+    assert "请选择网格" in msg.body and buttons(msg)[-1] == ["↩️ 返回"]
+    await admin.press(msg, "↩️ 返回")  # grids → the street's communities
+    msg = admin.chat.message(first["message_id"])
+    assert "（清波街道）" in msg.body and "请选择社区" in msg.body and any("清波门社区" in row for row in buttons(msg))
+    await admin.press(msg, "↩️ 返回")  # communities → streets
+    msg = admin.chat.message(first["message_id"])
+    assert "请选择街道" in msg.body and any("湖滨街道" in row for row in buttons(msg))
+    await admin.press(msg, "↩️ 返回")  # streets → roles
+    msg = admin.chat.message(first["message_id"])
+    assert "请选择角色" in msg.body and any("平台工作人员" in row for row in buttons(msg))
+    # and on from there, to another role's end
+    await admin.press(msg, "平台工作人员")
+    await admin.press(admin.chat.message(first["message_id"]), "湖滨街道")
+    await admin.press(admin.chat.message(first["message_id"]), "湖滨街道综合执法平台")
+    assert "HB-ZF" in admin.chat.message(first["message_id"]).body
+
+
+async def test_a_street_with_many_communities_comes_in_pages(admin: FakeUser, db: Database) -> None:
+    with db.session() as s:
+        street = s.exec(select(Street).where(Street.code == "330102001")).one()
+        for n in range(1, 13):
+            s.add(Community(code=f"33010200199{n:03d}", street_id=pk(street), name_zh=f"新社区{n}", name_en=f"New {n}"))
+    turn = await admin.send("/invite")
+    first = turn.replies[0]
+    await admin.press(first, "网格员")
+    await admin.press(admin.chat.message(first["message_id"]), "清波街道")
+    msg = admin.chat.message(first["message_id"])
+    names = [label for row in buttons(msg)[:-2] for label in row]
+    assert len(names) == invite_picker.PAGE_SIZE and names[0] == "劳动路社区"
+    assert buttons(msg)[-2:] == [["下一页 ➡️"], ["↩️ 返回"]]
+    await admin.press(msg, "下一页 ➡️")
+    msg = admin.chat.message(first["message_id"])
+    second = [label for row in buttons(msg)[:-2] for label in row]
+    assert second[0] == "新社区6" and not set(second) & set(names)
+    assert buttons(msg)[-2:] == [["⬅️ 上一页"], ["↩️ 返回"]]  # 3 + 12 communities: two pages
+    assert "请选择社区" in msg.body
+    await admin.press(msg, "新社区12")  # a community with no grids yet: said so, and the page stays
+    assert admin.chat.message(first["message_id"]).body == msg.body
+    await admin.press(msg, "⬅️ 上一页")
+    assert [label for row in buttons(admin.chat.message(first["message_id"]))[:-2] for label in row] == names
+    # a page past the end (the list shrank) shows the last page; a page of a final pick is refused
+    with db.session() as s:
+        street_id = s.exec(select(Street).where(Street.code == "330102001")).one().id
+    answer = await admin.press_data(admin.id, first["message_id"], f"v1:invite_page:worker:street:{street_id}:9")
+    assert answer is not None and "text" not in answer.params
+    assert "新社区12" in [label for row in buttons(admin.chat.message(first["message_id"])) for label in row]
+    answer = await admin.press_data(admin.id, first["message_id"], f"v1:invite_page:dispatcher:street:{street_id}:1")
+    assert answer is not None and "按钮已失效" in answer.params["text"]

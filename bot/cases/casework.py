@@ -16,6 +16,7 @@ from sqlmodel import Session
 from bot import notify
 from bot.cases import deadlines, lifecycle
 from bot.cases.lifecycle import CaseNotFound
+from bot.cases.timewords import more_time_words
 from bot.errors import DomainError
 from bot.i18n import N_
 from bot.intake.submit import PhotoIn, add_media
@@ -32,11 +33,14 @@ INPUT_ACTIONS = (NOTE, RETURN, EXTEND, ESCALATE, RESOLVE, NOT_FIXED)
 _MOVE = {RETURN: "return", ESCALATE: "escalate", RESOLVE: "resolve", NOT_FIXED: "not_fixed"}
 MAX_TEXT = 2000
 MAX_PHOTOS = 10
-EXTENSION_CHOICES_H = (24, 72, 168)
 
 
 class ReasonRequired(DomainError):
     key = "work.reason_required"
+
+
+class MoreTimeRequired(DomainError):
+    key = "work.more_time_required"
 
 
 class PhotoRequired(DomainError):
@@ -68,7 +72,8 @@ class Pending:
     text: str
     photos: int
     departments: tuple[int, ...] = ()
-    hours: int | None = None
+    more: int | None = None  # more time asked for, in `unit` (see deadlines.MORE_TIME_CHOICES)
+    unit: str = "h"
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,16 @@ def _view(row: Any, code: str) -> Pending:
         d.get("text", ""),
         len(d.get("photos", [])),
         tuple(d.get("departments", [])),
-        d.get("hours"),
+        *_more_time(d),
     )
+
+
+def _more_time(d: dict[str, Any]) -> tuple[int | None, str]:
+    """The more time chosen and its unit. An exchange begun before units existed chose
+    plain hours ("hours"), and keeps meaning them."""
+    if "unit" in d:
+        return d.get("more"), str(d["unit"])
+    return d.get("hours"), "h"
 
 
 def start_input(rt: Runtime, *, person: Person, case_id: int, action: str) -> Pending:
@@ -110,8 +123,10 @@ def start_input(rt: Runtime, *, person: Person, case_id: int, action: str) -> Pe
     with rt.db.session() as s:
         case = _case(s, case_id)
         _check(rt, s, person, case, action)
+        # more time is offered in the unit of the case's limit, fixed for this exchange
+        data = {"unit": deadlines.more_time_unit(rt, case)} if action == EXTEND else {}
         row = casework.start_pending(
-            s, user_id=person.user_id, action=action, case_id=case_id, data={}, now=rt.clock.now()
+            s, user_id=person.user_id, action=action, case_id=case_id, data=data, now=rt.clock.now()
         )
         return _view(row, case.code)
 
@@ -179,12 +194,15 @@ def toggle_department(rt: Runtime, *, user_id: int, unit_id: int) -> Pending:
     return _update(rt, user_id, change)
 
 
-def set_hours(rt: Runtime, *, user_id: int, hours: int) -> Pending:
-    if hours not in EXTENSION_CHOICES_H:
-        raise lifecycle.ActorNotAllowed()
+def set_more_time(rt: Runtime, *, user_id: int, amount: int, unit: str) -> Pending:
+    """The more time asked for: one of the choices of the exchange's unit (a button of
+    another unit, or an amount not offered, is stale)."""
 
     def change(d: dict[str, Any]) -> None:
-        d["hours"] = hours
+        if _more_time(d)[1] != unit or amount not in deadlines.MORE_TIME_CHOICES.get(unit, ()):
+            raise lifecycle.ActorNotAllowed()
+        d.pop("hours", None)
+        d.update(more=amount, unit=unit)
 
     return _update(rt, user_id, change)
 
@@ -230,11 +248,12 @@ def finish(rt: Runtime, *, person: Person, pending_id: int) -> Done:
                 raise ReasonRequired()
             done = _return(rt, s, person, case, text, now)
         elif action == EXTEND:
+            amount, unit = _more_time(data)
+            if not amount:
+                raise MoreTimeRequired()
             if not text:
                 raise ReasonRequired()
-            if not data.get("hours"):
-                raise ReasonRequired()
-            done = _extend(s, rt, person, case, text, int(data["hours"]), now)
+            done = _extend(s, rt, person, case, text, int(amount), unit, now)
         elif action == ESCALATE:
             if not data.get("departments"):
                 raise DepartmentRequired()
@@ -279,8 +298,10 @@ def _return(rt: Runtime, s: Session, person: Person, case: Case, reason: str, no
     return Done(RETURN, _id(case), case.code, case.state)
 
 
-def _extend(s: Session, rt: Runtime, person: Person, case: Case, reason: str, hours: int, now: datetime) -> Done:
-    base = case.due_at or now
+def _extend(
+    s: Session, rt: Runtime, person: Person, case: Case, reason: str, amount: int, unit: str, now: datetime
+) -> Done:
+    new_due = deadlines.more_time_due(rt, s, case, amount, unit, now)
     request = casework.add_extension(
         s,
         ExtensionRequest(
@@ -288,7 +309,7 @@ def _extend(s: Session, rt: Runtime, person: Person, case: Case, reason: str, ho
             requested_by=person.user_id,
             reason=reason,
             old_due_at=case.due_at,
-            new_due_at=base + timedelta(hours=hours),
+            new_due_at=new_due,
             created_at=now,
         ),
     )
@@ -300,7 +321,7 @@ def _extend(s: Session, rt: Runtime, person: Person, case: Case, reason: str, ho
         case_id=case.id,
         actor_user_id=person.user_id,
         note=reason,
-        data={"request": request.id, "hours": hours},
+        data={"request": request.id, "more": amount, "unit": unit, "due_at": new_due.isoformat()},
         at=now,
     )
     room = index.org(rt).command_room(case.street_id) if case.street_id else None
@@ -315,10 +336,12 @@ def _extend(s: Session, rt: Runtime, person: Person, case: Case, reason: str, ho
             payload={
                 "request": request.id,
                 "code": case.code,
-                "hours": hours,
+                # the amount in words in both languages: the group's is picked when sent
+                "hours_zh": more_time_words("zh_CN", amount, unit),
+                "hours_en": more_time_words("en", amount, unit),
                 "reason": reason,
                 "by": person.name,
-                "due": local_time(rt, request.new_due_at),
+                "due": local_time(rt, new_due),
             },
         )
     return Done(EXTEND, _id(case), case.code, case.state, {"request": request.id})
@@ -488,16 +511,12 @@ def decide_extension(rt: Runtime, *, person: Person, request_id: int, approve: b
             rt, s, case, "decide_extension", person, now=now, who=who, event=f"case.extension_{decision}",
             data={"request": request_id, "due_at": request.new_due_at.isoformat()}, refresh=approve,
         )  # fmt: skip
+        due_at = case.due_at or now
         lifecycle.tell(
-            s, case, request.requested_by, f"work.extension_{decision}", now, due=local_time(rt, case.due_at or now)
-        )
-        return Done(
-            "extension",
-            _id(case),
-            case.code,
-            case.state,
-            {"decision": decision, "due": local_time(rt, case.due_at or now)},
-        )
+            s, case, request.requested_by, f"work.extension_{decision}", now,
+            due=local_time(rt, due_at), due_at=due_at.isoformat(),  # said in words when near, as reminders are
+        )  # fmt: skip
+        return Done("extension", _id(case), case.code, case.state, {"decision": decision, "due_at": due_at})
 
 
 def escalate_unverified(rt: Runtime, *, after: timedelta) -> list[str]:

@@ -249,6 +249,49 @@ def extended(rt: Runtime, s: Session, case: Case, new_due: datetime, now: dateti
     replan(rt, s, case, now)
 
 
+# --- more time (延期), in the unit of the case's limit ----------------------------------------
+
+# A request for more time is counted in the unit of the category's limit (时限): working
+# hours or working days on the street's calendar, or wall-clock hours or days for an urgent
+# case (its limit runs on the wall clock). The choices each unit offers, defined once;
+# "h" is also what requests made before units existed meant (plain hours).
+MORE_TIME_CHOICES: dict[str, tuple[int, ...]] = {
+    "wh": (4, 8, 24),
+    "wd": (1, 2, 3),
+    "h": (4, 8, 24),
+    "d": (1, 2, 3),
+}
+# Each unit as the calendar's (limit unit, on the wall clock) arguments.
+_MORE_TIME_LIMIT: dict[str, tuple[LimitUnit, bool]] = {
+    "wh": ("hours", False),
+    "wd": ("days", False),
+    "h": ("hours", True),
+    "d": ("days", True),
+}
+
+
+def more_time_unit(rt: Runtime, case: Case) -> str:
+    """The unit more time is asked in for this case: its category's limit unit."""
+    category = index.org(rt).category(case.category_id) if case.category_id else None
+    in_days = category is not None and category.limit_unit == "days"
+    if case.urgent:
+        return "d" if in_days else "h"
+    return "wd" if in_days else "wh"
+
+
+def more_time_due(rt: Runtime, s: Session, case: Case, amount: int, unit: str, now: datetime) -> datetime:
+    """The due time after `amount` more of `unit`, on the street's working calendar (days
+    off and holidays skipped), from the present due time, or from now for a case already
+    late: more time added to a past due time could leave it late on approval. (Which amounts
+    may be asked is the exchange's to check: one begun before units chose 72 or 168 hours.)"""
+    if unit not in _MORE_TIME_LIMIT:
+        raise ValueError(f"no unit of more time {unit!r}")
+    limit_unit, wall_clock = _MORE_TIME_LIMIT[unit]
+    clock = street_clock(rt, s, case.street_id)
+    base = max(case.due_at, now) if case.due_at is not None else now
+    return clock.calendar.due_time(base, amount, limit_unit, wall_clock)
+
+
 # --- follow-ups (回访) go through the same reminders and ladder -------------------------------
 
 

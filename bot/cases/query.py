@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -14,7 +15,7 @@ from bot.org import index
 from bot.people.roles import Person
 from bot.rating.ratings import StaffRating, ratings_for_staff_in
 from bot.runtime import Runtime
-from storage import cases, external, orgs, people, worklists
+from storage import cases, casework, external, orgs, people, worklists
 from storage.cases import OPEN_STATES
 from storage.models import Case, CaseSource, CaseState, Role, pk
 
@@ -58,6 +59,10 @@ class Event:
     note: str | None
     due: datetime | None = None  # case.due_set: the due time set, and the one it replaced
     previous_due: datetime | None = None
+    # case.extension_requested: how much more time (in its unit), and the due time asked for
+    more: int | None = None
+    unit: str | None = None
+    asked_due: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,15 @@ def _moment(value: object) -> datetime | None:
         return None
 
 
+def _asked(s: Session, data: dict[str, Any]) -> tuple[int | None, str | None, datetime | None]:
+    """What a request for more time asked: the amount in its unit and the due time. A request
+    recorded before units existed counted plain hours and kept its due time on the request."""
+    if "unit" in data:
+        return data.get("more"), str(data["unit"]), _moment(data.get("due_at"))
+    request = casework.get_extension(s, int(data["request"])) if data.get("request") else None
+    return data.get("hours"), "h", request.new_due_at if request is not None else None
+
+
 def may_see(rt: Runtime, s: Session, person: Person, case: Case) -> bool:
     """Those with any relation to the case see it (see lifecycle.RULES); nobody else."""
     return lifecycle.may("see", lifecycle.relations(rt, s, person, case))
@@ -132,9 +146,16 @@ def detail(rt: Runtime, *, person: Person, code: str) -> CaseDetail | None:
                 actor = actors.get(e.actor_user_id)
                 name = actor.display_name if actor else "?"
             due = previous = None
+            data = e.data or {}
             if e.action == "case.due_set":
-                due, previous = _moment((e.data or {}).get("due_at")), _moment((e.data or {}).get("previous"))
-            events.append(Event(e.at, e.action, name, e.from_state, e.to_state, e.note, due, previous))
+                due, previous = _moment(data.get("due_at")), _moment(data.get("previous"))
+            more = asked = None
+            unit = None
+            if e.action == "case.extension_requested":
+                more, unit, asked = _asked(s, data)
+            events.append(
+                Event(e.at, e.action, name, e.from_state, e.to_state, e.note, due, previous, more, unit, asked)
+            )
         # Residents never see another's rating; staff do.
         staff = () if person.is_resident else tuple(ratings_for_staff_in(s, rt, pk(case)))
         caller = None

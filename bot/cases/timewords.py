@@ -47,3 +47,9 @@ def due_words(lang: str, due: datetime, now: datetime, tz: ZoneInfo) -> str:
 
 def is_overdue(due: datetime | None, now: datetime) -> bool:
     return due is not None and due < now
+
+
+def more_time_words(lang: str, amount: int, unit: str) -> str:
+    """More time in its unit (bot.cases.deadlines.MORE_TIME_CHOICES): "2 个工作日",
+    "4 working hours", "1 day"."""
+    return t(lang, f"work.more_{unit}", count=amount)
