@@ -66,6 +66,11 @@ def build_application(
     builder = builder.update_queue(inbox_queue)
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
+    else:
+        # Stopping, PTB cancels the long poll and calls getUpdates once more to confirm what
+        # it fetched: with one connection, that call can find it not yet given back
+        # (PoolTimeout, and a traceback at every other shutdown).
+        builder = builder.get_updates_connection_pool_size(2)
     if settings.rate_limit:
         # Telegram allows ~30 messages a second overall and ~20 a minute per group; PTB's
         # limiter spaces all our calls under those (the outbox sender also paces itself per
