@@ -39,7 +39,7 @@ async def on_private_message(update: Update, context: Ctx) -> None:
     async with user_turn(context, person.user_id) as turn:
         owed, outcome = await off_loop(step, rt, person, change)
         if owed.rating_comment is not None:
-            if await rate.take_comment(update, context, person):
+            if await rate.take_comment(update, context, person, turn):
                 raise ApplicationHandlerStop
             owed, outcome = await off_loop(step, rt, person, change)  # the window is closed now
         if owed.case_input is not None:
