@@ -14,7 +14,12 @@ that start or end one of these waits live with their feature.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlmodel import Session
 
 from bot.cases import casework
 from bot.intake import drafts
@@ -30,6 +35,8 @@ class Awaiting:
     case_input: casework.Pending | None  # what a case action waits for
     draft: drafts.Loaded  # the report under way (or that just expired)
 
+
+T = TypeVar("T")
 
 NOTHING = Awaiting(None, None, drafts.Loaded(None, False))
 
@@ -51,3 +58,48 @@ def awaiting(rt: Runtime, person: Person, *, command: bool = False) -> Awaiting:
         case_input = casework.pending_in(s, person.user_id)
         draft_row = draft_rows.get(s, person.user_id)
     return Awaiting(comment, case_input, drafts.loaded(rt, person.user_id, draft_row))
+
+
+def step(rt: Runtime, person: Person, apply: Callable[[Session, drafts.Loaded], T]) -> tuple[Awaiting, T | None]:
+    """A private message's whole unit of work: what `person` owes and, when it is the report,
+    `apply` (the step's change to the draft, and what its reply needs to read) in the same
+    transaction. Nothing is applied when a rating comment or a case input is owed: the
+    caller hands the message to those (a rating's comment window is the only other thing
+    that can end without the message, and then the caller steps again).
+
+    The draft's row is locked for the transaction: steps of one person from two processes
+    queue here (in one process the person's asyncio lock already orders them)."""
+    now = rt.clock.now()
+    with _idle_gone_anyway(rt, person.user_id) as seen, rt.db.session() as s:
+        comment = ratings.comment_window_in(s, person.user_id, now) if may_comment(person) else None
+        case_input = casework.pending_in(s, person.user_id)
+        if comment is not None or case_input is not None:
+            return Awaiting(comment, case_input, NOTHING.draft), None
+        loaded = seen(drafts.loaded_in(s, rt, person.user_id, draft_rows.get(s, person.user_id, for_update=True)))
+        return Awaiting(None, None, loaded), apply(s, loaded)
+
+
+def draft_step(rt: Runtime, user_id: int, apply: Callable[[Session, drafts.Loaded], T]) -> T:
+    """A step of the report alone (a button of its summary, /report), in one transaction
+    with the draft's row locked, as :func:`step`."""
+    with _idle_gone_anyway(rt, user_id) as seen, rt.db.session() as s:
+        return apply(s, seen(drafts.loaded_in(s, rt, user_id, draft_rows.get(s, user_id, for_update=True))))
+
+
+@contextmanager
+def _idle_gone_anyway(rt: Runtime, user_id: int) -> Iterator[Callable[[drafts.Loaded], drafts.Loaded]]:
+    """A step refused (a stale button, the hourly limit) rolls its unit of work back; a draft
+    it found idle is still discarded, in a unit of work of its own (rare)."""
+    expired = False
+
+    def seen(loaded: drafts.Loaded) -> drafts.Loaded:
+        nonlocal expired
+        expired = loaded.expired
+        return loaded
+
+    try:
+        yield seen
+    except Exception:
+        if expired:
+            drafts.drop_idle(rt, user_id)
+        raise

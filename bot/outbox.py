@@ -15,10 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import notify
+from bot.cases.cards import CaseView, view_in
 from bot.i18n import N_, pick_language
 from bot.runtime import Runtime
 from storage import cases, chats, people
 from storage import outbox as rows
+from storage.models import Chat, User
 
 LEASE = timedelta(minutes=2)  # a row held longer than this by a dead sender is taken again
 MAX_ATTEMPTS = 8
@@ -181,13 +183,53 @@ def _job(r: Any) -> Job:
 
 
 def claim(rt: Runtime, limit: int = 50, *, per_chat: int | None = None, skip_chats: Iterable[int] = ()) -> list[Job]:
+    return claim_batch(rt, limit, per_chat=per_chat, skip_chats=skip_chats).jobs
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows claimed, and what sending them reads, read in the claim's unit of work (once per
+    claim, not once per row)."""
+
+    jobs: list[Job]
+    langs: dict[int, str]  # chat id -> the language it is written to in
+    cards: dict[tuple[int, int, str], CardRef | None]  # (case, chat, purpose) -> the card posted there
+    views: dict[int, CaseView | None]  # case id -> what its cards show
+    units: dict[int, int | None]  # chat id -> the team or department it is bound to
+
+
+VIEWED_KINDS = frozenset({"case_card", "verify_request"})  # rows whose rendering shows the case
+
+
+def claim_batch(rt: Runtime, limit: int = 50, *, per_chat: int | None = None, skip_chats: Iterable[int] = ()) -> Batch:
+    """Take due rows (see storage.outbox.claim_due) and read what rendering them needs, in one
+    unit of work. A claim that finds nothing costs one statement (the sender only claims when
+    woken, so most find something: no look before it)."""
     now, skip = rt.clock.now(), set(skip_chats)
-    with rt.db.read() as s:
-        if not rows.any_due(s, now=now, skip_chats=skip):
-            return []
     with rt.db.session() as s:
-        claimed = rows.claim_due(s, now=now, lease=LEASE, limit=limit, per_chat=per_chat, skip_chats=skip)
-        return [_job(r) for r in claimed]
+        jobs = [
+            _job(r) for r in rows.claim_due(s, now=now, lease=LEASE, limit=limit, per_chat=per_chat, skip_chats=skip)
+        ]
+        if not jobs:
+            return Batch([], {}, {}, {}, {})
+        chat_ids = {job.chat_id for job in jobs}
+        users = {u.telegram_id: u for u in people.users_by_telegram_ids(s, {c for c in chat_ids if c > 0})}
+        groups = {c.telegram_id: c for c in chats.chats_by_telegram_ids(s, {c for c in chat_ids if c <= 0})}
+        langs = {chat: _language(rt, users.get(chat), groups.get(chat)) for chat in chat_ids}
+        carded = [job for job in jobs if job.kind == "case_card" and job.case_id is not None and job.purpose]
+        posted = {(c.case_id, c.chat_id, c.purpose): CardRef(c.message_id, c.is_photo) for c in
+                  cases.cards_of_cases(s, {job.case_id for job in carded if job.case_id is not None})}  # fmt: skip
+        found: dict[tuple[int, int, str], CardRef | None] = {}
+        for job in carded:
+            assert job.case_id is not None and job.purpose is not None
+            key = (job.case_id, job.chat_id, job.purpose)
+            found[key] = posted.get(key)
+        views: dict[int, CaseView | None] = {}
+        for case_id in sorted({job.case_id for job in jobs if job.kind in VIEWED_KINDS and job.case_id is not None}):
+            case = cases.get_case(s, case_id)
+            views[case_id] = view_in(s, rt, case) if case is not None else None
+        units = {chat.telegram_id: chat.unit_id for chat in groups.values()}
+        return Batch(jobs, langs, found, views, units)
 
 
 def high_water(rt: Runtime) -> int:
@@ -243,6 +285,7 @@ class Sent:
     job: Job
     message_id: int | None
     is_photo: bool = False
+    card_unchanged: bool = False  # a card the sender knows is recorded where it still is
 
 
 def delivered(rt: Runtime, job: Job, *, message_id: int | None, is_photo: bool = False) -> None:
@@ -257,6 +300,8 @@ def delivered_all(rt: Runtime, sent: Sequence[Sent]) -> None:
         for each in sent:
             job, message_id = each.job, each.message_id
             rows.mark_sent(s, row_id=job.id, now=now, message_id=message_id)
+            if each.card_unchanged:
+                continue
             if job.kind == "case_card" and job.case_id is not None and message_id is not None and job.purpose:
                 cases.save_card(
                     s,
@@ -318,9 +363,11 @@ def chat_language(rt: Runtime, chat_id: int) -> str:
     """A group's configured language, a person's chosen one, else the default."""
     with rt.db.read() as s:
         if chat_id > 0:
-            user = people.get_user_by_telegram_id(s, chat_id)
-            if user is not None:
-                return pick_language(user.language, user.telegram_language, rt.settings.default_language)
-            return rt.settings.default_language
-        chat = chats.get_chat(s, chat_id)
-        return (chat.language if chat else None) or rt.settings.default_language
+            return _language(rt, people.get_user_by_telegram_id(s, chat_id), None)
+        return _language(rt, None, chats.get_chat(s, chat_id))
+
+
+def _language(rt: Runtime, user: User | None, chat: Chat | None) -> str:
+    if user is not None:
+        return pick_language(user.language, user.telegram_language, rt.settings.default_language)
+    return (chat.language if chat else None) or rt.settings.default_language

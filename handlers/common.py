@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import html
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, Update
@@ -34,10 +37,85 @@ async def off_loop(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
 
 
 def user_lock(context: Ctx, user_id: int) -> asyncio.Lock:
-    """One person's private-chat steps, one at a time (an album arrives as several updates
-    at once, each wanting to add to the same draft or case input)."""
-    locks: dict[int, asyncio.Lock] = context.application.bot_data.setdefault("user_locks", {})
-    return locks.setdefault(user_id, asyncio.Lock())
+    """One person's private-chat database steps, one at a time (an album arrives as several
+    updates at once, each wanting to add to the same draft or case input). Hold it for the
+    unit of work only, never across a send: see :func:`user_turn`."""
+    return _steps(context, user_id).lock
+
+
+@dataclass(eq=False)
+class _UserSteps:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    replied: asyncio.Future[None] | None = None  # done once the latest turn's replies went out
+
+
+def _steps(context: Ctx, user_id: int) -> _UserSteps:
+    people_steps: dict[int, _UserSteps] = context.application.bot_data.setdefault("user_steps", {})
+    return people_steps.setdefault(user_id, _UserSteps())
+
+
+class Turn:
+    """One update's turn in a person's private chat: its database step under the person's
+    lock, then (after :meth:`replying`) its replies, sent in the order of the steps but
+    without the lock, so a slow send to Telegram never holds up the next step's change."""
+
+    def __init__(self, steps: _UserSteps) -> None:
+        self._steps = steps
+        self._locked = False
+        self._previous: asyncio.Future[None] | None = None
+        self._done: asyncio.Future[None] | None = None
+
+    async def _begin(self) -> None:
+        await self._steps.lock.acquire()
+        self._locked = True
+        # The reply order is the step order: taken under the lock.
+        self._previous, self._done = self._steps.replied, asyncio.get_running_loop().create_future()
+        self._steps.replied = self._done
+
+    def release(self) -> None:
+        if self._locked:
+            self._locked = False
+            self._steps.lock.release()
+
+    async def replying(self) -> None:
+        """Release the lock and wait until the earlier steps' replies are out."""
+        self.release()
+        previous = self._previous
+        if previous is not None and not previous.done():
+            await asyncio.shield(previous)
+        self._previous = None
+
+    def locked(self) -> asyncio.Lock:
+        """The person's lock again, for a small database step while replying (an album's
+        acknowledgement, once Telegram gave its message id)."""
+        return self._steps.lock
+
+    def _end(self) -> None:
+        self.release()
+        done = self._done
+        if done is not None and not done.done():
+            if self._previous is not None and not self._previous.done():
+                # Ended before replying (an error): the next turn still waits for ours' predecessor.
+                self._previous.add_done_callback(functools.partial(_settle, done))
+            else:
+                done.set_result(None)
+
+
+def _settle(done: asyncio.Future[None], _previous: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
+
+
+@contextlib.asynccontextmanager
+async def user_turn(context: Ctx, user_id: int) -> AsyncIterator[Turn]:
+    """A turn of `user_id`'s private chat: the block starts holding the person's lock; call
+    ``await turn.replying()`` once the database step is done, then send."""
+    turn = Turn(_steps(context, user_id))
+    try:
+        await turn._begin()
+        yield turn
+    finally:
+        turn._end()
 
 
 def profile_of(update: Update) -> people.Profile | None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
-from bot.cases.mine import my_cases
+from bot.cases.mine import my_page
 from bot.cases.timewords import when_words
 from bot.i18n import t
-from bot.rating import ratings as rating
 from handlers.common import Ctx, chat_language, esc, off_loop, person_of, reply, runtime
 
 
@@ -17,7 +16,8 @@ async def my_command(update: Update, context: Ctx) -> None:
         return
     rt = runtime(context)
     lang = await chat_language(update, context, person)  # /my sent in a group answers in the group's language
-    rows = await off_loop(my_cases, rt, user_id=person.user_id, limit=20)
+    page = await off_loop(my_page, rt, user_id=person.user_id, limit=20)
+    rows = page.cases
     if not rows:
         await reply(update, t(lang, "my.none"))
         return
@@ -38,9 +38,8 @@ async def my_command(update: Update, context: Ctx) -> None:
             )
         )
     # a resident who skipped rating a closed case can do it from here
-    unrated = await off_loop(rating.unrated_closed, rt, user_id=person.user_id)
     rows_markup = [
         [InlineKeyboardButton(t(lang, "my.rate_now", code=code), url=rt.deep_link(f"ratereq-{request_id}"))]
-        for code, request_id in unrated.items()
+        for code, request_id in page.unrated.items()
     ]
     await reply(update, "\n".join(lines), markup=InlineKeyboardMarkup(rows_markup[:5]) if rows_markup else None)

@@ -51,7 +51,7 @@ from bot.callbacks import Extension
 from bot.cases import digests
 from bot.cases.cards import Card, CaseView, case_view, render_card
 from bot.cases.timewords import when_words
-from bot.cases.verifyview import closed_composite
+from bot.cases.verifyview import closed_composite, shows_composite
 from bot.i18n import t
 from bot.intake.photos import absolute
 from bot.metrics import TELEGRAM_429
@@ -116,6 +116,8 @@ def _bad_file_id(exc: BadRequest) -> bool:
     text = str(exc).lower()
     return "file identifier" in text or "file reference" in text or "wrong remote file" in text
 
+
+_UNKNOWN: Any = object()  # no card read for this row
 
 # Set in the sender's own tasks (and threads they start): what the database and the Bot API
 # do there is the outbox's work, not an update's (benchmarks/costs.py counts them apart).
@@ -224,11 +226,32 @@ class _Batch:
     views: dict[int, asyncio.Future[CaseView | None]] = field(default_factory=dict)
     cards: dict[tuple[Any, ...], Card] = field(default_factory=dict)
     langs: dict[int, str] = field(default_factory=dict)
+    # Where each card is posted, as the claim read it and as our own sends since then left it
+    # (only the sender posts cards; a chat's sends go one at a time).
+    posted: dict[tuple[int, int, str], outbox.CardRef | None] = field(default_factory=dict)
+    units: dict[int, int | None] = field(default_factory=dict)  # department chats' units
+    refused: dict[int, str] = field(default_factory=dict)  # chats that blocked or lost us: the error
 
     def forget_case(self, case_id: int) -> None:
         self.views.pop(case_id, None)
         for key in [k for k in self.cards if k[0] == case_id]:
             del self.cards[key]
+
+    def take(self, claimed: outbox.Batch) -> None:
+        """What the claim read beside its rows: fresher than what we had, except where a
+        send of ours finished meanwhile (a card it posted)."""
+        for job in claimed.jobs:
+            if job.case_id is not None:
+                self.forget_case(job.case_id)  # the case changed since we last looked
+        loop = asyncio.get_running_loop()
+        for case_id, view in claimed.views.items():
+            done = loop.create_future()
+            done.set_result(view)
+            self.views[case_id] = done
+        self.langs.update(claimed.langs)
+        self.units.update(claimed.units)
+        for key, card in claimed.cards.items():
+            self.posted.setdefault(key, card)
 
 
 class _GroupCommit:
@@ -470,8 +493,8 @@ class Sender:
             chat for chat, units in self._queues.items() if sum(len(u.jobs) for u in units) >= outbox.CLAIM_PER_CHAT
         }
         try:
-            jobs = await off_loop(
-                outbox.claim, self.rt, outbox.CLAIM_LIMIT, per_chat=outbox.CLAIM_PER_CHAT, skip_chats=skip
+            claimed = await off_loop(
+                outbox.claim_batch, self.rt, outbox.CLAIM_LIMIT, per_chat=outbox.CLAIM_PER_CHAT, skip_chats=skip
             )
         except DBAPIError:
             log.warning("outbox claim failed; trying again shortly", exc_info=True)
@@ -481,15 +504,29 @@ class Sender:
         claimed_at = self.rt.clock.now()
         if len(self._batch.views) > MAX_CACHED_VIEWS:  # never idle for long: start afresh
             self._batch = _Batch()
+        jobs = claimed.jobs
+        self._batch.take(claimed)
+        # A chat whose queue was given up while the claim ran (a 429 paused it, it blocked us)
+        # may have rows in it: they go the way its queue went.
+        now, paused, refused = self._now(), self.budgets.paused(self._now()), self._batch.refused
+        later: dict[int, list[int]] = {}
+        for job in jobs:
+            if job.chat_id in paused:
+                later.setdefault(job.chat_id, []).append(job.id)
+            elif job.chat_id in refused:
+                await self._record(outbox.undeliverable, job, error=refused[job.chat_id], chat_gone=True)
+        for chat, ids in later.items():
+            await self._record(outbox.release, ids, after=max(self.budgets.chat_ready_at(chat, now) - now, 0.0))
+        if any(job.chat_id in refused for job in jobs):
+            await self._own_rows_queued()  # the admins' alert, if a group was lost
+        jobs = [job for job in jobs if job.chat_id not in later and job.chat_id not in refused]
         per_chat: dict[int, int] = {}
         for job in jobs:
             self._held[job.id] = claimed_at
             per_chat[job.chat_id] = per_chat.get(job.chat_id, 0) + 1
-            if job.case_id is not None:
-                self._batch.forget_case(job.case_id)  # the case changed since we last looked
             self._enqueue(job)
         self._capped |= {chat for chat, n in per_chat.items() if n >= outbox.CLAIM_PER_CHAT}
-        if len(jobs) >= outbox.CLAIM_LIMIT:
+        if len(claimed.jobs) >= outbox.CLAIM_LIMIT:
             self._claim_wanted = True  # more are waiting
         return len(jobs)
 
@@ -576,6 +613,7 @@ class Sender:
             return
         except Forbidden as exc:
             log.warning("chat %s refuses our messages: %s", chat, exc)
+            self._batch.refused[chat] = str(exc)
             unit.dropped = self._drop_chat_queue(chat)  # the rest would be refused the same way
             for each in [*unit.jobs, *(j for u in unit.dropped for j in u.jobs)]:
                 await self._record(outbox.undeliverable, each, error=str(exc), chat_gone=True)
@@ -592,6 +630,8 @@ class Sender:
                 return
             log.error("outbox rows %s refused by Telegram: %s", unit.ids, exc)
             gone = "chat not found" in str(exc).lower()
+            if gone:
+                self._batch.refused[chat] = str(exc)
             unit.dropped = self._drop_chat_queue(chat) if gone else []  # no chat: no point in the rest
             for each in [*unit.jobs, *(j for u in unit.dropped for j in u.jobs)]:
                 await self._record(outbox.undeliverable, each, error=str(exc), chat_gone=gone)
@@ -612,7 +652,18 @@ class Sender:
 
     async def _delivered(self, unit: Unit, message_id: int | None, is_photo: bool) -> None:
         self.delivered_rows += len(unit.jobs)
-        await self._sent.record([outbox.Sent(each, message_id, is_photo) for each in unit.jobs])
+        sent = []
+        for job in unit.jobs:
+            known = _UNKNOWN
+            if job.kind == "case_card" and job.case_id is not None and job.purpose:
+                key = (job.case_id, job.chat_id, job.purpose)
+                known = self._batch.posted.get(key, _UNKNOWN)
+                if message_id is not None:
+                    self._batch.posted[key] = outbox.CardRef(message_id, is_photo)
+            # A card edited in place is where the database says it is: no need to look.
+            still = isinstance(known, outbox.CardRef) and known == outbox.CardRef(message_id or 0, is_photo)
+            sent.append(outbox.Sent(job, message_id, is_photo, card_unchanged=still))
+        await self._sent.record(sent)
 
     async def _own_rows_queued(self) -> None:
         """Our bookkeeping queued rows (the command room's alert about a lost chat): the
@@ -667,6 +718,18 @@ class Sender:
                 if self.file_ids.get(path) is None:
                     self.file_ids.put(path, file_id)  # kept by an earlier process
         return view
+
+    async def _existing_card(self, job: outbox.Job) -> outbox.CardRef | None:
+        key = (job.case_id, job.chat_id, job.purpose)
+        if key in self._batch.posted:
+            return self._batch.posted[key]
+        return await off_loop(outbox.existing_card, self.rt, job)
+
+    async def _unit_of(self, chat: int) -> int | None:
+        if chat not in self._batch.units:
+            info = await off_loop(chat_info, self.rt, chat)
+            self._batch.units[chat] = info.unit_id if info else None
+        return self._batch.units[chat]
 
     def _card(self, view: CaseView, *, lang: str, purpose: str, photo: bool, unit_id: int | None) -> Card:
         key = (view.id, lang, purpose, photo, unit_id)
@@ -754,15 +817,16 @@ class Sender:
         view = await self._view(job.case_id)
         if view is None:
             return None, False
-        existing = await off_loop(outbox.existing_card, self.rt, job)
-        info = await off_loop(chat_info, self.rt, chat) if job.purpose == "department" else None
-        unit_id = info.unit_id if info else None
+        existing = await self._existing_card(job)
+        unit_id = await self._unit_of(chat) if job.purpose == "department" else None
         purpose = job.purpose or ""
         card = self._card(
             view, lang=lang, purpose=purpose, photo=existing is None or existing.is_photo, unit_id=unit_id
         )
         # A closed case's photo card shows before and after side by side (issue 12).
-        composite = await off_loop(closed_composite, self.rt, view, lang) if card.photo_path else None
+        composite = (
+            await off_loop(closed_composite, self.rt, view, lang) if card.photo_path and shows_composite(view) else None
+        )
         if composite is not None:
             card = dataclasses.replace(card, photo_path=composite)
 

@@ -31,7 +31,19 @@ from bot.people.roles import Person
 from bot.rating import qrcard
 from bot.rating import ratings as rating
 from bot.runtime import Runtime
-from handlers.common import Ctx, chat_language, clip, command_args, esc, is_private, off_loop, person_of, reply, runtime
+from handlers.common import (
+    Ctx,
+    Turn,
+    chat_language,
+    clip,
+    command_args,
+    esc,
+    is_private,
+    off_loop,
+    person_of,
+    reply,
+    runtime,
+)
 from handlers.outbox_sender import flush
 
 log = logging.getLogger(__name__)
@@ -148,10 +160,11 @@ async def on_skip(update: Update, context: Ctx, button: SkipComment) -> None:
         pass
 
 
-async def take_comment(update: Update, context: Ctx, person: Person) -> bool:
+async def take_comment(update: Update, context: Ctx, person: Person, turn: Turn | None = None) -> bool:
     """After a rating, the resident's next text or voice message is their comment (True:
     taken). Anything else (a command, a photo for a new report) ends the wait and goes on
-    to its handler (False)."""
+    to its handler (False). With the person's `turn`, its lock is released once the comment
+    is stored, before the answer is sent."""
     message = update.effective_message
     assert message is not None
     rt = runtime(context)
@@ -169,6 +182,8 @@ async def take_comment(update: Update, context: Ctx, person: Person) -> bool:
         return False
     if done is None:  # the window closed a moment ago: treat it as any other message
         return False
+    if turn is not None:
+        await turn.replying()
     lang = person.language
     if done.truncated:
         await message.reply_text(t(lang, "rate.comment_shortened", limit=rating.MAX_COMMENT))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -201,3 +202,10 @@ def supporting_reporters(session: Session, case_id: int) -> list[int]:
         SupportingReport.case_id == case_id, col(SupportingReport.reporter_user_id).is_not(None)
     )
     return sorted({int(u) for u in session.exec(stmt) if u is not None})
+
+
+def cards_of_cases(session: Session, case_ids: Collection[int]) -> list[CaseCard]:
+    """Every card posted for these cases (the outbox sender reads a claim's at once)."""
+    if not case_ids:
+        return []
+    return list(session.exec(select(CaseCard).where(col(CaseCard.case_id).in_(sorted(case_ids)))))

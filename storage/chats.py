@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.models import Chat
 
@@ -36,3 +37,9 @@ def chats_bound_to(session: Session, unit_id: int) -> list[Chat]:
 def save(session: Session, chat: Chat) -> None:
     session.add(chat)
     session.flush()
+
+
+def chats_by_telegram_ids(session: Session, telegram_ids: Collection[int]) -> list[Chat]:
+    if not telegram_ids:
+        return []
+    return list(session.exec(select(Chat).where(col(Chat.telegram_id).in_(sorted(telegram_ids)))))

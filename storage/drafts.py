@@ -11,8 +11,16 @@ from sqlmodel import Session, col, select
 from storage.models import ReportDraft
 
 
-def get(session: Session, user_id: int) -> ReportDraft | None:
-    return session.exec(select(ReportDraft).where(ReportDraft.user_id == user_id)).first()
+def get(session: Session, user_id: int, *, for_update: bool = False) -> ReportDraft | None:
+    """The user's draft; `for_update` locks its row until the unit of work ends (PostgreSQL:
+    two processes' steps of one person queue here; SQLite's writers queue anyway)."""
+    stmt = select(ReportDraft).where(ReportDraft.user_id == user_id)
+    return session.exec(stmt.with_for_update() if for_update else stmt).first()
+
+
+def by_id(session: Session, draft_id: int) -> ReportDraft | None:
+    """A draft row this unit of work already read comes from its identity map: no statement."""
+    return session.get(ReportDraft, draft_id)
 
 
 def create(session: Session, *, user_id: int, step: str, data: dict[str, Any], now: datetime) -> ReportDraft:

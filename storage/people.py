@@ -171,3 +171,9 @@ def reactivate(session: Session, membership: Membership) -> None:
 
 def find_by_username(session: Session, username: str) -> User | None:
     return session.exec(select(User).where(col(User.username).ilike(username.lstrip("@")))).first()
+
+
+def users_by_telegram_ids(session: Session, telegram_ids: Collection[int]) -> list[User]:
+    if not telegram_ids:
+        return []
+    return list(session.exec(select(User).where(col(User.telegram_id).in_(sorted(telegram_ids)))))

@@ -184,13 +184,13 @@ async def test_three_causes_for_one_card_make_one_edit(
     assert posted.is_photo
 
     views: list[int] = []
-    real_view = sender_module.case_view
+    real_view = outbox_service.view_in  # the claim reads the views its rows show
 
-    def counting_view(rt_: Runtime, cid: int) -> Any:
-        views.append(cid)
-        return real_view(rt_, cid)
+    def counting_view(s: Any, rt_: Runtime, case: Any) -> Any:
+        views.append(case.id)
+        return real_view(s, rt_, case)
 
-    monkeypatch.setattr(sender_module, "case_view", counting_view)
+    monkeypatch.setattr(outbox_service, "view_in", counting_view)
     ids = [queue_card(db, clock, case_id, ROOM) for _ in range(3)]  # e.g. claimed, noted, extended
     ids.append(queue_card(db, clock, case_id, GROUP, purpose="team"))  # the same case elsewhere
     start = len(api.calls)
@@ -344,6 +344,7 @@ async def test_a_database_error_on_one_rows_bookkeeping_does_not_stop_the_others
 async def test_429_pauses_that_chat_only_and_5xx_retries_with_backoff(
     app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
 ) -> None:
+    await drain(app)  # the sender's first claim is over: one claim takes all the rows below
     api.fail_next("sendMessage", retry_after=7)  # whichever chat's message goes first
     queued = {chat: [queue_text(db, clock, chat), queue_text(db, clock, chat)] for chat in (GROUP, RESIDENT, ROOM)}
     await drain(app)
@@ -371,6 +372,7 @@ async def test_429_pauses_that_chat_only_and_5xx_retries_with_backoff(
 async def test_a_blocked_chat_fails_its_queue_without_more_calls(
     app, rt: Runtime, db: Database, clock: ManualClock, api: FakeBotAPI, chats: dict
 ) -> None:
+    await drain(app)  # the sender's first claim is over: one claim takes all the rows below
     api.block(RESIDENT)
     ids = [queue_text(db, clock, RESIDENT) for _ in range(3)]
     start = len(api.calls)

@@ -714,6 +714,43 @@ async def test_two_albums_at_the_same_time(worker: FakeUser, db: Database) -> No
     assert set(draft["albums"]) == {"album-c", "album-d"}
 
 
+async def test_a_slow_send_holds_up_no_step_of_the_same_person(worker: FakeUser, db: Database) -> None:
+    """The person's lock covers the database step, not the reply: while Telegram takes its
+    time over the answer to one message, the next message's change is already stored; the
+    answers still arrive in order."""
+    await to_description_step(worker, db)
+    slow = worker.tg.api.hold("sendMessage", worker.id)
+    first = asyncio.create_task(worker.send("路面塌陷"))
+    await asyncio.wait_for(slow.reached.wait(), 10)  # the first answer is on its way, stuck
+    second = asyncio.create_task(worker.send("路面塌陷，已经有车陷进去了"))
+    for _ in range(200):
+        draft = draft_of(db, worker)
+        if draft is not None and draft["description"] == "路面塌陷，已经有车陷进去了":
+            break
+        await asyncio.sleep(0.02)
+    else:
+        pytest.fail("the second message's change waited for the first answer's send")
+    assert not first.done() and not second.done()
+    sent = len(worker.tg.api.sent_messages(worker.id))
+    slow.release()
+    await asyncio.gather(first, second)
+    answers = worker.tg.api.texts(worker.id)[sent:]
+    assert len(answers) == 2 and all(text.startswith(t(ZH, "report.description_set")) for text in answers)
+    assert worker.tg.errors == []
+
+
+async def test_a_failed_send_does_not_stop_the_next_steps(worker: FakeUser, db: Database) -> None:
+    """A reply that fails leaves the person's turn order intact: the next message is stored
+    and answered."""
+    await to_description_step(worker, db)
+    worker.tg.api.fail_next("sendMessage", 500)
+    await worker.send("路面塌陷")
+    turn = await worker.send("井盖缺失")
+    assert turn.texts and turn.texts[0].startswith(t(ZH, "report.description_set"))
+    draft = draft_of(db, worker)
+    assert draft is not None and draft["description"] == "井盖缺失"
+
+
 async def test_the_eleventh_photo_is_refused(worker: FakeUser, db: Database, settings: Settings) -> None:
     await to_photos_step(worker, db)
     first = await worker.send_album([rich(seed=50 + i) for i in range(6)], caption="乱堆乱放")

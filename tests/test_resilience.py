@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 from telegram.ext import Application
 
 from bot import notify
@@ -220,16 +220,16 @@ async def test_a_photo_the_database_did_not_keep_is_never_acknowledged(
 
     from bot.intake import drafts
 
-    real_save = drafts.save
+    real_save = drafts.save_in
     failures: list[dict[str, object]] = []
 
-    def save_fails_once(rt: Runtime, draft: drafts.Draft) -> None:
+    def save_fails_once(s: Session, rt: Runtime, draft: drafts.Draft) -> bool:
         if draft.photos and not failures:
             failures.append(draft.photos[-1])
             raise OperationalError("UPDATE drafts", {}, Exception("server closed the connection unexpectedly"))
-        real_save(rt, draft)
+        return real_save(s, rt, draft)
 
-    monkeypatch.setattr(drafts, "save", save_fails_once)
+    monkeypatch.setattr(drafts, "save_in", save_fails_once)
     user = tg.user(8302, "居民", language_code="zh-hans")
     await user.send("/report")
     tg.raise_errors = False  # the error handler answers it; the test looks at the answer

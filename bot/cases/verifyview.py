@@ -81,13 +81,18 @@ def before_after_jpeg(
 COMPOSITE_DIR = "composites"
 
 
+def shows_composite(view: CaseView) -> bool:
+    """Whether the case's photo cards show the before/after composite (a cheap test, no files)."""
+    return view.state == CaseState.CLOSED and bool(view.photo_paths) and bool(view.after_photo_paths)
+
+
 def closed_composite(rt: Runtime, view: CaseView, lang: str) -> str | None:
     """The before/after composite a CLOSED case's cards show instead of the first report
     photo: its path under the media dir, rendered once per case, photos and language (a
     reopened case closed with a new after photo gets a new file), then reused by every chat
     (and, once uploaded, sent by Telegram's file_id). None when the case is not closed or
     lacks a before or an after photo."""
-    if view.state != CaseState.CLOSED or not view.photo_paths or not view.after_photo_paths:
+    if not shows_composite(view):
         return None
     before, after = view.photo_paths[0], view.after_photo_paths[-1]
     digest = hashlib.sha1(f"{before}|{after}".encode()).hexdigest()[:12]

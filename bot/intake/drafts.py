@@ -7,10 +7,13 @@ still missing. The draft lives in the database, so a restart loses nothing.
 
 from __future__ import annotations
 
+import copy
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from sqlmodel import Session
 
 from bot.intake import submit as intake
 from bot.intake.submit import PhotoIn, ReportIn, VoiceIn
@@ -106,7 +109,9 @@ def _photo_fields(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_row(row: Any) -> Draft:
-    known = {k: v for k, v in (row.data or {}).items() if k in Draft.__dataclass_fields__}
+    # A copy: changing the draft must not change the row's loaded value in place, or the
+    # unit of work that read it would see nothing to write.
+    known = {k: copy.deepcopy(v) for k, v in (row.data or {}).items() if k in Draft.__dataclass_fields__}
     return Draft(id=row.id, user_id=row.user_id, **known)
 
 
@@ -114,6 +119,9 @@ def _from_row(row: Any) -> Draft:
 class Loaded:
     draft: Draft | None
     expired: bool  # there was one, but it sat idle too long and is gone
+    # The row read, held so the unit of work that read it still has it when saving (a
+    # session keeps rows by weak reference: a row nobody holds is read again).
+    row: Any = field(default=None, compare=False, repr=False)
 
 
 def load(rt: Runtime, user_id: int) -> Loaded:
@@ -129,14 +137,33 @@ def load(rt: Runtime, user_id: int) -> Loaded:
 def loaded(rt: Runtime, user_id: int, row: Any) -> Loaded:
     """What a draft row read just now means: none, one to resume, or one idle too long
     (discarded here, in a unit of work of its own: rare)."""
+    if row is None or not _idle(rt, row):
+        return Loaded(_from_row(row) if row is not None else None, False)
+    with rt.db.session() as s:
+        return loaded_in(s, rt, user_id, row)
+
+
+def loaded_in(s: Session, rt: Runtime, user_id: int, row: Any) -> Loaded:
+    """:func:`loaded` in the caller's unit of work (an idle draft is discarded in it)."""
     if row is None:
         return Loaded(None, False)
-    cutoff = rt.clock.now() - timedelta(minutes=rt.settings.report_idle_minutes)
-    if row.updated_at >= cutoff:
-        return Loaded(_from_row(row), False)
-    with rt.db.session() as s:
-        drafts.remove_if_idle(s, user_id, cutoff)
+    if not _idle(rt, row):
+        return Loaded(_from_row(row), False, row)
+    drafts.remove_if_idle(s, user_id, _cutoff(rt))
     return Loaded(None, True)
+
+
+def drop_idle(rt: Runtime, user_id: int) -> None:
+    with rt.db.session() as s:
+        drafts.remove_if_idle(s, user_id, _cutoff(rt))
+
+
+def _cutoff(rt: Runtime) -> datetime:
+    return rt.clock.now() - timedelta(minutes=rt.settings.report_idle_minutes)
+
+
+def _idle(rt: Runtime, row: Any) -> bool:
+    return bool(row.updated_at < _cutoff(rt))
 
 
 def start(rt: Runtime, *, user_id: int, source: str) -> Draft:
@@ -151,32 +178,63 @@ def start(rt: Runtime, *, user_id: int, source: str) -> Draft:
 def begin(rt: Runtime, *, user_id: int, source: str, resident: bool) -> Loaded:
     """The report under way, resumed, or else a new one once the hourly limit allows it
     (RateLimited otherwise): one unit of work for /report."""
-    now = rt.clock.now()
-    cutoff = now - timedelta(minutes=rt.settings.report_idle_minutes)
     with rt.db.session() as s:
-        row = drafts.get(s, user_id)
-        if row is not None and row.updated_at >= cutoff:
+        row = drafts.get(s, user_id, for_update=True)
+        if row is not None and not _idle(rt, row):
             return Loaded(_from_row(row), False)
-        intake.check_rate_in(s, rt, user_id=user_id, resident=resident)
-        token = secrets.randbelow(TOKEN_LIMIT - 1) + 1
         # create() replaces an idle draft, which the caller reports as timed out.
-        fresh = drafts.create(s, user_id=user_id, step=LOCATION, data={"source": source, "token": token}, now=now)
-        return Loaded(_from_row(fresh), row is not None)
+        return Loaded(start_in(s, rt, user_id=user_id, source=source, resident=resident), row is not None)
+
+
+def start_in(s: Session, rt: Runtime, *, user_id: int, source: str, resident: bool) -> Draft:
+    """A new draft in the caller's unit of work, once the hourly limit allows it (RateLimited
+    otherwise); it replaces any draft the user had."""
+    intake.check_rate_in(s, rt, user_id=user_id, resident=resident)
+    token = secrets.randbelow(TOKEN_LIMIT - 1) + 1
+    fresh = drafts.create(
+        s, user_id=user_id, step=LOCATION, data={"source": source, "token": token}, now=rt.clock.now()
+    )
+    return _from_row(fresh)
 
 
 def save(rt: Runtime, draft: Draft) -> None:
     with rt.db.session() as s:
-        row = drafts.get(s, draft.user_id)
-        if row is None or row.id != draft.id or (row.data or {}).get("token", 0) != draft.token:
-            return  # cancelled or replaced meanwhile: nothing to save into
+        save_in(s, rt, draft)
+
+
+def save_in(s: Session, rt: Runtime, draft: Draft) -> bool:
+    """Store the draft's fields in the caller's unit of work; False if it was cancelled or
+    replaced meanwhile (nothing to save into). A row this unit of work read costs no read."""
+    row = drafts.by_id(s, draft.id)
+    if row is None or row.user_id != draft.user_id or (row.data or {}).get("token", 0) != draft.token:
+        return False
+    drafts.save(s, row, step=draft.next_step(), data=draft.data(), now=rt.clock.now())
+    return True
+
+
+def note_album(rt: Runtime, user_id: int, ref: int, group: str, message_id: int) -> None:
+    """Keep the message id of the acknowledgement sent for an album (its later items edit it),
+    unless the draft was cancelled or replaced, or the album's slot filled, meanwhile."""
+    with rt.db.session() as s:
+        row = drafts.get(s, user_id, for_update=True)
+        if row is None:
+            return
+        draft = _from_row(row)
+        if draft.ref != ref or draft.albums.get(group) != 0:
+            return
+        draft.albums[group] = message_id
         drafts.save(s, row, step=draft.next_step(), data=draft.data(), now=rt.clock.now())
 
 
 def discard(rt: Runtime, user_id: int) -> bool:
     with rt.db.session() as s:
-        existed = drafts.get(s, user_id) is not None
-        drafts.remove(s, user_id)
-        return existed
+        return discard_in(s, user_id)
+
+
+def discard_in(s: Session, user_id: int) -> bool:
+    existed = drafts.get(s, user_id) is not None
+    drafts.remove(s, user_id)
+    return existed
 
 
 def expire_idle(rt: Runtime) -> list[int]:

@@ -158,82 +158,89 @@ def submit_report(
     cards: all in one transaction, so a case never exists without its notifications (and,
     with `finish_draft`, never beside the draft it came from, which could be sent twice).
     With `ack_chat`, the reporter's acknowledgement is queued in the same transaction."""
+    with rt.db.session() as s:
+        return submit_report_in(s, rt, report, finish_draft=finish_draft, ack_chat=ack_chat)
+
+
+def submit_report_in(
+    s: Session, rt: Runtime, report: ReportIn, *, finish_draft: bool = False, ack_chat: int | None = None
+) -> Submitted:
+    """:func:`submit_report` in the caller's unit of work (the report conversation's step)."""
     now = rt.clock.now()
     local_day = now.astimezone(rt.settings.tz).strftime("%y%m%d")
-    with rt.db.session() as s:
-        if finish_draft and report.reporter_user_id is not None:
-            drafts.remove(s, report.reporter_user_id)
-        grid = orgs.grid(s, report.grid_id)
-        if grid is None or not grid.active:
-            raise PlaceUnknown()
-        category = orgs.category(s, report.category_id)
-        if category is None or not category.active:
-            raise CategoryUnknown()
-        street = orgs.street(s, grid.street_id)
-        assert street is not None
-        team = route(category.platform_id, orgs.teams_of_street(s, street.id))  # type: ignore[arg-type]
-        seq = cases.next_sequence(s, prefix=street.abbr, day=local_day)
-        case = cases.add_case(
-            s,
-            Case(
-                code=case_code(street.abbr, local_day, seq),
-                state=CaseState.REPORTED,
-                source=report.source,
-                reporter_user_id=report.reporter_user_id,
-                street_id=street.id,
-                community_id=grid.community_id,
-                grid_id=grid.id,
-                category_id=category.id,
-                suggested_unit_id=team.id if team else None,
-                latitude=report.latitude,
-                longitude=report.longitude,
-                address=report.address,
-                description=report.description[:MAX_DESCRIPTION],
-                urgent=category.urgent,
-                created_at=now,
-                updated_at=now,
-            ),
-        )
-        add_media(
-            s,
-            case_id=pk(case),
-            stage="report",
-            added_by=report.reporter_user_id,
-            now=now,
-            photos=report.photos,
-            voices=report.voices,
-        )
-        if report.external is not None:
-            _add_ticket(s, pk(case), report.external, now)
-        audit.record(
-            s,
-            action="case.reported",
-            subject_type="case",
-            subject_id=case.id,
-            case_id=case.id,
-            actor_user_id=report.reporter_user_id,
-            to_state=CaseState.REPORTED,
-            data={"source": report.source, "suggested_unit_id": case.suggested_unit_id},
-            at=now,
-        )
-        webhooks.case_event(rt, s, case, webhooks.CREATED, now)
-        # The command room sees every case: to decide, or (auto-dispatch) for information.
-        if street.auto_dispatch and team is not None:
-            lifecycle.dispatch_to(rt, s, case, team, None, now)
-        else:
-            notify.card_to_command_room(s, case=case, now=now)
-        unit_id = case.unit_id or case.suggested_unit_id
-        unit = orgs.unit(s, unit_id) if unit_id else None
-        done = Submitted(
-            case_id=case.id,  # type: ignore[arg-type]
-            code=case.code,
-            state=case.state,
-            unit_id=case.unit_id,
-            unit_name_zh=unit.name_zh if unit and case.unit_id else None,
-            unit_name_en=unit.name_en if unit and case.unit_id else None,
-        )
-        acknowledge(s, chat_id=ack_chat, done=done, case=case, unit=unit, now=now)
-        return done
+    if finish_draft and report.reporter_user_id is not None:
+        drafts.remove(s, report.reporter_user_id)
+    grid = orgs.grid(s, report.grid_id)
+    if grid is None or not grid.active:
+        raise PlaceUnknown()
+    category = orgs.category(s, report.category_id)
+    if category is None or not category.active:
+        raise CategoryUnknown()
+    street = orgs.street(s, grid.street_id)
+    assert street is not None
+    team = route(category.platform_id, orgs.teams_of_street(s, street.id))  # type: ignore[arg-type]
+    seq = cases.next_sequence(s, prefix=street.abbr, day=local_day)
+    case = cases.add_case(
+        s,
+        Case(
+            code=case_code(street.abbr, local_day, seq),
+            state=CaseState.REPORTED,
+            source=report.source,
+            reporter_user_id=report.reporter_user_id,
+            street_id=street.id,
+            community_id=grid.community_id,
+            grid_id=grid.id,
+            category_id=category.id,
+            suggested_unit_id=team.id if team else None,
+            latitude=report.latitude,
+            longitude=report.longitude,
+            address=report.address,
+            description=report.description[:MAX_DESCRIPTION],
+            urgent=category.urgent,
+            created_at=now,
+            updated_at=now,
+        ),
+    )
+    add_media(
+        s,
+        case_id=pk(case),
+        stage="report",
+        added_by=report.reporter_user_id,
+        now=now,
+        photos=report.photos,
+        voices=report.voices,
+    )
+    if report.external is not None:
+        _add_ticket(s, pk(case), report.external, now)
+    audit.record(
+        s,
+        action="case.reported",
+        subject_type="case",
+        subject_id=case.id,
+        case_id=case.id,
+        actor_user_id=report.reporter_user_id,
+        to_state=CaseState.REPORTED,
+        data={"source": report.source, "suggested_unit_id": case.suggested_unit_id},
+        at=now,
+    )
+    webhooks.case_event(rt, s, case, webhooks.CREATED, now)
+    # The command room sees every case: to decide, or (auto-dispatch) for information.
+    if street.auto_dispatch and team is not None:
+        lifecycle.dispatch_to(rt, s, case, team, None, now)
+    else:
+        notify.card_to_command_room(s, case=case, now=now)
+    unit_id = case.unit_id or case.suggested_unit_id
+    unit = orgs.unit(s, unit_id) if unit_id else None
+    done = Submitted(
+        case_id=case.id,  # type: ignore[arg-type]
+        code=case.code,
+        state=case.state,
+        unit_id=case.unit_id,
+        unit_name_zh=unit.name_zh if unit and case.unit_id else None,
+        unit_name_en=unit.name_en if unit and case.unit_id else None,
+    )
+    acknowledge(s, chat_id=ack_chat, done=done, case=case, unit=unit, now=now)
+    return done
 
 
 def _add_ticket(s: Session, case_id: int, ext: ExternalIn, now: datetime) -> None:
@@ -303,13 +310,24 @@ def find_duplicates(
     is: such a point is left out of the check, on either side."""
     if at_grid_centre(rt, grid_id, latitude, longitude):
         return []
+    with rt.db.read() as s:
+        return find_duplicates_in(
+            s, rt, category_id=category_id, latitude=latitude, longitude=longitude, grid_id=grid_id
+        )
+
+
+def find_duplicates_in(
+    s: Session, rt: Runtime, *, category_id: int, latitude: float, longitude: float, grid_id: int | None = None
+) -> list[Candidate]:
+    """:func:`find_duplicates` in the caller's unit of work."""
+    if at_grid_centre(rt, grid_id, latitude, longitude):
+        return []
     radius = rt.settings.duplicate_radius_m
     since = rt.clock.now() - timedelta(days=rt.settings.duplicate_window_days)
     min_lat, max_lat, min_lon, max_lon = bounding_box(latitude, longitude, radius)
-    with rt.db.read() as s:
-        rows = cases.open_cases_in_box(
-            s, category_id=category_id, min_lat=min_lat, max_lat=max_lat, min_lon=min_lon, max_lon=max_lon, since=since
-        )
+    rows = cases.open_cases_in_box(
+        s, category_id=category_id, min_lat=min_lat, max_lat=max_lat, min_lon=min_lon, max_lon=max_lon, since=since
+    )
     found = []
     for row in rows:
         assert row.latitude is not None and row.longitude is not None
@@ -344,57 +362,64 @@ def join_case(
     rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool = False, ack_chat: int | None = None
 ) -> Submitted:
     """Add the report to an open case as a supporting report; its photos and reporter are kept."""
-    now = rt.clock.now()
     with rt.db.session() as s:
-        if finish_draft and report.reporter_user_id is not None:
-            drafts.remove(s, report.reporter_user_id)
-        case = cases.get_case(s, case_id)
-        if case is None or case.state in CaseState.FINAL:
-            raise CaseNotOpen(code=case.code if case else "?")
-        if not _joinable(rt, case, report, now=now):
-            raise NotOffered()
-        support = cases.add_support(
-            s,
-            SupportingReport(
-                case_id=case_id,
-                reporter_user_id=report.reporter_user_id,
-                description=report.description[:MAX_DESCRIPTION],
-                latitude=report.latitude,
-                longitude=report.longitude,
-                created_at=now,
-            ),
-        )
-        add_media(
-            s,
+        return join_case_in(s, rt, case_id=case_id, report=report, finish_draft=finish_draft, ack_chat=ack_chat)
+
+
+def join_case_in(
+    s: Session, rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool = False, ack_chat: int | None = None
+) -> Submitted:
+    """:func:`join_case` in the caller's unit of work."""
+    now = rt.clock.now()
+    if finish_draft and report.reporter_user_id is not None:
+        drafts.remove(s, report.reporter_user_id)
+    case = cases.get_case(s, case_id)
+    if case is None or case.state in CaseState.FINAL:
+        raise CaseNotOpen(code=case.code if case else "?")
+    if not _joinable(rt, case, report, now=now):
+        raise NotOffered()
+    support = cases.add_support(
+        s,
+        SupportingReport(
             case_id=case_id,
-            stage="support",
-            added_by=report.reporter_user_id,
-            now=now,
-            photos=report.photos,
-            voices=report.voices,
-            support_id=support.id,
-        )
-        audit.record(
-            s,
-            action="case.supported",
-            subject_type="case",
-            subject_id=case_id,
-            case_id=case_id,
-            actor_user_id=report.reporter_user_id,
-            data={"support_id": support.id, "source": report.source},
-            at=now,
-        )
-        # Refresh the cards already posted so everyone sees the extra report.
-        notify.refresh_cards(s, case_id=case_id, now=now)
-        unit = orgs.unit(s, case.unit_id) if case.unit_id else None
-        done = Submitted(
-            case_id=case_id,
-            code=case.code,
-            state=case.state,
-            unit_id=case.unit_id,
-            unit_name_zh=unit.name_zh if unit else None,
-            unit_name_en=unit.name_en if unit else None,
-            joined=True,
-        )
-        acknowledge(s, chat_id=ack_chat, done=done, case=case, unit=unit, now=now)
-        return done
+            reporter_user_id=report.reporter_user_id,
+            description=report.description[:MAX_DESCRIPTION],
+            latitude=report.latitude,
+            longitude=report.longitude,
+            created_at=now,
+        ),
+    )
+    add_media(
+        s,
+        case_id=case_id,
+        stage="support",
+        added_by=report.reporter_user_id,
+        now=now,
+        photos=report.photos,
+        voices=report.voices,
+        support_id=support.id,
+    )
+    audit.record(
+        s,
+        action="case.supported",
+        subject_type="case",
+        subject_id=case_id,
+        case_id=case_id,
+        actor_user_id=report.reporter_user_id,
+        data={"support_id": support.id, "source": report.source},
+        at=now,
+    )
+    # Refresh the cards already posted so everyone sees the extra report.
+    notify.refresh_cards(s, case_id=case_id, now=now)
+    unit = orgs.unit(s, case.unit_id) if case.unit_id else None
+    done = Submitted(
+        case_id=case_id,
+        code=case.code,
+        state=case.state,
+        unit_id=case.unit_id,
+        unit_name_zh=unit.name_zh if unit else None,
+        unit_name_en=unit.name_en if unit else None,
+        joined=True,
+    )
+    acknowledge(s, chat_id=ack_chat, done=done, case=case, unit=unit, now=now)
+    return done

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlmodel import Session
+
 from bot.i18n import bilingual
 from bot.intake.suggest import CategoryInfo, suggest
 from bot.runtime import Runtime
@@ -71,9 +73,14 @@ def in_platform(rt: Runtime, platform_code: str) -> list[CategoryOption]:
 
 def suggestions(rt: Runtime, *, user_id: int, description: str, limit: int = 6) -> list[CategoryOption]:
     """The most likely categories first: from the description's words and the reporter's habits."""
-    _, cats = catalogue(rt)
     with rt.db.read() as s:
-        recent = cases.recent_categories_of(s, user_id)
+        return suggestions_in(s, rt, user_id=user_id, description=description, limit=limit)
+
+
+def suggestions_in(s: Session, rt: Runtime, *, user_id: int, description: str, limit: int = 6) -> list[CategoryOption]:
+    """:func:`suggestions` in the caller's unit of work."""
+    _, cats = catalogue(rt)
+    recent = cases.recent_categories_of(s, user_id)
     infos = [CategoryInfo(c.id, c.code, c.name_zh, c.name_en, c.platform_code, c.keywords) for c in cats]
     by_id = {c.id: c for c in cats}
     return [by_id[i] for i in suggest(description, infos, recent, limit=limit)]

@@ -43,6 +43,7 @@ from griddesk.simulator.model import (
     Call,
     ChatState,
     Failure,
+    Hold,
     StoredFile,
     member_json,
 )
@@ -169,6 +170,7 @@ class FakeBotAPI(BaseRequest):
         self._file_counter = itertools.count(1)
         self._media_group_counter = itertools.count(1)
         self._failures: dict[str, list[Failure]] = {}
+        self._holds: list[Hold] = []
         self._recorders: list[list[Call]] = []
         self._initialized = False
 
@@ -205,6 +207,10 @@ class FakeBotAPI(BaseRequest):
         for recorder in self._recorders:
             recorder.append(call)
 
+        for hold in self._holds:
+            if hold.matches(api_method, params) and not hold.released.is_set():
+                hold.reached.set()
+                await hold.released.wait()
         if self._failures:
             failure = self._pop_failure(api_method)
             if failure is not None:
@@ -292,6 +298,13 @@ class FakeBotAPI(BaseRequest):
             self._recorders[:] = [r for r in self._recorders if r is not recorder]
 
     # ---- test controls --------------------------------------------------------------------
+
+    def hold(self, method: str, chat_id: int | None = None) -> Hold:
+        """Make calls of ``method`` (to ``chat_id``; any chat if None) wait until the hold is
+        released: a slow Telegram, for tests of what must not wait for a send."""
+        hold = Hold(method, chat_id)
+        self._holds.append(hold)
+        return hold
 
     def fail_next(
         self,

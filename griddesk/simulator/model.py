@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,6 +179,23 @@ class ChatState:
         if self.username:
             data["username"] = self.username
         return data
+
+
+@dataclass(eq=False)
+class Hold:
+    """Calls of a method (to one chat) held until released: a slow Telegram (see
+    FakeBotAPI.hold). ``reached`` is set once a call is waiting."""
+
+    method: str
+    chat_id: int | None
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, method: str, params: dict[str, Any]) -> bool:
+        return method == self.method and (self.chat_id is None or params.get("chat_id") == self.chat_id)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 @dataclass
