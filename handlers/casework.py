@@ -31,8 +31,8 @@ from bot.i18n import bilingual, t, t_plain
 from bot.intake.photos import PhotoError
 from bot.people.roles import Person
 from bot.runtime import Runtime
-from handlers.common import Ctx, chat_language, clip, esc, off_loop, person_of, pressed, runtime
-from handlers.media import has_image, receive_photo
+from handlers.common import Ctx, Turn, chat_language, clip, esc, off_loop, person_of, pressed, runtime, user_turn
+from handlers.media import receive_photo
 from handlers.outbox_sender import flush
 
 log = logging.getLogger(__name__)
@@ -141,31 +141,45 @@ async def _show_prompt(query: CallbackQuery, text: str, markup: InlineKeyboardMa
             raise
 
 
-async def take_input(update: Update, context: Ctx, person: Person) -> None:
-    """Text and photos in private chat while a case action waits for them (a resolve's
-    result, a return's reason): added to what it will record."""
+async def take_input(update: Update, context: Ctx, person: Person, turn: Turn) -> None:
+    """Words in private chat while a case action waits for them (a resolve's result, a
+    return's reason): added to what it will record, in the person's turn; the prompt is sent
+    after the lock is released. (A photo comes through :func:`take_photo`.)"""
     message = update.effective_message
     assert message is not None
     rt = runtime(context)
     lang = person.language
-    if has_image(message):
-        try:
-            photo = (await receive_photo(context, message)).photo
-        except PhotoError as exc:
-            await message.reply_text(t(lang, exc.key, **exc.params))
-            return
+    if message.text is None:
+        await turn.replying()
+        await message.reply_text(t(lang, "work.wrong_input"))
+        return
+    if not message.text.strip():
+        return
+    current = await off_loop(casework.add_input, rt, user_id=person.user_id, text=message.text)
+    await turn.replying()
+    text, markup = _prompt(rt, lang, current)
+    await message.reply_text(text, reply_markup=markup)
+
+
+async def take_photo(update: Update, context: Ctx, person: Person) -> None:
+    """A photo for a waiting case action: downloaded holding nothing, then added in a turn of
+    its own (the action may have been finished meanwhile: then nothing waits for it)."""
+    message = update.effective_message
+    assert message is not None
+    rt = runtime(context)
+    lang = person.language
+    try:
+        photo = (await receive_photo(context, message)).photo
+    except PhotoError as exc:
+        await message.reply_text(t(lang, exc.key, **exc.params))
+        return
+    async with user_turn(context, person.user_id) as turn:
         current = await off_loop(
             casework.add_input, rt, user_id=person.user_id, photo=photo, text=message.caption or None
         )
-    elif message.text is not None:
-        if not message.text.strip():
-            return
-        current = await off_loop(casework.add_input, rt, user_id=person.user_id, text=message.text)
-    else:
-        await message.reply_text(t(lang, "work.wrong_input"))
-        return
-    text, markup = _prompt(rt, lang, current)
-    await message.reply_text(text, reply_markup=markup)
+        await turn.replying()
+        text, markup = _prompt(rt, lang, current)
+        await message.reply_text(text, reply_markup=markup)
 
 
 async def on_confirm(update: Update, context: Ctx, button: Confirm) -> None:

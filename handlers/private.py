@@ -18,6 +18,7 @@ from telegram.ext import ApplicationHandlerStop
 from bot.awaiting import awaiting, may_comment, step
 from handlers import casework, rate, report
 from handlers.common import Ctx, off_loop, person_of, runtime, user_lock, user_turn
+from handlers.media import has_image
 
 
 async def on_private_message(update: Update, context: Ctx) -> None:
@@ -36,6 +37,7 @@ async def on_private_message(update: Update, context: Ctx) -> None:
         return  # /report, /cancel… take their own turns
     change = report.change_for(update, context, person)
     wanted: report.PhotoWanted | None = None
+    case_photo = False
     async with user_turn(context, person.user_id) as turn:
         owed, outcome = await off_loop(step, rt, person, change)
         if owed.rating_comment is not None:
@@ -43,13 +45,17 @@ async def on_private_message(update: Update, context: Ctx) -> None:
                 raise ApplicationHandlerStop
             owed, outcome = await off_loop(step, rt, person, change)  # the window is closed now
         if owed.case_input is not None:
-            # (handlers/casework.py still answers under the lock: its steps are its own.)
-            await casework.take_input(update, context, person)
-            raise ApplicationHandlerStop
-        assert outcome is not None
-        await report.answer(update, context, person, turn, outcome)
-        if isinstance(outcome, report.PhotoWanted):
-            wanted = outcome
-    if wanted is not None:
+            if not has_image(message):
+                await casework.take_input(update, context, person, turn)
+                raise ApplicationHandlerStop
+            case_photo = True  # downloaded after this turn, holding nothing
+        else:
+            assert outcome is not None
+            await report.answer(update, context, person, turn, outcome)
+            if isinstance(outcome, report.PhotoWanted):
+                wanted = outcome
+    if case_photo:
+        await casework.take_photo(update, context, person)
+    elif wanted is not None:
         await report.take_photo(update, context, person, wanted)
     raise ApplicationHandlerStop

@@ -259,3 +259,38 @@ async def test_a_dead_senders_claim_is_taken_over_after_the_lease(
     assert await drain(app) == 1
     assert await drain(app) == 0
     assert room.texts()[-1] == "当前没有需要取消的操作。"
+
+
+async def test_a_slow_send_holds_up_no_word_owed_to_a_case_action(world: dict, db: Database) -> None:
+    """The person's lock covers adding the words, not the prompt sent after them: while
+    Telegram takes its time over one answer, the next message is already added."""
+    import asyncio
+
+    from storage.models import PendingInput
+
+    case = await file_and_dispatch(world, db)
+    await claim(world, world["staff"], case)
+    staff = world["staff"]
+    await staff.press(world["team"].last_message(), "🔙 退回", chat=world["team"])
+    slow = staff.tg.api.hold("sendMessage", staff.id)
+    first = asyncio.create_task(staff.send("不属于执法平台职责"))
+    await asyncio.wait_for(slow.reached.wait(), 10)  # the first prompt is on its way, stuck
+    second = asyncio.create_task(staff.send("应由便民服务处理"))
+
+    def owed() -> str:
+        with db.read() as s:
+            row = s.exec(select(PendingInput).where(PendingInput.case_id == case.id)).one()
+            return str((row.data or {}).get("text", ""))
+
+    for _ in range(200):
+        if "便民服务" in owed():
+            break
+        await asyncio.sleep(0.02)
+    else:
+        pytest.fail("the second message waited for the first answer's send")
+    assert not first.done() and not second.done()
+    slow.release()
+    await asyncio.gather(first, second)
+    assert owed() == "不属于执法平台职责\n应由便民服务处理"
+    await staff.press(staff.last_message(), "✅ 完成")
+    assert "便民服务" in (state(db, pk(case)).decision_note or "")
