@@ -92,7 +92,9 @@ def main() -> None:
     parser.add_argument("--save-map", type=Path)
     parser.add_argument("--export-child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--only-find", action="store_true", help="time /find only (round 2: the text index)")
-    parser.add_argument("--only-figures", action="store_true", help="time the figures only (street-month, district-year)")
+    parser.add_argument(
+        "--only-figures", action="store_true", help="time the figures only (street-month, district-year)"
+    )
     args = parser.parse_args()
     if args.export_child:
         export_child(*args.export_child)
@@ -132,7 +134,9 @@ def main() -> None:
             ms, yr_by = timed(lambda: figures.compute(rt, district, year, "street"), max(1, args.runs // 2))
             results["figures district-year by street"] = (ms, yr_by.total.received)
             backend = "PostgreSQL" if args.database else "SQLite"
-            print(f"{backend}: {args.cases:,} cases; medians of {args.runs} runs (district-year {max(1, args.runs // 2)})")
+            print(
+                f"{backend}: {args.cases:,} cases; medians of {args.runs} runs (district-year {max(1, args.runs // 2)})"
+            )
             for label, (ms, n) in results.items():
                 print(f"  {label:32s} {ms:9.1f} ms   ({n:,})")
             return
