@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--save-map", type=Path)
     parser.add_argument("--export-child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--only-find", action="store_true", help="time /find only (round 2: the text index)")
+    parser.add_argument("--keep", type=Path, help="the SQLite file to build (kept afterwards)")
+    parser.add_argument("--reuse", action="store_true", help="time the database --keep or --database holds, unbuilt")
     parser.add_argument(
         "--only-figures", action="store_true", help="time the figures only (street-month, district-year)"
     )
