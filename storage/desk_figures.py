@@ -166,12 +166,21 @@ def sums(session: Session, f: CaseFilter, now: datetime, group: str | None) -> l
     return out
 
 
-def percentile_90(session: Session, f: CaseFilter, group: str | None) -> dict[int | None, float]:
+def percentile_90(session: Session, f: CaseFilter, group: str | None, handled: int) -> dict[int | None, float]:
     """The 90th percentile (nearest rank: the ceil(0.9 n)-th smallest) of the handling hours
-    per group, over just the handling hours: a window numbers them within each group."""
+    per group, over just the handling hours (the partial indexes of them). Without a breakdown,
+    `handled` (their number, from `sums`) says which one to read; by groups a window numbers
+    them within each."""
     cf = CaseFigures.__table__  # type: ignore[attr-defined]
     source, key, _whistled, where = _from(f, group)
     hours = cf.c.handling_hours
+    rank = (9 * handled + 9) // 10  # ceil(9n/10) in integers, as bot/desk/figures.py `percentile` ranks
+    if group is None:
+        if not handled:
+            return {}
+        stmt = select(hours).select_from(source).where(*where, hours.is_not(None))
+        found = session.execute(stmt.order_by(hours).limit(1).offset(rank - 1)).scalar()
+        return {} if found is None else {None: float(found)}
     ranked = (
         select(
             key.label("key"),
@@ -183,6 +192,5 @@ def percentile_90(session: Session, f: CaseFilter, group: str | None) -> dict[in
         .where(*where, hours.is_not(None))
         .subquery()
     )
-    # ceil(9n/10) in integers, as bot/desk/figures.py `percentile` ranks
     stmt = select(ranked.c.key, ranked.c.hours).where(ranked.c.rank == (9 * ranked.c.n + 9) // 10)
     return {k: float(h) for k, h in session.execute(stmt)}

@@ -367,12 +367,11 @@ def compute(rt: Runtime, scope: Scope, period: Period, breakdown: str | None = N
     f = case_filter(scope, period)
     with rt.db.read() as s:
         sums = kept.sums(s, f, now, None)
-        p90 = kept.percentile_90(s, f, None)
         total = Figures(**sums[0][1]) if sums else Figures()
-        total.p90_handling_hours = p90.get(None)
+        total.p90_handling_hours = kept.percentile_90(s, f, None, total.handled).get(None)
         named: tuple[Group, ...] = ()
         if breakdown is not None:
-            p90 = kept.percentile_90(s, f, breakdown)
+            p90 = kept.percentile_90(s, f, breakdown, total.handled)
             groups = []
             for key, values in kept.sums(s, f, now, breakdown):
                 fig = Figures(**values)
