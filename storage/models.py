@@ -750,7 +750,10 @@ class CaseFigures(SQLModel, table=True):
     )
 
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
-    case_id: int = Field(sa_column=Column(ForeignKey("cases.id"), primary_key=True, autoincrement=False))
+    # CASCADE: a case deleted (tests, a demo reset) takes its figures along
+    case_id: int = Field(
+        sa_column=Column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    )
     # the case's scope and breakdown keys, as the case holds them now
     street_id: int | None = None
     unit_id: int | None = None
@@ -784,7 +787,9 @@ class CaseDepartmentFigures(SQLModel, table=True):
 
     __tablename__ = "case_department_figures"
 
-    case_id: int = Field(sa_column=Column(ForeignKey("cases.id"), primary_key=True, autoincrement=False))
+    case_id: int = Field(
+        sa_column=Column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    )
     unit_id: int = Field(sa_column=Column(ForeignKey("unit.id"), primary_key=True, autoincrement=False, index=True))
     whistles: int = 0
     reported_in: int = 0

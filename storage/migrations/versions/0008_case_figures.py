@@ -39,7 +39,7 @@ def upgrade() -> None:
     op.create_table(
         "case_figures",
         sa.Column("created_at", UTCDateTime(), primary_key=True),
-        sa.Column("case_id", sa.Integer(), sa.ForeignKey("cases.id"), primary_key=True, autoincrement=False),
+        sa.Column("case_id", sa.Integer(), sa.ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
         sa.Column("street_id", sa.Integer(), nullable=True),
         sa.Column("unit_id", sa.Integer(), nullable=True),
         sa.Column("grid_id", sa.Integer(), nullable=True),
@@ -69,7 +69,7 @@ def upgrade() -> None:
     )  # fmt: skip
     op.create_table(
         "case_department_figures",
-        sa.Column("case_id", sa.Integer(), sa.ForeignKey("cases.id"), primary_key=True, autoincrement=False),
+        sa.Column("case_id", sa.Integer(), sa.ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
         sa.Column("unit_id", sa.Integer(), sa.ForeignKey("unit.id"), primary_key=True, autoincrement=False),
         sa.Column("whistles", sa.Integer(), nullable=False),
         sa.Column("reported_in", sa.Integer(), nullable=False),
