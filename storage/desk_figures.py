@@ -169,8 +169,8 @@ def sums(session: Session, f: CaseFilter, now: datetime, group: str | None) -> l
 def percentile_90(session: Session, f: CaseFilter, group: str | None, handled: int) -> dict[int | None, float]:
     """The 90th percentile (nearest rank: the ceil(0.9 n)-th smallest) of the handling hours
     per group, over just the handling hours (the partial indexes of them). Without a breakdown,
-    `handled` (their number, from `sums`) says which one to read; by groups a window numbers
-    them within each."""
+    `handled` (their number, from `sums`; it must be the same filter's) says which one to read;
+    by groups a window numbers them within each."""
     cf = CaseFigures.__table__  # type: ignore[attr-defined]
     source, key, _whistled, where = _from(f, group)
     hours = cf.c.handling_hours
@@ -179,7 +179,8 @@ def percentile_90(session: Session, f: CaseFilter, group: str | None, handled: i
         if not handled:
             return {}
         stmt = select(hours).select_from(source).where(*where, hours.is_not(None))
-        found = session.execute(stmt.order_by(hours).limit(1).offset(rank - 1)).scalar()
+        # counted from the top: the sort then keeps the largest tenth, not nine tenths
+        found = session.execute(stmt.order_by(hours.desc()).limit(1).offset(handled - rank)).scalar()
         return {} if found is None else {None: float(found)}
     ranked = (
         select(
