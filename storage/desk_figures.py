@@ -166,32 +166,37 @@ def sums(session: Session, f: CaseFilter, now: datetime, group: str | None) -> l
     return out
 
 
-def percentile_90(session: Session, f: CaseFilter, group: str | None, handled: int) -> dict[int | None, float]:
+def percentile_90(
+    session: Session, f: CaseFilter, group: str | None, handled: dict[int | None, int]
+) -> dict[int | None, float]:
     """The 90th percentile (nearest rank: the ceil(0.9 n)-th smallest) of the handling hours
-    per group, over just the handling hours (the partial indexes of them). Without a breakdown,
-    `handled` (their number, from `sums`; it must be the same filter's) says which one to read;
-    by groups a window numbers them within each."""
+    per group, over just the handling hours (the partial indexes of them). `handled` is their
+    number per group (from `sums` of the same filter and breakdown): it says which one to read,
+    counted from the top (the largest tenth is all a sort then has to keep)."""
     cf = CaseFigures.__table__  # type: ignore[attr-defined]
     source, key, _whistled, where = _from(f, group)
     hours = cf.c.handling_hours
-    rank = (9 * handled + 9) // 10  # ceil(9n/10) in integers, as bot/desk/figures.py `percentile` ranks
+    # n - ceil(9n/10) in integers, as bot/desk/figures.py `percentile` ranks: rows above it
+    above = {k: n - (9 * n + 9) // 10 for k, n in handled.items() if n}
+    if not above:
+        return {}
     if group is None:
-        if not handled:
-            return {}
         stmt = select(hours).select_from(source).where(*where, hours.is_not(None))
-        # counted from the top: the sort then keeps the largest tenth, not nine tenths
-        found = session.execute(stmt.order_by(hours.desc()).limit(1).offset(handled - rank)).scalar()
+        found = session.execute(stmt.order_by(hours.desc()).limit(1).offset(above[None])).scalar()
         return {} if found is None else {None: float(found)}
+    nobody = -1  # the key of the group without one (no owner yet): ids are positive
+    keyed = func.coalesce(key, nobody)
+    target = case({nobody if k is None else k: n for k, n in above.items()}, value=keyed, else_=-1)
     ranked = (
         select(
-            key.label("key"),
+            keyed.label("key"),
             hours.label("hours"),
-            func.row_number().over(partition_by=key, order_by=hours).label("rank"),
-            func.count().over(partition_by=key).label("n"),
+            func.row_number().over(partition_by=keyed, order_by=hours.desc()).label("rank"),
+            (target + 1).label("wanted"),
         )
         .select_from(source)
         .where(*where, hours.is_not(None))
         .subquery()
     )
-    stmt = select(ranked.c.key, ranked.c.hours).where(ranked.c.rank == (9 * ranked.c.n + 9) // 10)
-    return {k: float(h) for k, h in session.execute(stmt)}
+    stmt = select(ranked.c.key, ranked.c.hours).where(ranked.c.rank == ranked.c.wanted)
+    return {(None if k == nobody else k): float(h) for k, h in session.execute(stmt)}

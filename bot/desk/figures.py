@@ -368,16 +368,14 @@ def compute(rt: Runtime, scope: Scope, period: Period, breakdown: str | None = N
     with rt.db.read() as s:
         sums = kept.sums(s, f, now, None)
         total = Figures(**sums[0][1]) if sums else Figures()
-        total.p90_handling_hours = kept.percentile_90(s, f, None, total.handled).get(None)
+        total.p90_handling_hours = kept.percentile_90(s, f, None, {None: total.handled}).get(None)
         named: tuple[Group, ...] = ()
         if breakdown is not None:
-            p90 = kept.percentile_90(s, f, breakdown, total.handled)
-            groups = []
-            for key, values in kept.sums(s, f, now, breakdown):
-                fig = Figures(**values)
+            by = {key: Figures(**values) for key, values in kept.sums(s, f, now, breakdown)}
+            p90 = kept.percentile_90(s, f, breakdown, {key: fig.handled for key, fig in by.items()})
+            for key, fig in by.items():
                 fig.p90_handling_hours = p90.get(key)
-                groups.append(Group(key, _names(s, breakdown, key), fig))
-            named = tuple(groups)
+            named = tuple(Group(key, _names(s, breakdown, key), fig) for key, fig in by.items())
     ordered = tuple(sorted(named, key=lambda g: (-g.figures.received, g.names.zh)))
     return Report(scope, period, total, breakdown, ordered, now)
 
