@@ -29,6 +29,8 @@ from bot.people import onboarding
 from bot.people.roles import Person
 from bot.rating import ratings
 from bot.runtime import Runtime
+from griddesk.startup import fill_figures
+from storage import desk_figures
 from storage import ratings as rating_rows
 from storage.db import Database
 from storage.models import (
@@ -289,4 +291,20 @@ def test_kept_figures_equal_the_walk_over_every_case(rt: Runtime, clock: ManualC
     assert whistles
     before = kept_rows(rt.db)
     assert figures.rebuild(rt, slice_size=7) == len(before[0])
+    assert kept_rows(rt.db) == before
+
+
+def test_an_upgraded_database_is_filled_at_its_first_start(rt: Runtime, clock: ManualClock) -> None:
+    """Migration 0008 leaves the rows of existing cases to the first start (the rules live in
+    bot/): before it the database has cases and no rows; after it, the sums are the walk's."""
+    clock.set(START)
+    World(rt, random.Random(4)).walk(clock, 40)
+    before = kept_rows(rt.db)
+    with rt.db.engine.begin() as conn:  # as migration 0008 leaves a database that had cases
+        conn.execute(CaseDepartmentFigures.__table__.delete())  # type: ignore[attr-defined]
+        conn.execute(CaseFigures.__table__.delete())  # type: ignore[attr-defined]
+    with rt.db.read() as s:
+        assert desk_figures.never_filled(s)
+    assert fill_figures(rt) == len(before[0]) > 0
+    assert fill_figures(rt) == 0  # once
     assert kept_rows(rt.db) == before
