@@ -2,7 +2,9 @@
 
 Builds the sweep benchmark's database (benchmarks/sweep.py: N cases over 540 days, a tenth
 open, two streets) and times, each as the median of several runs:
-  figures for a street-month and for the district over a year (figures.compute),
+  figures for a street-month and for the district over a year (figures.compute: sums over
+  the figures kept per case, case_figures, derived once after the build as `griddesk` does
+  at the first start after migration 0008),
   the chart of a street-month by team, the map of 5,000 cases,
   the export of 100,000 cases to XLSX (time, and RSS growth in a process of its own),
   the first page of /queue and /find (a code, a word every case has, a word none has).
@@ -92,15 +94,30 @@ def main() -> None:
     parser.add_argument("--save-map", type=Path)
     parser.add_argument("--export-child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--only-find", action="store_true", help="time /find only (round 2: the text index)")
+    parser.add_argument("--keep", type=Path, help="the SQLite file to build (kept afterwards)")
+    parser.add_argument("--reuse", action="store_true", help="time the database --keep or --database holds, unbuilt")
+    parser.add_argument(
+        "--only-figures", action="store_true", help="time the figures only (street-month, district-year)"
+    )
     args = parser.parse_args()
     if args.export_child:
         export_child(*args.export_child)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.database or f"sqlite:///{tmp}/desk.db"
-        db = sweep.fresh(url)
-        sweep.build(db, args.cases, 0.1)
+        url = args.database or f"sqlite:///{args.keep or Path(tmp) / 'desk.db'}"
+        reuse = args.reuse and (args.database or (args.keep and args.keep.exists()))
+        db = Database(url) if reuse else sweep.fresh(url)
+        if not reuse:
+            sweep.build(db, args.cases, 0.1)
         rt = sweep.runtime(db, Path(tmp) / "media")
+        # sweep.build writes the cases' rows directly: their figures are derived as an upgraded
+        # database's are at its first start (migration 0008), then the planner's statistics
+        if not reuse:
+            started = time.perf_counter()
+            derived = figures.rebuild(rt)
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
+            print(f"figures derived for {derived:,} cases in {time.perf_counter() - started:.0f} s", flush=True)
         with db.session() as s:
             street = s.exec(select(Street).order_by(col(Street.id))).first()
             assert street is not None
@@ -127,6 +144,16 @@ def main() -> None:
         results["figures street-month by team"] = (ms, report_by.total.received)
         ms, yr = timed(lambda: figures.compute(rt, district, year), max(1, args.runs // 2))
         results["figures district-year"] = (ms, yr.total.received)
+        if args.only_figures:
+            ms, yr_by = timed(lambda: figures.compute(rt, district, year, "street"), max(1, args.runs // 2))
+            results["figures district-year by street"] = (ms, yr_by.total.received)
+            backend = "PostgreSQL" if args.database else "SQLite"
+            print(
+                f"{backend}: {args.cases:,} cases; medians of {args.runs} runs (district-year {max(1, args.runs // 2)})"
+            )
+            for label, (ms, n) in results.items():
+                print(f"  {label:32s} {ms:9.1f} ms   ({n:,})")
+            return
         ms, chart = timed(lambda: render.chart("zh_CN", report_by, "清波街道 · 上月"), args.runs)
         results["chart render"] = (ms, len(chart.png))
         if args.save_chart:

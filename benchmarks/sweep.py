@@ -98,6 +98,8 @@ def build(db: Database, n: int, open_share: float, seed: int = 7) -> None:
                 "next_reminder_at": NOW + timedelta(days=rng.randint(1, 30)) if is_open else None,
                 "reminders_done": [],
                 "rung": 0,
+                # resolved 4-43 hours after the report (no draw from rng: the cases stay as they were)
+                "resolved_at": None if is_open else created + timedelta(hours=4 + i % 40),
                 "closed_at": None if is_open else created + timedelta(days=2),
             }
         )

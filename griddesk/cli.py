@@ -18,9 +18,10 @@ from telegram.error import InvalidToken, TelegramError
 
 from bot.errors import DomainError
 from bot.i18n import t
+from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError, load_settings
 from griddesk.logs import configure
-from griddesk.startup import StartupError, mask_logs, migrate, open_database, prepare
+from griddesk.startup import StartupError, fill_figures, mask_logs, migrate, open_database, prepare
 from storage.db import PollerLock
 from storage.orgspec import OrgSpec
 
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply all migrations")
+    fig = sub.add_parser("figures", help="the desk's figures kept per case (issue 11)")
+    fig_sub = fig.add_subparsers(dest="figures_command", required=True)
+    fig_sub.add_parser(
+        "rebuild", help="derive every case's figures afresh (after changing the calendar or the claim limit)"
+    )
 
     org = sub.add_parser("org", help="the organisation file")
     org_sub = org.add_subparsers(dest="org_command", required=True)
@@ -105,8 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "db":
             db = open_database(settings)
             migrate(db)
-            print("Database schema is up to date.")
+            filled = fill_figures(Runtime(settings=settings, db=db))
+            print("Database schema is up to date." + (f" Figures derived for {filled} cases." if filled else ""))
             return 0
+        if args.command == "figures":
+            return _figures(settings)
         if args.command == "org":
             return _org(settings, args)
         if args.command == "invite":
@@ -310,6 +319,16 @@ def _invite(settings: Settings, args: argparse.Namespace) -> int:
     expires = made.expires_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z")
     print(f"{made.role} · {made.scope_code} {made.scope_name_zh} / {made.scope_name_en} · expires {expires}")
     print(made.link)
+    return 0
+
+
+def _figures(settings: Settings) -> int:
+    from bot.desk import figures
+
+    rt = prepare(settings, import_org_file=False)
+    started = time.monotonic()
+    count = figures.rebuild(rt)
+    print(f"Figures derived for {count} cases in {time.monotonic() - started:.1f} s.")
     return 0
 
 

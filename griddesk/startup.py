@@ -87,7 +87,21 @@ def prepare(settings: Settings, *, clock: Clock | None = None, import_org_file: 
     rt = Runtime(settings=settings, db=db, clock=clock or Clock())
     if import_org_file:
         load_org(rt)
+    fill_figures(rt)
     return rt
+
+
+def fill_figures(rt: Runtime) -> int:
+    """The desk's per-case figures for a database upgraded to migration 0008 (whose rules a
+    migration cannot run): derived once, at the first start after the upgrade."""
+    from bot.desk import figures
+    from storage import desk_figures
+
+    with rt.db.read() as s:
+        if not desk_figures.never_filled(s):
+            return 0
+    log.info("deriving the desk's figures of every case (once, after migration 0008)")
+    return figures.rebuild(rt)
 
 
 def _redact(url: str) -> str:

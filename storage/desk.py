@@ -20,12 +20,14 @@ FIGURE_EVENTS = ("case.dispatched", "case.claimed", "case.reassigned", "case.not
 
 @dataclass(frozen=True)
 class CaseFilter:
-    start: datetime
-    end: datetime
+    start: datetime | None  # None: since the first case
+    end: datetime | None  # None: up to now
     street_ids: tuple[int, ...] | None = None
     unit_id: int | None = None
     department_id: int | None = None
     grid_id: int | None = None
+    case_ids: tuple[int, ...] | None = None  # just these (the cases a unit of work touched)
+    id_range: tuple[int, int] | None = None  # first and last id (a rebuild, a slice at a time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,15 @@ _COLUMNS = (
 
 
 def _where(f: CaseFilter) -> list[Any]:
-    cond: list[Any] = [col(Case.created_at) >= f.start, col(Case.created_at) < f.end]
+    cond: list[Any] = []
+    if f.start is not None:
+        cond.append(col(Case.created_at) >= f.start)
+    if f.end is not None:
+        cond.append(col(Case.created_at) < f.end)
+    if f.case_ids is not None:
+        cond.append(col(Case.id).in_(f.case_ids))
+    if f.id_range is not None:
+        cond.append(col(Case.id).between(*f.id_range))
     if f.street_ids is not None:
         cond.append(
             col(Case.street_id).in_(f.street_ids) if len(f.street_ids) != 1 else Case.street_id == f.street_ids[0]

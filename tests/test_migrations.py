@@ -226,3 +226,17 @@ def test_work_list_walks_its_index(db: Database, index: str, run: Callable[[Sess
 def test_the_lists_ask_for_the_indexed_states() -> None:
     # The bot's open states are the indexed ones, in the same order (SQLite needs both).
     assert tuple(OPEN_STATES) == WORKLIST_OPEN_STATES
+
+
+def test_case_figures_migration_goes_down_and_up(db: Database) -> None:
+    try:
+        downgrade(db, "0007")
+        assert revision(db) == "0007"
+        assert {d[1].name for d in differences(db) if isinstance(d, tuple) and d[0] == "add_table"} == {
+            "case_figures",
+            "case_department_figures",
+        }
+        upgrade(db)
+        assert revision(db) == head() and differences(db) == []
+    finally:
+        upgrade(db)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session
 
@@ -21,6 +22,7 @@ from bot.desk.periods import Period
 from bot.desk.scopes import Scope
 from bot.runtime import Runtime
 from storage import desk as rows
+from storage import desk_figures as kept
 from storage import orgs, people
 from storage.models import CaseState
 
@@ -46,8 +48,10 @@ class Figures:
     rated_closed: int = 0
     whistles: int = 0
     reported_in: int = 0
-    handling_hours: list[float] = field(default_factory=list)
-    report_in_hours: list[float] = field(default_factory=list)
+    handled: int = 0  # closed cases with a handling time
+    handling_hours_total: float = 0.0
+    p90_handling_hours: float | None = None  # of the handling times (set once they are all known)
+    report_in_hours_total: float = 0.0
 
     # --- rates (None when the denominator is zero) ---
     @property
@@ -72,15 +76,11 @@ class Figures:
 
     @property
     def avg_handling_hours(self) -> float | None:
-        return sum(self.handling_hours) / len(self.handling_hours) if self.handling_hours else None
-
-    @property
-    def p90_handling_hours(self) -> float | None:
-        return percentile(self.handling_hours, 0.9)
+        return self.handling_hours_total / self.handled if self.handled else None
 
     @property
     def avg_report_in_hours(self) -> float | None:
-        return sum(self.report_in_hours) / len(self.report_in_hours) if self.report_in_hours else None
+        return self.report_in_hours_total / self.reported_in if self.reported_in else None
 
 
 def _ratio(a: int, b: int) -> float | None:
@@ -88,7 +88,8 @@ def _ratio(a: int, b: int) -> float | None:
 
 
 def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile: the smallest value with at least q of the values at or below it."""
+    """Nearest-rank percentile: the smallest value with at least q of the values at or below it
+    (storage/desk_figures.py `percentile_90` ranks the same way in SQL)."""
     if not values:
         return None
     ordered = sorted(values)
@@ -139,56 +140,142 @@ def _claim_deadline(clock: StreetClock, start: datetime, urgent: bool) -> dateti
 _SURELY_LATE = timedelta(days=20)
 
 
+def _late_after(clock: StreetClock, start: datetime, urgent: bool) -> datetime:
+    """The last moment a claim counted from `start` is within the claim limit: the limit in
+    wall-clock time at least, and never later than the bound above."""
+    limit = start + timedelta(minutes=clock.claim_minutes)
+    if urgent:
+        return limit
+    return max(limit, min(_claim_deadline(clock, start, urgent), start + _SURELY_LATE))
+
+
 def _in_time(clock: StreetClock, start: datetime, at: datetime, urgent: bool) -> bool:
     """Was `at` within the claim limit counted from `start`?"""
-    wall = at - start
-    limit = timedelta(minutes=clock.claim_minutes)
-    if wall <= limit:
-        return True
-    if urgent or wall > _SURELY_LATE:
-        return False
-    return at <= _claim_deadline(clock, start, urgent)
+    if at - start <= timedelta(minutes=clock.claim_minutes):
+        return True  # no calendar walk needed
+    return at <= _late_after(clock, start, urgent)
+
+
+@dataclass(frozen=True, slots=True)
+class Department:
+    """A case's whistles to one department."""
+
+    unit_id: int
+    whistles: int = 0
+    reported_in: int = 0
+    report_in_hours: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One case's contribution to the figures: the rules of docs/kpi.md, applied once per case.
+
+    Independent of when the figures are asked: the two figures that depend on it (a response
+    not yet made, a case not yet finished) are kept as the moment from which they count
+    (`response_due_after`, `overdue_after`). Stored per case (storage/desk_figures.py) and
+    summed by SQL; `add` sums them in Python for the reference path."""
+
+    received: int = 0
+    dispatched: int = 0
+    response_due: int = 0
+    response_due_after: datetime | None = None
+    claimed_in_time: int = 0
+    closed: int = 0
+    closed_on_time: int = 0
+    overdue_at_closure: int = 0
+    verified_first_time: int = 0
+    reopened: int = 0
+    overdue_now: int = 0
+    overdue_after: datetime | None = None
+    handling_hours: float | None = None
+    ratable_closed: int = 0
+    rated_closed: int = 0
+    ratings: int = 0
+    satisfied: int = 0
+    whistles: int = 0
+    reported_in: int = 0
+    report_in_hours: float = 0.0
+    departments: tuple[Department, ...] = ()
+
+
+def derive(facts: _CaseFacts, clock: StreetClock) -> Contribution:
+    """One case's contribution to a set of figures (the rules of docs/kpi.md)."""
+    c = facts.row
+    departments: dict[int, Department] = {}
+    whistles = reported_in = 0
+    report_in_hours = 0.0
+    for unit, at, reported in facts.whistles:
+        d = departments.get(unit, Department(unit))
+        hours = _hours(clock, at, reported) if reported is not None else 0.0
+        departments[unit] = Department(
+            unit, d.whistles + 1, d.reported_in + (reported is not None), d.report_in_hours + hours
+        )
+        whistles += 1
+        reported_in += reported is not None
+        report_in_hours += hours
+    if c.state == CaseState.DUPLICATE:  # folded into another case: counted there
+        return Contribution(departments=tuple(Department(u) for u in sorted(departments)))
+    out: dict[str, Any] = {"received": 1}
+    dispatched = facts.first_dispatch or c.dispatched_at
+    if dispatched is not None:
+        out["dispatched"] = 1
+        if facts.first_claim is not None:
+            out["response_due"] = 1
+            out["claimed_in_time"] = int(_in_time(clock, dispatched, facts.first_claim, c.urgent))
+        else:  # counts as not responded once the claim limit has passed
+            out["response_due_after"] = _late_after(clock, dispatched, c.urgent)
+    if c.state == CaseState.CLOSED:
+        on_time = c.due_at is None or (c.resolved_at is not None and c.resolved_at <= c.due_at)
+        out.update(closed=1, closed_on_time=int(on_time), overdue_at_closure=int(not on_time),
+                   verified_first_time=int(not facts.not_fixed))  # fmt: skip
+        if dispatched is not None and c.resolved_at is not None:
+            out["handling_hours"] = _hours(clock, dispatched, c.resolved_at)
+        if facts.requested:
+            out.update(ratable_closed=1, rated_closed=int(bool(facts.levels)))
+    elif c.state not in CaseState.FINAL and c.due_at is not None:
+        if c.state == CaseState.RESOLVED:  # waiting on verification: its clock stopped
+            out["overdue_now"] = int(c.resolved_at is not None and c.resolved_at > c.due_at)
+        else:
+            out["overdue_after"] = c.due_at
+    return Contribution(
+        **out,
+        reopened=int(facts.not_fixed or facts.reopened),
+        ratings=len(facts.levels),
+        satisfied=sum(1 for lv in facts.levels if lv >= SATISFIED_MIN_LEVEL),
+        whistles=whistles,
+        reported_in=reported_in,
+        report_in_hours=report_in_hours,
+        departments=tuple(departments[u] for u in sorted(departments)),
+    )
+
+
+def add(fig: Figures, one: Contribution, now: datetime) -> None:
+    """Add one case's figures as asked at `now` (storage/desk_figures.py `sums` does it in SQL)."""
+    fig.received += one.received
+    fig.dispatched += one.dispatched
+    fig.response_due += one.response_due + (one.response_due_after is not None and one.response_due_after < now)
+    fig.claimed_in_time += one.claimed_in_time
+    fig.closed += one.closed
+    fig.closed_on_time += one.closed_on_time
+    fig.overdue_at_closure += one.overdue_at_closure
+    fig.verified_first_time += one.verified_first_time
+    fig.reopened += one.reopened
+    fig.overdue_now += one.overdue_now + (one.overdue_after is not None and one.overdue_after < now)
+    if one.handling_hours is not None:
+        fig.handled += 1
+        fig.handling_hours_total += one.handling_hours
+    fig.ratable_closed += one.ratable_closed
+    fig.rated_closed += one.rated_closed
+    fig.ratings += one.ratings
+    fig.satisfied += one.satisfied
+    fig.whistles += one.whistles
+    fig.reported_in += one.reported_in
+    fig.report_in_hours_total += one.report_in_hours
 
 
 def add_case(fig: Figures, facts: _CaseFacts, clock: StreetClock, now: datetime) -> None:
     """One case's contribution to a set of figures (the rules of docs/kpi.md)."""
-    c = facts.row
-    if c.state == CaseState.DUPLICATE:
-        return  # folded into another case: counted there
-    fig.received += 1
-    dispatched = facts.first_dispatch or c.dispatched_at
-    if dispatched is not None:
-        fig.dispatched += 1
-        if facts.first_claim is not None:
-            fig.response_due += 1
-            fig.claimed_in_time += _in_time(clock, dispatched, facts.first_claim, c.urgent)
-        elif not _in_time(clock, dispatched, now, c.urgent):
-            fig.response_due += 1
-    closed = c.state == CaseState.CLOSED
-    if closed:
-        fig.closed += 1
-        on_time = c.due_at is None or (c.resolved_at is not None and c.resolved_at <= c.due_at)
-        fig.closed_on_time += on_time
-        fig.overdue_at_closure += not on_time
-        fig.verified_first_time += not facts.not_fixed
-        if dispatched is not None and c.resolved_at is not None:
-            fig.handling_hours.append(_hours(clock, dispatched, c.resolved_at))
-        if facts.requested:
-            fig.ratable_closed += 1
-            fig.rated_closed += bool(facts.levels)
-    elif c.state not in CaseState.FINAL and c.due_at is not None:
-        if c.state == CaseState.RESOLVED:
-            fig.overdue_now += c.resolved_at is not None and c.resolved_at > c.due_at
-        else:
-            fig.overdue_now += now > c.due_at
-    fig.reopened += facts.not_fixed or facts.reopened
-    fig.ratings += len(facts.levels)
-    fig.satisfied += sum(1 for lv in facts.levels if lv >= SATISFIED_MIN_LEVEL)
-    for _unit, at, reported in facts.whistles:
-        fig.whistles += 1
-        if reported is not None:
-            fig.reported_in += 1
-            fig.report_in_hours.append(_hours(clock, at, reported))
+    add(fig, derive(facts, clock), now)
 
 
 def _facts(s: Session, f: rows.CaseFilter) -> Iterator[_CaseFacts]:
@@ -272,20 +359,119 @@ def _names(s: Session, breakdown: str, key: int | None) -> Names:
 
 
 def compute(rt: Runtime, scope: Scope, period: Period, breakdown: str | None = None) -> Report:
-    """The figures of a scope over the cases received in a period, and by a breakdown."""
+    """The figures of a scope over the cases received in a period, and by a breakdown: sums
+    over the figures kept per case (`refresh`), grouped by the database."""
+    if breakdown is not None and breakdown not in BREAKDOWNS:
+        raise ValueError(breakdown)
+    now = rt.clock.now()
+    f = case_filter(scope, period)
+    with rt.db.read() as s:
+        sums = kept.sums(s, f, now, None)
+        total = Figures(**sums[0][1]) if sums else Figures()
+        total.p90_handling_hours = kept.percentile_90(s, f, None, {None: total.handled}).get(None)
+        named: tuple[Group, ...] = ()
+        if breakdown is not None:
+            by = {key: Figures(**values) for key, values in kept.sums(s, f, now, breakdown)}
+            p90 = kept.percentile_90(s, f, breakdown, {key: fig.handled for key, fig in by.items()})
+            for key, fig in by.items():
+                fig.p90_handling_hours = p90.get(key)
+            named = tuple(Group(key, _names(s, breakdown, key), fig) for key, fig in by.items())
+    ordered = tuple(sorted(named, key=lambda g: (-g.figures.received, g.names.zh)))
+    return Report(scope, period, total, breakdown, ordered, now)
+
+
+def reference(rt: Runtime, scope: Scope, period: Period, breakdown: str | None = None) -> Report:
+    """The same figures the slow way, walking every case and its timeline: what `compute`
+    is checked against in the tests (tests/test_desk_figures_kept.py)."""
     if breakdown is not None and breakdown not in BREAKDOWNS:
         raise ValueError(breakdown)
     now = rt.clock.now()
     total = Figures()
     groups: dict[int | None, Figures] = defaultdict(Figures)
+    hours: dict[int | None, list[float]] = defaultdict(list)
+    all_hours: list[float] = []
     with rt.db.read() as s:
         keys = _keys(breakdown) if breakdown else None
         for x in _facts(s, case_filter(scope, period)):
-            clock = street_clock(rt, s, x.row.street_id)
-            add_case(total, x, clock, now)
+            one = derive(x, street_clock(rt, s, x.row.street_id))
+            add(total, one, now)
+            if one.handling_hours is not None:
+                all_hours.append(one.handling_hours)
             if keys is not None:
                 for key in keys(x):
-                    add_case(groups[key], x, clock, now)
+                    add(groups[key], one, now)
+                    if one.handling_hours is not None:
+                        hours[key].append(one.handling_hours)
+        total.p90_handling_hours = percentile(all_hours, 0.9)
+        for key, g in groups.items():
+            g.p90_handling_hours = percentile(hours[key], 0.9)
         named = tuple(Group(k, _names(s, breakdown, k), g) for k, g in groups.items()) if breakdown else ()
     ordered = tuple(sorted(named, key=lambda g: (-g.figures.received, g.names.zh)))
     return Report(scope, period, total, breakdown, ordered, now)
+
+
+# --- the figures kept per case ------------------------------------------------------------------
+
+
+def _rows(rt: Runtime, s: Session, f: rows.CaseFilter) -> tuple[list[int], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The cases of a filter with their rows for case_figures and case_department_figures."""
+    ids: list[int] = []
+    cases: list[dict[str, Any]] = []
+    departments: list[dict[str, Any]] = []
+    for x in _facts(s, f):
+        c = x.row
+        one = derive(x, street_clock(rt, s, c.street_id))
+        ids.append(c.id)
+        values = {k: getattr(one, k) for k in _STORED}
+        cases.append({"case_id": c.id, "created_at": c.created_at, "street_id": c.street_id, "unit_id": c.unit_id,
+                      "grid_id": c.grid_id, "category_id": c.category_id, "owner_user_id": c.owner_user_id,
+                      **values})  # fmt: skip
+        departments += [
+            {"case_id": c.id, "unit_id": d.unit_id, "whistles": d.whistles, "reported_in": d.reported_in,
+             "report_in_hours": d.report_in_hours}
+            for d in one.departments
+        ]  # fmt: skip
+    return ids, cases, departments
+
+
+_STORED = tuple(f.name for f in fields(Contribution) if f.name != "departments")
+
+
+def refresh(rt: Runtime, s: Session, case_ids: list[int]) -> None:
+    """Rewrite the figures kept for these cases from what the transaction now holds."""
+    if not case_ids:
+        return
+    kept.lock_cases(s, case_ids)
+    for i in range(0, len(case_ids), REFRESH_BATCH):
+        batch = case_ids[i : i + REFRESH_BATCH]
+        _ids, cases, departments = _rows(rt, s, rows.CaseFilter(None, None, case_ids=tuple(batch)))
+        kept.replace(s, batch, cases, departments)
+
+
+REFRESH_BATCH = 500  # cases per IN list
+
+
+def keep_up(rt: Runtime) -> None:
+    """Keep every case's figures in the transaction that changes it: each unit of work, as it
+    commits, rewrites the rows of the cases it touched (storage/desk_figures.py notes them as
+    they are flushed: the case, its audit events, ratings, rating requests and whistles)."""
+    rt.db.commit_hooks["figures"] = lambda s: refresh(rt, s, kept.take_touched(s))
+
+
+def rebuild(rt: Runtime, *, slice_size: int = 20_000, progress: Callable[[int], None] | None = None) -> int:
+    """Derive every case's figures afresh (a database from before migration 0008, or after the
+    organisation's calendar or claim limit changed). One transaction; returns the cases done."""
+    done = 0
+    with rt.db.session() as s:
+        kept.clear(s)
+        bounds = kept.case_id_bounds(s)
+        if bounds is None:
+            return 0
+        for low in range(bounds[0], bounds[1] + 1, slice_size):
+            f = rows.CaseFilter(None, None, id_range=(low, low + slice_size - 1))
+            ids, cases, departments = _rows(rt, s, f)
+            kept.insert_rows(s, cases, departments)
+            done += len(ids)
+            if progress is not None:
+                progress(done)
+    return done
