@@ -19,12 +19,5 @@ class Runtime:
     # Read-mostly things built from the organisation (the grid index): dropped on re-import.
     cache: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        # Every runtime keeps the desk's per-case figures with its database's units of work, so
-        # no way of changing a case (bot, CLI, HTTP API, tests, benchmarks) can leave them behind.
-        from bot.desk import figures  # imported here: the figures themselves need a Runtime
-
-        figures.keep_up(self)
-
     def deep_link(self, payload: str) -> str:
         return f"https://t.me/{self.bot_username}?start={payload}"

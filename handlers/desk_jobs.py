@@ -11,13 +11,14 @@ from telegram import InputFile
 from telegram.ext import Application, ContextTypes
 
 from bot import outbox
-from bot.desk import export, reports
+from bot.desk import export, figures, reports
 from bot.runtime import Runtime
 from handlers.common import off_loop
 from handlers.outbox_sender import flush
 
 log = logging.getLogger(__name__)
 REPORTS_EVERY_S = 300
+FIGURES_EVERY_S = 60  # the desk's per-case figures caught up with the changes since
 
 
 def _spreadsheet(rt: Runtime, code: str, first: str, last: str, lang: str) -> bytes:
@@ -45,6 +46,15 @@ async def deliver_spreadsheet(app: Application, rt: Runtime, job: outbox.Job, la
     return message.message_id
 
 
+async def figures_catch_up(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Between questions, so that /stats rarely has cases to derive before it answers."""
+    rt = context.application.bot_data["rt"]
+    done = await off_loop(figures.catch_up, rt)
+    if done:
+        log.debug("desk figures: %s case(s) derived again", done)
+
+
 def schedule(app: Application) -> None:
     if app.job_queue is not None:
         app.job_queue.run_repeating(periodic_reports, interval=REPORTS_EVERY_S, first=30, name="desk_reports")
+        app.job_queue.run_repeating(figures_catch_up, interval=FIGURES_EVERY_S, first=20, name="desk_figures")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -137,19 +137,6 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-CommitHook = Callable[[Session], None]
-
-
-def _before_commit(session: Session) -> None:
-    for hook in list(session.info.get("commit_hooks", {}).values()):
-        hook(session)
-
-
-# Every unit of work comes from Database.session(); what must change with whatever it changed
-# (the desk's per-case figures) runs here, inside its transaction, just before it commits.
-event.listen(Session, "before_commit", _before_commit)
-
-
 class Database:
     """The one place sessions come from: one short session per unit of work."""
 
@@ -158,13 +145,11 @@ class Database:
         self.engine = make_engine(self.url, echo=echo)
         self.sqlite = is_sqlite(self.url)
         self._read_engine = self.engine.execution_options(griddesk_read_only=True)
-        # Run in each unit of work's transaction before it commits (by name: installing twice replaces).
-        self.commit_hooks: dict[str, CommitHook] = {}
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: commits when the block ends, rolls back on error."""
-        with Session(self.engine, expire_on_commit=False, info={"commit_hooks": self.commit_hooks}) as session:
+        with Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()

@@ -1,5 +1,5 @@
-"""The desk's figures kept per case (issue 11): which cases a unit of work touched, their rows
-replaced, and a scope's figures summed by SQL over the narrow table (with the 90th percentile
+"""The desk's figures kept per case (issue 11): the cases whose rows are stale (marked by the
+database's own triggers), their rows replaced, and a scope's figures summed by SQL over the narrow table (with the 90th percentile
 of the handling time from a narrow query of just the handling hours).
 
 What each row holds is decided by the figures' rules (bot/desk/figures.py `derive`); this
@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, event, func, insert, literal, select
-from sqlalchemy.orm import UOWTransaction
+from sqlalchemy import and_, case, delete, func, insert, literal, select
 from sqlmodel import Session, col
 
 from storage.desk import CaseFilter
-from storage.models import AuditEvent, Case, CaseDepartmentFigures, CaseFigures, Rating, RatingRequest, Whistle
+from storage.models import Case, CaseDepartmentFigures, CaseFigures, FiguresStale
 
 # The counters a case adds to a scope's figures as they are (Figures fields of the same name).
 COUNTERS = (
@@ -29,31 +28,67 @@ WHISTLE_COUNTERS = ("whistles", "reported_in", "report_in_hours")
 # The two figures that depend on when they are asked: the moment each starts to count.
 LATER = {"response_due": "response_due_after", "overdue_now": "overdue_after"}
 
-_TOUCHED = "figures_touched"
-# Rows that carry a case's figures: a change to any of them changes the case's row.
-_OF_A_CASE = (AuditEvent, Rating, RatingRequest, Whistle)
+# Tables whose rows carry a case's figures (by their case_id): a change to any of them, or to
+# the case itself, marks the case's figures stale.
+_OF_A_CASE = ("auditevent", "rating", "ratingrequest", "whistle")
+_TRIGGERS = [(table, when) for table in ("cases", *_OF_A_CASE) for when in ("insert", "update")]
 
 
-def _collect(session: Session, _flush: UOWTransaction) -> None:
-    """After each flush (ids assigned, the flushed objects still listed): note the cases whose
-    figures the flushed rows may change."""
-    touched: set[int] = session.info.setdefault(_TOUCHED, set())
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, Case):
-            if obj.id is not None:
-                touched.add(obj.id)
-        elif isinstance(obj, _OF_A_CASE) and obj.case_id is not None:
-            touched.add(obj.case_id)
+def _sqlite_trigger(table: str, when: str) -> str:
+    key = "new.id" if table == "cases" else "new.case_id"
+    return (
+        f"CREATE TRIGGER IF NOT EXISTS figures_stale_{table}_{when} AFTER {when.upper()} ON {table} "
+        f"WHEN {key} IS NOT NULL BEGIN INSERT INTO figures_stale(case_id) VALUES ({key}); END"
+    )
 
 
-event.listen(Session, "after_flush", _collect)
+def install_stale_triggers(conn: Any) -> None:
+    """The database marks a case's figures stale itself, in the statement that changes it: no
+    statement of ours per update, and no change can forget to (migration 0008)."""
+    if conn.dialect.name == "sqlite":
+        for table, when in _TRIGGERS:
+            conn.exec_driver_sql(_sqlite_trigger(table, when))
+        return
+    for name, key in (("figures_stale_case", "NEW.id"), ("figures_stale_of_case", "NEW.case_id")):
+        conn.exec_driver_sql(
+            f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF {key} IS NOT NULL THEN INSERT INTO figures_stale(case_id) VALUES ({key}); END IF; "
+            "RETURN NULL; END $$"
+        )
+    for table, when in _TRIGGERS:
+        function = "figures_stale_case" if table == "cases" else "figures_stale_of_case"
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER figures_stale_{table}_{when} AFTER {when.upper()} ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {function}()"
+        )
 
 
-def take_touched(session: Session) -> list[int]:
-    """The cases touched since the last call (flushing what is pending first), in id order."""
-    session.flush()
-    touched: set[int] = session.info.pop(_TOUCHED, set())
-    return sorted(touched)
+def drop_stale_triggers(conn: Any) -> None:
+    for table, when in _TRIGGERS:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS figures_stale_{table}_{when}")
+        else:
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS figures_stale_{table}_{when} ON {table}")
+    if conn.dialect.name != "sqlite":
+        for name in ("figures_stale_case", "figures_stale_of_case"):
+            conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}()")
+
+
+def any_stale(session: Session) -> bool:
+    return session.execute(select(col(FiguresStale.id)).limit(1)).first() is not None
+
+
+def stale(session: Session, limit: int) -> list[tuple[int, int]]:
+    """(mark id, case id) of the oldest marks."""
+    stmt = select(col(FiguresStale.id), col(FiguresStale.case_id)).order_by(col(FiguresStale.id)).limit(limit)
+    return [(int(m), int(c)) for m, c in session.execute(stmt)]
+
+
+def unmark(session: Session, mark_ids: Sequence[int]) -> None:
+    """Drop exactly the marks that were read: a change committed meanwhile (PostgreSQL commits
+    out of id order) keeps its own mark for the next catch-up."""
+    if mark_ids:
+        session.execute(delete(FiguresStale).where(col(FiguresStale.id).in_(list(mark_ids))))
 
 
 def lock_cases(session: Session, case_ids: Sequence[int]) -> None:
@@ -80,6 +115,7 @@ def insert_rows(session: Session, rows: Sequence[dict[str, Any]], departments: S
 
 
 def clear(session: Session) -> None:
+    session.execute(delete(FiguresStale))
     session.execute(delete(CaseDepartmentFigures))
     session.execute(delete(CaseFigures))
 

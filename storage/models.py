@@ -794,3 +794,16 @@ class CaseDepartmentFigures(SQLModel, table=True):
     whistles: int = 0
     reported_in: int = 0
     report_in_hours: float = 0.0
+
+
+class FiguresStale(SQLModel, table=True):
+    """A case whose figures (case_figures) must be derived again: written by triggers of the
+    database itself on every change to a case or to the rows that carry its figures (audit
+    events, ratings, rating requests, whistles; migration 0008), so keeping the figures costs
+    an update no statement of its own. The desk derives the marked cases before it sums
+    (bot/desk/figures.py `catch_up`), and a job does it every minute."""
+
+    __tablename__ = "figures_stale"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import col, select
 
-from bot.cases import casework, claim
+from bot.cases import casework, claim, deadlines
 from bot.cases import dispatch as decide
 from bot.clock import ManualClock
 from bot.desk import corrections, figures, periods, scopes
@@ -102,15 +102,16 @@ class World:
         return next(p for p in self.staff[case.unit_id or 0] if p.user_id == case.owner_user_id)
 
     def input(self, who: Person, case: Case, action: str, **extra: Any) -> None:
-        """An action that waits for words (and photos, departments, hours), then finishes."""
+        """An action that waits for words (and photos, departments, more time), then finishes."""
         casework.start_input(self.rt, person=who, case_id=pk(case), action=action)
         casework.add_text(self.rt, user_id=who.user_id, text="随机步骤")
         if action == casework.RESOLVE:
             casework.add_photo(self.rt, user_id=who.user_id, photo=self.photo)
         for unit_id in extra.get("departments", ()):
             casework.toggle_department(self.rt, user_id=who.user_id, unit_id=unit_id)
-        if "hours" in extra:
-            casework.set_hours(self.rt, user_id=who.user_id, hours=extra["hours"])
+        if "more" in extra:
+            amount, unit = extra["more"]
+            casework.set_more_time(self.rt, user_id=who.user_id, amount=amount, unit=unit)
         pending = casework.pending(self.rt, who.user_id)
         assert pending is not None
         casework.finish(self.rt, person=who, pending_id=pending.id)
@@ -176,7 +177,8 @@ class World:
         return out
 
     def extend(self, owner: Person, case: Case) -> None:
-        self.input(owner, case, casework.EXTEND, hours=self.rng.choice(casework.EXTENSION_CHOICES_H))
+        unit = deadlines.more_time_unit(self.rt, case)
+        self.input(owner, case, casework.EXTEND, more=(self.rng.choice(deadlines.MORE_TIME_CHOICES[unit]), unit))
         with self.rt.db.read() as s:
             request = s.exec(
                 select(col(ExtensionRequest.id))
@@ -299,6 +301,11 @@ def test_an_upgraded_database_is_filled_at_its_first_start(rt: Runtime, clock: M
     bot/): before it the database has cases and no rows; after it, the sums are the walk's."""
     clock.set(START)
     World(rt, random.Random(4)).walk(clock, 40)
+    with rt.db.read() as s:
+        assert desk_figures.any_stale(s)  # the database marked every change
+    assert figures.catch_up(rt) > 0
+    with rt.db.read() as s:
+        assert not desk_figures.any_stale(s)
     before = kept_rows(rt.db)
     with rt.db.engine.begin() as conn:  # as migration 0008 leaves a database that had cases
         conn.execute(CaseDepartmentFigures.__table__.delete())  # type: ignore[attr-defined]

@@ -235,6 +235,7 @@ def test_case_figures_migration_goes_down_and_up(db: Database) -> None:
         assert {d[1].name for d in differences(db) if isinstance(d, tuple) and d[0] == "add_table"} == {
             "case_figures",
             "case_department_figures",
+            "figures_stale",
         }
         upgrade(db)
         assert revision(db) == head() and differences(db) == []

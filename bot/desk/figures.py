@@ -358,11 +358,13 @@ def _names(s: Session, breakdown: str, key: int | None) -> Names:
     return Names(getattr(row, "name_zh", str(key)), getattr(row, "name_en", str(key)))
 
 
-def compute(rt: Runtime, scope: Scope, period: Period, breakdown: str | None = None) -> Report:
+def compute(rt: Runtime, scope: Scope, period: Period, breakdown: str | None = None, *, fresh: bool = True) -> Report:
     """The figures of a scope over the cases received in a period, and by a breakdown: sums
-    over the figures kept per case (`refresh`), grouped by the database."""
+    over the figures kept per case (`refresh`, brought up to date first), grouped by the database."""
     if breakdown is not None and breakdown not in BREAKDOWNS:
         raise ValueError(breakdown)
+    if fresh:  # False: the caller caught up, and holds a write transaction it could not wait for
+        catch_up(rt)
     now = rt.clock.now()
     f = case_filter(scope, period)
     with rt.db.read() as s:
@@ -451,11 +453,27 @@ def refresh(rt: Runtime, s: Session, case_ids: list[int]) -> None:
 REFRESH_BATCH = 500  # cases per IN list
 
 
-def keep_up(rt: Runtime) -> None:
-    """Keep every case's figures in the transaction that changes it: each unit of work, as it
-    commits, rewrites the rows of the cases it touched (storage/desk_figures.py notes them as
-    they are flushed: the case, its audit events, ratings, rating requests and whistles)."""
-    rt.db.commit_hooks["figures"] = lambda s: refresh(rt, s, kept.take_touched(s))
+CATCH_UP_BATCH = 2000  # marks per unit of work
+
+
+def catch_up(rt: Runtime) -> int:
+    """Derive again the figures of the cases marked stale since the last time (the database's
+    triggers mark every change: storage/desk_figures.py), a batch per unit of work; how many
+    cases. The desk calls it before it sums, and a job every minute, so a change costs the
+    update that makes it nothing and the figures are never older than the question."""
+    with rt.db.read() as s:
+        if not kept.any_stale(s):
+            return 0
+    done = 0
+    while True:
+        with rt.db.session() as s:
+            marks = kept.stale(s, CATCH_UP_BATCH)
+            case_ids = sorted({case_id for _mark, case_id in marks})
+            refresh(rt, s, case_ids)
+            kept.unmark(s, [mark for mark, _case in marks])
+        done += len(case_ids)
+        if len(marks) < CATCH_UP_BATCH:
+            return done
 
 
 def rebuild(rt: Runtime, *, slice_size: int = 20_000, progress: Callable[[int], None] | None = None) -> int:

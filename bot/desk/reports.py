@@ -57,8 +57,8 @@ def ranking(groups: tuple[Group, ...]) -> tuple[list[Group], list[Group]]:
 
 
 def body(rt: Runtime, s: Session, scope: Scope, period: periods.Period, lang: str, now: datetime) -> str:
-    total = figures.compute(rt, scope, period, "team")
-    grids = figures.compute(rt, scope, period, "grid")
+    total = figures.compute(rt, scope, period, "team", fresh=False)
+    grids = figures.compute(rt, scope, period, "grid", fresh=False)
     lines = [f"{scope.names.get(lang)} · {period.label()}", *render.summary(lang, total.total)]
     for label_key, report in ((N_("desk.r_teams"), total), (N_("desk.r_grids"), grids)):
         best, worst = ranking(report.groups)
@@ -113,6 +113,7 @@ def send_due_reports(rt: Runtime) -> ReportsResult:
     """Queue the weekly and monthly reports whose time has come (once each)."""
     now = rt.clock.now()
     result = ReportsResult()
+    figures.catch_up(rt)  # before the transaction below, which computes the figures inside it
     with rt.db.session() as s:
         district = orgs.district(s)
         if district is None:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from storage.desk_figures import drop_stale_triggers, install_stale_triggers
 from storage.models import UTCDateTime
 
 revision: str = "0008"
@@ -76,9 +77,17 @@ def upgrade() -> None:
         sa.Column("report_in_hours", sa.Float(), nullable=False),
     )
     op.create_index("ix_case_department_figures_unit_id", "case_department_figures", ["unit_id"])
+    op.create_table(
+        "figures_stale",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+    )
+    install_stale_triggers(op.get_bind())
 
 
 def downgrade() -> None:
+    drop_stale_triggers(op.get_bind())
+    op.drop_table("figures_stale")
     op.drop_index("ix_case_department_figures_unit_id", table_name="case_department_figures")
     op.drop_table("case_department_figures")
     for name in ("street_hours", "hours", "grid_created", "unit_created", "street_created", "case"):
