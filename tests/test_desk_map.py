@@ -43,7 +43,7 @@ async def test_map_command(tg: FakeTelegram, admin: FakeUser, rt: Runtime, clock
     assert image.format == "PNG" and image.size == (1080, 1080)
     colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
     assert colours is not None and len(colours) > 20
-    assert "无权查看 330102002" in (await dispatcher.send("/map 330102002")).texts[0]
+    assert "无权查看330102002" in (await dispatcher.send("/map 330102002")).texts[0]
     assert "看不懂时段" in (await dispatcher.send("/map 2026-99")).texts[0]
 
 

@@ -78,14 +78,14 @@ async def test_stats_in_english(tg: FakeTelegram, admin: FakeUser, rt: Runtime, 
 
 
 async def test_stats_rights_and_bad_input(desk: FakeUser, tg: FakeTelegram, admin: FakeUser, rt: Runtime) -> None:
-    assert "无权查看 330102002" in (await desk.send("/stats 330102002")).texts[0]
-    assert "找不到编码 NOPE" in (await desk.send("/stats NOPE")).texts[0]
+    assert "无权查看330102002" in (await desk.send("/stats 330102002")).texts[0]
+    assert "找不到编码NOPE" in (await desk.send("/stats NOPE")).texts[0]
     assert "看不懂时段 2026-11-15..2026-11-01" in (await desk.send("/stats 2026-11-15..2026-11-01")).texts[0]
     assert "看不懂时段 2026-13" in (await desk.send("/stats 2026-13")).texts[0]
     assert "用法" in (await desk.send("/stats 330102001 QB-ZF")).texts[0]
     join_directly(rt, 9710, "执法", "staff", "QB-ZF")
     staff = tg.user(9710, "执法", language_code="zh-hans")
-    assert "无权查看 330102001" in (await staff.send("/stats 330102001")).texts[0]
+    assert "无权查看330102001" in (await staff.send("/stats 330102001")).texts[0]
     caption = (await staff.send("/stats 2026-09")).texts[0]
     assert "综合执法" in caption and "受理 3" in caption.splitlines()
     resident = tg.user(9711, "居民", language_code="zh-hans")

@@ -172,7 +172,7 @@ async def test_dispatcher_sends_the_case_to_the_suggested_team(
 
     text, alert = answered(await dispatcher.press(card, DISPATCH_ZF))
 
-    assert text == f"✅ {case.code} 已派遣至{ZF_ZH}" and not alert
+    assert text == f"✅ {case.code}已派遣至{ZF_ZH}" and not alert
     # the team's group gets the card, without the command room's buttons
     team_card = card_of(team, case.code)
     assert team_card.photo and "已派遣" in team_card.caption
@@ -292,7 +292,7 @@ async def test_mark_duplicate_with_the_buttons(
     assert f"/duplicate {second.code}" in text and not alert
     assert buttons(command_room.message(card.message_id)) == [[f"{first.code} · 12 米 · Garbage piled a…"], ["↩️ 返回"]]
     text, _ = answered(await dispatcher.press(card, f"{first.code} · 12 米 · Garbage piled a…"))
-    assert text == f"✅ {second.code} 已标记为 {first.code} 的重复案件"
+    assert text == f"✅ {second.code}已标记为{first.code}的重复案件"
 
     stored = load(db, pk(second))
     assert (stored.state, stored.duplicate_of_id) == ("duplicate", first.id)
@@ -306,7 +306,7 @@ async def test_mark_duplicate_with_the_buttons(
     assert len(copied) == 1 and copied[0].support_id == supports[0].id
     original_card = card_of(command_room, first.code)
     assert "另有 1 人次反映同一问题" in original_card.caption and buttons(original_card)[0] == [DISPATCH_ZF]
-    assert neighbour.last_text() is not None and f"与案件 {first.code} 是同一问题" in neighbour.last_text()
+    assert neighbour.last_text() is not None and f"与案件{first.code}是同一问题" in neighbour.last_text()
     assert [e.action for e in events(db, pk(second))][-1] == "case.marked_duplicate"
     assert events(db, pk(second))[-1].data["original_code"] == first.code
 
@@ -330,22 +330,22 @@ async def test_mark_duplicate_with_the_command(
     turn = await dispatcher.send("/duplicate", chat=command_room)
     assert turn.texts == [t("zh_CN", "dispatch.duplicate_usage")]
     turn = await dispatcher.send(f"/duplicate {second.code} QB-000000-9999", chat=command_room)
-    assert turn.texts == ["没有编号为 QB-000000-9999 的案件。"]
+    assert turn.texts == ["没有编号为QB-000000-9999的案件。"]
     turn = await dispatcher.send(f"/duplicate {second.code} {second.code}", chat=command_room)
     assert turn.texts == ["案件不能标记为与自己重复。"]
 
     turn = await dispatcher.send(f"/duplicate {second.code.lower()} {first.code}", chat=command_room)
-    assert turn.texts[0] == f"✅ {second.code} 已标记为 {first.code} 的重复案件"
+    assert turn.texts[0] == f"✅ {second.code}已标记为{first.code}的重复案件"
     assert load(db, pk(second)).duplicate_of_id == first.id
     assert buttons(command_room.message(card.message_id)) == []  # the menu left open is gone too
     assert f"Your report {second.code} is about the same problem as case {first.code}" in (resident.last_text() or "")
 
     turn = await dispatcher.send(f"/duplicate {second.code} {first.code}", chat=command_room)
-    assert turn.texts == [f"{second.code} 已被李调度标记为 {first.code} 的重复案件，本次操作未执行。"]
+    assert turn.texts == [f"{second.code}已被李调度标记为{first.code}的重复案件，本次操作未执行。"]
     # a closed-off case cannot be the original
     third = await file_case(app, rt, db, resident, description="Third")
     turn = await dispatcher.send(f"/duplicate {third.code} {second.code}", chat=command_room)
-    assert turn.texts == [f"案件 {second.code} 已结束，不能作为原案件。请选择一个未结案件。"]
+    assert turn.texts == [f"案件{second.code}已结束，不能作为原案件。请选择一个未结案件。"]
     assert load(db, pk(third)).state == "reported"
 
 
@@ -367,7 +367,7 @@ async def test_reject_with_a_preset_reason(
         ["↩️ 返回"],
     ]
     text, _ = answered(await dispatcher.press(card, "不属于本街道职责范围"))
-    assert text == f"✅ {case.code} 已不予受理：不属于本街道职责范围"
+    assert text == f"✅ {case.code}已不予受理：不属于本街道职责范围"
 
     stored = load(db, pk(case))
     assert (stored.state, stored.decision_note) == ("rejected", "不属于本街道职责范围")
@@ -395,7 +395,7 @@ async def test_reject_with_the_dispatchers_own_words(
     assert turn.texts == [t("zh_CN", "dispatch.reject_usage")]
     reason = "属于<高速公路>管理处 & 交警的职责"
     turn = await dispatcher.send(f"/reject {case.code} {reason}", chat=command_room)
-    assert turn.texts[0] == f"✅ {case.code} 已不予受理：{reason}"
+    assert turn.texts[0] == f"✅ {case.code}已不予受理：{reason}"
     assert load(db, pk(case)).decision_note == reason
     assert f"Reason: {reason}\n" in (resident.last_text() or "")
     assert f"备注：{reason}" in card_of(command_room, case.code).text
@@ -484,7 +484,7 @@ async def test_a_dispatcher_invited_by_command_room_code_may_decide(
     await onboard(admin, user, "dispatcher", "QB-CMD")
     case = await file_case(app, rt, db, resident)
     turn = await user.send(f"/reject {case.code} 信息不全", chat=command_room)
-    assert turn.texts[0] == f"✅ {case.code} 已不予受理：信息不全"
+    assert turn.texts[0] == f"✅ {case.code}已不予受理：信息不全"
 
 
 # --- stale, forged, late ----------------------------------------------------------
@@ -540,7 +540,7 @@ async def test_a_late_press_says_who_decided_and_refreshes_the_card(
 
     bm = unit_id(db, "QB-BM")
     text, alert = answered(await colleague.press_data(command_room.id, card.message_id, f"v1:dispatch:{case.id}:{bm}"))
-    assert alert and text == f"{case.code} 已派遣至{ZF_ZH}（操作：李调度），本次操作未执行。"
+    assert alert and text == f"{case.code}已派遣至{ZF_ZH}（操作：李调度），本次操作未执行。"
     assert buttons(command_room.message(card.message_id)) == FIX_ONLY  # refreshed
     assert load(db, pk(case)).unit_id == unit_id(db, "QB-ZF")
     # an old copy of the card elsewhere loses its spent buttons
@@ -561,7 +561,7 @@ async def test_a_late_press_says_who_decided_and_refreshes_the_card(
     text, _ = answered(
         await colleague.press_data(command_room.id, other_card.message_id, f"v1:dispatch_menu:originals:{other.id}")
     )
-    assert text == f"{other.code} 已被李调度不予受理（重复上报），本次操作未执行。"
+    assert text == f"{other.code}已被李调度不予受理（重复上报），本次操作未执行。"
 
 
 async def test_a_late_press_on_an_auto_dispatched_case(

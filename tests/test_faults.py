@@ -35,7 +35,7 @@ from tests.images import make_jpeg
 GRID = "33010200100101"
 ROOM = -100_990_001
 CODE = re.compile(r"[A-Z]{2,}-\d{6}-\d{4}")
-ACK = re.compile(r"已登记为 <b>([A-Z]{2,}-\d{6}-\d{4})</b>")  # report.submitted_to_*
+ACK = re.compile(r"已登记为<b>([A-Z]{2,}-\d{6}-\d{4})</b>")  # report.submitted_to_*
 BUSY = t("zh_CN", "error.busy")
 SUBMIT = {t("zh_CN", "report.btn_submit"), t("zh_CN", "report.btn_submit_new")}
 STEP_WAIT_S = 12.0  # a real person asks again when nothing happens for this long

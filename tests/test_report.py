@@ -164,8 +164,8 @@ async def test_second_report_nearby_joins_the_open_case(
     await quick(resident, "垃圾好几天没人收", 0.0002)  # about 22 m north
     summary = resident.last_message()
     assert "附近已有 1 件同类问题" in summary.body and first.code in summary.body
-    assert buttons(summary)[0] == [f"➕ 并入 {first.code}"]
-    await resident.press(summary, f"➕ 并入 {first.code}")
+    assert buttons(summary)[0] == [f"➕ 并入{first.code}"]
+    await resident.press(summary, f"➕ 并入{first.code}")
     assert first.code in resident.last_text() and "并入" in resident.last_text()
     with db.session() as s:
         cases = s.exec(select(Case)).all()

@@ -621,7 +621,7 @@ async def test_joining_an_offered_case(
     neighbour = tg.user(5002, "李网格", language_code="zh-hans")
     summary = await report_parking(neighbour, db, GRID, seed=12)
     assert case.code in summary.text  # offered as the same problem
-    await neighbour.press(summary, f"➕ 并入 {case.code}")
+    await neighbour.press(summary, f"➕ 并入{case.code}")
     assert case.code in neighbour.last_text()
     assert [c.id for c in all_cases(db)] == [case.id]
     assert [m.stage for m in media_of(db, case.id)] == ["report", "support"]
@@ -641,7 +641,7 @@ async def test_joining_a_case_closed_meanwhile_is_refused_politely(
         row.state = "closed"  # type: ignore[union-attr]
         s.add(row)
     before = draft_of(db, neighbour)
-    answer = await neighbour.press(summary, f"➕ 并入 {case.code}")
+    answer = await neighbour.press(summary, f"➕ 并入{case.code}")
     assert answer is not None and answer.params["text"] == t(ZH, "report.case_not_open", code=case.code)
     assert draft_of(db, neighbour) == before  # nothing lost: submit it as new instead
     await neighbour.press(summary, "✅ 这是新问题，确认上报")
