@@ -97,22 +97,6 @@ def _say(update: Update, text: str, markup: Any = None) -> Reply:
     return functools.partial(_send, update, text, markup)
 
 
-def _prompting(
-    update: Update,
-    context: Ctx,
-    person: Person,
-    draft: Draft,
-    needs: _Needs,
-    *,
-    fresh: bool = False,
-    prefix: str = "",
-    after_photo: bool = False,
-) -> Reply:
-    return functools.partial(
-        _prompt, update, context, person, draft, needs, fresh=fresh, prefix=prefix, after_photo=after_photo
-    )
-
-
 async def _in_turn(context: Ctx, person: Person, apply: Callable[[Session, drafts.Loaded], Reply]) -> None:
     """One step of the report alone: `apply` in one unit of work under the person's lock,
     then its reply in turn."""
@@ -154,7 +138,10 @@ async def report_command(update: Update, context: Ctx) -> None:
     # A report under way is resumed, not thrown away: /cancel is how to drop it.
     def apply(s: Session, loaded: drafts.Loaded) -> Reply:
         draft, notice = _draft_or_new(s, rt, update, person, loaded)
-        return _replies(notice, _prompting(update, context, person, draft, _needs_in(s, rt, person, draft), fresh=True))
+        return _replies(
+            notice,
+            functools.partial(_prompt, update, context, person, draft, _needs_in(s, rt, person, draft), fresh=True),
+        )
 
     await _in_turn(context, person, apply)
 
@@ -530,7 +517,9 @@ def _add_photo(
         draft.albums[group] = 0  # acknowledged by the message this step sends (its id kept then)
     needs = _saved(s, rt, person, draft)
     ack = t(lang, "report.photos_received", count=len(draft.photos))
-    return _prompting(update, context, person, draft, needs, prefix=ack, after_photo=True), group or None
+    return functools.partial(
+        _prompt, update, context, person, draft, needs, prefix=ack, after_photo=True
+    ), group or None
 
 
 ALBUM_ACKS_KEPT = 1000  # albums whose acknowledgement's message id this process remembers
@@ -599,7 +588,7 @@ def _set_location(
     if place is None:
         draft.outside, draft.grid_id = True, None
         draft.latitude, draft.longitude, draft.address = lat, lon, address
-        return _prompting(update, context, person, draft, _saved(s, rt, person, draft))
+        return functools.partial(_prompt, update, context, person, draft, _saved(s, rt, person, draft))
     draft.outside = False
     draft.latitude, draft.longitude, draft.address, draft.grid_id = lat, lon, address, place.grid_id
     draft.exif_offer = None
@@ -609,7 +598,7 @@ def _set_location(
         grid=esc(place.grid_name(person.language)),
         street=esc(place.street_name(person.language)),
     )
-    return _prompting(update, context, person, draft, _saved(s, rt, person, draft), prefix=ack)
+    return functools.partial(_prompt, update, context, person, draft, _saved(s, rt, person, draft), prefix=ack)
 
 
 def _grid_choice(rt: Runtime, person: Person, draft: Draft, grid_code: str) -> tuple[locate.Place, float, float]:
@@ -646,7 +635,7 @@ def _use_grid(
         grid=esc(place.grid_name(person.language)),
         street=esc(place.street_name(person.language)),
     )
-    return _prompting(update, context, person, draft, _saved(s, rt, person, draft), prefix=ack)
+    return functools.partial(_prompt, update, context, person, draft, _saved(s, rt, person, draft), prefix=ack)
 
 
 def _text_step(
@@ -658,7 +647,7 @@ def _text_step(
         # Starts a report, or resumes the one under way (the menu can still be on screen).
         started, notice = _draft_or_new(s, rt, update, person, loaded)
         needs = _needs_in(s, rt, person, started)
-        return _replies(notice, _prompting(update, context, person, started, needs, fresh=True))
+        return _replies(notice, functools.partial(_prompt, update, context, person, started, needs, fresh=True))
     if text in _labels("menu.my_reports"):
         return functools.partial(my.my_command, update, context)
     draft = loaded.draft
@@ -672,7 +661,7 @@ def _text_step(
         try:
             choice = _grid_choice(rt, person, draft, _worker_grids(person)[0])
         except BadCallback:  # the grid left the organisation meanwhile
-            return _prompting(update, context, person, draft, _needs_in(s, rt, person, draft))
+            return functools.partial(_prompt, update, context, person, draft, _needs_in(s, rt, person, draft))
         return _use_grid(s, rt, update, context, person, draft, choice)
     if text in _labels("report.btn_photo_location") and draft.exif_offer:
         lat, lon = draft.exif_offer
@@ -683,8 +672,10 @@ def _text_step(
             return _say(update, t(lang, "report.empty_description"))
         draft.description = text[: drafts.MAX_DESCRIPTION]
         needs = _saved(s, rt, person, draft)
-        return _prompting(update, context, person, draft, needs, prefix=t(lang, "report.description_set"))
-    return _prompting(update, context, person, draft, _needs_in(s, rt, person, draft))
+        return functools.partial(
+            _prompt, update, context, person, draft, needs, prefix=t(lang, "report.description_set")
+        )
+    return functools.partial(_prompt, update, context, person, draft, _needs_in(s, rt, person, draft))
 
 
 def _labels(key: str) -> set[str]:
@@ -703,7 +694,7 @@ def _voice_step(
     draft.voices.append({"file_id": message.voice.file_id, "duration": int(seconds)})
     needs = _saved(s, rt, person, draft)
     prefix = t(person.language, "report.voice_added", count=len(draft.voices))
-    return _prompting(update, context, person, draft, needs, prefix=prefix)
+    return functools.partial(_prompt, update, context, person, draft, needs, prefix=prefix)
 
 
 def _other_step(update: Update, context: Ctx, person: Person, _s: Session, loaded: drafts.Loaded) -> Reply:
@@ -765,7 +756,9 @@ def _button_step(
     step = button.step if isinstance(button, Report) else None
     answered: Reply = query.answer
     if step == "done":
-        return _replies(answered, _prompting(update, context, person, draft, _needs_in(s, rt, person, draft)))
+        return _replies(
+            answered, functools.partial(_prompt, update, context, person, draft, _needs_in(s, rt, person, draft))
+        )
     if isinstance(button, ReportLocation):
         if button.source == "grid" and len(_worker_grids(person)) == 1:
             choice = _grid_choice(rt, person, draft, _worker_grids(person)[0])
@@ -795,7 +788,8 @@ def _button_step(
         draft.category_id = category.id
         needs = _saved(s, rt, person, draft)
         return _replies(
-            functools.partial(query.answer, category.name(lang)), _prompting(update, context, person, draft, needs)
+            functools.partial(query.answer, category.name(lang)),
+            functools.partial(_prompt, update, context, person, draft, needs),
         )
     if isinstance(button, ReportEdit):
         if button.part == "location":
@@ -810,7 +804,7 @@ def _button_step(
         else:
             raise BadCallback(button)
         needs = _saved(s, rt, person, draft)
-        return _replies(answered, _prompting(update, context, person, draft, needs, fresh=True))
+        return _replies(answered, functools.partial(_prompt, update, context, person, draft, needs, fresh=True))
     if step == "cancel":
         return _replies(answered, _cancel(s, update, person))
     if step == "submit" or isinstance(button, ReportJoin):
