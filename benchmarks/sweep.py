@@ -50,10 +50,62 @@ MIX = [
 OPEN_STATES = [CaseState.DISPATCHED, CaseState.CLAIMED, CaseState.ESCALATED, CaseState.REOPENED]
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in Shanghai
 CHUNK = 20_000
+# What residents write, to give /find (benchmarks/desk.py) real text to search: a few of these
+# words per description, an address on one of ten roads; one case in RARE_EVERY holds RARE.
+WORDS = [
+    "井盖",
+    "破损",
+    "路灯",
+    "不亮",
+    "垃圾",
+    "堆放",
+    "占道",
+    "经营",
+    "违章",
+    "停车",
+    "污水",
+    "外溢",
+    "树木",
+    "倒伏",
+    "噪音",
+    "扰民",
+    "小区",
+    "门口",
+    "马路",
+    "人行道",
+    "绿化带",
+    "消防",
+    "通道",
+    "堵塞",
+    "油烟",
+    "广告牌",
+    "松动",
+    "电线",
+    "乱拉",
+    "积水",
+    "严重",
+    "窨井",
+    "缺失",
+    "路面",
+    "塌陷",
+    "墙体",
+    "开裂",
+    "宠物",
+    "粪便",
+    "共享",
+    "单车",
+    "乱停",
+    "施工",
+    "围挡",
+    "破旧",
+]
+ROADS = ["解放路", "延安路", "中山路", "庆春路", "凤起路", "体育场路", "建国路", "清泰街", "河坊街", "南山路"]
+RARE, RARE_EVERY = "麒麟雕塑", 100_000
 
 
 def build(db: Database, n: int, open_share: float, seed: int = 7) -> None:
     rng = random.Random(seed)
+    words = random.Random(seed + 1)  # its own draws: the cases' other fields stay as they were
     with db.session() as s:
         cats = s.exec(select(Category)).all()
         grids = s.exec(select(Grid)).all()
@@ -87,7 +139,10 @@ def build(db: Database, n: int, open_share: float, seed: int = 7) -> None:
                 "unit_id": teams.get((grid.street_id, cat.platform_id)),
                 "latitude": grid.centre_lat,
                 "longitude": grid.centre_lon,
-                "description": "benchmark case",
+                "address": f"{words.choice(ROADS)}{words.randint(1, 300)}号",
+                "description": "".join(words.choices(WORDS, k=words.randint(4, 12)))
+                + (RARE if i % RARE_EVERY == RARE_EVERY // 2 else "")
+                + "。benchmark case",
                 "urgent": cat.urgent,
                 "created_at": created,
                 "updated_at": created,

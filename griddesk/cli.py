@@ -21,7 +21,15 @@ from bot.i18n import t
 from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError, load_settings
 from griddesk.logs import configure
-from griddesk.startup import StartupError, fill_figures, mask_logs, migrate, open_database, prepare
+from griddesk.startup import (
+    StartupError,
+    fill_figures,
+    import_organisation,
+    mask_logs,
+    migrate,
+    open_database,
+    prepare,
+)
 from storage.db import PollerLock
 from storage.orgspec import OrgSpec
 
@@ -248,20 +256,21 @@ def _org(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{args.file} is valid.")
         print(org_summary(spec))
         return 0
-    from bot.people.revoke import expire_removed_scopes
-    from storage.org_import import OrgImportRefused, import_org
+    from storage.org_import import OrgImportRefused
 
     rt = prepare(settings, import_org_file=False)
     try:
-        with rt.db.session() as session:
-            report = import_org(session, spec, replace=args.replace)
-            expired = expire_removed_scopes(rt, session)
+        report, expired, refigured = import_organisation(
+            rt, spec, replace=args.replace, progress=lambda n: print(f"  figures: {n:,} cases", flush=True)
+        )
     except OrgImportRefused as exc:
         print(f"griddesk: {exc}", file=sys.stderr)
         return 2
     print(report.summary())
     for r in expired:
         print(f"role ended (scope removed): {r.name} · {r.role} · {r.scope_code}")
+    if refigured:
+        print(f"the desk's figures of {refigured:,} cases derived again (the calendar or claim limit changed)")
     return 0
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlmodel import select
 
 from bot.clock import Clock
-from bot.org.org_file import DEFAULT_ORG_FILE, OrgFileError, load_org_file
-from bot.people.revoke import expire_removed_scopes
+from bot.org.org_file import DEFAULT_ORG_FILE, OrgFileError, OrgSpec, load_org_file
+from bot.people.revoke import Revoked, expire_removed_scopes
 from bot.runtime import Runtime
 from bot.settings import Settings
 from storage.db import Database, mask_secrets, mask_url
@@ -71,13 +72,33 @@ def load_org(rt: Runtime) -> ImportReport | None:
     except OrgFileError as exc:
         raise StartupError(f"The organisation file is not valid:\n{exc}") from None
     try:
-        with rt.db.session() as s:
-            report = import_org(s, spec)
-            expire_removed_scopes(rt, s)  # roles whose scope left the file end with it
+        report, _expired, _refigured = import_organisation(rt, spec)
     except OrgImportRefused as exc:
         raise StartupError(str(exc)) from None
     log.info("organisation %s imported from %s: %s", spec.district.code, rt.settings.org_file, report.summary())
     return report
+
+
+def import_organisation(
+    rt: Runtime, spec: OrgSpec, *, replace: bool = False, progress: Callable[[int], None] | None = None
+) -> tuple[ImportReport, list[Revoked], int]:
+    """Import an organisation file (start-up and `griddesk org import`): the roles whose scope
+    left the file end with it, and the desk's figures of the streets whose calendar or claim
+    limit changed are derived again. (report, roles ended, cases whose figures were derived)."""
+    from bot.cases.deadlines import forget_clocks
+    from bot.desk import figures
+
+    with rt.db.read() as s:
+        measured = figures.measures(rt, s)
+    with rt.db.session() as s:
+        report = import_org(s, spec, replace=replace)
+        expired = expire_removed_scopes(rt, s)
+    rt.cache.pop("org", None)
+    forget_clocks(rt)
+    refigured = figures.after_import(rt, measured, progress=progress)
+    if refigured:
+        log.info("the desk's figures of %s case(s) derived again (calendar or claim limit changed)", refigured)
+    return report, expired, refigured
 
 
 def prepare(settings: Settings, *, clock: Clock | None = None, import_org_file: bool = True) -> Runtime:

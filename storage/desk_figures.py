@@ -125,6 +125,13 @@ def case_id_bounds(session: Session) -> tuple[int, int] | None:
     return None if low is None else (int(low), int(high))
 
 
+def case_ids_of_streets(session: Session, street_ids: Sequence[int], id_range: tuple[int, int]) -> list[int]:
+    stmt = select(col(Case.id)).where(
+        col(Case.street_id).in_(list(street_ids)), col(Case.id) >= id_range[0], col(Case.id) <= id_range[1]
+    )
+    return [int(i) for i in session.execute(stmt).scalars()]
+
+
 def never_filled(session: Session) -> bool:
     """Are there cases but no rows (a database upgraded to migration 0008)? Every case made
     since gets its row as it is made, so the first row tells: two index probes, no scan."""

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import and_, or_
 from sqlalchemy import text as sql_text
 from sqlmodel import Session, col, select
 
@@ -92,26 +92,25 @@ def search(
 ) -> list[Case]:
     """Cases whose code, address or description contains `text` (a substring: Chinese has no
     word boundaries), newest first."""
-    pattern = _like(text)
+    scope: list[Any] = []
+    if street_ids is not None:
+        scope.append(col(Case.street_id).in_(list(street_ids)) if street_ids else col(Case.unit_id).in_(list(unit_ids)))
+    newest_first = (col(Case.created_at).desc(), col(Case.id).desc())
     ids = _fts_ids(s, text)
     if ids is not None:  # SQLite's trigram index found the few cases that hold the text
-        where: list[Any] = [col(Case.id).in_(ids)]
-        if street_ids is not None:
-            where.append(
-                col(Case.street_id).in_(list(street_ids)) if street_ids else col(Case.unit_id).in_(list(unit_ids))
-            )
-        stmt = select(Case).where(*where).order_by(col(Case.created_at).desc(), col(Case.id).desc()).limit(limit)
+        stmt = select(Case).where(col(Case.id).in_(ids), *scope).order_by(*newest_first).limit(limit)
         return list(s.exec(stmt))
-    # PostgreSQL: the same LIKE/ILIKE walks pg_trgm's GIN indexes when migration 0007 made them
     match = or_(
         col(Case.code).ilike(_like(text.upper()), escape="\\"),
-        col(Case.address).like(pattern, escape="\\"),
-        col(Case.description).like(pattern, escape="\\"),
+        col(Case.address).like(_like(text), escape="\\"),
+        col(Case.description).like(_like(text), escape="\\"),
     )
-    where = [match]
-    if street_ids is not None:
-        where.append(col(Case.street_id).in_(list(street_ids)) if street_ids else col(Case.unit_id).in_(list(unit_ids)))
-    stmt = select(Case).where(*where).order_by(col(Case.created_at).desc(), col(Case.id).desc()).limit(limit)
+    # PostgreSQL: the same LIKE/ILIKE walks pg_trgm's GIN indexes when migration 0007 made them;
+    # a shorter text, the index of characters and pairs (0009)
+    if len(text) <= search_index.SHORT and search_index.short_grams_ready(s):
+        grams = sql_text(f"{search_index.SHORT_GRAMS_OF_CASE} @> ARRAY[lower(:gram)]").bindparams(gram=text)
+        match = and_(grams, match)
+    stmt = select(Case).where(match, *scope).order_by(*newest_first).limit(limit)
     return list(s.exec(stmt))
 
 
@@ -122,16 +121,23 @@ FTS_CAP = 1000
 
 def _fts_ids(s: Session, text: str) -> list[int] | None:
     """Ids of the cases whose code, address or description holds `text`, from SQLite's FTS5
-    trigram index; None when the index cannot answer (no index, a text shorter than a trigram)
-    or the text is common (the scan is faster then)."""
-    if len(text) < 3 or not search_index.fts_ready(s):
+    trigram index; None when the index cannot answer (no index) or the text is common (the
+    scan is faster then). A text of one or two characters is every trigram that starts with
+    it (search_index: the fields end with two terminators), read from the index's terms."""
+    if not search_index.fts_ready(s):
         return None
-    stmt = sql_text(
-        f"SELECT rowid FROM {search_index.FTS_TABLE} WHERE {search_index.FTS_TABLE} MATCH :q "
-        "ORDER BY rowid DESC LIMIT :n"
-    )
-    ids = [int(r) for (r,) in s.execute(stmt, {"q": search_index.fts_phrase(text), "n": FTS_CAP})]
-    return ids if len(ids) < FTS_CAP else None
+    if len(text) <= search_index.SHORT:
+        low, high = search_index.term_range(text)
+        stmt = sql_text(
+            f"SELECT doc FROM {search_index.FTS_INSTANCES} WHERE term >= :low AND term < :high LIMIT :n"
+        ).bindparams(low=low, high=high, n=FTS_CAP)
+    else:
+        stmt = sql_text(
+            f"SELECT rowid FROM {search_index.FTS_TABLE} WHERE {search_index.FTS_TABLE} MATCH :q "
+            "ORDER BY rowid DESC LIMIT :n"
+        ).bindparams(q=search_index.fts_phrase(text), n=FTS_CAP)
+    found = [int(r) for (r,) in s.execute(stmt)]
+    return sorted(set(found)) if len(found) < FTS_CAP else None
 
 
 def longest_overdue(

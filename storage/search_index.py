@@ -1,15 +1,20 @@
 """The text index `/find` uses for codes, addresses and descriptions (substrings: Chinese has
-no word boundaries, so both indexes are of trigrams).
+no word boundaries, and most Chinese words are two characters, one shorter than a trigram).
 
-- SQLite: an FTS5 table `case_search` (trigram tokenizer, external content over `cases`),
-  kept in step by three triggers on `cases`.
+- SQLite: an FTS5 table `case_search` (trigram tokenizer, external content over the view
+  `case_search_source`), kept in step by three triggers on `cases`. The view ends every field
+  with two terminators (U+001F, which users cannot type into /find: it is whitespace to
+  Python), so each occurrence of a text of one or two characters starts some trigram: those
+  texts are answered from the index's terms (`case_search_instances`, fts5vocab), as ranges.
 - PostgreSQL: GIN indexes with `pg_trgm`'s `gin_trgm_ops` on code, address and description;
-  the planner uses them for the LIKE/ILIKE the search already runs.
+  the planner uses them for the LIKE/ILIKE the search already runs. pg_trgm has nothing for a
+  text under three characters, so a GIN index over the fields' characters and character pairs
+  (`griddesk_short_grams`) answers those.
 
 Both are optional: migration 0007 installs them when it can (the FTS5 trigram tokenizer needs
 SQLite 3.34; `pg_trgm` needs the extension to be available and the right to create it), and
 the search falls back to scanning the scope's cases when they are missing
-(`storage/desk_queue.py`).
+(`storage/desk_queue.py`). Migration 0009 installs the index again in this shape.
 """
 
 from __future__ import annotations
@@ -24,33 +29,58 @@ from sqlmodel import Session
 log = logging.getLogger(__name__)
 
 FTS_TABLE = "case_search"
+FTS_SOURCE = "case_search_source"
+FTS_INSTANCES = "case_search_instances"
 FTS_TRIGGERS = ("case_search_ai", "case_search_ad", "case_search_au")
 TRGM_INDEXES = {
     "ix_case_trgm_code": "code",
     "ix_case_trgm_address": "address",
     "ix_case_trgm_description": "description",
 }
+SHORT_GRAMS_INDEX = "ix_case_short_grams"
+SHORT_GRAMS_FUNCTION = "griddesk_short_grams"
 COLUMNS = "code, address, description"
+# A text this long or shorter has no trigram of its own: the short-text parts answer it.
+SHORT = 2
+
+
+def _ended(row: str) -> str:
+    return ", ".join(f"{row}{c} || char(31, 31)" for c in ("code", "address", "description"))
+
 
 _SQLITE_DDL = (
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5({COLUMNS}, content='cases', "
+    f"CREATE VIEW IF NOT EXISTS {FTS_SOURCE}(id, {COLUMNS}) AS SELECT id, {_ended('')} FROM cases",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5({COLUMNS}, content='{FTS_SOURCE}', "
     "content_rowid='id', tokenize='trigram')",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_INSTANCES} USING fts5vocab({FTS_TABLE}, 'instance')",
     f"CREATE TRIGGER IF NOT EXISTS case_search_ai AFTER INSERT ON cases BEGIN "
-    f"INSERT INTO {FTS_TABLE}(rowid, {COLUMNS}) VALUES (new.id, new.code, new.address, new.description); END",
+    f"INSERT INTO {FTS_TABLE}(rowid, {COLUMNS}) VALUES (new.id, {_ended('new.')}); END",
     f"CREATE TRIGGER IF NOT EXISTS case_search_ad AFTER DELETE ON cases BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, {COLUMNS}) "
-    "VALUES ('delete', old.id, old.code, old.address, old.description); END",
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, {COLUMNS}) VALUES ('delete', old.id, {_ended('old.')}); END",
     f"CREATE TRIGGER IF NOT EXISTS case_search_au AFTER UPDATE OF {COLUMNS} ON cases BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, {COLUMNS}) "
-    "VALUES ('delete', old.id, old.code, old.address, old.description); "
-    f"INSERT INTO {FTS_TABLE}(rowid, {COLUMNS}) VALUES (new.id, new.code, new.address, new.description); END",
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, {COLUMNS}) VALUES ('delete', old.id, {_ended('old.')}); "
+    f"INSERT INTO {FTS_TABLE}(rowid, {COLUMNS}) VALUES (new.id, {_ended('new.')}); END",
     f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')",
+)
+
+# Every character and every pair of neighbouring characters of a text, lower-cased.
+_PG_SHORT_GRAMS = (
+    f"CREATE OR REPLACE FUNCTION {SHORT_GRAMS_FUNCTION}(t text) RETURNS text[] "
+    "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ "
+    "SELECT coalesce(array_agg(DISTINCT g), '{}') FROM ("
+    "SELECT lower(substr(t, i, 1)) AS g FROM generate_series(1, length(t)) AS i "
+    "UNION ALL SELECT lower(substr(t, i, 2)) FROM generate_series(1, length(t) - 1) AS i) AS grams $$"
+)
+# The indexed expression, written once: the planner uses the index only for this very text.
+SHORT_GRAMS_OF_CASE = (
+    f"{SHORT_GRAMS_FUNCTION}(coalesce(code, '') || chr(31) || coalesce(address, '') || chr(31) "
+    "|| coalesce(description, ''))"
 )
 
 
 def is_search_object(name: str | None) -> bool:
     """Tables and indexes of this module (the models do not describe them)."""
-    return bool(name) and (str(name).startswith(FTS_TABLE) or str(name) in TRGM_INDEXES)
+    return bool(name) and (str(name).startswith(FTS_TABLE) or str(name) in (*TRGM_INDEXES, SHORT_GRAMS_INDEX))
 
 
 def install(conn: Connection, extension: str = "pg_trgm") -> bool:
@@ -66,6 +96,11 @@ def install(conn: Connection, extension: str = "pg_trgm") -> bool:
         return True
     if conn.dialect.name != "postgresql":
         return False
+    with conn.begin_nested():  # plain SQL: any server has what it needs
+        conn.exec_driver_sql(_PG_SHORT_GRAMS)
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS {SHORT_GRAMS_INDEX} ON cases USING gin ({SHORT_GRAMS_OF_CASE})"
+        )
     try:
         try:  # in public when it can: a schema of its own (tests) may be dropped with the extension
             with conn.begin_nested():
@@ -91,29 +126,41 @@ def uninstall(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
         for trigger in FTS_TRIGGERS:
             conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}")
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {FTS_INSTANCES}")
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {FTS_TABLE}")
+        conn.exec_driver_sql(f"DROP VIEW IF EXISTS {FTS_SOURCE}")
     elif conn.dialect.name == "postgresql":
-        for name in TRGM_INDEXES:
+        for name in (*TRGM_INDEXES, SHORT_GRAMS_INDEX):
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+        conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {SHORT_GRAMS_FUNCTION}(text)")
         # the extension stays: other schemas or applications may use it
 
 
 def fts_ready(s: Session) -> bool:
-    """SQLite: the FTS table and all its triggers are there (a later migration that copies the
-    `cases` table would drop the triggers: then the index is stale and must not be used)."""
+    """SQLite: the FTS table, its source, its terms and all its triggers are there (a later
+    migration that copies the `cases` table would drop the triggers: then the index is stale
+    and must not be used)."""
     if s.get_bind().dialect.name != "sqlite":
         return False
-    names = {
-        n
-        for (n,) in s.execute(
-            text(
-                "SELECT name FROM sqlite_master WHERE name IN ('case_search', 'case_search_ai', 'case_search_ad', 'case_search_au')"
-            )
-        )
-    }
-    return len(names) == 1 + len(FTS_TRIGGERS)
+    wanted = (FTS_TABLE, FTS_SOURCE, FTS_INSTANCES, *FTS_TRIGGERS)
+    marks = ", ".join(f"'{name}'" for name in wanted)
+    names = {n for (n,) in s.execute(text(f"SELECT name FROM sqlite_master WHERE name IN ({marks})"))}
+    return len(names) == len(wanted)
+
+
+def short_grams_ready(s: Session) -> bool:
+    """PostgreSQL: the index of characters and pairs is there (migration 0009 made it)."""
+    if s.get_bind().dialect.name != "postgresql":
+        return False
+    return bool(s.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": SHORT_GRAMS_INDEX}).scalar())
 
 
 def fts_phrase(text_: str) -> str:
     """The text as one FTS5 phrase: with the trigram tokenizer, a substring match."""
     return '"' + text_.replace('"', '""') + '"'
+
+
+def term_range(text_: str) -> tuple[str, str]:
+    """The index terms (trigrams, case folded) that start with a short text: [low, high)."""
+    low = text_.lower()
+    return low, low + "\U0010ffff"

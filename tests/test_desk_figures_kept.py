@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,12 +26,13 @@ from bot.desk import corrections, figures, periods, scopes
 from bot.errors import DomainError
 from bot.intake import submit as intake
 from bot.intake.photos import process_photo
+from bot.org.org_file import DEFAULT_ORG_FILE, OrgSpec, load_org_file
 from bot.people import identity as people
 from bot.people import onboarding
 from bot.people.roles import Person
 from bot.rating import ratings
 from bot.runtime import Runtime
-from griddesk.startup import fill_figures
+from griddesk.startup import fill_figures, import_organisation
 from storage import desk_figures
 from storage import ratings as rating_rows
 from storage.db import Database
@@ -42,6 +45,7 @@ from storage.models import (
     ExtensionRequest,
     Grid,
     RatingRequest,
+    Street,
     Unit,
     UnitKind,
     Whistle,
@@ -315,3 +319,51 @@ def test_an_upgraded_database_is_filled_at_its_first_start(rt: Runtime, clock: M
     assert fill_figures(rt) == len(before[0]) > 0
     assert fill_figures(rt) == 0  # once
     assert kept_rows(rt.db) == before
+
+
+def _org_with(tmp_path: Path, old: str, new: str) -> OrgSpec:
+    text = DEFAULT_ORG_FILE.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path = tmp_path / "org.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return load_org_file(path)
+
+
+def test_an_import_that_changes_a_calendar_or_claim_limit_derives_those_figures_again(
+    rt: Runtime, clock: ManualClock, tmp_path: Path
+) -> None:
+    """The figures measure working time on the street's calendar and response on its claim
+    limit: an import that changes either derives the street's cases again (all of them when the
+    district's defaults change); an import that changes neither derives nothing."""
+    clock.set(START)
+    World(rt, random.Random(5)).walk(clock, 60)
+    figures.catch_up(rt)
+    with rt.db.read() as s:
+        per_street = Counter(c.street_id for c in s.exec(select(Case)))
+        hubin = s.exec(select(Street).where(Street.code == "330102002")).one().id
+    assert per_street[hubin] > 0 and len(per_street) > 1
+
+    _, _, refigured = import_organisation(rt, load_org_file(DEFAULT_ORG_FILE))
+    assert refigured == 0
+
+    before = kept_rows(rt.db)
+    slower = _org_with(tmp_path, "claim_minutes: 20 ", "claim_minutes: 1440 ")
+    _, _, refigured = import_organisation(rt, slower)
+    assert refigured == per_street[hubin]  # that street's cases, no other
+    after_import = kept_rows(rt.db)
+    assert after_import != before  # a claim late after 20 minutes is in time within a day
+    figures.rebuild(dataclasses.replace(rt, cache={}))  # a runtime that never saw the old file
+    assert kept_rows(rt.db) == after_import
+
+    with rt.db.read() as s:
+        stale_clock = deadlines.street_clock(rt, s, hubin)
+    shorter_days = _org_with(
+        tmp_path, 'working_hours: ["08:30-12:00", "14:00-18:00"]', 'working_hours: ["09:00-12:00"]'
+    )
+    _, _, refigured = import_organisation(rt, shorter_days)
+    assert refigured == sum(per_street.values())  # the district's calendar: every case
+    with rt.db.read() as s:
+        assert deadlines.street_clock(rt, s, hubin) != stale_clock  # read again after the import
+    after_import = kept_rows(rt.db)
+    figures.rebuild(dataclasses.replace(rt, cache={}))
+    assert kept_rows(rt.db) == after_import

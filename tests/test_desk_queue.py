@@ -130,6 +130,10 @@ async def test_find(room: FakeUser, tg: FakeTelegram, rt: Runtime) -> None:
     text = (await room.send("/find 0007")).texts[0]  # inside a code, not its start: the substring search
     assert "找到 1 件" in text and "QB-2609G-0007" in text
     assert "没有找到" in (await room.send("/find 100%_")).texts[0]
+    assert "找到 7 件" in (await room.send("/find 占道")).texts[0]  # a two-character word, the text's end
+    text = (await room.send("/find F")).texts[0]  # one character
+    assert "找到 1 件" in text and "QB-2609F" in text
+    assert "没有找到" in (await room.send("/find 井盖")).texts[0]
     assert "用法" in (await room.send("/find")).texts[0]
     join_directly(rt, 9811, "执法", "staff", "QB-ZF")
     staff = tg.user(9811, "执法", language_code="zh-hans")

@@ -1,6 +1,7 @@
-"""/find's text index (migration 0008, storage/search_index.py): SQLite's FTS5 trigram table
-kept in step by triggers, PostgreSQL's pg_trgm GIN indexes; and the scan when neither is there
-(no FTS5 trigram, no pg_trgm): the same answers either way, Chinese substrings included."""
+"""/find's text index (migrations 0007 and 0009, storage/search_index.py): SQLite's FTS5 trigram
+table kept in step by triggers, PostgreSQL's pg_trgm GIN indexes and its index of characters
+and pairs; and the scan when neither is there (no FTS5 trigram, no pg_trgm): the same answers
+either way, Chinese substrings and texts of one or two characters included."""
 
 from __future__ import annotations
 
@@ -21,7 +22,14 @@ QUERIES = {
     "劳动路3号": 1,  # a Chinese substring inside the text
     "案例F": 1,
     "2609f-0006": 1,  # inside a code, any case
-    "占道": 7,  # shorter than a trigram: always the scan
+    "占道": 7,  # shorter than a trigram, and the end of the text
+    "占": 7,
+    "道": 7,  # one character, the last of the text
+    "案例": 7,  # the start of the text
+    "06": 1,  # inside a code
+    "f": 1,  # a letter in any case: case F (its code and its text)
+    "钢琴": 0,
+    "琴": 0,
     "不存在的地址": 0,
     "100%_": 0,  # LIKE's wildcards are plain characters
     '劳动"路': 0,  # a quote in the text is plain too
@@ -41,15 +49,20 @@ def example(rt: Runtime) -> Iterator[Runtime]:
         search_index.install(conn)
 
 
-def uses_index(db: Database) -> bool:
+def uses_index(db: Database, q: str = "劳动路3号") -> bool:
     with db.read() as s:
         if s.get_bind().dialect.name == "sqlite":
-            return desk_queue._fts_ids(s, "劳动路3号") is not None
+            return desk_queue._fts_ids(s, q) is not None
         s.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = "\n".join(
-            r for (r,) in s.execute(text("EXPLAIN SELECT id FROM cases WHERE description LIKE '%劳动路3号%'"))
-        )
-        return "ix_case_trgm_description" in plan
+        if len(q) <= search_index.SHORT:
+            if not search_index.short_grams_ready(s):
+                return False
+            where = f"{search_index.SHORT_GRAMS_OF_CASE} @> ARRAY[lower(:q)]"
+            wanted = search_index.SHORT_GRAMS_INDEX
+        else:
+            where, wanted = "description LIKE '%' || :q || '%'", "ix_case_trgm_description"
+        plan = "\n".join(r for (r,) in s.execute(text(f"EXPLAIN SELECT id FROM cases WHERE {where}"), {"q": q}))
+        return wanted in plan
 
 
 def pg_trgm_available(db: Database) -> bool:
@@ -62,13 +75,14 @@ def test_index_answers_like_the_scan(example: Runtime) -> None:
     if rt.db.engine.dialect.name == "postgresql" and not pg_trgm_available(rt.db):
         pytest.skip("pg_trgm is not available on this server")
     assert uses_index(rt.db)
+    assert uses_index(rt.db, "占道") and uses_index(rt.db, "道")
     with_index = {q: found(rt, q) for q in QUERIES}
     for q, n in QUERIES.items():
         assert len(with_index[q]) == n, (q, with_index[q])
     assert with_index["2609f-0006"] == ["QB-2609F-0006"]
     with rt.db.engine.begin() as conn:
         search_index.uninstall(conn)
-    assert not uses_index(rt.db)
+    assert not uses_index(rt.db) and not uses_index(rt.db, "占道")
     assert {q: found(rt, q) for q in QUERIES} == with_index  # the scan: the same answers, same order
 
 
@@ -80,6 +94,7 @@ def test_triggers_keep_the_index_in_step(example: Runtime) -> None:
         c.address = "上城区望江路88号"
         s.add(c)
     assert found(rt, "解放路口") == [c.code]
+    assert found(rt, "口") == found(rt, "路口") == [c.code]  # one and two characters, the text's end
     assert found(rt, "望江路88") == [c.code]
     assert found(rt, "劳动路1号") == []  # the old description is gone from the index
     with rt.db.session() as s:
@@ -88,9 +103,11 @@ def test_triggers_keep_the_index_in_step(example: Runtime) -> None:
         s.flush()
         extra_id = extra.id
     assert found(rt, "清泰街口") == ["QB-2609Z-0099"]
+    assert found(rt, "积水") == ["QB-2609Z-0099"]
     with rt.db.session() as s:
         s.delete(s.get(Case, extra_id))
     assert found(rt, "清泰街口") == []
+    assert found(rt, "积水") == []
 
 
 def test_migration_without_the_extension_creates_nothing(db: Database) -> None:

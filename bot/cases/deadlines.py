@@ -16,6 +16,7 @@ Non-urgent messages are held through quiet hours (their outbox rows wait for the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, cast
@@ -89,18 +90,9 @@ def street_clock(rt: Runtime, s: Session, street_id: int | None) -> StreetClock:
     cache: dict[int | None, StreetClock] = rt.cache.setdefault("street_clocks", {})
     if street_id in cache:
         return cache[street_id]
-    district = orgs.district(s)
-    street = orgs.street(s, street_id) if street_id else None
-    merged = {
-        **DEFAULTS,
-        **((district.settings or {}) if district else {}),
-        **((street.settings or {}) if street else {}),
-    }
+    zone, merged = _settings(rt, s, street_id)
     calendar = WorkCalendar.from_settings(
-        district.timezone if district else rt.settings.timezone,
-        merged["working_hours"],
-        merged.get("extra_days_off", []),
-        merged.get("extra_workdays", []),
+        zone, merged["working_hours"], merged.get("extra_days_off", []), merged.get("extra_workdays", [])
     )
     clock = StreetClock(
         calendar=calendar,
@@ -112,6 +104,30 @@ def street_clock(rt: Runtime, s: Session, street_id: int | None) -> StreetClock:
     )
     cache[street_id] = clock
     return clock
+
+
+def _settings(rt: Runtime, s: Session, street_id: int | None) -> tuple[str, dict[str, Any]]:
+    district = orgs.district(s)
+    street = orgs.street(s, street_id) if street_id else None
+    merged = {
+        **DEFAULTS,
+        **((district.settings or {}) if district else {}),
+        **((street.settings or {}) if street else {}),
+    }
+    return (district.timezone if district else rt.settings.timezone), merged
+
+
+def measure_inputs(rt: Runtime, s: Session, street_id: int | None) -> str:
+    """What a street's working-time measures depend on (its calendar and claim limit), as one
+    comparable text: when it changes, the figures derived with it are stale."""
+    zone, merged = _settings(rt, s, street_id)
+    keys = ("working_hours", "extra_days_off", "extra_workdays", "claim_minutes")
+    return json.dumps([zone, *(merged.get(k) for k in keys)], sort_keys=True, default=str)
+
+
+def forget_clocks(rt: Runtime) -> None:
+    """The organisation changed (an import): street clocks are read again."""
+    rt.cache.pop("street_clocks", None)
 
 
 def _after(clock: StreetClock, start: datetime, seconds: float, urgent: bool) -> datetime:

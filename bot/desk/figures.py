@@ -17,7 +17,7 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.cases.cards import Names
-from bot.cases.deadlines import StreetClock, street_clock
+from bot.cases.deadlines import StreetClock, measure_inputs, street_clock
 from bot.desk.periods import Period
 from bot.desk.scopes import Scope
 from bot.runtime import Runtime
@@ -492,4 +492,46 @@ def rebuild(rt: Runtime, *, slice_size: int = 20_000, progress: Callable[[int], 
             done += len(ids)
             if progress is not None:
                 progress(done)
+    return done
+
+
+def measures(rt: Runtime, s: Session) -> dict[int | None, str]:
+    """What each street's figures were measured with (None: the district's own defaults, which
+    cases without a street use); compare before and after an organisation import."""
+    return {None: measure_inputs(rt, s, None)} | {
+        st.id: measure_inputs(rt, s, st.id) for st in orgs.active_streets(s) if st.id is not None
+    }
+
+
+def after_import(rt: Runtime, before: dict[int | None, str], *, progress: Callable[[int], None] | None = None) -> int:
+    """Derive again the figures of the streets whose calendar or claim limit an import changed
+    (all of them when the district's changed); how many cases."""
+    with rt.db.read() as s:
+        if kept.never_filled(s):  # the first start's fill derives every case
+            return 0
+        now = measures(rt, s)
+    changed = [sid for sid, inputs in before.items() if now.get(sid, inputs) != inputs]
+    if not changed:
+        return 0
+    if None in changed:
+        return rebuild(rt, progress=progress)
+    return rederive_streets(rt, [sid for sid in changed if sid is not None], progress=progress)
+
+
+def rederive_streets(
+    rt: Runtime, street_ids: list[int], *, slice_size: int = 20_000, progress: Callable[[int], None] | None = None
+) -> int:
+    """Derive again the figures of these streets' cases, a slice of ids per unit of work."""
+    with rt.db.read() as s:
+        bounds = kept.case_id_bounds(s)
+    if bounds is None or not street_ids:
+        return 0
+    done = 0
+    for low in range(bounds[0], bounds[1] + 1, slice_size):
+        with rt.db.session() as s:
+            ids = kept.case_ids_of_streets(s, street_ids, (low, low + slice_size - 1))
+            refresh(rt, s, ids)
+        done += len(ids)
+        if progress is not None and ids:
+            progress(done)
     return done
