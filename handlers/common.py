@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import html
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -36,11 +37,14 @@ async def off_loop(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-def user_lock(context: Ctx, user_id: int) -> asyncio.Lock:
+@contextlib.asynccontextmanager
+async def user_lock(context: Ctx, user_id: int) -> AsyncIterator[None]:
     """One person's private-chat database steps, one at a time (an album arrives as several
     updates at once, each wanting to add to the same draft or case input). Hold it for the
     unit of work only, never across a send: see :func:`user_turn`."""
-    return _steps(context, user_id).lock
+    steps = _steps(context, user_id)  # held here: the person's entry lives while it is locked
+    async with steps.lock:
+        yield
 
 
 @dataclass(eq=False)
@@ -50,8 +54,15 @@ class _UserSteps:
 
 
 def _steps(context: Ctx, user_id: int) -> _UserSteps:
-    people_steps: dict[int, _UserSteps] = context.application.bot_data.setdefault("user_steps", {})
-    return people_steps.setdefault(user_id, _UserSteps())
+    """The person's entry while some turn of theirs holds it; forgotten once none does (a weak
+    mapping), so the bot keeps no state for everyone it has ever seen."""
+    people_steps: weakref.WeakValueDictionary[int, _UserSteps] = context.application.bot_data.setdefault(
+        "user_steps", weakref.WeakValueDictionary()
+    )
+    steps = people_steps.get(user_id)
+    if steps is None:
+        steps = people_steps[user_id] = _UserSteps()
+    return steps
 
 
 class Turn:

@@ -11,6 +11,7 @@ accepted before the bad input is never lost.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import timedelta
@@ -994,3 +995,16 @@ async def test_a_png_over_its_pixel_budget_is_refused_in_the_users_language(
     assert "36" in turn.texts[0]
     assert photo_count(db, user) == 0
     assert stored_files(settings) == []
+
+
+async def test_the_bot_keeps_no_turn_state_for_people_between_their_messages(worker: FakeUser, db: Database) -> None:
+    """A person's lock and reply order live while a turn of theirs is under way, not for as
+    long as the process runs (a bot that met a million people keeps nothing for them)."""
+    await to_description_step(worker, db)
+    steps = worker.tg.app.bot_data["user_steps"]
+    gc.collect()
+    assert worker.id not in steps
+    await asyncio.gather(worker.send("路面塌陷"), worker.send("井盖缺失"))
+    gc.collect()
+    assert worker.id not in steps and len(steps) == 0
+    assert draft_of(db, worker) is not None
