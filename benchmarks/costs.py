@@ -87,6 +87,7 @@ class Sample:
     update: Counters  # the update's own work: its handlers
     outbox: Counters  # what the background sender did for it (cards, notices)
     seconds: float  # the whole turn: the update handled and its sends drained
+    handled: float  # of which the update's handlers (and the tasks they started): its replies are out
 
 
 class _CountedCalls(list):
@@ -113,6 +114,17 @@ class Meter:
         event.listen(engine, "before_cursor_execute", self._statement)
         event.listen(engine, "begin", self._begin)
         self._engine = engine
+        self.drain_seconds = 0.0  # time spent in the harness's outbox drains (see `timed_drains`)
+
+    def timed_drains(self, drain: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def timed() -> None:
+            began = time.perf_counter()
+            try:
+                await drain()
+            finally:
+                self.drain_seconds += time.perf_counter() - began
+
+        return timed
 
     def now(self) -> Counters:
         return self.counters[SENDING.get()]
@@ -147,14 +159,16 @@ class Meter:
     async def measure(self, step: Awaitable[object]) -> Sample:
         before = {k: Counters(**vars(c)) for k, c in self.counters.items()}
         downloads = len(self.api.downloads)
+        drained = self.drain_seconds
         began = time.perf_counter()
         await step
         seconds = time.perf_counter() - began
+        handled = seconds - (self.drain_seconds - drained)
         delta = {
             k: Counters(**{f: getattr(c, f) - getattr(before[k], f) for f in vars(c)}) for k, c in self.counters.items()
         }
         delta[False].api_calls += len(self.api.downloads) - downloads  # downloads are the update's
-        return Sample(update=delta[False], outbox=delta[True], seconds=seconds)
+        return Sample(update=delta[False], outbox=delta[True], seconds=seconds, handled=handled)
 
     def close(self) -> None:
         event.remove(self._engine, "before_cursor_execute", self._statement)
@@ -216,6 +230,8 @@ async def measure_costs(db_url: str, cycles: int, media: Path, trace: str = "") 
     scene = await Scene.build(bench)
     photo = PhotoFactory(pool=4)
     meter = Meter(bench.db.engine, bench.tg.api)
+    if bench.tg.after_update is not None:
+        bench.tg.after_update = meter.timed_drains(bench.tg.after_update)
     results = Results()
     try:
         with meter.hops_counted():
@@ -239,9 +255,9 @@ def print_table(results: Results, echo_median: float, database: str) -> None:
     print(f"GridDesk cost per update on {database} (medians; n = samples; API calls include downloads)")
     print("  update = the update's handlers; outbox = what the background sender then did for it")
     header = (
-        f"{'':<24}{'':>4}{'--------- update ---------':>30}{'----- outbox -----':>24}\n"
+        f"{'':<24}{'':>4}{'--------- update ---------':>30}{'----- outbox -----':>24}{'-- handled --':>16}\n"
         f"{'update':<24}{'n':>4}{'SQL':>6}{'tx':>5}{'hops':>6}{'API':>5}{'ms':>8}"
-        f"{'SQL':>6}{'tx':>5}{'hops':>6}{'API':>5}{'×echo':>8}"
+        f"{'SQL':>6}{'tx':>5}{'hops':>6}{'API':>5}{'×echo':>8}{'ms':>8}{'×echo':>8}"
     )
     print(header)
     width = len(header.splitlines()[-1])
@@ -252,6 +268,7 @@ def print_table(results: Results, echo_median: float, database: str) -> None:
         if not samples:
             continue
         ms = median([s.seconds for s in samples]) * 1000
+        handled_ms = median([s.handled for s in samples]) * 1000
         total_ms += ms if row != IDLE_DRAIN else 0.0
 
         def col(part: str, name: str, samples: list[Sample] = samples) -> float:
@@ -263,10 +280,11 @@ def print_table(results: Results, echo_median: float, database: str) -> None:
             f"{col('update', 'hops'):>6.0f}{col('update', 'api_calls'):>5.0f}{ms:>8.1f}"
             f"{col('outbox', 'statements'):>6.0f}{col('outbox', 'transactions'):>5.0f}"
             f"{col('outbox', 'hops'):>6.0f}{col('outbox', 'api_calls'):>5.0f}"
-            f"{ms / (echo_median * 1000):>8.1f}"
+            f"{ms / (echo_median * 1000):>8.1f}{handled_ms:>8.1f}{handled_ms / (echo_median * 1000):>8.1f}"
         )
     print("-" * width)
     print("ms: the whole turn (the update handled, then its sends drained); ×echo: that over the echo bot's update")
+    print("handled: the turn without the drain: the update's handlers and replies, what its sender waits for")
     print(f"Bare PTB echo bot, same fake, same run: median {echo_median * 1000:.2f} ms per update")
     print(
         f"Sum of the medians of the updates: {total_ms:.1f} ms = {total_ms / (echo_median * 1000):.0f}× the echo bot's update"

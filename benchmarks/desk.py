@@ -7,7 +7,8 @@ open, two streets) and times, each as the median of several runs:
   at the first start after migration 0008),
   the chart of a street-month by team, the map of 5,000 cases,
   the export of 100,000 cases to XLSX (time, and RSS growth in a process of its own),
-  the first page of /queue and /find (a code, a word every case has, a word none has).
+  the first page of /queue, each filter, a street's and a team's, and /find (codes, common
+  and rare words of one, two and more characters).
 
     python -m benchmarks.desk                       # SQLite, 1,000,000 cases
     python -m benchmarks.desk --cases 200000        # quicker
@@ -39,7 +40,7 @@ from bot.people.roles import MembershipView, Person
 from storage import search_index
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import Case, Role, Street
+from storage.models import Case, Role, Street, Unit, UnitKind
 
 
 def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
@@ -171,10 +172,17 @@ def main() -> None:
         results["map render"] = (ms, image.cases)
         if args.save_map:
             args.save_map.write_bytes(image.png)
-        ms, page = timed(lambda: queue.queue(rt, dispatcher), args.runs * 4)
-        results["/queue first page"] = (ms, len(page.lines))
-        ms, page = timed(lambda: queue.queue(rt, dispatcher, kind="overdue"), args.runs * 4)
-        results["/queue overdue"] = (ms, len(page.lines))
+        with db.read() as s:
+            team = s.exec(select(Unit).where(Unit.street_id == street.id, Unit.kind == UnitKind.TEAM)).first()
+        assert team is not None
+        staff = Person(
+            user_id=0, telegram_id=0, name="bench", language="zh_CN", is_admin=False,
+            memberships=(MembershipView(Role.STAFF, "unit", team.code, "", ""),),
+        )  # fmt: skip
+        for who, person in (("street", dispatcher), ("team", staff)):
+            for kind in QUEUE_FILTERS:
+                ms, page = timed(partial(queue.queue, rt, person, kind=kind), args.runs * 4)
+                results[f"/queue {who}: {kind}"] = (ms, len(page.lines))
         with db.read() as s:
             some = s.exec(select(Case.code).where(Case.street_id == street.id).order_by(col(Case.id).desc())).first()
         assert some is not None
@@ -201,6 +209,9 @@ def main() -> None:
         f"RSS {exp['rss_before_mb']:.0f} MB before, peak {exp['peak_mb']:.0f} MB "
         f"(growth {exp['peak_mb'] - exp['rss_before_mb']:.0f} MB)"
     )
+
+
+QUEUE_FILTERS = ("all", "overdue", "unclaimed", "today", "waiting")  # the first page of each
 
 
 def find_texts(code: str) -> tuple[tuple[str, str], ...]:

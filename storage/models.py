@@ -315,6 +315,9 @@ def state_in_sql(states: tuple[str, ...]) -> str:
     return "state IN (" + ", ".join(f"'{s}'" for s in states) + ")"
 
 
+RESOLVED_ONLY = f"state = '{CaseState.RESOLVED}'"  # cases waiting for their verification
+
+
 def _partial(sql: str) -> dict[str, Any]:
     return {"sqlite_where": text(sql), "postgresql_where": text(sql)}
 
@@ -355,6 +358,17 @@ class Case(SQLModel, table=True):
             "id",
             **_partial(state_in_sql(WORKLIST_OPEN_STATES)),
         ),
+        # /queue of a team (its staff): the team's open cases, claimed ones included.
+        Index(
+            "ix_case_unit_open", "unit_id", "urgent", "created_at", "id", **_partial(state_in_sql(WORKLIST_OPEN_STATES))
+        ),
+        # /queue's overdue and due-today filters: a street's or team's open cases by due time
+        # (a few of many, then sorted into the list's order).
+        Index("ix_case_street_due", "street_id", "due_at", **_partial(state_in_sql(WORKLIST_OPEN_STATES))),
+        Index("ix_case_unit_due", "unit_id", "due_at", **_partial(state_in_sql(WORKLIST_OPEN_STATES))),
+        # /queue's "awaiting verification" filter, in the list's order.
+        Index("ix_case_street_resolved", "street_id", "urgent", "created_at", "id", **_partial(RESOLVED_ONLY)),
+        Index("ix_case_unit_resolved", "unit_id", "urgent", "created_at", "id", **_partial(RESOLVED_ONLY)),
         # /my: everything the person reported, newest first.
         Index("ix_case_reporter_created", "reporter_user_id", "created_at", "id"),
         # A street's cases by date: the desk's figures, export and map (issue 11) and
