@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from telegram.ext import Application
 
 from bot import notify
@@ -125,6 +125,50 @@ async def test_sqlite_locked_by_another_writer_says_busy_and_keeps_the_step(
     assert not turn.errors or all("locked" in str(e) for e in turn.errors)
     turn = await user.send_location(lat, lon)  # the step was kept: the same location, again
     assert "照片" in turn.texts[0]
+
+
+def test_sqlite_writers_of_one_process_queue_in_it_and_give_up_as_sqlite_would(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process's writers wait for each other in a queue of ours (no busy-handler
+    sleeps); one kept waiting past the busy timeout fails as SQLite would, "locked"."""
+    if not db.sqlite:
+        pytest.skip("SQLite's lock")
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    import storage.db
+    from storage.models import User
+
+    monkeypatch.setattr(storage.db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    holding, done = threading.Event(), threading.Event()
+
+    def first_writer() -> None:
+        with db.session() as s:
+            s.add(User(telegram_id=8303, first_name="A"))
+            s.flush()
+            holding.set()
+            done.wait(5)
+
+    thread = threading.Thread(target=first_writer)
+    thread.start()
+    try:
+        assert holding.wait(5)
+        with pytest.raises(OperationalError, match="locked"), db.session() as s:
+            s.add(User(telegram_id=8304, first_name="B"))
+        with db.read() as s:  # readers do not queue (WAL)
+            assert s.exec(select(User).where(User.telegram_id == 8303)).first() is None
+    finally:
+        done.set()
+        thread.join()
+    with db.session() as s:  # the queue moves on
+        s.add(User(telegram_id=8304, first_name="B"))
+    with db.read() as s:
+        assert {u.telegram_id for u in s.exec(select(User).where(col(User.telegram_id).in_([8303, 8304])))} == {
+            8303,
+            8304,
+        }
 
 
 async def test_nul_and_lone_surrogates_are_cleaned_on_the_way_in(rt: Runtime, db: Database) -> None:
