@@ -18,7 +18,7 @@ from bot.clock import Clock
 from bot.org.org_file import DEFAULT_ORG_FILE, load_org_file
 from bot.runtime import Runtime
 from bot.settings import Settings
-from griddesk.app import build_application
+from griddesk.app import build_application, settle_heap
 from storage.db import Database, is_sqlite
 from storage.migrate import upgrade
 from storage.org_import import import_org
@@ -115,6 +115,7 @@ async def start(
     app = build_application(rt, request=api)
     await app.initialize()
     await app.post_init(app)  # type: ignore[misc]
+    settle_heap()  # as `griddesk run` does once it is ready
     tg = FakeTelegram(app, api, settle_timeout=300, **_outbox_hooks(app, drain_outbox))
     admin = tg.user(ADMIN, "admin", language_code="zh-hans")
     return Bench(db, rt, app, tg, admin)

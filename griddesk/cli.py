@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(settings: Settings, *, webhook: str | None, http: str | None = None) -> int:
-    from griddesk.app import LOCK_CHECK_S, LOCK_LOST, build_application
+    from griddesk.app import LOCK_CHECK_S, LOCK_LOST, SETTLE_HEAP, build_application
     from griddesk.serve import parse_listen, serve
 
     settings.require_token()
@@ -181,6 +181,7 @@ def _run(settings: Settings, *, webhook: str | None, http: str | None = None) ->
         asyncio.set_event_loop(asyncio.new_event_loop())  # PTB closes its loop when it stops
         app = build_application(rt)
         app.bot_data["poller_lock"] = lock  # re-checked while running (griddesk/app.py)
+        app.bot_data[SETTLE_HEAP] = True  # this process lives on: its start-up heap is frozen
         try:
             if http:
                 # The HTTP API beside the bot in one event loop; with --webhook it takes

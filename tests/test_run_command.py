@@ -145,3 +145,18 @@ def test_run_with_a_webhook(tmp_path: Path) -> None:
 
     with sqlite3.connect(tmp_path / "run.db") as conn:  # the webhook's update went through the inbox
         assert conn.execute("SELECT update_id, processed_at IS NOT NULL FROM inbox_update").fetchall() == [(1, 1)]
+
+
+def test_a_ready_process_freezes_its_start_up_heap() -> None:
+    """`griddesk run` settles its heap once ready (griddesk/app.py settle_heap): the start-up
+    objects leave the collector's walks, the young generation is collected less often. In a
+    process of its own: the test process's heap is not to be frozen."""
+    probe = (
+        "import gc, json; from griddesk.app import GC_YOUNG_THRESHOLD, settle_heap; "
+        "before = gc.get_freeze_count(); settle_heap(); "
+        "print(json.dumps([before, gc.get_freeze_count(), gc.get_threshold()[0], GC_YOUNG_THRESHOLD]))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    before, after, young, wanted = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before == 0 and after > 10_000  # the modules' objects at least
+    assert young == wanted > 700
