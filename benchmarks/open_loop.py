@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -96,6 +98,7 @@ class Run:
     submitted: dict[int, float] = field(default_factory=dict)  # reporter -> planned time of the last submit
     watchers: set[asyncio.Task[None]] = field(default_factory=set)
     late: int = 0  # updates sent later than planned because the previous one was unanswered
+    full_collections: list[float] = field(default_factory=list)  # ms each (generation 2)
 
     def phase(self, at: float) -> int:
         """0: warm-up; 1: without the big-photo people; 2: with them. Windows go without,
@@ -220,6 +223,7 @@ class Options:
     think: float
     drain: bool
     big_photos_per_report: int
+    freeze_every: float
 
 
 async def load(db_url: str, media: Path, o: Options) -> Run:
@@ -251,12 +255,47 @@ async def load(db_url: str, media: Path, o: Options) -> Run:
     people += [person(run, dispatcher_script(run), random.Random(rng.random())) for _ in range(dispatchers_n)]
     people += [person(run, staff_script(run, s), random.Random(rng.random())) for s in scene.staff]
     people += [person(run, reporter_script(run, r, True), random.Random(rng.random()), big_photos=True) for r in big]
+    keeper = asyncio.create_task(freeze_harness(o.freeze_every)) if o.freeze_every > 0 else None
     try:
-        await asyncio.gather(*people)
-        await asyncio.gather(*run.watchers)
+        with full_collections() as run.full_collections:
+            await asyncio.gather(*people)
+            await asyncio.gather(*run.watchers)
     finally:
+        if keeper is not None:
+            keeper.cancel()
         await stop(bench)
     return run
+
+
+async def freeze_harness(every: float) -> None:
+    """The fake Bot API keeps every message and call, and the run every record: a heap that
+    grows all run long, in the bot's process. Frozen as it grows, so the collector's full
+    passes walk what a bot process holds, not the harness's history (without it, full
+    collections over that history paused everything for 100-170 ms: --freeze-every 0)."""
+    while True:
+        await asyncio.sleep(every)
+        gc.freeze()
+
+
+@contextmanager
+def full_collections() -> Iterator[list[float]]:
+    """The durations (ms) of the collector's full passes (generation 2) while the block runs."""
+    pauses: list[float] = []
+    began = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            pauses.append((time.perf_counter() - began[0]) * 1000)
+
+    gc.callbacks.append(timed)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(timed)
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -291,6 +330,11 @@ def print_report(run: Run, o: Options, database: str) -> None:
         f"({len(counted) / o.seconds:.1f}/s), {run.late} sent late (bot still busy). Latency from the planned send"
         f"{'; outbox drained inside each update (--drain)' if o.drain else ''}."
     )
+    pauses = run.full_collections
+    print(
+        f"Full collections while it ran: {len(pauses)}, longest {max(pauses, default=0.0):.1f} ms "
+        + (f"(the harness's heap frozen every {o.freeze_every:g} s)" if o.freeze_every > 0 else "(harness not frozen)")
+    )
     if not o.big_users:
         print("\n".join(summary(run, 1)))
         return
@@ -323,6 +367,9 @@ def main() -> None:
         help="count the outbox sends in each update's time (the harness drains after each update)",
     )
     parser.add_argument("--database", default="", help="a PostgreSQL URL (default: a fresh SQLite file)")
+    parser.add_argument(
+        "--freeze-every", type=float, default=1.0, help="freeze the harness's growing heap every so many s (0: never)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database or f"sqlite:///{tmp}/bench.db"
@@ -336,6 +383,7 @@ def main() -> None:
             args.think,
             args.drain,
             args.big_photos_per_report,
+            args.freeze_every,
         )
         run = asyncio.run(load(url, Path(tmp) / "media", options))
     print_report(run, options, "PostgreSQL" if args.database else "SQLite")

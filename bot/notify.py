@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,6 +52,15 @@ def card_to_command_room(session: Session, *, case: Case, now: datetime) -> bool
     return card_to_unit(session, case=case, unit_id=room.id if room else None, purpose=COMMAND, now=now)
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """A message of ours the line is written into (edited, not sent anew): the text above
+    stays, the line goes below it, the message's buttons go."""
+
+    message_id: int
+    above_html: str
+
+
 def text_to_user(
     session: Session,
     *,
@@ -59,15 +69,18 @@ def text_to_user(
     now: datetime,
     case_id: int | None = None,
     menu: str | None = None,
+    receipt: Receipt | None = None,
     **params: Any,
 ) -> None:
     """A localized line for a person (or group), rendered in their language when sent.
 
     A pair of params `x_zh` / `x_en` becomes `x` in the reader's language. `menu="main"`
-    sends the main menu keyboard with it (the reporter's acknowledgement)."""
+    sends the main menu keyboard with it; `receipt` writes it into that message instead."""
     payload: dict[str, Any] = {"key": key, "params": params}
     if menu is not None:
         payload["menu"] = menu
+    if receipt is not None:
+        payload["receipt"] = {"message_id": receipt.message_id, "above": receipt.above_html}
     outbox.enqueue(session, chat_id=telegram_id, kind="user_text", case_id=case_id, payload=payload, now=now)
 
 

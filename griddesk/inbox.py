@@ -8,9 +8,12 @@ update_id, idempotently) before Telegram hears that we have it, then processed f
 - Webhook: PTB's webhook handler answers 200 after the same `put`: stored, then answered.
 - Another server (an HTTP endpoint of our own) calls `accept(application, payload)`.
 
-An update is processed once it is stored, and marked processed when its handlers are done
-(several marks written together). At start-up, updates stored but never marked (the process
-died) are processed first. A repeat of a stored update (Telegram re-sending after a crash, a
+An update is processed once it is stored, and marked processed in the transaction of its
+handlers' change (storage/inbox.py HANDLING): a crash after that change never runs it again,
+and its reply, if the crash came first, is lost rather than said twice. An update that
+changes nothing (a list, a refused button) is marked when its handlers are done (several
+marks written together). At start-up, updates stored but never marked (the process died)
+are processed first. A repeat of a stored update (Telegram re-sending after a crash, a
 retried webhook) is not processed again.
 """
 
@@ -93,11 +96,18 @@ def _schedule(app: Application, update_id: int, payload: dict[str, Any]) -> None
 
 async def _process(app: Application, update_id: int, payload: dict[str, Any]) -> None:
     state = _state(app)
+    handling = rows.Handling(update_id, _rt(app).clock.now())
+    token = rows.HANDLING.set(handling)
     try:
         update = Update.de_json(payload, app.bot)
         await app.process_update(update)  # handler errors go to the error handler
     except Exception:
         log.exception("inbox update %s could not be processed", update_id)
+    finally:
+        rows.HANDLING.reset(token)
+    if handling.marked:  # in the transaction of its change
+        state.in_progress.discard(update_id)
+        return
     # Still "in progress" until marked: a repeat arriving meanwhile is not run again.
     state.done.append(update_id)
     if state.writer is None:

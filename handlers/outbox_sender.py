@@ -57,7 +57,7 @@ from bot.intake.photos import absolute
 from bot.metrics import TELEGRAM_429
 from bot.org.chats import chat_info
 from bot.runtime import Runtime
-from bot.textlimits import CAPTION_LIMIT, utf16_len
+from bot.textlimits import CAPTION_LIMIT, MESSAGE_LIMIT, utf16_len
 from handlers.common import clip, off_loop
 from handlers.verify_request import send_verify_request
 
@@ -106,6 +106,12 @@ def short_caption(card_text: str) -> str:
     """The caption of a photo whose card goes in a text message: the card's first line."""
     first = card_text.split("\n", 1)[0]
     return first if visible_len(first) <= CAPTION_LIMIT else ""
+
+
+def _message_gone(exc: BadRequest) -> bool:
+    """The message to edit is no longer there to edit (deleted in the chat, or too old)."""
+    text = str(exc).lower()
+    return "not found" in text or "can't be edited" in text
 
 
 def _caption_too_long(exc: BadRequest) -> bool:
@@ -755,6 +761,8 @@ class Sender:
                 due_at = datetime.fromisoformat(params.pop("due_at"))
                 params["due"] = when_words(lang, due_at, rt.clock.now(), rt.settings.tz)
             text = clip(t(lang, job.payload["key"], **params))
+            if receipt := job.payload.get("receipt"):
+                return await self._receipt(job.chat_id, receipt, text, lang), False
             menu = None
             if job.payload.get("menu") == "main":
                 from handlers.report import main_menu  # report.py imports this module
@@ -782,6 +790,24 @@ class Sender:
             return await deliver_spreadsheet(app, rt, job, lang), False
         log.error("outbox row %s has an unknown kind %r", job.id, job.kind)
         return None, False
+
+    async def _receipt(self, chat_id: int, receipt: dict[str, Any], line: str, lang: str) -> int:
+        """The line written into a message of ours, below its text, its buttons gone (the
+        reporter's summary becomes the receipt with the case code). Sent again after a crash it
+        changes nothing: Telegram answers "not modified" and the row counts as delivered. If
+        that message is gone, the line comes as a new message, with the main menu."""
+        above = receipt.get("above") or ""
+        text = f"{above}\n\n{line}" if above and utf16_len(above) + utf16_len(line) + 2 <= MESSAGE_LIMIT else line
+        try:
+            await self.app.bot.edit_message_text(text, chat_id, int(receipt["message_id"]), reply_markup=None)
+        except BadRequest as exc:
+            if not _message_gone(exc) or "chat not found" in str(exc).lower():
+                raise
+            from handlers.report import main_menu  # report.py imports this module
+
+            message = await self.app.bot.send_message(chat_id, line, reply_markup=main_menu(lang))
+            return message.message_id
+        return int(receipt["message_id"])
 
     async def _extension_request(self, job: outbox.Job, lang: str) -> int:
         p = localized_params(job.payload, lang)
@@ -868,7 +894,7 @@ class Sender:
                     return existing.message_id, existing.is_photo
                 if existing.is_photo and _caption_too_long(exc):
                     return await self._split_photo_card(job, existing.message_id, card, as_text)
-                if "not found" not in text and "can't be edited" not in text:
+                if not _message_gone(exc):
                     raise
                 # The card was deleted in the chat: post it again below.
         if card.photo_path:
@@ -899,7 +925,7 @@ class Sender:
         try:
             await self.app.bot.edit_message_caption(job.chat_id, photo_message_id, caption=short_caption(card.text))
         except BadRequest as exc:
-            if not any(s in str(exc).lower() for s in ("not modified", "not found", "can't be edited")):
+            if "not modified" not in str(exc).lower() and not _message_gone(exc):
                 raise
         return await as_text(), False
 

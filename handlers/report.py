@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlmodel import Session
 from telegram import (
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -811,24 +812,37 @@ def _button_step(
         if draft.next_step() != CONFIRM:
             raise BadCallback(button)
         intake.check_rate_in(s, rt, user_id=person.user_id, resident=person.is_resident)
-        report, ack = draft.to_report(), person.telegram_id
+        report, ack = draft.to_report(), _ack(query, person)
         if isinstance(button, ReportJoin):
-            intake.join_case_in(s, rt, case_id=button.case_id, report=report, finish_draft=True, ack_chat=ack)
+            intake.join_case_in(s, rt, case_id=button.case_id, report=report, finish_draft=True, ack=ack)
         else:
-            intake.submit_report_in(s, rt, report, finish_draft=True, ack_chat=ack)
+            intake.submit_report_in(s, rt, report, finish_draft=True, ack=ack)
         # Committed with the step, acknowledgement included (sent by the outbox): what
         # follows may be lost without anybody being told "something went wrong".
-        return _replies(functools.partial(flush, context.application), functools.partial(_finish, update))
+        return _replies(functools.partial(flush, context.application), functools.partial(_finish, update, person))
     raise BadCallback(button)
 
 
-async def _finish(update: Update) -> None:
-    """After a committed submit: answer the press and take the summary's spent buttons away.
-    Both may be lost; the acknowledgement with the code is already in the outbox."""
+def _ack(query: CallbackQuery, person: Person) -> intake.Ack:
+    """The summary pressed becomes the receipt with the case code (see intake.Ack)."""
+    summary = query.message
+    if isinstance(summary, Message) and summary.text:
+        return intake.Ack(person.telegram_id, summary.message_id, summary.text_html)
+    return intake.Ack(person.telegram_id)  # a summary Telegram no longer shows us: a new message
+
+
+async def _finish(update: Update, person: Person) -> None:
+    """After a committed submit: answer the press, and give back the main menu (the report's
+    own keyboards replaced it). Both may be lost; the code is already in the outbox, on its
+    way into the summary."""
     query = update.callback_query
     if query is None:
         return
-    for step in (query.answer(), query.edit_message_reply_markup(None)):
+    lang = person.language
+    steps: list[Awaitable[object]] = [query.answer()]
+    if isinstance(query.message, Message) and query.message.text:
+        steps.append(query.message.reply_text(t(lang, "report.whats_next"), reply_markup=main_menu(lang)))
+    for step in steps:
         try:
             await step
         except TelegramError as exc:

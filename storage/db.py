@@ -9,12 +9,15 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
+
+if TYPE_CHECKING:
+    from storage.inbox import Handling
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +105,16 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _disable_pysqlite_begin)
         event.listen(engine, "begin", _sqlite_begin)
         event.listen(engine, "before_cursor_execute", _scrub_parameters, retval=True)
+        event.listen(engine, "before_cursor_execute", _note_writes)
+        event.listen(engine, "begin", _transaction_began)
         return engine
     # No pre-ping: it costs a round trip on every checkout. A connection the server dropped
     # fails its statement with a disconnect error; SQLAlchemy then discards the whole pool's
     # stale connections, and recycling bounds how old an idle one can get.
     engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
     event.listen(engine, "before_cursor_execute", _scrub_parameters, retval=True)
+    event.listen(engine, "before_cursor_execute", _note_writes)
+    event.listen(engine, "begin", _transaction_began)
     return engine
 
 
@@ -138,6 +145,33 @@ def _sqlite_begin(conn: Any) -> None:
     # Read-only units of work take no write lock, so they never queue behind writers (WAL).
     read_only = conn.get_execution_options().get("griddesk_read_only", False)
     conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+_WROTE = "griddesk_wrote"  # on a connection's info: its transaction has changed something
+
+
+def _note_writes(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        conn.info[_WROTE] = True
+
+
+def _transaction_began(conn: Any) -> None:
+    conn.info[_WROTE] = False
+
+
+def _mark_update_handled(session: Session) -> Handling | None:
+    """In the unit of work of an update's handlers that changed something: the update is
+    marked processed in the same transaction (storage/inbox.py HANDLING); which, if so."""
+    from storage.inbox import HANDLING, mark_processed
+
+    handling = HANDLING.get()
+    if handling is None or handling.marked or not session.in_transaction():
+        return None
+    session.flush()
+    if not session.connection().info.get(_WROTE):
+        return None
+    mark_processed(session, [handling.update_id], now=handling.began)
+    return handling
 
 
 class _WriterQueue:
@@ -176,7 +210,10 @@ class Database:
         with self._writers, Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
+                handled = _mark_update_handled(session)
                 session.commit()
+                if handled is not None:
+                    handled.marked = True
             except BaseException:
                 session.rollback()
                 raise

@@ -4,6 +4,8 @@ acknowledged, marked when handled."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +14,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from storage.models import InboxUpdate
+
+
+# The update whose handlers are running, and when they began (griddesk/inbox.py sets it): a
+# unit of work of theirs that changes anything marks it processed in the same transaction
+# (storage/db.py), so after a crash an update whose change was committed never runs again,
+# and one whose change was not runs again in full.
+@dataclass
+class Handling:
+    update_id: int
+    began: datetime
+    marked: bool = False  # by a unit of work of its handlers
+
+
+HANDLING: ContextVar[Handling | None] = ContextVar("griddesk_inbox_handling", default=None)
 
 
 def store(session: Session, rows: Sequence[tuple[int, dict[str, Any]]], *, now: datetime) -> list[int]:

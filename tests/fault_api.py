@@ -121,6 +121,7 @@ class FaultBotAPI:
             message = dict(self.messages.get((chat_id, message_id)) or {})
             if not message:
                 raise _ApiError(400, "Bad Request: message to edit not found")
+            before = dict(message)
             if method == "editMessageText":
                 message["text"] = params.get("text", "")
             elif method == "editMessageCaption":
@@ -129,6 +130,9 @@ class FaultBotAPI:
                 message["reply_markup"] = params.get("reply_markup") or {}
             elif method == "editMessageReplyMarkup":
                 message["reply_markup"] = {}
+            if message == {**before, "reply_markup": before.get("reply_markup") or {}}:
+                # as Telegram: an edit that changes nothing is refused (a repeated acknowledgement)
+                raise _ApiError(400, "Bad Request: message is not modified")
             self.messages[(chat_id, message_id)] = message
             self.sent.append((method, chat_id, message_id))
             return _as_returned(message)

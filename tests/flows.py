@@ -32,3 +32,15 @@ def grid_centre(db: Database, code: str) -> tuple[float, float]:
         grid = s.exec(select(Grid).where(Grid.code == code)).one()
         assert grid.centre_lat is not None and grid.centre_lon is not None
         return grid.centre_lat, grid.centre_lon
+
+
+CASE_CODE = re.compile(r"[A-Z]{2,}-\d{6}-\d{4}")
+
+
+def receipt(user: FakeUser) -> str:
+    """The reporter's acknowledgement as they see it: the summary they pressed Submit on, with
+    the case code written below it (the newest of the bot's messages that carries a code)."""
+    for message in reversed(user.messages()):
+        if CASE_CODE.search(message.body):
+            return message.body
+    raise AssertionError(f"no case code in the chat of {user}")

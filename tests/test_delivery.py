@@ -9,6 +9,8 @@ import pytest
 from sqlmodel import select
 
 from bot.clock import ManualClock
+from bot.outbox import recover_after_crash
+from bot.runtime import Runtime
 from handlers.outbox_sender import drain
 from storage.db import Database
 from storage.models import Case, Outbox, pk
@@ -39,9 +41,9 @@ async def test_reporter_gets_the_code_when_every_direct_reply_fails(
     await _draft_to_summary(worker, db)
     summary = worker.last_message()
     assert "请确认上报内容" in summary.body
-    # Telegram answers the press, the edit and the first send with 502 Bad Gateway.
+    # Telegram answers the press, the receipt's edit and the main menu's send with 502 Bad Gateway.
     api.fail_next("answerCallbackQuery", 502)
-    api.fail_next("editMessageReplyMarkup", 502)
+    api.fail_next("editMessageText", 502)
     api.fail_next("sendMessage", 502)
     before = len(worker.texts())
     await worker.press(summary, "✅ 确认上报")
@@ -53,11 +55,45 @@ async def test_reporter_gets_the_code_when_every_direct_reply_fails(
     with db.session() as s:
         owed = [r for r in s.exec(select(Outbox).where(Outbox.chat_id == worker.id)) if r.state != "sent"]
     assert len(owed) == 1 and owed[0].payload["params"]["code"] == case.code
+    assert case.code not in worker.chat.message(summary.message_id).body  # not yet
     clock.advance(timedelta(seconds=30))
     await drain(app)  # type: ignore[arg-type]
-    assert case.code in worker.last_text()
-    assert worker.reply_keyboard() is not None  # the main menu comes with it
-    assert sum(case.code in text for text in worker.texts()) == 1  # once
+    shown = worker.chat.message(summary.message_id)  # the summary became the receipt
+    assert case.code in shown.body and "请确认上报内容" in shown.body and not buttons(shown)
+    assert [m.message_id for m in worker.messages() if case.code in m.body] == [summary.message_id]  # once
+
+
+async def test_an_acknowledgement_sent_again_after_a_crash_shows_once(
+    world: dict,  # noqa: F811
+    api: FakeBotAPI,
+    app: object,
+    db: Database,
+    rt: Runtime,
+    clock: ManualClock,
+) -> None:
+    """A process killed after Telegram took the acknowledgement but before the outbox
+    recorded it sends it again at its next start: the receipt is an edit of the summary, so
+    the second one changes nothing the reporter sees ("not modified") and counts as sent."""
+    worker: FakeUser = world["worker"]
+    await _draft_to_summary(worker, db)
+    summary = worker.last_message()
+    await worker.press(summary, "✅ 确认上报")
+    with db.session() as s:
+        case = s.exec(select(Case)).one()
+        (ack,) = [r for r in s.exec(select(Outbox).where(Outbox.chat_id == worker.id)) if r.payload.get("receipt")]
+        assert ack.state == "sent"
+        ack.state = "sending"  # as the killed process left it
+        s.add(ack)
+    seen = len(worker.messages())
+    edits = len(api.calls_to("editMessageText"))
+    assert recover_after_crash(rt) == 1
+    clock.advance(timedelta(seconds=1))
+    await drain(app)  # type: ignore[arg-type]
+    assert len(api.calls_to("editMessageText")) == edits + 1  # sent again…
+    assert len(worker.messages()) == seen  # …and nothing new shows
+    assert [m.message_id for m in worker.messages() if case.code in m.body] == [summary.message_id]
+    with db.session() as s:
+        assert s.get(Outbox, ack.id).state == "sent"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("length", [1800, 5000])

@@ -12,7 +12,7 @@ from sqlmodel import func, select
 from storage.db import Database
 from storage.models import AuditEvent, Case, Outbox
 from tests.fakebot import FakeBotAPI, FakeChat, FakeTelegram, FakeUser, buttons
-from tests.flows import bound_group, grid_centre, onboard
+from tests.flows import bound_group, grid_centre, onboard, receipt
 from tests.images import make_jpeg
 
 GRID = "33010200100101"
@@ -100,6 +100,6 @@ async def test_a_whole_report_with_hostile_text_reaches_the_command_room(
     with db.session() as s:
         case = s.exec(select(Case)).one()
         failed = s.exec(select(Outbox).where(Outbox.state != "sent")).all()
-    assert "\x00" not in case.description and case.code in (worker.last_text() or "")
+    assert "\x00" not in case.description and case.code in receipt(worker)
     assert failed == []
     assert case.code in (room.last_message().caption or room.last_message().text or "")

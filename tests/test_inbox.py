@@ -4,6 +4,7 @@ what a crashed run stored but never finished, and nothing twice."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlmodel import select
@@ -16,7 +17,7 @@ from griddesk.app import build_application
 from handlers.outbox_sender import drain, stop_sender
 from storage import inbox as rows
 from storage.db import Database
-from storage.models import InboxUpdate
+from storage.models import InboxUpdate, User
 from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser
 
 
@@ -96,3 +97,32 @@ def test_store_is_idempotent(db: Database, rt: Runtime) -> None:
         rows.mark_processed(s, [1], now=rt.clock.now())
     with db.session() as s:  # stored but never processed (a run stopped in between): again
         assert rows.store(s, [(1, {"update_id": 1}), (2, {"update_id": 2})], now=rt.clock.now()) == [2]
+
+
+def command_update(update_id: int, user: FakeUser, text: str) -> dict[str, Any]:
+    payload = help_update(update_id, user)
+    command = text.split()[0]
+    payload["message"] |= {"text": text, "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}]}
+    return payload
+
+
+async def test_an_update_that_changes_something_is_marked_in_its_own_transaction(
+    app: Application, tg: FakeTelegram, db: Database, monkeypatch: Any
+) -> None:
+    """The mark goes with the change: a crash after the change can never run the update again
+    (and say its reply twice); an update that changes nothing is marked once its handlers
+    are done (a batch of marks; here held back, as by a crash before it was written)."""
+    user = tg.user(8104, "居民", language_code="zh-hans")
+    await user.send("/help")  # the person is known from now on
+
+    async def held_back(_app: Application) -> None:
+        return None
+
+    monkeypatch.setattr(inbox, "_write_marks", held_back)
+    await inbox.accept(app, command_update(801, user, "/lang en"))
+    await inbox.accept(app, command_update(802, user, "/help"))
+    names = {"inbox-update-801", "inbox-update-802"}
+    await asyncio.gather(*(task for task in asyncio.all_tasks() if task.get_name() in names))
+    assert stored(db) == {801: True, 802: False}  # the change and its mark, together
+    with db.session() as s:
+        assert s.exec(select(User).where(User.telegram_id == user.id)).one().language == "en"

@@ -13,7 +13,7 @@ from bot.settings import Settings
 from storage.db import Database
 from storage.models import AuditEvent, Case, CaseMedia, Category, Unit
 from tests.fakebot import FakeChat, FakeTelegram, FakeUser, buttons
-from tests.flows import bound_group, grid_centre, onboard
+from tests.flows import bound_group, grid_centre, onboard, receipt
 from tests.images import make_jpeg
 
 GRID = "33010200100101"  # in 清波街道 (QB), which dispatches by hand
@@ -62,10 +62,14 @@ async def test_worker_files_a_full_report(
     summary = worker.last_message()
     assert "请确认上报内容" in summary.body and "没人清运" in summary.body
     await worker.press(summary, "✅ 确认上报")
-    done = worker.last_text()
+    shown = worker.chat.message(summary.message_id)  # the summary, now with the case code below it
+    done = shown.body
     case = only_case(db)
     assert case.code.startswith("QB-261123-") and case.code in done
     assert "指挥中心" in done  # 清波 dispatches by hand
+    assert "请确认上报内容" in done and "没人清运" in done and not buttons(shown)
+    assert "继续上报" in worker.last_text()  # the main menu is back, below it
+    assert [m.message_id for m in worker.tg.messages(worker.id) if case.code in m.body] == [summary.message_id]
     assert (case.state, case.source) == ("reported", "patrol")
     assert case.grid_id is not None and case.street_id is not None and case.community_id is not None
     assert case.latitude is not None and case.longitude is not None
@@ -138,7 +142,7 @@ async def test_resident_reports_and_sees_only_their_own(tg: FakeTelegram, comman
         card = user.last_message()
         await user.press(card, buttons(card)[0][0])
         await user.press(user.last_message(), "✅ Submit")
-        assert "Registered as" in user.last_text()
+        assert "Registered as" in receipt(user)
     with db.session() as s:
         cases = s.exec(select(Case).order_by(col(Case.id))).all()
     assert [c.source for c in cases] == ["resident", "resident"]
@@ -166,7 +170,7 @@ async def test_second_report_nearby_joins_the_open_case(
     assert "附近已有 1 件同类问题" in summary.body and first.code in summary.body
     assert buttons(summary)[0] == [f"➕ 并入{first.code}"]
     await resident.press(summary, f"➕ 并入{first.code}")
-    assert first.code in resident.last_text() and "并入" in resident.last_text()
+    assert first.code in receipt(resident) and "并入" in receipt(resident)
     with db.session() as s:
         cases = s.exec(select(Case)).all()
         media = s.exec(select(CaseMedia).where(CaseMedia.case_id == first.id).order_by(col(CaseMedia.id))).all()

@@ -33,7 +33,7 @@ from storage.db import Database
 from storage.models import Case, CaseMedia, Grid, Outbox, ReportDraft, User
 from tests.conftest import harness
 from tests.fakebot import MAX_CAPTION_LENGTH, FakeBotAPI, FakeChat, FakeTelegram, FakeUser, Turn, buttons, utf16_len
-from tests.flows import bound_group, grid_centre, onboard
+from tests.flows import bound_group, grid_centre, onboard, receipt
 from tests.images import corrupt_jpeg, make_jpeg, make_png, truncated_jpeg
 from tests.test_photos import _huge_one_bit_png, jpeg_with_frame_size, png_header
 
@@ -623,7 +623,7 @@ async def test_joining_an_offered_case(
     summary = await report_parking(neighbour, db, GRID, seed=12)
     assert case.code in summary.text  # offered as the same problem
     await neighbour.press(summary, f"➕ 并入{case.code}")
-    assert case.code in neighbour.last_text()
+    assert case.code in receipt(neighbour)
     assert [c.id for c in all_cases(db)] == [case.id]
     assert [m.stage for m in media_of(db, case.id)] == ["report", "support"]
     assert draft_of(db, neighbour) is None
@@ -790,7 +790,7 @@ async def test_resident_filing_fifty_reports_in_a_minute(
             summary,
             t(EN, "report.btn_submit") if t(EN, "report.btn_submit") in labels else t(EN, "report.btn_submit_new"),
         )
-        assert "Registered as" in resident.last_text()
+        assert "Registered as" in receipt(resident)
     cases = all_cases(db)
     assert len(cases) == limit and refused == 50 - limit
     for number, case in enumerate(cases):
@@ -866,7 +866,7 @@ async def test_the_report_survives_a_restart(
         await again.press(card, buttons(card)[0][0])
         await again.press(again.last_message(), "✅ 确认上报")
         (case,) = all_cases(db)
-        assert case.code in again.last_text()
+        assert case.code in receipt(again)
         assert case.description == "消防栓漏水" and case.grid_id == grid_id(db, GRID) and case.category_id
         assert [m.kind for m in media_of(db, case.id)] == ["photo"]
         assert case.code in (command_room.last_message().caption or "")

@@ -25,7 +25,7 @@ from storage.db import Database
 from storage.models import AuditEvent, Case, CaseCard, Category, Grid, Outbox, Street, Unit, pk
 from storage.org_import import import_org
 from tests.fakebot import FakeTelegram, FakeUser, buttons
-from tests.flows import bound_group, grid_centre
+from tests.flows import bound_group, grid_centre, receipt
 from tests.images import make_jpeg
 
 SPEC: OrgSpec = load_org_file(DEFAULT_ORG_FILE)
@@ -249,9 +249,8 @@ async def test_a_resident_in_hubin_is_told_which_team_has_it(
     with db.session() as s:
         case = s.exec(select(Case)).one()
     assert case.state == "dispatched" and case.unit_id == ids_by_code(db, Unit)["HB-ZF"]
-    assert (
-        case.code in resident.last_text()
-        and "Hubin Subdistrict comprehensive law enforcement team" in resident.last_text()
+    assert case.code in receipt(resident) and "Hubin Subdistrict comprehensive law enforcement team" in receipt(
+        resident
     )
     team_card = tg.chat(-100701).last_message()
     assert team_card is not None and team_card.photo and case.code in team_card.caption_text

@@ -135,10 +135,21 @@ def case_code(abbr: str, local_day: str, seq: int) -> str:
     return f"{abbr}-{local_day}-{seq:04d}"
 
 
-def acknowledge(s: Session, *, chat_id: int | None, done: Submitted, case: Case, unit: Any, now: datetime) -> None:
+@dataclass(frozen=True)
+class Ack:
+    """Whom to tell the case code, and the summary message they pressed Submit on: that
+    message becomes the receipt (edited, so sending it again after a crash changes nothing
+    Telegram shows: "not modified"), and nothing is sent twice to the reporter."""
+
+    chat_id: int
+    summary_message_id: int | None = None
+    summary_html: str = ""  # the summary as shown, kept above the code
+
+
+def acknowledge(s: Session, *, ack: Ack | None, done: Submitted, case: Case, unit: Any, now: datetime) -> None:
     """The reporter's acknowledgement with the case code, as an outbox row in the transaction
     that registers the report: a failed reply (one 502) can never leave them without it."""
-    if chat_id is None:
+    if ack is None:
         return
     if done.joined:
         key, params = N_("report.joined"), {}
@@ -146,24 +157,28 @@ def acknowledge(s: Session, *, chat_id: int | None, done: Submitted, case: Case,
         key, params = N_("report.submitted_to_team"), {"team_zh": unit.name_zh, "team_en": unit.name_en}
     else:
         key, params = N_("report.submitted_to_command"), {}
+    if ack.summary_message_id is not None:
+        receipt = notify.Receipt(ack.summary_message_id, ack.summary_html)
+        notify.text_to_user(
+            s, telegram_id=ack.chat_id, key=key, now=now, case_id=case.id, receipt=receipt, code=case.code, **params
+        )
+        return
     notify.text_to_user(
-        s, telegram_id=chat_id, key=key, now=now, case_id=case.id, menu="main", code=case.code, **params
+        s, telegram_id=ack.chat_id, key=key, now=now, case_id=case.id, menu="main", code=case.code, **params
     )
 
 
-def submit_report(
-    rt: Runtime, report: ReportIn, *, finish_draft: bool = False, ack_chat: int | None = None
-) -> Submitted:
+def submit_report(rt: Runtime, report: ReportIn, *, finish_draft: bool = False, ack: Ack | None = None) -> Submitted:
     """Register the case, route it, dispatch it if the street auto-dispatches, and queue the
     cards: all in one transaction, so a case never exists without its notifications (and,
     with `finish_draft`, never beside the draft it came from, which could be sent twice).
-    With `ack_chat`, the reporter's acknowledgement is queued in the same transaction."""
+    With `ack`, the reporter's acknowledgement is queued in the same transaction."""
     with rt.db.session() as s:
-        return submit_report_in(s, rt, report, finish_draft=finish_draft, ack_chat=ack_chat)
+        return submit_report_in(s, rt, report, finish_draft=finish_draft, ack=ack)
 
 
 def submit_report_in(
-    s: Session, rt: Runtime, report: ReportIn, *, finish_draft: bool = False, ack_chat: int | None = None
+    s: Session, rt: Runtime, report: ReportIn, *, finish_draft: bool = False, ack: Ack | None = None
 ) -> Submitted:
     """:func:`submit_report` in the caller's unit of work (the report conversation's step)."""
     now = rt.clock.now()
@@ -239,7 +254,7 @@ def submit_report_in(
         unit_name_zh=unit.name_zh if unit and case.unit_id else None,
         unit_name_en=unit.name_en if unit and case.unit_id else None,
     )
-    acknowledge(s, chat_id=ack_chat, done=done, case=case, unit=unit, now=now)
+    acknowledge(s, ack=ack, done=done, case=case, unit=unit, now=now)
     return done
 
 
@@ -359,15 +374,15 @@ def _joinable(rt: Runtime, case: Case, report: ReportIn, *, now: datetime) -> bo
 
 
 def join_case(
-    rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool = False, ack_chat: int | None = None
+    rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool = False, ack: Ack | None = None
 ) -> Submitted:
     """Add the report to an open case as a supporting report; its photos and reporter are kept."""
     with rt.db.session() as s:
-        return join_case_in(s, rt, case_id=case_id, report=report, finish_draft=finish_draft, ack_chat=ack_chat)
+        return join_case_in(s, rt, case_id=case_id, report=report, finish_draft=finish_draft, ack=ack)
 
 
 def join_case_in(
-    s: Session, rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool = False, ack_chat: int | None = None
+    s: Session, rt: Runtime, *, case_id: int, report: ReportIn, finish_draft: bool = False, ack: Ack | None = None
 ) -> Submitted:
     """:func:`join_case` in the caller's unit of work."""
     now = rt.clock.now()
@@ -421,5 +436,5 @@ def join_case_in(
         unit_name_en=unit.name_en if unit else None,
         joined=True,
     )
-    acknowledge(s, chat_id=ack_chat, done=done, case=case, unit=unit, now=now)
+    acknowledge(s, ack=ack, done=done, case=case, unit=unit, now=now)
     return done
