@@ -85,16 +85,15 @@ def import_organisation(
     """Import an organisation file (start-up and `griddesk org import`): the roles whose scope
     left the file end with it, and the desk's figures of the streets whose calendar or claim
     limit changed are derived again. (report, roles ended, cases whose figures were derived)."""
-    from bot.cases.deadlines import forget_clocks
     from bot.desk import figures
+    from bot.org import index
 
     with rt.db.read() as s:
         measured = figures.measures(rt, s)
     with rt.db.session() as s:
         report = import_org(s, spec, replace=replace)
         expired = expire_removed_scopes(rt, s)
-    rt.cache.pop("org", None)
-    forget_clocks(rt)
+    index.forget(rt)
     refigured = figures.after_import(rt, measured, progress=progress)
     if refigured:
         log.info("the desk's figures of %s case(s) derived again (calendar or claim limit changed)", refigured)

@@ -42,7 +42,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, ReplyKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
@@ -106,6 +106,12 @@ def short_caption(card_text: str) -> str:
     """The caption of a photo whose card goes in a text message: the card's first line."""
     first = card_text.split("\n", 1)[0]
     return first if visible_len(first) <= CAPTION_LIMIT else ""
+
+
+def _main_menu(lang: str) -> ReplyKeyboardMarkup:
+    from handlers.report import main_menu  # report.py imports this module: import when used
+
+    return main_menu(lang)
 
 
 def _message_gone(exc: BadRequest) -> bool:
@@ -763,11 +769,7 @@ class Sender:
             text = clip(t(lang, job.payload["key"], **params))
             if receipt := job.payload.get("receipt"):
                 return await self._receipt(job.chat_id, receipt, text, lang), False
-            menu = None
-            if job.payload.get("menu") == "main":
-                from handlers.report import main_menu  # report.py imports this module
-
-                menu = main_menu(lang)
+            menu = _main_menu(lang) if job.payload.get("menu") == "main" else None
             message = await app.bot.send_message(job.chat_id, text, reply_markup=menu)
             return message.message_id, False
         if job.kind == "digest":
@@ -803,9 +805,7 @@ class Sender:
         except BadRequest as exc:
             if not _message_gone(exc) or "chat not found" in str(exc).lower():
                 raise
-            from handlers.report import main_menu  # report.py imports this module
-
-            message = await self.app.bot.send_message(chat_id, line, reply_markup=main_menu(lang))
+            message = await self.app.bot.send_message(chat_id, line, reply_markup=_main_menu(lang))
             return message.message_id
         return int(receipt["message_id"])
 

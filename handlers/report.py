@@ -586,20 +586,12 @@ def _set_location(
     address: str | None,
 ) -> Reply:
     place = locate.locate(rt, lat, lon)
+    draft.address = address
     if place is None:
         draft.outside, draft.grid_id = True, None
-        draft.latitude, draft.longitude, draft.address = lat, lon, address
+        draft.latitude, draft.longitude = lat, lon
         return functools.partial(_prompt, update, context, person, draft, _saved(s, rt, person, draft))
-    draft.outside = False
-    draft.latitude, draft.longitude, draft.address, draft.grid_id = lat, lon, address, place.grid_id
-    draft.exif_offer = None
-    ack = t(
-        person.language,
-        "report.location_set",
-        grid=esc(place.grid_name(person.language)),
-        street=esc(place.street_name(person.language)),
-    )
-    return functools.partial(_prompt, update, context, person, draft, _saved(s, rt, person, draft), prefix=ack)
+    return _use_grid(s, rt, update, context, person, draft, (place, lat, lon))
 
 
 def _grid_choice(rt: Runtime, person: Person, draft: Draft, grid_code: str) -> tuple[locate.Place, float, float]:

@@ -9,15 +9,14 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
-if TYPE_CHECKING:
-    from storage.inbox import Handling
+from storage.inbox import HANDLING, Handling, mark_processed
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +161,6 @@ def _transaction_began(conn: Any) -> None:
 def _mark_update_handled(session: Session) -> Handling | None:
     """In the unit of work of an update's handlers that changed something: the update is
     marked processed in the same transaction (storage/inbox.py HANDLING); which, if so."""
-    from storage.inbox import HANDLING, mark_processed
-
     handling = HANDLING.get()
     if handling is None or handling.marked or not session.in_transaction():
         return None

@@ -87,7 +87,7 @@ def _quiet(span: str) -> QuietHours:
 
 def street_clock(rt: Runtime, s: Session, street_id: int | None) -> StreetClock:
     """The effective deadline settings of a street: defaults ← district ← street."""
-    cache: dict[int | None, StreetClock] = rt.cache.setdefault("street_clocks", {})
+    cache: dict[int | None, StreetClock] = rt.cache.setdefault(index.STREET_CLOCKS, {})
     if street_id in cache:
         return cache[street_id]
     zone, merged = _settings(rt, s, street_id)
@@ -123,11 +123,6 @@ def measure_inputs(rt: Runtime, s: Session, street_id: int | None) -> str:
     zone, merged = _settings(rt, s, street_id)
     keys = ("working_hours", "extra_days_off", "extra_workdays", "claim_minutes")
     return json.dumps([zone, *(merged.get(k) for k in keys)], sort_keys=True, default=str)
-
-
-def forget_clocks(rt: Runtime) -> None:
-    """The organisation changed (an import): street clocks are read again."""
-    rt.cache.pop("street_clocks", None)
 
 
 def _after(clock: StreetClock, start: datetime, seconds: float, urgent: bool) -> datetime:

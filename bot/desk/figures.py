@@ -273,11 +273,6 @@ def add(fig: Figures, one: Contribution, now: datetime) -> None:
     fig.report_in_hours_total += one.report_in_hours
 
 
-def add_case(fig: Figures, facts: _CaseFacts, clock: StreetClock, now: datetime) -> None:
-    """One case's contribution to a set of figures (the rules of docs/kpi.md)."""
-    add(fig, derive(facts, clock), now)
-
-
 def _facts(s: Session, f: rows.CaseFilter) -> Iterator[_CaseFacts]:
     """Each case with what the figures need of it, streamed: the cases and their events are
     read in case order side by side (a merge), so memory does not grow with the period."""

@@ -31,8 +31,8 @@ class Place:
 
 
 def grid_index(rt: Runtime) -> GridIndex:
-    index = rt.cache.get("grid_index")
-    if index is None:
+    known = rt.cache.get(index.GRID_INDEX)
+    if known is None:
         with rt.db.read() as s:
             shapes = [
                 GridShape(
@@ -45,9 +45,8 @@ def grid_index(rt: Runtime) -> GridIndex:
                 )
                 for g in orgs.active_grids(s)
             ]
-        index = GridIndex(shapes)
-        rt.cache["grid_index"] = index
-    return index
+        known = rt.cache[index.GRID_INDEX] = GridIndex(shapes)
+    return known
 
 
 def place_of_grid(rt: Runtime, grid_id: int) -> Place | None:

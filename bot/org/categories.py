@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from bot.i18n import bilingual
 from bot.intake.suggest import CategoryInfo, suggest
+from bot.org import index
 from bot.runtime import Runtime
 from storage import cases, orgs
 from storage.models import pk
@@ -38,7 +39,7 @@ class PlatformOption:
 
 
 def catalogue(rt: Runtime) -> tuple[list[PlatformOption], list[CategoryOption]]:
-    cached = rt.cache.get("categories")
+    cached = rt.cache.get(index.CATEGORIES)
     if cached is None:
         with rt.db.read() as s:
             platforms = {p.id: p for p in orgs.platforms(s)}
@@ -59,7 +60,7 @@ def catalogue(rt: Runtime) -> tuple[list[PlatformOption], list[CategoryOption]]:
                 PlatformOption(p.code, p.name_zh, p.name_en) for p in platforms.values() if p.active and p.code in used
             ]
         cached = (plats, cats)
-        rt.cache["categories"] = cached
+        rt.cache[index.CATEGORIES] = cached
     return cached
 
 

@@ -51,14 +51,26 @@ class Org:
         return self.command_rooms.get(street_id) if street_id is not None else None
 
 
+# What this process read from the organisation and keeps (keys of rt.cache): the organisation
+# itself, the category catalogue (bot/org/categories.py), the grid shapes (bot/intake/locate.py)
+# and each street's deadline settings (bot/cases/deadlines.py).
+ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS = "org", "categories", "grid_index", "street_clocks"
+
+
+def forget(rt: Runtime) -> None:
+    """The organisation changed (an import): everything read from it is read again."""
+    for key in (ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS):
+        rt.cache.pop(key, None)
+
+
 def org(rt: Runtime) -> Org:
     """The organisation as this process knows it (read in a session of its own the first
     time, so no caller's unit of work sees its rows detached)."""
-    cached = rt.cache.get("org")
+    cached = rt.cache.get(ORG)
     if cached is None:
         with rt.db.read() as s:
             cached = _read(s)
-        rt.cache["org"] = cached
+        rt.cache[ORG] = cached
     return cached
 
 
