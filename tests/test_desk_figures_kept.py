@@ -8,6 +8,7 @@ the National Day holiday. Then a rebuild from scratch gives the very same rows."
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from bot.people import onboarding
 from bot.people.roles import Person
 from bot.rating import ratings
 from bot.runtime import Runtime
+from griddesk.cli import main as cli_main
 from griddesk.startup import fill_figures, import_organisation
 from storage import desk_figures
 from storage import ratings as rating_rows
@@ -364,6 +366,37 @@ def test_an_import_that_changes_a_calendar_or_claim_limit_derives_those_figures_
     assert refigured == sum(per_street.values())  # the district's calendar: every case
     with rt.db.read() as s:
         assert deadlines.street_clock(rt, s, hubin) != stale_clock  # read again after the import
+    after_import = kept_rows(rt.db)
+    figures.rebuild(dataclasses.replace(rt, cache={}))
+    assert kept_rows(rt.db) == after_import
+
+
+def test_griddesk_org_import_says_which_figures_it_derived_again(
+    rt: Runtime,
+    clock: ManualClock,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The operator's command goes through the same import: it tells how many cases' figures
+    followed the new claim limit, and the rows are then those of a fresh rebuild."""
+    clock.set(START)
+    World(rt, random.Random(6)).walk(clock, 40)
+    figures.catch_up(rt)
+    with rt.db.read() as s:
+        hubin = s.exec(select(Street).where(Street.code == "330102002")).one().id
+        in_hubin = len(s.exec(select(Case.id).where(Case.street_id == hubin)).all())
+    assert in_hubin > 0
+    for key in [k for k in os.environ if k.startswith("GRIDDESK_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("DATABASE_URL", rt.db.url)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    slower = tmp_path / "slower.yaml"
+    slower.write_text(
+        DEFAULT_ORG_FILE.read_text(encoding="utf-8").replace("claim_minutes: 20 ", "claim_minutes: 1440 ")
+    )
+    assert cli_main(["org", "import", str(slower)]) == 0
+    assert f"the desk's figures of {in_hubin:,} cases derived again" in capsys.readouterr().out
     after_import = kept_rows(rt.db)
     figures.rebuild(dataclasses.replace(rt, cache={}))
     assert kept_rows(rt.db) == after_import
