@@ -7,6 +7,7 @@ database is never emptied by mistake) to run them on PostgreSQL.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -44,6 +45,16 @@ def load_sample(db: Database) -> None:
     spec = load_org_file(DEFAULT_ORG_FILE)
     with db.session() as s:
         import_org(s, spec)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that runs the `griddesk` command gets its logging set up (griddesk/logs.py
+    configure: a handler on the stderr of that moment, a capture closed after the test): the
+    root logger's handlers and level are put back after each test."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
 
 
 @pytest.fixture(scope="session")
