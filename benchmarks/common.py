@@ -132,31 +132,56 @@ async def stop(bench: Bench) -> None:
     bench.db.dispose()
 
 
-async def run_echo(users: int, updates_each: int) -> tuple[float, Timed]:
-    """A bare PTB echo bot on the same fake: the yardstick the machine's speed cancels in."""
-    api = FakeBotAPI()
+class EchoBot:
+    """A bare PTB echo bot on the same fake: the yardstick the machine's speed cancels in.
+    Started beside the bot under test, it can be sampled between that bot's updates, so
+    both are timed on the same machine at the same moments (this one's speed drifts)."""
 
-    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    def __init__(self) -> None:
+        self.api = FakeBotAPI()
+        self.app = (
+            ApplicationBuilder()
+            .token("123456:echo")
+            .request(self.api)
+            .get_updates_request(self.api)
+            .concurrent_updates(True)
+            .build()
+        )
+        self.app.add_handler(MessageHandler(filters.TEXT, self._echo))
+        self.tg: FakeTelegram | None = None
+
+    @staticmethod
+    async def _echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
         await update.effective_message.reply_text(update.effective_message.text or "")
 
-    app = (
-        ApplicationBuilder().token("123456:echo").request(api).get_updates_request(api).concurrent_updates(True).build()
-    )
-    app.add_handler(MessageHandler(filters.TEXT, echo))
-    await app.initialize()
-    tg = FakeTelegram(app, api, settle_timeout=300)
+    async def start(self) -> None:
+        await self.app.initialize()
+        self.tg = FakeTelegram(self.app, self.api, settle_timeout=300)
+
+    async def sample(self, timed: Timed, updates: int, users: int = 1) -> None:
+        assert self.tg is not None, "start() first"
+        people = [self.tg.user(20_000 + i, f"u{i}") for i in range(users)]
+
+        async def talk(user: FakeUser) -> None:
+            for n in range(updates):
+                await timed(user.send(f"hello {n}"))
+
+        await asyncio.gather(*(talk(u) for u in people))
+
+    async def stop(self) -> None:
+        await self.app.shutdown()
+
+
+async def run_echo(users: int, updates_each: int) -> tuple[float, Timed]:
+    """The echo bot alone: `users` people sending `updates_each` texts each."""
+    bot = EchoBot()
+    await bot.start()
     timed = Timed()
-    people = [tg.user(20_000 + i, f"u{i}") for i in range(users)]
-
-    async def talk(user: FakeUser) -> None:
-        for n in range(updates_each):
-            await timed(user.send(f"hello {n}"))
-
     began = time.perf_counter()
-    await asyncio.gather(*(talk(u) for u in people))
+    await bot.sample(timed, updates_each, users)
     elapsed = time.perf_counter() - began
-    await app.shutdown()
+    await bot.stop()
     return elapsed, timed
 
 

@@ -13,7 +13,7 @@ Counting: statements by SQLAlchemy's ``before_cursor_execute`` on the engine,
 transactions by its ``begin`` event, thread hops by wrapping the loop's
 ``run_in_executor`` (``asyncio.to_thread`` goes through it), Bot API calls (downloads
 included) by the fake. Every photo is distinct (benchmarks/photos.py). The first cycle
-warms caches and is not counted. Beside it, in the same run, a bare PTB echo bot's time
+warms caches and is not counted. After each cycle, in the same loop, a bare PTB echo bot's time
 per update on the same fake: the ratio is the machine-independent figure.
 
     python -m benchmarks.costs
@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from benchmarks.common import Bench, run_echo, start, stop
+from benchmarks.common import Bench, EchoBot, Timed, start, stop
 from benchmarks.photos import PhotoFactory
 from benchmarks.scene import Reporter, Scene
 from handlers.outbox_sender import SENDING
@@ -225,7 +225,10 @@ async def one_cycle(
     await step("/stats", scene.stats())
 
 
-async def measure_costs(db_url: str, cycles: int, media: Path, trace: str = "") -> Results:
+async def measure_costs(db_url: str, cycles: int, media: Path, trace: str = "") -> tuple[Results, Timed]:
+    """The bot's updates, and the echo bot's sampled after each cycle in the same loop."""
+    echo, echo_timed = EchoBot(), Timed()
+    await echo.start()
     bench: Bench = await start(db_url, media)
     scene = await Scene.build(bench)
     photo = PhotoFactory(pool=4)
@@ -241,10 +244,12 @@ async def measure_costs(db_url: str, cycles: int, media: Path, trace: str = "") 
                 await one_cycle(scene, meter, photo, reporter, results, trace if i == 0 else "")
                 if after_update := bench.tg.after_update:
                     results.add(IDLE_DRAIN, await meter.measure(after_update()))
+                await echo.sample(echo_timed, 40)
     finally:
         meter.close()
         await stop(bench)
-    return results
+        await echo.stop()
+    return results, echo_timed
 
 
 def median(values: list[float]) -> float:
@@ -285,7 +290,7 @@ def print_table(results: Results, echo_median: float, database: str) -> None:
     print("-" * width)
     print("ms: the whole turn (the update handled, then its sends drained); ×echo: that over the echo bot's update")
     print("handled: the turn without the drain: the update's handlers and replies, what its sender waits for")
-    print(f"Bare PTB echo bot, same fake, same run: median {echo_median * 1000:.2f} ms per update")
+    print(f"Bare PTB echo bot, same fake, sampled between the cycles: median {echo_median * 1000:.2f} ms per update")
     print(
         f"Sum of the medians of the updates: {total_ms:.1f} ms = {total_ms / (echo_median * 1000):.0f}× the echo bot's update"
     )
@@ -299,8 +304,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database or f"sqlite:///{tmp}/bench.db"
-        results = asyncio.run(measure_costs(url, args.cycles, Path(tmp) / "media", args.trace))
-        _, echo = asyncio.run(run_echo(1, 200))
+        results, echo = asyncio.run(measure_costs(url, args.cycles, Path(tmp) / "media", args.trace))
     print_table(results, statistics.median(echo.latencies), "PostgreSQL" if args.database else "SQLite")
 
 

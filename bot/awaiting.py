@@ -60,21 +60,27 @@ def awaiting(rt: Runtime, person: Person, *, command: bool = False) -> Awaiting:
     return Awaiting(comment, case_input, drafts.loaded(rt, person.user_id, draft_row))
 
 
-def step(rt: Runtime, person: Person, apply: Callable[[Session, drafts.Loaded], T]) -> tuple[Awaiting, T | None]:
+def step(
+    rt: Runtime, person: Person, apply: Callable[[Session, drafts.Loaded], T], *, words: str | None = None
+) -> tuple[Awaiting, T | None]:
     """A private message's whole unit of work: what `person` owes and, when it is the report,
     `apply` (the step's change to the draft, and what its reply needs to read) in the same
-    transaction. Nothing is applied when a rating comment or a case input is owed: the
-    caller hands the message to those (a rating's comment window is the only other thing
-    that can end without the message, and then the caller steps again).
+    transaction; when a case action waits for words, the message's `words` (its text, if it
+    is a text message) are added to them in it, and `case_input` is what it now holds.
+    Nothing is applied when a rating comment is owed: the caller hands the message to it (a
+    rating's comment window is the only thing that can end without the message, and then
+    the caller steps again).
 
     The draft's row is locked for the transaction: steps of one person from two processes
     queue here (in one process the person's asyncio lock already orders them)."""
     now = rt.clock.now()
     with _idle_gone_anyway(rt, person.user_id) as seen, rt.db.session() as s:
         comment = ratings.comment_window_in(s, person.user_id, now) if may_comment(person) else None
-        case_input = casework.pending_in(s, person.user_id)
-        if comment is not None or case_input is not None:
-            return Awaiting(comment, case_input, NOTHING.draft), None
+        if comment is not None:
+            return Awaiting(comment, None, NOTHING.draft), None
+        case_input = casework.pending_in(s, person.user_id, words=words, now=now)
+        if case_input is not None:
+            return Awaiting(None, case_input, NOTHING.draft), None
         loaded = seen(drafts.loaded_in(s, rt, person.user_id, draft_rows.get(s, person.user_id, for_update=True)))
         return Awaiting(None, None, loaded), apply(s, loaded)
 

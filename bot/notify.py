@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlmodel import Session
 
+from bot.org import index
 from bot.runtime import Runtime
 from storage import audit, cases, chats, orgs, outbox, worklists
 from storage.cases import OPEN_STATES
-from storage.models import Case, Chat
+from storage.models import Case, Chat, Unit
 
 COMMAND, TEAM, DEPARTMENT, REPORTER = "command", "team", "department", "reporter"
 VERIFY = "verify"  # the command room's verification card
@@ -20,6 +21,13 @@ VERIFY = "verify"  # the command room's verification card
 def card_to_unit(session: Session, *, case: Case, unit_id: int | None, purpose: str, now: datetime) -> bool:
     """Queue the case card for a unit's group; False (and an audit note) if it has none."""
     chat = chats.chat_for_unit(session, unit_id) if unit_id is not None else None
+    return card_to_chat(session, case=case, chat=chat, unit_id=unit_id, purpose=purpose, now=now)
+
+
+def card_to_chat(
+    session: Session, *, case: Case, chat: Chat | None, unit_id: int | None, purpose: str, now: datetime
+) -> bool:
+    """:func:`card_to_unit` with the unit's group read already (None: it has none)."""
     if chat is None:
         audit.record(
             session,
@@ -47,8 +55,13 @@ def refresh_cards(
             )
 
 
-def card_to_command_room(session: Session, *, case: Case, now: datetime) -> bool:
-    room = orgs.command_room_of(session, case.street_id) if case.street_id else None
+def command_room(rt: Runtime, case: Case) -> Unit | None:
+    """The command room of the case's street (the organisation in memory)."""
+    return index.org(rt).command_room(case.street_id)
+
+
+def card_to_command_room(rt: Runtime, session: Session, *, case: Case, now: datetime) -> bool:
+    room = command_room(rt, case)
     return card_to_unit(session, case=case, unit_id=room.id if room else None, purpose=COMMAND, now=now)
 
 

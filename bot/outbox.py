@@ -17,6 +17,7 @@ from typing import Any
 from bot import notify
 from bot.cases.cards import CaseView, view_in
 from bot.i18n import N_, pick_language
+from bot.org import chats as chat_service
 from bot.runtime import Runtime
 from storage import cases, chats, people
 from storage import outbox as rows
@@ -357,6 +358,8 @@ def undeliverable(rt: Runtime, job: Job, *, error: str, chat_gone: bool) -> None
                 notify.chat_lost(s, chat=chat, now=rt.clock.now())
             if job.chat_id > 0:
                 people.set_can_message(s, telegram_id=job.chat_id, can_message=False)
+    if chat_gone:
+        chat_service.forget_chats(rt, job.chat_id)
 
 
 def chat_language(rt: Runtime, chat_id: int) -> str:

@@ -102,6 +102,15 @@ async def on_input_button(
     query, person = await pressed(update, context)
     rt = runtime(context)
     lang = person.language
+    if isinstance(button, InputDone):  # finish reads what is pending itself: one unit of work
+        try:
+            done = await off_loop(casework.finish, rt, person=person, pending_id=button.pending_id)
+        except casework.NothingPending:
+            raise BadCallback(button) from None
+        await query.answer()
+        await query.edit_message_text(t(lang, f"work.done_{done.action}", code=esc(done.code)))
+        await flush(context.application)
+        return
     current = await off_loop(casework.pending, rt, person.user_id)
     if current is None or current.id != button.pending_id:
         raise BadCallback(button)
@@ -126,10 +135,7 @@ async def on_input_button(
         await query.answer()
         await _show_prompt(query, *_prompt(rt, lang, updated))
         return
-    done = await off_loop(casework.finish, rt, person=person, pending_id=current.id)
-    await query.answer()
-    await query.edit_message_text(t(lang, f"work.done_{done.action}", code=esc(done.code)))
-    await flush(context.application)
+    raise BadCallback(button)
 
 
 async def _show_prompt(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup) -> None:
@@ -141,13 +147,13 @@ async def _show_prompt(query: CallbackQuery, text: str, markup: InlineKeyboardMa
             raise
 
 
-async def take_input(update: Update, context: Ctx, person: Person, turn: Turn) -> None:
-    """Words in private chat while a case action waits for them (a resolve's result, a
-    return's reason): added to what it will record, in the person's turn; the prompt is sent
-    after the lock is released. (A photo comes through :func:`take_photo`.)"""
+async def took_input(update: Update, context: Ctx, person: Person, turn: Turn, current: casework.Pending) -> None:
+    """A message in private chat while a case action waits for words (a resolve's result, a
+    return's reason): its words were added in the message's unit of work (bot/awaiting.py
+    step); the prompt, as it now stands, is sent after the lock is released. Anything but
+    words or a photo (which comes through :func:`take_photo`) is not what it waits for."""
     message = update.effective_message
     assert message is not None
-    rt = runtime(context)
     lang = person.language
     if message.text is None:
         await turn.replying()
@@ -155,9 +161,8 @@ async def take_input(update: Update, context: Ctx, person: Person, turn: Turn) -
         return
     if not message.text.strip():
         return
-    current = await off_loop(casework.add_input, rt, user_id=person.user_id, text=message.text)
     await turn.replying()
-    text, markup = _prompt(rt, lang, current)
+    text, markup = _prompt(runtime(context), lang, current)
     await message.reply_text(text, reply_markup=markup)
 
 

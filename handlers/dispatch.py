@@ -41,22 +41,25 @@ async def on_button(update: Update, context: Ctx, button: Dispatch | Duplicate |
     if person is None:
         raise BadCallback(button)
     rt = runtime(context)
-    lang = await chat_language(update, context, person)
     case_id = button.case_id
     menu = button.menu if isinstance(button, DispatchMenu) else None
     try:
         if isinstance(button, Dispatch):
             done = await off_loop(dispatch.dispatch_case, rt, person, case_id=case_id, unit_id=button.unit_id)
             await _decided(
-                update, context, case_id, _done_text(person.language, done, html=False), alert=not done.team_notified
+                update, context, done, _done_text(person.language, done, html=False), alert=not done.team_notified
             )
-        elif isinstance(button, Duplicate):
+            return
+        if isinstance(button, Duplicate):
             done = await off_loop(dispatch.mark_duplicate, rt, person, case_id=case_id, original_id=button.original_id)
-            await _decided(update, context, case_id, _done_text(person.language, done, html=False))
-        elif isinstance(button, Reject):
+            await _decided(update, context, done, _done_text(person.language, done, html=False))
+            return
+        if isinstance(button, Reject):
             done = await off_loop(dispatch.reject_case, rt, person, case_id=case_id, reason=button.reason)
-            await _decided(update, context, case_id, _done_text(person.language, done, html=False))
-        elif menu == "teams":
+            await _decided(update, context, done, _done_text(person.language, done, html=False))
+            return
+        lang = await chat_language(update, context, person)  # the menus' buttons speak the group's language
+        if menu == "teams":
             teams = await off_loop(dispatch.team_options, rt, person, case_id=case_id)
             rows: Rows = [
                 [(("⭐ " if team.suggested else "") + team.name.get(lang), Dispatch(case_id, team.unit_id).pack())]
@@ -92,7 +95,7 @@ async def on_button(update: Update, context: Ctx, button: Dispatch | Duplicate |
     except dispatch.CaseMovedOn as moved:
         await query.answer(moved_on_text(person.language, moved.outcome, html=False), show_alert=True)
         await off_loop(dispatch.refresh_cards, rt, case_id=case_id)
-        await _decided(update, context, case_id, None)
+        await _late(update, context, case_id)
 
 
 def _back(lang: str, case_id: int) -> Rows:
@@ -117,27 +120,44 @@ async def _show(query: CallbackQuery, rows: Rows) -> None:
             raise
 
 
-async def _decided(update: Update, context: Ctx, case_id: int, toast: str | None, *, alert: bool = False) -> None:
-    """After a decision (or a late press): answer, send what the service queued, and make sure
-    the pressed message keeps no buttons that no longer apply."""
+async def _decided(update: Update, context: Ctx, done: dispatch.Decided, toast: str, *, alert: bool = False) -> None:
+    """After a decision: answer, send what the service queued, and make sure the pressed
+    message keeps no buttons that no longer apply (the decision knows the case's cards)."""
     query = update.callback_query
     assert query is not None
-    if toast is not None:
-        await query.answer(toast, show_alert=alert)
+    await query.answer(toast, show_alert=alert)
+    await flush(context.application)
+    message = query.message
+    if message is not None and not done.is_card(message.chat.id, message.message_id):
+        await _clear_buttons(query)
+
+
+async def _late(update: Update, context: Ctx, case_id: int) -> None:
+    """After a press on a case somebody else decided first (already answered): as above,
+    the case's cards read now."""
+    query = update.callback_query
+    assert query is not None
     await flush(context.application)
     message = query.message
     if message is None:
         return
-    rt = runtime(context)
-    # The posted card was re-rendered by the outbox; any other copy (an old card, a card in a
-    # group that is no longer bound) just loses its spent buttons.
     if not await off_loop(
-        dispatch.is_posted_card, rt, case_id=case_id, chat_id=message.chat.id, message_id=message.message_id
+        dispatch.is_posted_card,
+        runtime(context),
+        case_id=case_id,
+        chat_id=message.chat.id,
+        message_id=message.message_id,
     ):
-        try:
-            await query.edit_message_reply_markup(None)
-        except TelegramError as exc:
-            log.debug("could not clear the buttons of a stale card: %s", exc)
+        await _clear_buttons(query)
+
+
+async def _clear_buttons(query: CallbackQuery) -> None:
+    """The posted card was re-rendered by the outbox; any other copy (an old card, a card in
+    a group that is no longer bound) just loses its spent buttons."""
+    try:
+        await query.edit_message_reply_markup(None)
+    except TelegramError as exc:
+        log.debug("could not clear the buttons of a stale card: %s", exc)
 
 
 # --- what to say ------------------------------------------------------------------

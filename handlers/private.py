@@ -39,14 +39,15 @@ async def on_private_message(update: Update, context: Ctx) -> None:
     wanted: report.PhotoWanted | None = None
     case_photo = False
     async with user_turn(context, person.user_id) as turn:
-        owed, outcome = await off_loop(step, rt, person, change)
+        # A text owed to a case action is added to it in the step's own unit of work.
+        owed, outcome = await off_loop(step, rt, person, change, words=message.text)
         if owed.rating_comment is not None:
             if await rate.take_comment(update, context, person, turn):
                 raise ApplicationHandlerStop
-            owed, outcome = await off_loop(step, rt, person, change)  # the window is closed now
+            owed, outcome = await off_loop(step, rt, person, change, words=message.text)  # the window is closed now
         if owed.case_input is not None:
             if not has_image(message):
-                await casework.take_input(update, context, person, turn)
+                await casework.took_input(update, context, person, turn, owed.case_input)
                 raise ApplicationHandlerStop
             case_photo = True  # downloaded after this turn, holding nothing
         else:

@@ -54,7 +54,7 @@ async def tasks_command(update: Update, context: Ctx) -> None:
         raise NotAllowed()
     rt = runtime(context)
     lang = await chat_language(update, context, person)
-    lists = [await off_loop(casequery.work_list, rt, person=person, kind=kind) for kind in kinds]
+    lists = await off_loop(casequery.work_lists, rt, person=person, kinds=kinds)
     if not any(work.lines for work in lists):
         await reply(update, t(lang, "tasks.nothing"))  # one answer, not one "none" per list
         return

@@ -6,9 +6,10 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from storage.db import affected
@@ -41,8 +42,11 @@ def get_case(session: Session, case_id: int) -> Case | None:
     return session.get(Case, case_id)
 
 
+_BY_CODE = select(Case).where(col(Case.code) == bindparam("code"))  # /case, every case card's button: built once
+
+
 def get_case_by_code(session: Session, code: str) -> Case | None:
-    return session.exec(select(Case).where(Case.code == code.strip().upper())).first()
+    return session.execute(_BY_CODE, {"code": code.strip().upper()}).scalars().first()
 
 
 def add_media(session: Session, media: CaseMedia) -> CaseMedia:
@@ -50,7 +54,16 @@ def add_media(session: Session, media: CaseMedia) -> CaseMedia:
     return media
 
 
+# Every card rendered reads these three: built once.
+_MEDIA_OF = select(CaseMedia).where(col(CaseMedia.case_id) == bindparam("case_id")).order_by(col(CaseMedia.id))
+_SUPPORT_COUNT = (
+    select(func.count()).select_from(SupportingReport).where(col(SupportingReport.case_id) == bindparam("case_id"))
+)
+
+
 def media_of(session: Session, case_id: int, *, stage: str | None = None, kind: str | None = None) -> list[CaseMedia]:
+    if stage is None and kind is None:
+        return list(session.execute(_MEDIA_OF, {"case_id": case_id}).scalars())
     stmt = select(CaseMedia).where(CaseMedia.case_id == case_id)
     if stage is not None:
         stmt = stmt.where(CaseMedia.stage == stage)
@@ -76,8 +89,22 @@ def add_support(session: Session, support: SupportingReport) -> SupportingReport
 
 
 def support_count(session: Session, case_id: int) -> int:
-    stmt = select(func.count()).select_from(SupportingReport).where(SupportingReport.case_id == case_id)
-    return int(session.exec(stmt).one())
+    return int(session.execute(_SUPPORT_COUNT, {"case_id": case_id}).scalar_one())
+
+
+# Possible duplicates, asked at every report's last step: built once.
+_OPEN_IN_BOX = (
+    select(Case)
+    .where(
+        col(Case.category_id) == bindparam("category_id"),
+        col(Case.state).in_(OPEN_STATES),
+        col(Case.latitude).between(bindparam("min_lat"), bindparam("max_lat")),
+        col(Case.longitude).between(bindparam("min_lon"), bindparam("max_lon")),
+        col(Case.created_at) >= bindparam("since"),
+    )
+    .order_by(col(Case.created_at).desc())
+    .limit(bindparam("limit"))
+)
 
 
 def open_cases_in_box(
@@ -91,19 +118,9 @@ def open_cases_in_box(
     since: datetime,
     limit: int = 20,
 ) -> list[Case]:
-    stmt = (
-        select(Case)
-        .where(
-            Case.category_id == category_id,
-            col(Case.state).in_(OPEN_STATES),
-            col(Case.latitude).between(min_lat, max_lat),
-            col(Case.longitude).between(min_lon, max_lon),
-            col(Case.created_at) >= since,
-        )
-        .order_by(col(Case.created_at).desc())
-        .limit(limit)
-    )
-    return list(session.exec(stmt))
+    params = {"category_id": category_id, "since": since, "limit": limit}
+    params |= {"min_lat": min_lat, "max_lat": max_lat, "min_lon": min_lon, "max_lon": max_lon}
+    return list(session.execute(_OPEN_IN_BOX, params).scalars())
 
 
 def cases_of_reporter(session: Session, user_id: int, *, limit: int = 10, offset: int = 0) -> list[Case]:
@@ -117,35 +134,60 @@ def cases_of_reporter(session: Session, user_id: int, *, limit: int = 10, offset
     return list(session.exec(stmt))
 
 
+# One statement for both counts, built once: /report and Submit ask it for every report.
+_REPORTS_SINCE = select(
+    select(func.count())
+    .select_from(Case)
+    .where(col(Case.reporter_user_id) == bindparam("user_id"), col(Case.created_at) >= bindparam("since"))
+    .scalar_subquery()
+    + select(func.count())
+    .select_from(SupportingReport)
+    .where(
+        col(SupportingReport.reporter_user_id) == bindparam("user_id"),
+        col(SupportingReport.origin) == "joined",
+        col(SupportingReport.created_at) >= bindparam("since"),
+    )
+    .scalar_subquery()
+)
+
+
 def count_reports_since(session: Session, user_id: int, since: datetime) -> int:
-    cases = (
-        select(func.count()).select_from(Case).where(Case.reporter_user_id == user_id, col(Case.created_at) >= since)
-    )
-    supports = (
-        select(func.count())
-        .select_from(SupportingReport)
-        .where(
-            SupportingReport.reporter_user_id == user_id,
-            SupportingReport.origin == "joined",
-            col(SupportingReport.created_at) >= since,
-        )
-    )
-    # One statement for both counts: /report asks this on every new report.
-    return int(session.execute(select(cases.scalar_subquery() + supports.scalar_subquery())).scalar_one())
+    return int(session.execute(_REPORTS_SINCE, {"user_id": user_id, "since": since}).scalar_one())
 
 
-def change_state(session: Session, *, case_id: int, from_state: str, version: int, values: dict[str, Any]) -> bool:
-    """Compare-and-set: move the case only if nobody moved it first. True if we won."""
-    result = session.execute(
-        update(Case)
-        .where(col(Case.id) == case_id, col(Case.state) == from_state, col(Case.version) == version)
-        .values(version=version + 1, **values)
+_CASES = Case.__table__  # type: ignore[attr-defined]
+# Every move's compare-and-set, built once: the columns it sets are the keys of each
+# call's parameters (Core derives the SET clause from them), the guard is bound apart.
+_CHANGE_STATE = _CASES.update().where(
+    _CASES.c.id == bindparam("cas_id"),
+    _CASES.c.state == bindparam("cas_state"),
+    _CASES.c.version == bindparam("cas_version"),
+)
+
+
+def change_state(session: Session, case: Case, values: dict[str, Any]) -> bool:
+    """Compare-and-set: move the case only if nobody moved it first. True if we won, and
+    the object then holds what was written; if we lost, it holds what the database has."""
+    session.flush()  # the object's own pending changes first, as an ORM update would
+    version = case.version + 1
+    result = session.connection().execute(
+        _CHANGE_STATE,
+        {"cas_id": case.id, "cas_state": case.state, "cas_version": case.version, "version": version, **values},
     )
-    return affected(result) == 1
+    if affected(result) != 1:
+        session.refresh(case)
+        return False
+    for name, value in {"version": version, **values}.items():
+        set_committed_value(case, name, value)
+    return True
+
+
+# Asked on every change of a case (which cards to refresh): built once.
+_CARDS_OF = select(CaseCard).where(col(CaseCard.case_id) == bindparam("case_id")).order_by(col(CaseCard.id))
 
 
 def cards_of(session: Session, case_id: int) -> list[CaseCard]:
-    return list(session.exec(select(CaseCard).where(CaseCard.case_id == case_id).order_by(col(CaseCard.id))))
+    return list(session.execute(_CARDS_OF, {"case_id": case_id}).scalars())
 
 
 def save_card(
@@ -176,14 +218,17 @@ def find_card(session: Session, *, case_id: int, chat_id: int, purpose: str) -> 
     ).first()
 
 
+_RECENT_CATEGORIES = (  # every description typed: built once
+    select(Case.category_id)
+    .where(col(Case.reporter_user_id) == bindparam("user_id"), col(Case.category_id).is_not(None))
+    .order_by(col(Case.created_at).desc())
+    .limit(bindparam("limit"))
+)
+
+
 def recent_categories_of(session: Session, user_id: int, limit: int = 10) -> list[int]:
-    stmt = (
-        select(Case.category_id)
-        .where(Case.reporter_user_id == user_id, col(Case.category_id).is_not(None))
-        .order_by(col(Case.created_at).desc())
-        .limit(limit)
-    )
-    return [int(c) for c in session.exec(stmt) if c is not None]
+    rows = session.execute(_RECENT_CATEGORIES, {"user_id": user_id, "limit": limit}).scalars()
+    return [int(c) for c in rows if c is not None]
 
 
 def last_case_event(session: Session, *, case_id: int, actions: tuple[str, ...]) -> AuditEvent | None:

@@ -5,19 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import bindparam, delete, func, update
 from sqlmodel import Session, col, select
 
 from storage.db import affected
 from storage.models import Case, CaseCard, CaseState, ExtensionRequest, PendingInput, Whistle
+
+# Asked on every private message (is this person owing words to a case?): built once.
+_PENDING_OF = select(PendingInput).where(col(PendingInput.user_id) == bindparam("user_id"))
+_PENDING_OF_LOCKED = _PENDING_OF.with_for_update()
 
 
 def pending_of(session: Session, user_id: int, *, for_update: bool = False) -> PendingInput | None:
     """The words and photos a user owes a case action. ``for_update`` locks the row until the
     transaction ends (PostgreSQL: the photos of one album arrive at once, and each adds to the
     list; SQLite's writers are serialised by BEGIN IMMEDIATE already)."""
-    stmt = select(PendingInput).where(PendingInput.user_id == user_id)
-    return session.exec(stmt.with_for_update() if for_update else stmt).first()
+    stmt = _PENDING_OF_LOCKED if for_update else _PENDING_OF
+    return session.execute(stmt, {"user_id": user_id}).scalars().first()
 
 
 def start_pending(
@@ -51,8 +55,12 @@ def add_whistle(session: Session, whistle: Whistle) -> Whistle:
     return whistle
 
 
+_WHISTLES_OF = select(Whistle).where(col(Whistle.case_id) == bindparam("case_id")).order_by(col(Whistle.id))
+
+
 def whistles_of(session: Session, case_id: int) -> list[Whistle]:
-    return list(session.exec(select(Whistle).where(Whistle.case_id == case_id).order_by(col(Whistle.id))))
+    """Every card rendered reads them (statement built once)."""
+    return list(session.execute(_WHISTLES_OF, {"case_id": case_id}).scalars())
 
 
 def get_whistle(session: Session, whistle_id: int) -> Whistle | None:

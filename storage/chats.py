@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from storage.models import Chat
 
+# The two lookups of a chat on the hot paths (every group update; every card queued): built once.
+_CHAT = select(Chat).where(col(Chat.telegram_id) == bindparam("telegram_id"))
+_CHAT_OF_UNIT = select(Chat).where(col(Chat.unit_id) == bindparam("unit_id"), col(Chat.status) == "active")
+
 
 def get_chat(session: Session, telegram_id: int) -> Chat | None:
-    return session.exec(select(Chat).where(Chat.telegram_id == telegram_id)).first()
+    return session.execute(_CHAT, {"telegram_id": telegram_id}).scalars().first()
 
 
 def upsert_chat(session: Session, *, telegram_id: int, title: str, type_: str, now: datetime) -> Chat:
@@ -27,7 +32,7 @@ def upsert_chat(session: Session, *, telegram_id: int, title: str, type_: str, n
 
 
 def chat_for_unit(session: Session, unit_id: int) -> Chat | None:
-    return session.exec(select(Chat).where(Chat.unit_id == unit_id, Chat.status == "active")).first()
+    return session.execute(_CHAT_OF_UNIT, {"unit_id": unit_id}).scalars().first()
 
 
 def chats_bound_to(session: Session, unit_id: int) -> list[Chat]:

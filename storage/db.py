@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
+from storage import outbox
 from storage.inbox import HANDLING, Handling, mark_processed
 
 log = logging.getLogger(__name__)
@@ -103,16 +104,14 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         # BEGIN IMMEDIATE takes the write lock up front: writers queue, none fails.
         event.listen(engine, "connect", _disable_pysqlite_begin)
         event.listen(engine, "begin", _sqlite_begin)
-        event.listen(engine, "before_cursor_execute", _scrub_parameters, retval=True)
-        event.listen(engine, "before_cursor_execute", _note_writes)
+        event.listen(engine, "before_cursor_execute", _before_statement, retval=True)
         event.listen(engine, "begin", _transaction_began)
         return engine
     # No pre-ping: it costs a round trip on every checkout. A connection the server dropped
     # fails its statement with a disconnect error; SQLAlchemy then discards the whole pool's
     # stale connections, and recycling bounds how old an idle one can get.
     engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
-    event.listen(engine, "before_cursor_execute", _scrub_parameters, retval=True)
-    event.listen(engine, "before_cursor_execute", _note_writes)
+    event.listen(engine, "before_cursor_execute", _before_statement, retval=True)
     event.listen(engine, "begin", _transaction_began)
     return engine
 
@@ -132,8 +131,27 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def _scrub_parameters(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
-    return statement, scrub(parameters)
+def _refused_in(value: Any) -> bool:
+    if isinstance(value, str):
+        return _REFUSED.search(value) is not None
+    if isinstance(value, dict):
+        return any(map(_refused_in, value.values()))
+    if isinstance(value, (list, tuple)):
+        return any(map(_refused_in, value))
+    return False
+
+
+_WROTE = "griddesk_wrote"  # on a connection's info: its transaction has changed something
+
+
+def _before_statement(
+    conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> Any:
+    """Every statement: note whether the transaction writes (see _mark_update_handled), and
+    clean what people typed (copied only when something in it must go: rarely)."""
+    if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        conn.info[_WROTE] = True
+    return statement, scrub(parameters) if _refused_in(parameters) else parameters
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
@@ -144,14 +162,6 @@ def _sqlite_begin(conn: Any) -> None:
     # Read-only units of work take no write lock, so they never queue behind writers (WAL).
     read_only = conn.get_execution_options().get("griddesk_read_only", False)
     conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
-
-_WROTE = "griddesk_wrote"  # on a connection's info: its transaction has changed something
-
-
-def _note_writes(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-    if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
-        conn.info[_WROTE] = True
 
 
 def _transaction_began(conn: Any) -> None:
@@ -207,6 +217,7 @@ class Database:
         with self._writers, Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
+                outbox.write_queued(session)  # before the mark: they are this update's change too
                 handled = _mark_update_handled(session)
                 session.commit()
                 if handled is not None:

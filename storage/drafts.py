@@ -5,17 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlmodel import Session, col, select
 
 from storage.models import ReportDraft
+
+# Asked on every private message: built once.
+_DRAFT_OF = select(ReportDraft).where(col(ReportDraft.user_id) == bindparam("user_id"))
+_DRAFT_OF_LOCKED = _DRAFT_OF.with_for_update()
 
 
 def get(session: Session, user_id: int, *, for_update: bool = False) -> ReportDraft | None:
     """The user's draft; `for_update` locks its row until the unit of work ends (PostgreSQL:
     two processes' steps of one person queue here; SQLite's writers queue anyway)."""
-    stmt = select(ReportDraft).where(ReportDraft.user_id == user_id)
-    return session.exec(stmt.with_for_update() if for_update else stmt).first()
+    stmt = _DRAFT_OF_LOCKED if for_update else _DRAFT_OF
+    return session.execute(stmt, {"user_id": user_id}).scalars().first()
 
 
 def by_id(session: Session, draft_id: int) -> ReportDraft | None:

@@ -6,12 +6,21 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, update
+from sqlalchemy import case, event, func, or_, update
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from storage.models import Outbox
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+
+
+# The rows a unit of work queues are written together, in one statement, as it commits
+# (storage/db.py writes them before it marks the update handled; the before_commit hook
+# covers any other session): a change that tells five chats costs one INSERT, not five.
+_INSERT = Outbox.__table__.insert()  # type: ignore[attr-defined]
+_QUEUED = "griddesk_outbox_queued"  # on a session's info: the rows not written yet
 
 
 def enqueue(
@@ -23,18 +32,41 @@ def enqueue(
     case_id: int | None = None,
     purpose: str | None = None,
     payload: dict[str, Any] | None = None,
-) -> Outbox:
-    row = Outbox(
-        chat_id=chat_id,
-        kind=kind,
-        case_id=case_id,
-        purpose=purpose,
-        payload=payload or {},
-        created_at=now,
-        next_attempt_at=now,
+) -> None:
+    """Queue a message, written with the unit of work (rows are sent in id order per chat,
+    and ids follow the order they were queued in)."""
+    session.info.setdefault(_QUEUED, []).append(
+        {
+            "chat_id": chat_id,
+            "kind": kind,
+            "case_id": case_id,
+            "purpose": purpose,
+            "payload": payload or {},
+            "state": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "sent_at": None,
+            "message_id": None,
+            "error": None,
+        }
     )
-    session.add(row)
-    return row
+
+
+def write_queued(session: Session) -> None:
+    """Write the rows this unit of work queued (an executemany: one statement)."""
+    queued = session.info.pop(_QUEUED, None)
+    if queued:
+        session.connection().execute(_INSERT, queued)
+
+
+def _forget_queued(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is None:  # the unit of work rolled back (not a savepoint)
+        session.info.pop(_QUEUED, None)
+
+
+event.listen(OrmSession, "before_commit", write_queued)
+event.listen(OrmSession, "after_soft_rollback", _forget_queued)
 
 
 def _due(now: datetime, skip_chats: Collection[int]) -> list[Any]:

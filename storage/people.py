@@ -5,25 +5,40 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
+from sqlalchemy import bindparam
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from storage.models import Membership, User, pk
 
+_BY_TELEGRAM_ID = select(User).where(col(User.telegram_id) == bindparam("telegram_id"))  # every update: built once
+
 
 def get_user_by_telegram_id(session: Session, telegram_id: int) -> User | None:
-    return session.exec(select(User).where(User.telegram_id == telegram_id)).first()
+    return session.execute(_BY_TELEGRAM_ID, {"telegram_id": telegram_id}).scalars().first()
 
 
 def get_user(session: Session, user_id: int) -> User | None:
     return session.get(User, user_id)
 
 
+_USERS_BY_ID = select(User).where(col(User.id).in_(bindparam("ids", expanding=True)))
+
+
 def users_by_id(session: Session, user_ids: Iterable[int | None]) -> dict[int, User]:
     """These users, read in one statement (ids that are None or unknown are left out)."""
-    wanted = sorted({i for i in user_ids if i is not None})
-    if not wanted:
-        return {}
-    return {pk(u): u for u in session.exec(select(User).where(col(User.id).in_(wanted)))}
+    found: dict[int, User] = {}
+    missing = []
+    for user_id in sorted({i for i in user_ids if i is not None}):
+        # A user this unit of work read already (an actor, the reporter) costs no statement.
+        held = session.identity_map.get(identity_key(User, user_id))
+        if isinstance(held, User):
+            found[user_id] = held
+        else:
+            missing.append(user_id)
+    if missing:
+        found |= {pk(u): u for u in session.execute(_USERS_BY_ID, {"ids": missing}).scalars()}
+    return found
 
 
 def needs_refresh(

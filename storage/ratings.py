@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from storage.db import affected
@@ -43,10 +44,19 @@ def use_link(session: Session, *, link_id: int, user_id: int, now: datetime) -> 
 # --- residents to ask -------------------------------------------------------------------
 
 
+# Closing a case asks these two for each resident concerned: built once.
+_REQUEST_FOR = select(RatingRequest).where(
+    col(RatingRequest.case_id) == bindparam("case_id"), col(RatingRequest.user_id) == bindparam("user_id")
+)
+_UNRATED = (
+    select(RatingRequest)
+    .where(col(RatingRequest.case_id) == bindparam("case_id"), col(RatingRequest.rated_at).is_(None))
+    .order_by(col(RatingRequest.id))
+)
+
+
 def request_for(session: Session, *, case_id: int, user_id: int) -> RatingRequest | None:
-    return session.exec(
-        select(RatingRequest).where(RatingRequest.case_id == case_id, RatingRequest.user_id == user_id)
-    ).first()
+    return session.execute(_REQUEST_FOR, {"case_id": case_id, "user_id": user_id}).scalars().first()
 
 
 def get_request(session: Session, request_id: int) -> RatingRequest | None:
@@ -60,24 +70,22 @@ def attach(
     existing = request_for(session, case_id=case_id, user_id=user_id)
     if existing is not None:
         return existing, False
-    row = RatingRequest(case_id=case_id, user_id=user_id, origin=origin, link_id=link_id, created_at=now)
-    try:
-        with session.begin_nested():  # a savepoint: losing a race must not spoil the transaction
-            session.add(row)
-    except IntegrityError:  # the same resident attached a moment ago (two links at once)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    made = session.scalars(
+        insert(RatingRequest)
+        .values(case_id=case_id, user_id=user_id, origin=origin, link_id=link_id, created_at=now)
+        .on_conflict_do_nothing(index_elements=["case_id", "user_id"])
+        .returning(RatingRequest)
+    ).first()
+    if made is None:  # the same resident attached a moment ago (two links at once)
         found = request_for(session, case_id=case_id, user_id=user_id)
         assert found is not None
         return found, False
-    return row, True
+    return made, True
 
 
 def unrated_requests(session: Session, case_id: int) -> list[RatingRequest]:
-    stmt = (
-        select(RatingRequest)
-        .where(RatingRequest.case_id == case_id, col(RatingRequest.rated_at).is_(None))
-        .order_by(col(RatingRequest.id))
-    )
-    return list(session.exec(stmt))
+    return list(session.execute(_UNRATED, {"case_id": case_id}).scalars())
 
 
 def mark_asked(session: Session, row: RatingRequest, *, now: datetime, remind_at: datetime | None) -> None:
@@ -150,15 +158,22 @@ def ratings_of_case(session: Session, case_id: int) -> list[Rating]:
     return list(session.exec(select(Rating).where(Rating.case_id == case_id).order_by(col(Rating.id))))
 
 
+# Asked on a resident's every private message: built once.
+_OPEN_COMMENT = (
+    select(Rating)
+    .where(
+        col(Rating.user_id) == bindparam("user_id"),
+        col(Rating.comment_until).is_not(None),
+        col(Rating.comment_until) > bindparam("now"),
+    )
+    .order_by(col(Rating.id).desc())
+    .limit(1)
+)
+
+
 def open_comment(session: Session, *, user_id: int, now: datetime) -> Rating | None:
     """The rating this resident may still add a comment to, if any (the latest)."""
-    stmt = (
-        select(Rating)
-        .where(Rating.user_id == user_id, col(Rating.comment_until).is_not(None), col(Rating.comment_until) > now)
-        .order_by(col(Rating.id).desc())
-        .limit(1)
-    )
-    return session.exec(stmt).first()
+    return session.execute(_OPEN_COMMENT, {"user_id": user_id, "now": now}).scalars().first()
 
 
 def close_comment(session: Session, *, rating_id: int, now: datetime, values: dict[str, Any] | None = None) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -40,16 +41,22 @@ def remove_subscription(session: Session, sub_id: int) -> bool:
     return True
 
 
-def listening(session: Session, scope_codes: Collection[str]) -> list[WebhookSubscription]:
-    """Active, unpaused subscriptions of these scopes (a street and its district)."""
-    return list(
-        session.exec(
-            select(WebhookSubscription).where(
-                col(WebhookSubscription.scope_code).in_(list(scope_codes)),
-                col(WebhookSubscription.active).is_(True),
-            )
-        )
-    )
+class Listener(NamedTuple):
+    id: int
+    events: list[str]  # empty: every event
+
+
+# Asked on every move of a case (most streets have no subscriber): built once, plain rows.
+_SUBS = WebhookSubscription.__table__.c  # type: ignore[attr-defined]
+_LISTENING = select(_SUBS.id, _SUBS.events).where(
+    _SUBS.scope_code.in_(bindparam("scopes", expanding=True)), _SUBS.active.is_(True)
+)
+
+
+def listening(session: Session, scope_codes: Collection[str]) -> list[Listener]:
+    """Active subscriptions of these scopes (a street and its district)."""
+    rows = session.connection().execute(_LISTENING, {"scopes": list(scope_codes)})
+    return [Listener(row.id, row.events or []) for row in rows]
 
 
 def add_event(session: Session, row: WebhookEvent) -> None:

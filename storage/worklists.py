@@ -74,9 +74,15 @@ def open_in_streets(
     return _page(session, col(Case.street_id), street_ids, where, limit, offset)  # ix_case_street_open
 
 
+_TIMELINE = (
+    select(AuditEvent)
+    .where(col(AuditEvent.case_id) == bindparam("case_id"))
+    .order_by(col(AuditEvent.at), col(AuditEvent.id))
+)
+
+
 def timeline(session: Session, case_id: int) -> list[AuditEvent]:
-    stmt = select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(col(AuditEvent.at), col(AuditEvent.id))
-    return list(session.exec(stmt))
+    return list(session.execute(_TIMELINE, {"case_id": case_id}).scalars())
 
 
 def open_count_for_unit(session: Session, unit_id: int, states: Sequence[str]) -> int:

@@ -88,18 +88,19 @@ def new_case(rt: Runtime, db: Database, n: int = 0, *, photo: bool = True, descr
 
 def queue_card(db: Database, clock: ManualClock, case_id: int, chat_id: int, purpose: str = "command") -> int:
     with db.session() as s:
-        row = rows.enqueue(s, chat_id=chat_id, kind="case_card", case_id=case_id, purpose=purpose, now=clock.now())
-        s.flush()
-        assert row.id is not None
-        return row.id
+        rows.enqueue(s, chat_id=chat_id, kind="case_card", case_id=case_id, purpose=purpose, now=clock.now())
+    return newest_row(db)
 
 
 def queue_text(db: Database, clock: ManualClock, chat_id: int, key: str = "cancel.nothing") -> int:
     with db.session() as s:
-        row = rows.enqueue(s, chat_id=chat_id, kind="user_text", payload={"key": key}, now=clock.now())
-        s.flush()
-        assert row.id is not None
-        return row.id
+        rows.enqueue(s, chat_id=chat_id, kind="user_text", payload={"key": key}, now=clock.now())
+    return newest_row(db)
+
+
+def newest_row(db: Database) -> int:
+    with db.read() as s:
+        return rows.newest_id(s)
 
 
 def states(db: Database) -> dict[int, str]:

@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from telegram.ext import Application
 
 from bot.intake.submit import ReportIn, Submitted, submit_report
+from bot.org import index
 from bot.org.org_file import DEFAULT_ORG_FILE, OrgSpec, load_org_file
 from bot.people.identity import Profile, identify
 from bot.runtime import Runtime
@@ -223,6 +224,7 @@ async def test_auto_dispatch_street_without_the_team_leaves_it_to_the_command_ro
         team = s.exec(select(Unit).where(Unit.code == "HB-SC")).one()
         team.active = False
         s.add(team)
+    index.forget(rt)  # as an organisation import does: the process reads the organisation again
     user = reporter(rt)
     for category in (c for c in SPEC.categories if c.platform == "SC"):
         done = submit_report(rt, report(db, user, first_grid("HB"), category.code))

@@ -24,7 +24,7 @@ from bot.org import index
 from bot.people.roles import Person
 from bot.rating import ratings as rating
 from bot.runtime import Runtime
-from storage import audit, cases, casework, chats, orgs, outbox, people
+from storage import audit, cases, casework, chats, outbox, people
 from storage.models import Case, CaseSource, ExtensionRequest, Role, UnitKind, Whistle, pk
 
 NOTE, RETURN, EXTEND, ESCALATE, RESOLVE, NOT_FIXED = "note", "return", "extend", "escalate", "resolve", "not_fixed"
@@ -136,11 +136,17 @@ def pending(rt: Runtime, user_id: int) -> Pending | None:
         return pending_in(s, user_id)
 
 
-def pending_in(s: Session, user_id: int) -> Pending | None:
-    """The words and photos this user owes a case action, in the caller's unit of work."""
-    row = casework.pending_of(s, user_id)
+def pending_in(s: Session, user_id: int, *, words: str | None = None, now: datetime | None = None) -> Pending | None:
+    """The words and photos this user owes a case action, in the caller's unit of work;
+    with `words` (a text message), those are added to them in it (see :func:`add_input`)."""
+    row = casework.pending_of(s, user_id, for_update=words is not None)
     if row is None:
         return None
+    if words is not None and words.strip():
+        assert now is not None
+        data = dict(row.data or {})
+        _add(data, None, words)
+        casework.save_pending(s, row, data=data, now=now)
     case = cases.get_case(s, row.case_id)
     return _view(row, case.code if case else "?")
 
@@ -157,6 +163,17 @@ def _update(rt: Runtime, user_id: int, change: Any) -> Pending:
         return _view(row, case.code if case else "?")
 
 
+def _add(d: dict[str, Any], photo: PhotoIn | None, text: str | None) -> None:
+    if photo is not None:
+        photos = list(d.get("photos", []))
+        if len(photos) < MAX_PHOTOS:
+            photos.append({**photo.__dict__, "taken_at": photo.taken_at.isoformat() if photo.taken_at else None})
+        d["photos"] = photos
+    if text is not None:
+        joined = (d.get("text", "") + "\n" + text).strip() if d.get("text") else text.strip()
+        d["text"] = joined[:MAX_TEXT]
+
+
 def add_text(rt: Runtime, *, user_id: int, text: str) -> Pending:
     return add_input(rt, user_id=user_id, text=text)
 
@@ -167,18 +184,7 @@ def add_photo(rt: Runtime, *, user_id: int, photo: PhotoIn) -> Pending:
 
 def add_input(rt: Runtime, *, user_id: int, photo: PhotoIn | None = None, text: str | None = None) -> Pending:
     """A photo, words, or a photo with its caption: added in one unit of work."""
-
-    def change(d: dict[str, Any]) -> None:
-        if photo is not None:
-            photos = list(d.get("photos", []))
-            if len(photos) < MAX_PHOTOS:
-                photos.append({**photo.__dict__, "taken_at": photo.taken_at.isoformat() if photo.taken_at else None})
-            d["photos"] = photos
-        if text is not None:
-            joined = (d.get("text", "") + "\n" + text).strip() if d.get("text") else text.strip()
-            d["text"] = joined[:MAX_TEXT]
-
-    return _update(rt, user_id, change)
+    return _update(rt, user_id, lambda d: _add(d, photo, text))
 
 
 def toggle_department(rt: Runtime, *, user_id: int, unit_id: int) -> Pending:
@@ -294,7 +300,7 @@ def _return(rt: Runtime, s: Session, person: Person, case: Case, reason: str, no
         values={"owner_user_id": None, "claimed_at": None, "decision_note": reason},
     )  # fmt: skip
     if not had_command_card:
-        notify.card_to_command_room(s, case=case, now=now)
+        notify.card_to_command_room(rt, s, case=case, now=now)
     return Done(RETURN, _id(case), case.code, case.state)
 
 
@@ -383,18 +389,18 @@ def _resolve(
         rt, s, case, "resolve", person, now=now, note=note or None, data={"photos": len(photos)},
         values={"resolved_at": now, "verify_escalated_at": None},
     )  # fmt: skip
-    _ask_to_verify(s, case, now)
+    _ask_to_verify(rt, s, case, now)
     return Done(RESOLVE, _id(case), case.code, case.state)
 
 
-def _ask_to_verify(s: Session, case: Case, now: datetime) -> None:
+def _ask_to_verify(rt: Runtime, s: Session, case: Case, now: datetime) -> None:
     """A worker who reported it checks on site; a resident's case, or one with nobody to
     ask in chat, is verified by the command room."""
     reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
     if reporter is not None and case.source == CaseSource.PATROL and reporter.can_message:
         outbox.enqueue(s, chat_id=reporter.telegram_id, kind="verify_request", case_id=case.id, now=now)
         return
-    room = orgs.command_room_of(s, case.street_id) if case.street_id else None
+    room = notify.command_room(rt, case)
     notify.card_to_unit(s, case=case, unit_id=room.id if room else None, purpose=notify.VERIFY, now=now)
     lifecycle.tell(s, case, case.reporter_user_id, N_("work.reporter_resolved"), now)
 

@@ -94,6 +94,12 @@ class Decided:
     team_notified: bool = True  # False: the team has no group bound, tell them another way
     original: str | None = None
     note: str | None = None
+    cards: frozenset[tuple[int, int]] = frozenset()  # (chat, message) of the cards kept up to date
+
+    def is_card(self, chat_id: int, message_id: int) -> bool:
+        """Is this message one of the case's cards the outbox re-renders? (Any other copy
+        of a card only loses its spent buttons.)"""
+        return (chat_id, message_id) in self.cards
 
 
 @dataclass(frozen=True)
@@ -167,9 +173,14 @@ def refresh_cards(rt: Runtime, *, case_id: int) -> int:
 
 
 def is_posted_card(rt: Runtime, *, case_id: int, chat_id: int, message_id: int) -> bool:
-    """Is this message one of the case's cards the outbox keeps up to date?"""
+    """Is this message one of the case's cards the outbox keeps up to date? (A decision
+    answers this itself: `Decided.is_card`.)"""
     with rt.db.read() as s:
-        return any(c.chat_id == chat_id and c.message_id == message_id for c in cases.cards_of(s, case_id))
+        return (chat_id, message_id) in _posted(s, case_id)
+
+
+def _posted(s: Session, case_id: int) -> frozenset[tuple[int, int]]:
+    return frozenset((c.chat_id, c.message_id) for c in cases.cards_of(s, case_id))
 
 
 # --- deciding ---------------------------------------------------------------------
@@ -188,7 +199,10 @@ def dispatch_case(rt: Runtime, person: Person, *, case_id: int, unit_id: int) ->
             notified = lifecycle.dispatch_to(rt, s, case, unit, person, now, who=who)
         except lifecycle.MoveNotAllowed:
             raise CaseMovedOn(outcome(s, case)) from None
-        return Decided(case.id, case.code, case.state, team=Names(unit.name_zh, unit.name_en), team_notified=notified)  # type: ignore[arg-type]
+        return Decided(
+            _id(case), case.code, case.state, team=Names(unit.name_zh, unit.name_en), team_notified=notified,
+            cards=_posted(s, _id(case)),
+        )  # fmt: skip
 
 
 def mark_duplicate(rt: Runtime, person: Person, *, case_id: int, original_id: int) -> Decided:
@@ -246,7 +260,7 @@ def mark_duplicate(rt: Runtime, person: Person, *, case_id: int, original_id: in
             s, case, case.reporter_user_id, N_("dispatch.reporter_duplicate"), now,
             unless=person.user_id, original=original.code,
         )  # fmt: skip
-        return Decided(case.id, case.code, case.state, original=original.code)  # type: ignore[arg-type]
+        return Decided(_id(case), case.code, case.state, original=original.code, cards=_posted(s, _id(case)))
 
 
 def reject_case(
@@ -291,7 +305,7 @@ def reject_case(
             unless=person.user_id,
             **reason_params,
         )
-        return Decided(case.id, case.code, case.state, note=note)  # type: ignore[arg-type]
+        return Decided(_id(case), case.code, case.state, note=note, cards=_posted(s, _id(case)))
 
 
 # --- helpers ----------------------------------------------------------------------
@@ -338,26 +352,22 @@ def _move(
 ) -> None:
     """Apply the decision through the lifecycle; the command room's card is re-rendered
     (no decision buttons now) or posted if it never was, the other cards refreshed."""
-    room_chat = _command_room_chat(s, case)
-    skip = frozenset({(room_chat, notify.COMMAND)}) if room_chat is not None else frozenset()
+    room = notify.command_room(rt, case)
+    room_chat = chats.chat_for_unit(s, room.id) if room is not None and room.id is not None else None
+    skip = frozenset({(room_chat.telegram_id, notify.COMMAND)}) if room_chat is not None else frozenset()
     try:
         lifecycle.transition(
             rt, s, case, action, person, now=now, who=who, values=values, note=note, data=data, skip_cards=skip
         )
     except lifecycle.MoveNotAllowed:
         raise CaseMovedOn(outcome(s, case)) from None
-    notify.card_to_command_room(s, case=case, now=now)
+    unit_id = room.id if room is not None else None
+    notify.card_to_chat(s, case=case, chat=room_chat, unit_id=unit_id, purpose=notify.COMMAND, now=now)
 
 
 def _id(row: Unit | Case) -> int:
     assert row.id is not None
     return row.id
-
-
-def _command_room_chat(s: Session, case: Case) -> int | None:
-    room = orgs.command_room_of(s, case.street_id) if case.street_id else None
-    chat = chats.chat_for_unit(s, room.id) if room is not None and room.id is not None else None
-    return chat.telegram_id if chat else None
 
 
 def outcome(s: Session, case: Case) -> Outcome:

@@ -294,14 +294,7 @@ def transition(
     authorize(action, who, case)
     from_state = case.state
     paused_since = case.resolved_at if from_state == S.RESOLVED else None
-    won = cases.change_state(
-        s,
-        case_id=pk(case),
-        from_state=from_state,
-        version=case.version,
-        values={"state": spec.target, "updated_at": now, **(values or {})},
-    )
-    s.refresh(case)  # the UPDATE bypassed the object: read back what the database holds
+    won = cases.change_state(s, case, {"state": spec.target, "updated_at": now, **(values or {})})
     if not won:
         raise MoveNotAllowed(code=case.code, state=case.state)
     audit.record(
@@ -381,7 +374,7 @@ def dispatch_to(
     None): the move, the team's card, the command room's card re-rendered, the reporter told.
     False when the team has no group bound."""
     team_chat = chats.chat_for_unit(s, unit.id) if unit.id is not None else None
-    room = index.org(rt).command_room(case.street_id) if case.street_id else None
+    room = notify.command_room(rt, case)
     room_chat = chats.chat_for_unit(s, room.id) if room is not None and room.id is not None else None
     posted = {(team_chat.telegram_id, notify.TEAM)} if team_chat else set()
     if room_chat is not None:
@@ -391,8 +384,9 @@ def dispatch_to(
         note=None if person else "auto", data={"unit_id": unit.id, "unit_code": unit.code, "auto": person is None},
         skip_cards=frozenset(posted),
     )  # fmt: skip
-    notified = notify.card_to_unit(s, case=case, unit_id=unit.id, purpose=notify.TEAM, now=now)
-    notify.card_to_command_room(s, case=case, now=now)
+    notified = notify.card_to_chat(s, case=case, chat=team_chat, unit_id=unit.id, purpose=notify.TEAM, now=now)
+    room_id = room.id if room is not None else None
+    notify.card_to_chat(s, case=case, chat=room_chat, unit_id=room_id, purpose=notify.COMMAND, now=now)
     if person is not None:  # an auto-dispatched reporter learns the team with their case code
         tell(
             s, case, case.reporter_user_id, N_("dispatch.reporter_dispatched"), now,

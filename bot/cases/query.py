@@ -15,7 +15,7 @@ from bot.org import index
 from bot.people.roles import Person
 from bot.rating.ratings import StaffRating, ratings_for_staff_in
 from bot.runtime import Runtime
-from storage import cases, casework, external, orgs, people, worklists
+from storage import cases, casework, external, people, worklists
 from storage.cases import OPEN_STATES
 from storage.models import Case, CaseSource, CaseState, Role, pk
 
@@ -180,32 +180,44 @@ def list_kinds(person: Person) -> list[str]:
 
 def work_list(rt: Runtime, *, person: Person, kind: str, page: int = 0) -> WorkList:
     """mine: cases I own. team: my teams' unclaimed cases. street: my streets' open cases."""
-    offset = page * PAGE
     with rt.db.read() as s:
-        if kind == "street":
-            street_ids = [st.id for code in person.scopes(Role.DISPATCHER) if (st := orgs.street_by_code(s, code))]
-            rows = worklists.open_in_streets(s, street_ids, OPEN_STATES, limit=PAGE + 1, offset=offset)  # type: ignore[arg-type]
-        elif kind == "team":
-            unit_ids = [u.id for code in person.scopes(Role.STAFF) if (u := orgs.unit_by_code(s, code))]
-            waiting = (CaseState.DISPATCHED, CaseState.REOPENED)
-            rows = worklists.unclaimed_for_units(s, unit_ids, waiting, limit=PAGE + 1, offset=offset)  # type: ignore[arg-type]
-        else:
-            rows = worklists.owned_by(s, person.user_id, OPEN_STATES, limit=PAGE + 1, offset=offset)
-        lines = []
-        for case in rows[:PAGE]:
-            category = index.org(rt).category(case.category_id) if case.category_id else None
-            owner = people.get_user(s, case.owner_user_id) if case.owner_user_id and kind != "mine" else None
-            lines.append(
-                TaskLine(
-                    pk(case),
-                    case.code,
-                    case.state,
-                    case.urgent,
-                    category.name_zh if category else "—",
-                    category.name_en if category else "—",
-                    case.created_at,
-                    case.due_at,
-                    owner.display_name if owner is not None else None,
-                )
+        return _work_list_in(s, rt, person, kind, page)
+
+
+def work_lists(rt: Runtime, *, person: Person, kinds: list[str]) -> list[WorkList]:
+    """The first page of each of these lists (/tasks), in one unit of work."""
+    with rt.db.read() as s:
+        return [_work_list_in(s, rt, person, kind, 0) for kind in kinds]
+
+
+def _work_list_in(s: Session, rt: Runtime, person: Person, kind: str, page: int) -> WorkList:
+    offset = page * PAGE
+    if kind == "street":
+        known = index.org(rt)
+        street_ids = [st.id for code in person.scopes(Role.DISPATCHER) if (st := known.active_street(code))]
+        rows = worklists.open_in_streets(s, street_ids, OPEN_STATES, limit=PAGE + 1, offset=offset)  # type: ignore[arg-type]
+    elif kind == "team":
+        unit_ids = [u.id for code in person.scopes(Role.STAFF) if (u := index.org(rt).active_unit(code))]
+        waiting = (CaseState.DISPATCHED, CaseState.REOPENED)
+        rows = worklists.unclaimed_for_units(s, unit_ids, waiting, limit=PAGE + 1, offset=offset)  # type: ignore[arg-type]
+    else:
+        rows = worklists.owned_by(s, person.user_id, OPEN_STATES, limit=PAGE + 1, offset=offset)
+    lines = []
+    owners = people.users_by_id(s, (c.owner_user_id for c in rows[:PAGE])) if kind != "mine" else {}
+    for case in rows[:PAGE]:
+        category = index.org(rt).category(case.category_id) if case.category_id else None
+        owner = owners.get(case.owner_user_id) if case.owner_user_id else None
+        lines.append(
+            TaskLine(
+                pk(case),
+                case.code,
+                case.state,
+                case.urgent,
+                category.name_zh if category else "—",
+                category.name_en if category else "—",
+                case.created_at,
+                case.due_at,
+                owner.display_name if owner is not None else None,
             )
-        return WorkList(kind, tuple(lines), page, len(rows) > PAGE)
+        )
+    return WorkList(kind, tuple(lines), page, len(rows) > PAGE)

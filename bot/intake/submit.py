@@ -185,15 +185,16 @@ def submit_report_in(
     local_day = now.astimezone(rt.settings.tz).strftime("%y%m%d")
     if finish_draft and report.reporter_user_id is not None:
         drafts.remove(s, report.reporter_user_id)
-    grid = orgs.grid(s, report.grid_id)
+    known = index.org(rt)
+    grid = known.grid(report.grid_id)
     if grid is None or not grid.active:
         raise PlaceUnknown()
-    category = orgs.category(s, report.category_id)
+    category = known.category(report.category_id)
     if category is None or not category.active:
         raise CategoryUnknown()
-    street = orgs.street(s, grid.street_id)
+    street = known.street(grid.street_id)
     assert street is not None
-    team = route(category.platform_id, orgs.teams_of_street(s, street.id))  # type: ignore[arg-type]
+    team = route(category.platform_id, known.teams(pk(street)))
     seq = cases.next_sequence(s, prefix=street.abbr, day=local_day)
     case = cases.add_case(
         s,
@@ -243,9 +244,8 @@ def submit_report_in(
     if street.auto_dispatch and team is not None:
         lifecycle.dispatch_to(rt, s, case, team, None, now)
     else:
-        notify.card_to_command_room(s, case=case, now=now)
-    unit_id = case.unit_id or case.suggested_unit_id
-    unit = orgs.unit(s, unit_id) if unit_id else None
+        notify.card_to_command_room(rt, s, case=case, now=now)
+    unit = known.unit(case.unit_id or case.suggested_unit_id)
     done = Submitted(
         case_id=case.id,  # type: ignore[arg-type]
         code=case.code,

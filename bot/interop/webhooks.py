@@ -124,7 +124,7 @@ def case_event(rt: Runtime, s: Session, case: Case, event: str, now: datetime, *
             s,
             WebhookEvent(
                 event_id=event_id,
-                subscription_id=pk(sub),
+                subscription_id=sub.id,
                 event=event,
                 case_id=case.id,
                 body=body,

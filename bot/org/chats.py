@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot import notify
 from bot.errors import AdminOnly, NotAGroup, UnknownUnit
+from bot.org import index
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, chats, orgs
@@ -73,15 +74,35 @@ def bind_chat(
             data={"unit": unit.code, "previous_unit_id": previous_unit, "replaced_chat": replaced},
             at=now,
         )
-        return Bound(unit.code, unit.kind, unit.name_zh, unit.name_en, replaced)
+        bound = Bound(unit.code, unit.kind, unit.name_zh, unit.name_en, replaced)
+    forget_chats(rt, chat_telegram_id, *([replaced] if replaced is not None else []))
+    return bound
 
 
 def chat_info(rt: Runtime, chat_telegram_id: int) -> ChatInfo | None:
+    """The group and the unit it serves. Every update in a group asks (its language, whose
+    group it is): kept in memory, forgotten when this process changes the group (bind,
+    /lang, the bot added or removed, a send refused for good) or imports the organisation."""
+    known: dict[int, ChatInfo | None] = rt.cache.setdefault(index.CHATS, {})
+    if chat_telegram_id not in known:
+        known[chat_telegram_id] = _read_chat_info(rt, chat_telegram_id)
+    return known[chat_telegram_id]
+
+
+def forget_chats(rt: Runtime, *telegram_ids: int) -> None:
+    """These groups changed (call after the change is committed: a read in between would
+    keep the old row)."""
+    known: dict[int, ChatInfo | None] = rt.cache.get(index.CHATS, {})
+    for telegram_id in telegram_ids:
+        known.pop(telegram_id, None)
+
+
+def _read_chat_info(rt: Runtime, chat_telegram_id: int) -> ChatInfo | None:
     with rt.db.read() as s:
         chat = chats.get_chat(s, chat_telegram_id)
         if chat is None:
             return None
-        unit = orgs.unit(s, chat.unit_id) if chat.unit_id else None
+        unit = index.org(rt).unit(chat.unit_id)
         return ChatInfo(
             telegram_id=chat.telegram_id,
             unit_id=chat.unit_id,
@@ -114,6 +135,7 @@ def set_chat_language(
             data={"language": language},
             at=now,
         )
+    forget_chats(rt, chat_telegram_id)
 
 
 def bot_membership_changed(
@@ -140,4 +162,5 @@ def bot_membership_changed(
             )
             if not present:
                 notify.chat_lost(s, chat=chat, now=now)
-        return chat
+    forget_chats(rt, chat_telegram_id)
+    return chat

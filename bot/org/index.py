@@ -50,16 +50,32 @@ class Org:
     def command_room(self, street_id: int | None) -> Unit | None:
         return self.command_rooms.get(street_id) if street_id is not None else None
 
+    def active_unit(self, code: str) -> Unit | None:
+        """The active unit of this code (a role's scope names its unit by code)."""
+        return next((u for u in self.units.values() if u.code == code and u.active), None)
+
+    def active_street(self, code: str) -> Street | None:
+        return next((st for st in self.streets.values() if st.code == code and st.active), None)
+
+    def teams(self, street_id: int) -> list[Unit]:
+        """The street's active teams, in id order (routing takes the first that fits)."""
+        return [
+            u
+            for _id, u in sorted(self.units.items())
+            if u.street_id == street_id and u.kind == UnitKind.TEAM and u.active
+        ]
+
 
 # What this process read from the organisation and keeps (keys of rt.cache): the organisation
-# itself, the category catalogue (bot/org/categories.py), the grid shapes (bot/intake/locate.py)
-# and each street's deadline settings (bot/cases/deadlines.py).
-ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS = "org", "categories", "grid_index", "street_clocks"
+# itself, the category catalogue (bot/org/categories.py), the grid shapes (bot/intake/locate.py),
+# each street's deadline settings (bot/cases/deadlines.py) and the groups with the units they
+# serve (bot/org/chats.py).
+ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS, CHATS = "org", "categories", "grid_index", "street_clocks", "chats"
 
 
 def forget(rt: Runtime) -> None:
     """The organisation changed (an import): everything read from it is read again."""
-    for key in (ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS):
+    for key in (ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS, CHATS):
         rt.cache.pop(key, None)
 
 
