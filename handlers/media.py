@@ -152,7 +152,15 @@ async def decode_photo(data: bytes | bytearray, media_dir: Path | str, *, defaul
     pool = photo_pool()
     job = functools.partial(process_photo, data, os.path.abspath(media_dir), default_tz=default_tz)
     try:
-        return await asyncio.get_running_loop().run_in_executor(pool, job)
+        pending = asyncio.get_running_loop().run_in_executor(pool, job)
+    except (BrokenProcessPool, OSError, RuntimeError):
+        # The pool broke under this very submit: a worker died while the pool was starting
+        # another (its pipes closed: "handle is closed"), or it was shut down a moment ago.
+        log.exception("the photo pool broke as a photo was handed to it; starting a new pool")
+        _discard(pool)
+        raise PhotoError() from None
+    try:
+        return await pending
     except BrokenProcessPool:
         log.exception("a photo worker died; starting a new pool")
         _discard(pool)

@@ -18,8 +18,17 @@ def get_user_by_telegram_id(session: Session, telegram_id: int) -> User | None:
     return session.execute(_BY_TELEGRAM_ID, {"telegram_id": telegram_id}).scalars().first()
 
 
+_HELD = "griddesk_users_held"  # on a session's info: the users its unit of work has read
+
+
 def get_user(session: Session, user_id: int) -> User | None:
-    return session.get(User, user_id)
+    """The user, read once per unit of work: the session's identity map holds rows weakly,
+    so a user told one thing and then another (a case closing tells its reporter, then asks
+    them to rate it) would be read again once nothing else held them."""
+    user = session.get(User, user_id)
+    if user is not None:
+        session.info.setdefault(_HELD, []).append(user)
+    return user
 
 
 _USERS_BY_ID = select(User).where(col(User.id).in_(bindparam("ids", expanding=True)))
@@ -57,8 +66,9 @@ def upsert_user(
     username: str | None,
     telegram_language: str | None,
     now: datetime,
-) -> User:
-    """Create the user, or refresh what Telegram tells us; writes only when something changed."""
+) -> tuple[User, bool]:
+    """Create the user, or refresh what Telegram tells us; writes only when something changed.
+    The user, and whether they were created."""
     user = get_user_by_telegram_id(session, telegram_id)
     if user is None:
         user = User(
@@ -72,7 +82,7 @@ def upsert_user(
         )
         session.add(user)
         session.flush()
-        return user
+        return user, True
     if needs_refresh(user, first_name, last_name, username, telegram_language):
         user.first_name, user.last_name, user.username, user.telegram_language = (
             first_name,
@@ -84,7 +94,7 @@ def upsert_user(
         user.updated_at = now
         session.add(user)
         session.flush()
-    return user
+    return user, False
 
 
 def set_language(session: Session, *, user_id: int, language: str, now: datetime) -> None:

@@ -171,6 +171,14 @@ _OPEN_COMMENT = (
 )
 
 
+_OPEN_COMMENT_ID = _OPEN_COMMENT.with_only_columns(col(Rating.id))
+
+
+def open_comment_id(session: Session, *, user_id: int, now: datetime) -> int | None:
+    """:func:`open_comment`'s id alone (asked on a resident's every private message)."""
+    return session.connection().execute(_OPEN_COMMENT_ID, {"user_id": user_id, "now": now}).scalar()
+
+
 def open_comment(session: Session, *, user_id: int, now: datetime) -> Rating | None:
     """The rating this resident may still add a comment to, if any (the latest)."""
     return session.execute(_OPEN_COMMENT, {"user_id": user_id, "now": now}).scalars().first()

@@ -96,6 +96,25 @@ async def test_a_worker_that_dies_gives_a_photo_error_and_a_fresh_pool(tmp_path:
     assert stored.width == 320
 
 
+async def test_a_pool_that_breaks_under_the_submit_gives_a_photo_error_and_a_fresh_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed while the pool starts another closes the pool's pipes under the
+    submit itself ("handle is closed", seen under load): the same answer as a dead worker."""
+    pool = photo_pool()
+
+    def broken_submit(*_args: object, **_kwargs: object) -> None:
+        raise OSError("handle is closed")
+
+    monkeypatch.setattr(pool, "submit", broken_submit)
+    with pytest.raises(PhotoError) as info:
+        await decode_photo(make_jpeg(300, 200), tmp_path, default_tz=SHANGHAI)
+    assert type(info.value) is PhotoError and info.value.key == "photo.error"
+    assert photo_pool() is not pool
+    stored = await decode_photo(make_jpeg(320, 200), tmp_path, default_tz=SHANGHAI)
+    assert stored.width == 320
+
+
 async def test_concurrent_photos_are_bounded_by_the_slots(tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
     """Twelve residents send a photo at once: every one is taken, and no more than PHOTO_SLOTS
     are downloaded or decoding at any moment (the rest wait as updates, not as bytes)."""

@@ -51,10 +51,12 @@ def bind_chat(
             raise UnknownUnit(code=unit_code)
         chat = chats.upsert_chat(s, telegram_id=chat_telegram_id, title=title, type_=chat_type, now=now)
         replaced: int | None = None
+        changed = [chat_telegram_id]
         # One group per unit: binding a new group moves the unit's traffic there.
         for other in chats.chats_bound_to(s, unit.id):  # type: ignore[arg-type]
             if other.telegram_id != chat_telegram_id:
                 replaced = other.telegram_id
+                changed.append(other.telegram_id)
                 other.unit_id = None
                 other.updated_at = now
                 chats.save(s, other)
@@ -75,7 +77,7 @@ def bind_chat(
             at=now,
         )
         bound = Bound(unit.code, unit.kind, unit.name_zh, unit.name_en, replaced)
-    forget_chats(rt, chat_telegram_id, *([replaced] if replaced is not None else []))
+    forget_chats(rt, *changed)
     return bound
 
 

@@ -64,7 +64,7 @@ def _identify(rt: Runtime, profile: Profile) -> Person:
         ):
             return _person(rt, s, user)
     with rt.db.session() as s:
-        user = people.upsert_user(
+        user, created = people.upsert_user(
             s,
             telegram_id=profile.telegram_id,
             first_name=profile.first_name,
@@ -73,11 +73,12 @@ def _identify(rt: Runtime, profile: Profile) -> Person:
             telegram_language=profile.language_code,
             now=rt.clock.now(),
         )
-        return _person(rt, s, user)
+        return _person(rt, s, user, new=created)
 
 
-def _person(rt: Runtime, s, user) -> Person:
-    views = tuple(_view(s, m) for m in people.memberships_of(s, user.id))
+def _person(rt: Runtime, s, user, *, new: bool = False) -> Person:
+    # Somebody just registered holds no role yet: their memberships need no look.
+    views = () if new else tuple(_view(s, m) for m in people.memberships_of(s, user.id))
     language = pick_language(user.language, user.telegram_language, rt.settings.default_language)
     return Person(
         user_id=user.id,

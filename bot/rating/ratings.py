@@ -557,8 +557,7 @@ def comment_window(rt: Runtime, user_id: int) -> int | None:
 
 
 def comment_window_in(s: Session, user_id: int, now: datetime) -> int | None:
-    rating = ratings.open_comment(s, user_id=user_id, now=now)
-    return rating.id if rating else None
+    return ratings.open_comment_id(s, user_id=user_id, now=now)
 
 
 def add_comment(
