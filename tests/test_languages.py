@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import col, select
 
 from bot.cases.timewords import more_time_words, when_words
@@ -154,3 +155,25 @@ async def test_answers_to_commands_in_a_group_are_the_groups(tg: FakeTelegram, a
     assert (await admin.send("/invite", chat=room)).texts == [plain(t("en", "invite.private_only"))]
     assert (await worker.send("/my", chat=room)).texts == [plain(t("en", "my.none"))]
     assert (await admin.send("/revoke", chat=room)).texts == [plain(t("en", "revoke.usage"))]
+
+
+async def test_a_groups_language_is_read_once_and_a_change_is_followed_at_once(
+    tg: FakeTelegram, admin: FakeUser, db: Database
+) -> None:
+    room = await _group(tg, admin, -100974, "QB-CMD", "en")
+    worker = tg.user(9771, "刘", language_code="zh-hans")
+    await onboard(admin, worker, "worker", GRID)
+    assert (await worker.send("/my", chat=room)).texts == [plain(t("en", "my.none"))]
+    seen: list[str] = []
+
+    def statement(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        seen.append(sql)
+
+    event.listen(db.engine, "before_cursor_execute", statement)
+    try:
+        assert (await worker.send("/my", chat=room)).texts == [plain(t("en", "my.none"))]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", statement)
+    assert seen and not [sql for sql in seen if "FROM chat" in sql]  # the group is known: not read again
+    await admin.send("/lang zh_CN", chat=room)
+    assert (await worker.send("/my", chat=room)).texts == [plain(t("zh_CN", "my.none"))]
