@@ -60,9 +60,22 @@ def command_room(rt: Runtime, case: Case) -> Unit | None:
     return index.org(rt).command_room(case.street_id)
 
 
-def card_to_command_room(rt: Runtime, session: Session, *, case: Case, now: datetime) -> bool:
+RoomChat = tuple[int | None, Chat | None]  # the command room's unit id, and its group if one is bound
+
+
+def command_room_chat(rt: Runtime, session: Session, case: Case) -> RoomChat:
     room = command_room(rt, case)
-    return card_to_unit(session, case=case, unit_id=room.id if room else None, purpose=COMMAND, now=now)
+    if room is None or room.id is None:
+        return None, None
+    return room.id, chats.chat_for_unit(session, room.id)
+
+
+def card_to_command_room(
+    rt: Runtime, session: Session, *, case: Case, now: datetime, room: RoomChat | None = None
+) -> bool:
+    """The case card for the command room's group; `room` when the caller read it already."""
+    unit_id, chat = room if room is not None else command_room_chat(rt, session, case)
+    return card_to_chat(session, case=case, chat=chat, unit_id=unit_id, purpose=COMMAND, now=now)
 
 
 @dataclass(frozen=True)

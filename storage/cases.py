@@ -7,13 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from storage.db import affected
 from storage.models import AuditEvent, Case, CaseCard, CaseCounter, CaseMedia, CaseState, SupportingReport
+from storage.upsert import insert_on_conflict
 
 # Open or waiting: not over yet (the kinds are declared with the states).
 OPEN_STATES = CaseState.NOT_FINAL
@@ -21,10 +20,8 @@ OPEN_STATES = CaseState.NOT_FINAL
 
 def next_sequence(session: Session, *, prefix: str, day: str) -> int:
     """The next number of the day for `prefix`, atomically (upsert … returning)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = (
-        insert(CaseCounter)
+        insert_on_conflict(session, CaseCounter)
         .values(prefix=prefix, day=day, last=1)
         .on_conflict_do_update(index_elements=["prefix", "day"], set_={"last": CaseCounter.last + 1})
         .returning(col(CaseCounter.last))

@@ -10,7 +10,8 @@ from sqlmodel import Session, col, select
 
 from storage.models import Chat
 
-# The two lookups of a chat on the hot paths (every group update; every card queued): built once.
+# Built once: a chat by its Telegram id (a group new to this process; a send's language) and
+# a unit's group (every card queued).
 _CHAT = select(Chat).where(col(Chat.telegram_id) == bindparam("telegram_id"))
 _CHAT_OF_UNIT = select(Chat).where(col(Chat.unit_id) == bindparam("unit_id"), col(Chat.status) == "active")
 

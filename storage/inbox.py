@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from storage.models import InboxUpdate
+from storage.upsert import insert_on_conflict
 
 
 # The update whose handlers are running, and when they began (griddesk/inbox.py sets it): a
@@ -50,10 +50,8 @@ def store(session: Session, rows: Sequence[tuple[int, dict[str, Any]]], *, now: 
     fresh = list(by_id.values())
     if not fresh:
         return sorted(unfinished)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(InboxUpdate).values(fresh).on_conflict_do_nothing(index_elements=["update_id"])
-    if dialect == "postgresql":
+    stmt = insert_on_conflict(session, InboxUpdate).values(fresh).on_conflict_do_nothing(index_elements=["update_id"])
+    if session.get_bind().dialect.name == "postgresql":
         returning = stmt.returning(InboxUpdate.__table__.c.update_id)  # type: ignore[attr-defined]
         return sorted({*(int(r[0]) for r in session.execute(returning)), *unfinished})
     session.execute(stmt)  # SQLite: the write lock is ours, nobody inserted meanwhile

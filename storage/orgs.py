@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from storage.models import Category, Community, District, Grid, Platform, Street, Unit
@@ -36,14 +35,9 @@ def unit(session: Session, unit_id: int) -> Unit | None:
     return session.get(Unit, unit_id)
 
 
-# Asked for every case card the command room is sent: built once.
-_COMMAND_ROOM = select(Unit).where(
-    col(Unit.street_id) == bindparam("street_id"), col(Unit.kind) == "command_room", col(Unit.active)
-)
-
-
 def command_room_of(session: Session, street_id: int) -> Unit | None:
-    return session.execute(_COMMAND_ROOM, {"street_id": street_id}).scalars().first()
+    stmt = select(Unit).where(Unit.street_id == street_id, Unit.kind == "command_room", col(Unit.active))
+    return session.exec(stmt).first()
 
 
 def active_streets(session: Session) -> list[Street]:

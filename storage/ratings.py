@@ -11,12 +11,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from storage.db import affected
 from storage.models import Case, FollowUp, Rating, RatingLink, RatingRequest
+from storage.upsert import insert_on_conflict
 
 # --- links ------------------------------------------------------------------------------
 
@@ -70,9 +69,8 @@ def attach(
     existing = request_for(session, case_id=case_id, user_id=user_id)
     if existing is not None:
         return existing, False
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     made = session.scalars(
-        insert(RatingRequest)
+        insert_on_conflict(session, RatingRequest)
         .values(case_id=case_id, user_id=user_id, origin=origin, link_id=link_id, created_at=now)
         .on_conflict_do_nothing(index_elements=["case_id", "user_id"])
         .returning(RatingRequest)
@@ -158,7 +156,8 @@ def ratings_of_case(session: Session, case_id: int) -> list[Rating]:
     return list(session.exec(select(Rating).where(Rating.case_id == case_id).order_by(col(Rating.id))))
 
 
-# Asked on a resident's every private message: built once.
+# The rating whose comment window is open; its id alone is asked on a resident's every
+# private message (on the session's connection: no ORM object for an id).
 _OPEN_COMMENT = (
     select(Rating)
     .where(
@@ -175,7 +174,7 @@ _OPEN_COMMENT_ID = _OPEN_COMMENT.with_only_columns(col(Rating.id))
 
 
 def open_comment_id(session: Session, *, user_id: int, now: datetime) -> int | None:
-    """:func:`open_comment`'s id alone (asked on a resident's every private message)."""
+    """:func:`open_comment`'s id alone."""
     return session.connection().execute(_OPEN_COMMENT_ID, {"user_id": user_id, "now": now}).scalar()
 
 

@@ -352,8 +352,8 @@ def _move(
 ) -> None:
     """Apply the decision through the lifecycle; the command room's card is re-rendered
     (no decision buttons now) or posted if it never was, the other cards refreshed."""
-    room = notify.command_room(rt, case)
-    room_chat = chats.chat_for_unit(s, room.id) if room is not None and room.id is not None else None
+    room = notify.command_room_chat(rt, s, case)
+    _, room_chat = room
     skip = frozenset({(room_chat.telegram_id, notify.COMMAND)}) if room_chat is not None else frozenset()
     try:
         lifecycle.transition(
@@ -361,8 +361,7 @@ def _move(
         )
     except lifecycle.MoveNotAllowed:
         raise CaseMovedOn(outcome(s, case)) from None
-    unit_id = room.id if room is not None else None
-    notify.card_to_chat(s, case=case, chat=room_chat, unit_id=unit_id, purpose=notify.COMMAND, now=now)
+    notify.card_to_command_room(rt, s, case=case, now=now, room=room)
 
 
 def _id(row: Unit | Case) -> int:

@@ -374,8 +374,8 @@ def dispatch_to(
     None): the move, the team's card, the command room's card re-rendered, the reporter told.
     False when the team has no group bound."""
     team_chat = chats.chat_for_unit(s, unit.id) if unit.id is not None else None
-    room = notify.command_room(rt, case)
-    room_chat = chats.chat_for_unit(s, room.id) if room is not None and room.id is not None else None
+    room = notify.command_room_chat(rt, s, case)
+    _, room_chat = room
     posted = {(team_chat.telegram_id, notify.TEAM)} if team_chat else set()
     if room_chat is not None:
         posted.add((room_chat.telegram_id, notify.COMMAND))
@@ -385,8 +385,7 @@ def dispatch_to(
         skip_cards=frozenset(posted),
     )  # fmt: skip
     notified = notify.card_to_chat(s, case=case, chat=team_chat, unit_id=unit.id, purpose=notify.TEAM, now=now)
-    room_id = room.id if room is not None else None
-    notify.card_to_chat(s, case=case, chat=room_chat, unit_id=room_id, purpose=notify.COMMAND, now=now)
+    notify.card_to_command_room(rt, s, case=case, now=now, room=room)
     if person is not None:  # an auto-dispatched reporter learns the team with their case code
         tell(
             s, case, case.reporter_user_id, N_("dispatch.reporter_dispatched"), now,
