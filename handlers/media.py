@@ -4,7 +4,7 @@ Photos are decoded in a small pool of worker processes of their own (:func:`phot
 the default thread pool the database work runs in: decoding a photo is CPU work that would hold
 the GIL and take the threads database calls wait for. The pool is made on first use (its
 workers start when photos need them) and stopped by :func:`shutdown_photo_pool`, for the
-application's ``post_shutdown``; at interpreter exit concurrent.futures stops it anyway.
+application's ``post_shutdown``, which kills a worker that does not stop in time.
 
 Memory is bounded twice: the pool's size bounds how many photos decode at once (each decode is
 itself bounded by ``bot.intake.photos``), and a semaphore per event loop bounds how many photos
@@ -21,12 +21,14 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 import weakref
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import tzinfo
 from multiprocessing import spawn
+from multiprocessing.connection import wait as wait_for_processes
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +172,9 @@ async def decode_photo(data: bytes | bytearray, media_dir: Path | str, *, defaul
 # --------------------------------------------------------------------------- the pool
 
 _pool: ProcessPoolExecutor | None = None
+_discarded: list[_Stopping] = []  # broken pools, stopped for good by shutdown_photo_pool
 _pool_lock = threading.Lock()
+SHUTDOWN_WAIT_S = 10.0
 _loop_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
@@ -190,15 +194,20 @@ def photo_pool() -> ProcessPoolExecutor:
         return _pool
 
 
-def shutdown_photo_pool() -> None:
+def shutdown_photo_pool(*, timeout: float = SHUTDOWN_WAIT_S) -> None:
     """Stop the photo workers: photos being decoded finish, queued ones are cancelled, and the
-    call returns when the processes have exited. Safe to call twice, or with no pool; a later
-    photo starts a new pool."""
+    call returns when the processes have exited. A worker still busy after ``timeout`` seconds
+    is killed: the bot must stop on SIGTERM even with a decoder stuck, and concurrent.futures
+    would otherwise wait for it at interpreter exit, for ever. Pools given up as broken are
+    stopped too. Safe to call twice, or with no pool; a later photo starts a new pool."""
     global _pool
     with _pool_lock:
         pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+        stopping = [*_discarded, _let_go(pool)] if pool is not None else list(_discarded)
+        _discarded.clear()
+    deadline = time.monotonic() + timeout
+    for each in stopping:
+        each.finish(deadline)
 
 
 def _discard(pool: ProcessPoolExecutor) -> None:
@@ -206,7 +215,36 @@ def _discard(pool: ProcessPoolExecutor) -> None:
     with _pool_lock:
         if _pool is pool:
             _pool = None
+        _discarded[:] = [each for each in _discarded if each.running()]
+        _discarded.append(_let_go(pool))
+
+
+@dataclass(frozen=True)
+class _Stopping:
+    """A pool told to stop: its processes and its own thread (shutdown() forgets both)."""
+
+    workers: tuple[multiprocessing.process.BaseProcess, ...]
+    manager: threading.Thread | None
+
+    def running(self) -> bool:
+        return self.manager is not None and self.manager.is_alive()
+
+    def finish(self, deadline: float) -> None:
+        # Wait on the processes' sentinels, not join(): the pool's own thread reaps them.
+        wait_for_processes([w.sentinel for w in self.workers], max(0.0, deadline - time.monotonic()))
+        for worker in self.workers:
+            if worker.is_alive():
+                log.warning("photo worker %s still busy at shutdown; killing it", worker.pid)
+                worker.kill()
+        if self.manager is not None:
+            self.manager.join(max(1.0, deadline - time.monotonic()))
+
+
+def _let_go(pool: ProcessPoolExecutor) -> _Stopping:
+    # typeshed mistypes the manager thread's attribute
+    stopping = _Stopping(tuple((pool._processes or {}).values()), getattr(pool, "_executor_manager_thread", None))
     pool.shutdown(wait=False, cancel_futures=True)
+    return stopping
 
 
 def _slots() -> asyncio.Semaphore:

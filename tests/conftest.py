@@ -7,9 +7,13 @@ database is never emptied by mistake) to run them on PostgreSQL.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import shutil
+import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +28,7 @@ from bot.org.org_file import DEFAULT_ORG_FILE, load_org_file
 from bot.runtime import Runtime
 from bot.settings import Settings
 from griddesk.app import build_application
+from handlers.media import shutdown_photo_pool
 from handlers.outbox_sender import drain, stop_sender
 from storage.db import Database, truncate_all
 from storage.migrate import upgrade
@@ -37,8 +42,34 @@ BOT_TOKEN = "123456:TEST-token"
 START = datetime(2026, 11, 23, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
+EXIT_GRACE_S = 120
+_run_status = 0
+
+
 def pytest_report_header() -> str:
     return f"GridDesk database: {TEST_DB_URL or 'SQLite (one file per test)'}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _run_status
+    _run_status = int(exitstatus)
+    shutdown_photo_pool()  # its workers are processes: never left for interpreter exit to wait on
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """At exit the interpreter waits for every thread concurrent.futures started; one stuck there
+    once held a CI run to its time limit after every test had passed. If this process is still
+    here EXIT_GRACE_S after the run, print every thread's stack (what to fix) and exit with the
+    run's status."""
+
+    def watchdog() -> None:
+        time.sleep(EXIT_GRACE_S)
+        sys.stderr.write(f"\n== pytest has not exited {EXIT_GRACE_S} s after the run; threads still running:\n")
+        faulthandler.dump_traceback(all_threads=True)
+        sys.stderr.flush()
+        os._exit(_run_status)
+
+    threading.Thread(target=watchdog, name="exit-watchdog", daemon=True).start()
 
 
 def load_sample(db: Database) -> None:

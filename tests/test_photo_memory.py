@@ -83,6 +83,28 @@ async def test_shutdown_stops_the_workers_and_a_later_photo_starts_a_new_pool(tm
     assert photo_pool() is not pool
 
 
+async def test_shutdown_kills_a_worker_that_does_not_stop(tmp_path: Path) -> None:
+    """A decoder stuck in a photo must not keep the bot (or pytest) from exiting: past its wait,
+    shutdown kills the worker, and pools given up as broken are stopped with it."""
+    broken = photo_pool()
+    os.kill(await a_worker_pid(), signal.SIGKILL)
+    with pytest.raises(PhotoError):
+        for _ in range(50):
+            await decode_photo(make_jpeg(300, 200), tmp_path, default_tz=SHANGHAI)
+            await asyncio.sleep(0.05)
+    pool = photo_pool()
+    assert pool is not broken
+    stuck = pool.submit(time.sleep, 600)
+    pids = list(pool._processes)
+    assert pids
+    shutdown_photo_pool(timeout=0.5)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert stuck.done()
+    assert media._discarded == [] and not [t for t in threading.enumerate() if type(t).__name__ == "_ExecutorManagerThread"]
+
+
 async def test_a_worker_that_dies_gives_a_photo_error_and_a_fresh_pool(tmp_path: Path) -> None:
     pool = photo_pool()
     os.kill(await a_worker_pid(), signal.SIGKILL)  # what the kernel's OOM killer would do
