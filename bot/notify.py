@@ -18,17 +18,19 @@ COMMAND, TEAM, DEPARTMENT, REPORTER = "command", "team", "department", "reporter
 VERIFY = "verify"  # the command room's verification card
 
 
-def card_to_unit(session: Session, *, case: Case, unit_id: int | None, purpose: str, now: datetime) -> bool:
+def card_to_unit(
+    rt: Runtime, session: Session, *, case: Case, unit_id: int | None, purpose: str, now: datetime
+) -> bool:
     """Queue the case card for a unit's group; False (and an audit note) if it has none."""
-    chat = chats.chat_for_unit(session, unit_id) if unit_id is not None else None
-    return card_to_chat(session, case=case, chat=chat, unit_id=unit_id, purpose=purpose, now=now)
+    chat_id = index.unit_group(rt, session, unit_id)
+    return card_to_chat(session, case=case, chat_id=chat_id, unit_id=unit_id, purpose=purpose, now=now)
 
 
 def card_to_chat(
-    session: Session, *, case: Case, chat: Chat | None, unit_id: int | None, purpose: str, now: datetime
+    session: Session, *, case: Case, chat_id: int | None, unit_id: int | None, purpose: str, now: datetime
 ) -> bool:
-    """:func:`card_to_unit` with the unit's group read already (None: it has none)."""
-    if chat is None:
+    """:func:`card_to_unit` with the unit's group known already (None: it has none)."""
+    if chat_id is None:
         audit.record(
             session,
             action="notify.no_chat",
@@ -39,7 +41,7 @@ def card_to_chat(
             at=now,
         )
         return False
-    outbox.enqueue(session, chat_id=chat.telegram_id, kind="case_card", case_id=case.id, purpose=purpose, now=now)
+    outbox.enqueue(session, chat_id=chat_id, kind="case_card", case_id=case.id, purpose=purpose, now=now)
     return True
 
 
@@ -60,22 +62,22 @@ def command_room(rt: Runtime, case: Case) -> Unit | None:
     return index.org(rt).command_room(case.street_id)
 
 
-RoomChat = tuple[int | None, Chat | None]  # the command room's unit id, and its group if one is bound
+RoomChat = tuple[int | None, int | None]  # the command room's unit id, and its group's if one is bound
 
 
 def command_room_chat(rt: Runtime, session: Session, case: Case) -> RoomChat:
     room = command_room(rt, case)
     if room is None or room.id is None:
         return None, None
-    return room.id, chats.chat_for_unit(session, room.id)
+    return room.id, index.unit_group(rt, session, room.id)
 
 
 def card_to_command_room(
     rt: Runtime, session: Session, *, case: Case, now: datetime, room: RoomChat | None = None
 ) -> bool:
     """The case card for the command room's group; `room` when the caller read it already."""
-    unit_id, chat = room if room is not None else command_room_chat(rt, session, case)
-    return card_to_chat(session, case=case, chat=chat, unit_id=unit_id, purpose=COMMAND, now=now)
+    unit_id, chat_id = room if room is not None else command_room_chat(rt, session, case)
+    return card_to_chat(session, case=case, chat_id=chat_id, unit_id=unit_id, purpose=COMMAND, now=now)
 
 
 @dataclass(frozen=True)

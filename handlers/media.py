@@ -155,9 +155,10 @@ async def decode_photo(data: bytes | bytearray, media_dir: Path | str, *, defaul
     job = functools.partial(process_photo, data, os.path.abspath(media_dir), default_tz=default_tz)
     try:
         pending = asyncio.get_running_loop().run_in_executor(pool, job)
-    except (BrokenProcessPool, OSError, RuntimeError):
+    except (BrokenProcessPool, OSError, RuntimeError, ValueError):
         # The pool broke under this very submit: a worker died while the pool was starting
-        # another (its pipes closed: "handle is closed"), or it was shut down a moment ago.
+        # another (its pipes closed: "handle is closed", or "bad value(s) in fds_to_keep" from
+        # the new worker's spawn), or it was shut down a moment ago.
         log.exception("the photo pool broke as a photo was handed to it; starting a new pool")
         _discard(pool)
         raise PhotoError() from None

@@ -6,7 +6,9 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, event, func, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -164,19 +166,23 @@ _CHANGE_STATE = _CASES.update().where(
 )
 
 
-def change_state(session: Session, case: Case, values: dict[str, Any]) -> bool:
-    """Compare-and-set: move the case only if nobody moved it first. True if we won, and
-    the object then holds what was written; if we lost, it holds what the database has."""
-    session.flush()  # the object's own pending changes first, as an ORM update would
-    version = case.version + 1
+def change_state(session: Session, case: Case) -> bool:
+    """Compare-and-set: write what was changed on the object since it was read (the move's
+    state and values, the clock it replanned) in one UPDATE, only if nobody moved the case
+    first. True if we won; if we lost, the object holds what the database has. The caller
+    flushes anything else it changed on the object before it starts the move."""
+    state = sa_inspect(case)
+    before = state.committed_state  # each changed attribute's value as read
+    expected_state = before.get("state", case.state)
+    expected_version = before.get("version", case.version)
+    values = {name: getattr(case, name) for name in before} | {"version": expected_version + 1}
     result = session.connection().execute(
-        _CHANGE_STATE,
-        {"cas_id": case.id, "cas_state": case.state, "cas_version": case.version, "version": version, **values},
+        _CHANGE_STATE, {"cas_id": case.id, "cas_state": expected_state, "cas_version": expected_version, **values}
     )
     if affected(result) != 1:
         session.refresh(case)
         return False
-    for name, value in {"version": version, **values}.items():
+    for name, value in values.items():
         set_committed_value(case, name, value)
     return True
 
@@ -186,7 +192,22 @@ _CARDS_OF = select(CaseCard).where(col(CaseCard.case_id) == bindparam("case_id")
 
 
 def cards_of(session: Session, case_id: int) -> list[CaseCard]:
-    return list(session.execute(_CARDS_OF, {"case_id": case_id}).scalars())
+    """The case's posted cards, read once per unit of work (a move refreshes them, then its
+    caller says where they are); saving a card, or a rollback, reads them again."""
+    known: dict[int, list[CaseCard]] = session.info.setdefault(_CARDS_KEY, {})
+    if case_id not in known:
+        known[case_id] = list(session.execute(_CARDS_OF, {"case_id": case_id}).scalars())
+    return list(known[case_id])
+
+
+_CARDS_KEY = "griddesk_cards_of"
+
+
+def _forget_cards(session: OrmSession, *_: Any) -> None:
+    session.info.pop(_CARDS_KEY, None)
+
+
+event.listen(OrmSession, "after_soft_rollback", _forget_cards)
 
 
 def save_card(
@@ -195,6 +216,7 @@ def save_card(
     """Remember where a case's card now is (one read; no write when nothing changed)."""
     existing = find_card(session, case_id=case_id, chat_id=chat_id, purpose=purpose)
     if existing is None:
+        session.info.get(_CARDS_KEY, {}).pop(case_id, None)
         session.add(
             CaseCard(
                 case_id=case_id,

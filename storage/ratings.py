@@ -65,17 +65,15 @@ def get_request(session: Session, request_id: int) -> RatingRequest | None:
 def attach(
     session: Session, *, case_id: int, user_id: int, origin: str, now: datetime, link_id: int | None = None
 ) -> tuple[RatingRequest, bool]:
-    """The resident's request for this case, made if missing. (row, created)."""
-    existing = request_for(session, case_id=case_id, user_id=user_id)
-    if existing is not None:
-        return existing, False
+    """The resident's request for this case, made if missing. (row, created). Inserted first:
+    at a case's closing, when most are made, that is the only statement."""
     made = session.scalars(
         insert_on_conflict(session, RatingRequest)
         .values(case_id=case_id, user_id=user_id, origin=origin, link_id=link_id, created_at=now)
         .on_conflict_do_nothing(index_elements=["case_id", "user_id"])
         .returning(RatingRequest)
     ).first()
-    if made is None:  # the same resident attached a moment ago (two links at once)
+    if made is None:  # attached before (an earlier closing, a link), or a moment ago by a second link
         found = request_for(session, case_id=case_id, user_id=user_id)
         assert found is not None
         return found, False

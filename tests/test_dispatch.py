@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import col, select
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import Application
@@ -612,3 +613,37 @@ async def test_two_dispatchers_race_and_exactly_one_wins(
     posted = [m for m in team.messages() if case.code in (m.caption or m.text or "")]
     assert len(posted) == (1 if winner == zf else 0)
     assert buttons(command_room.message(card.message_id)) == FIX_ONLY
+
+
+async def test_a_teams_group_is_read_once_and_a_new_binding_is_followed_at_once(
+    app: Application,
+    tg: FakeTelegram,
+    rt: Runtime,
+    db: Database,
+    admin: FakeUser,
+    dispatcher: FakeUser,
+    command_room: FakeChat,
+    team: FakeChat,
+    resident: FakeUser,
+) -> None:
+    first = await file_case(app, rt, db, resident)
+    await dispatcher.press(card_of(command_room, first.code), DISPATCH_ZF)
+    assert card_of(team, first.code)
+    second = await file_case(app, rt, db, resident, north_m=40)
+    seen: list[str] = []
+
+    def statement(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        seen.append(sql)
+
+    event.listen(db.engine, "before_cursor_execute", statement)
+    try:
+        await dispatcher.press(card_of(command_room, second.code), DISPATCH_ZF)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", statement)
+    assert card_of(team, second.code)
+    assert seen and not [sql for sql in seen if "WHERE chat.unit_id" in sql]  # both groups known: not read again
+    moved = await bound_group(tg, admin, -100602, "QB-ZF")  # the team moves to a new group
+    third = await file_case(app, rt, db, resident, north_m=80)
+    await dispatcher.press(card_of(command_room, third.code), DISPATCH_ZF)
+    assert card_of(moved, third.code)
+    assert not [m for m in team.messages() if (m.caption or m.text or "").startswith(third.code)]

@@ -102,7 +102,9 @@ async def test_shutdown_kills_a_worker_that_does_not_stop(tmp_path: Path) -> Non
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert stuck.done()
-    assert media._discarded == [] and not [t for t in threading.enumerate() if type(t).__name__ == "_ExecutorManagerThread"]
+    assert media._discarded == [] and not [
+        t for t in threading.enumerate() if type(t).__name__ == "_ExecutorManagerThread"
+    ]
 
 
 async def test_a_worker_that_dies_gives_a_photo_error_and_a_fresh_pool(tmp_path: Path) -> None:
@@ -118,15 +120,18 @@ async def test_a_worker_that_dies_gives_a_photo_error_and_a_fresh_pool(tmp_path:
     assert stored.width == 320
 
 
+@pytest.mark.parametrize(
+    "error", [OSError("handle is closed"), ValueError("bad value(s) in fds_to_keep")], ids=["pipe", "spawn"]
+)
 async def test_a_pool_that_breaks_under_the_submit_gives_a_photo_error_and_a_fresh_pool(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
     """A worker killed while the pool starts another closes the pool's pipes under the
-    submit itself ("handle is closed", seen under load): the same answer as a dead worker."""
+    submit itself (both errors seen under load): the same answer as a dead worker."""
     pool = photo_pool()
 
     def broken_submit(*_args: object, **_kwargs: object) -> None:
-        raise OSError("handle is closed")
+        raise error
 
     monkeypatch.setattr(pool, "submit", broken_submit)
     with pytest.raises(PhotoError) as info:

@@ -377,7 +377,7 @@ def _escalate(
         )
     lifecycle.transition(rt, s, case, "escalate", person, now=now, note=request, data={"departments": unit_ids})
     for unit_id in unit_ids:
-        notify.card_to_unit(s, case=case, unit_id=unit_id, purpose=notify.DEPARTMENT, now=now)
+        notify.card_to_unit(rt, s, case=case, unit_id=unit_id, purpose=notify.DEPARTMENT, now=now)
     return Done(ESCALATE, _id(case), case.code, case.state, {"departments": unit_ids})
 
 
@@ -401,7 +401,7 @@ def _ask_to_verify(rt: Runtime, s: Session, case: Case, now: datetime) -> None:
         outbox.enqueue(s, chat_id=reporter.telegram_id, kind="verify_request", case_id=case.id, now=now)
         return
     room = notify.command_room(rt, case)
-    notify.card_to_unit(s, case=case, unit_id=room.id if room else None, purpose=notify.VERIFY, now=now)
+    notify.card_to_unit(rt, s, case=case, unit_id=room.id if room else None, purpose=notify.VERIFY, now=now)
     lifecycle.tell(s, case, case.reporter_user_id, N_("work.reporter_resolved"), now)
 
 
@@ -413,11 +413,11 @@ def _not_fixed(
         rt, s, case, "not_fixed", person, now=now, note=reason, data={"photos": len(photos)},
         values={"resolved_at": None}, tell_params={"reason": reason},
     )  # fmt: skip
-    unit_chat = chats.chat_for_unit(s, case.unit_id) if case.unit_id else None
+    unit_chat = index.unit_group(rt, s, case.unit_id)
     if unit_chat is not None:
         notify.text_to_user(
             s,
-            telegram_id=unit_chat.telegram_id,
+            telegram_id=unit_chat,
             key="work.team_not_fixed",
             now=now,
             case_id=case.id,
@@ -535,7 +535,7 @@ def escalate_unverified(rt: Runtime, *, after: timedelta) -> list[str]:
             case.verify_escalated_at = now
             s.add(case)
             room = index.org(rt).command_room(case.street_id) if case.street_id else None
-            notify.card_to_unit(s, case=case, unit_id=room.id if room else None, purpose=notify.VERIFY, now=now)
+            notify.card_to_unit(rt, s, case=case, unit_id=room.id if room else None, purpose=notify.VERIFY, now=now)
             audit.record(
                 s, action="case.verify_overdue", subject_type="case", subject_id=case.id, case_id=case.id, at=now
             )

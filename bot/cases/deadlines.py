@@ -30,7 +30,7 @@ from bot.org.workcalendar import LimitUnit, QuietHours, WorkCalendar
 from bot.runtime import Runtime
 from storage import audit as audit_log
 from storage import cases as case_rows
-from storage import chats, deadlines, external, orgs, outbox, people
+from storage import deadlines, external, orgs, outbox, people
 from storage.events import business_event
 from storage.models import Case, CaseSource, CaseState, FollowUp, Role, pk
 
@@ -361,6 +361,7 @@ def _sweep_followups(rt: Runtime, s: Session, now: datetime, limit: int, result:
             result.kinds[f"followup_{event.kind}"] = result.kinds.get(f"followup_{event.kind}", 0) + 1
             if event.kind.startswith("fu_"):
                 _to_unit(
+                    rt,
                     s,
                     room.id if room else None,
                     "deadline.followup_share",
@@ -379,7 +380,7 @@ def _sweep_followups(rt: Runtime, s: Session, now: datetime, limit: int, result:
                 data={"case_id": case.id, "rung": level},
                 at=now,
             )
-            _to_unit(s, room.id if room else None, "deadline.followup_overdue", now, case, rung=level, **params)
+            _to_unit(rt, s, room.id if room else None, "deadline.followup_overdue", now, case, rung=level, **params)
             if level >= 2:
                 _to_supervisors(s, case, level, "deadline.followup_overdue", at, params)
         result.cases += 1
@@ -469,6 +470,7 @@ def _fire(rt: Runtime, s: Session, clock: StreetClock, case: Case, event: Event,
         business_event(s, "case.reminded", case=case.code, case_id=case.id, kind=event.kind)
     if event.kind in CLAIM_KINDS:
         _to_unit(
+            rt,
             s,
             case.unit_id,
             "deadline.claim_nudge",
@@ -516,30 +518,19 @@ def _fire(rt: Runtime, s: Session, clock: StreetClock, case: Case, event: Event,
                 now=at,
                 payload={"key": "deadline.overdue_owner", "params": params},
             )
-        _to_unit(s, case.unit_id, "deadline.overdue_team", at, case, **params)
+        _to_unit(rt, s, case.unit_id, "deadline.overdue_team", at, case, **params)
         # The command room hears of it at once, quiet hours or not: it answers for the numbers.
         room = index.org(rt).command_room(case.street_id) if case.street_id else None
-        _to_unit(s, room.id if room else None, "deadline.overdue_command", now, case, **params)
+        _to_unit(rt, s, room.id if room else None, "deadline.overdue_command", now, case, **params)
         return
     _to_supervisors(s, case, rung, "deadline.ladder", at, params)
     room = index.org(rt).command_room(case.street_id) if case.street_id else None
-    _to_unit(s, room.id if room else None, "deadline.ladder", at, case, rung=rung, **params)
+    _to_unit(rt, s, room.id if room else None, "deadline.ladder", at, case, rung=rung, **params)
 
 
-def _to_unit(s: Session, unit_id: int | None, key: str, at: datetime, case: Case, **params: Any) -> None:
-    chat_id = _unit_chat(s, unit_id)
+def _to_unit(rt: Runtime, s: Session, unit_id: int | None, key: str, at: datetime, case: Case, **params: Any) -> None:
+    chat_id = index.unit_group(rt, s, unit_id)
     if chat_id is not None:
         outbox.enqueue(
             s, chat_id=chat_id, kind="user_text", case_id=case.id, now=at, payload={"key": key, "params": params}
         )
-
-
-def _unit_chat(s: Session, unit_id: int | None) -> int | None:
-    """A unit's group, remembered for the rest of this sweep's transaction."""
-    if unit_id is None:
-        return None
-    memo: dict[int, int | None] = s.info.setdefault("unit_chats", {})
-    if unit_id not in memo:
-        chat = chats.chat_for_unit(s, unit_id)
-        memo[unit_id] = chat.telegram_id if chat else None
-    return memo[unit_id]

@@ -354,7 +354,7 @@ def _move(
     (no decision buttons now) or posted if it never was, the other cards refreshed."""
     room = notify.command_room_chat(rt, s, case)
     _, room_chat = room
-    skip = frozenset({(room_chat.telegram_id, notify.COMMAND)}) if room_chat is not None else frozenset()
+    skip = frozenset({(room_chat, notify.COMMAND)}) if room_chat is not None else frozenset()
     try:
         lifecycle.transition(
             rt, s, case, action, person, now=now, who=who, values=values, note=note, data=data, skip_cards=skip

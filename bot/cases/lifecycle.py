@@ -35,7 +35,7 @@ from bot.interop import webhooks
 from bot.org import index
 from bot.people.roles import Person
 from bot.runtime import Runtime
-from storage import audit, cases, casework, chats, people
+from storage import audit, cases, casework, people
 from storage.models import Case, Role, Unit, pk
 from storage.models import CaseState as S
 
@@ -294,27 +294,30 @@ def transition(
     authorize(action, who, case)
     from_state = case.state
     paused_since = case.resolved_at if from_state == S.RESOLVED else None
-    won = cases.change_state(s, case, {"state": spec.target, "updated_at": now, **(values or {})})
+    s.flush()  # what the caller changed on the case before the move is written apart, first
+    # The move and the clock it replans, written by one compare-and-set (not flushed by a query
+    # on the way: that would be a plain UPDATE). The replan's events wait for the move's own:
+    # a lost race writes none of them, and the timeline reads in order.
+    with s.no_autoflush, audit.held(s) as replanned:
+        for name, value in {"state": spec.target, "updated_at": now, **(values or {})}.items():
+            setattr(case, name, value)
+        _replan(rt, s, case, spec, paused_since, now)
+        won = cases.change_state(s, case)
     if not won:
         raise MoveNotAllowed(code=case.code, state=case.state)
-    audit.record(
-        s,
-        action=spec.event,
-        subject_type="case",
-        subject_id=case.id,
-        case_id=case.id,
-        actor_user_id=person.user_id if person else None,
-        from_state=from_state,
-        to_state=spec.target,
-        note=note,
-        data=data or {},
-        at=now,
-    )
-    _replan(rt, s, case, spec, paused_since, now)  # after the move's event: the timeline reads in order
+    moved = audit.event_row(
+        action=spec.event, subject_type="case", subject_id=case.id, case_id=case.id,
+        actor_user_id=person.user_id if person else None, from_state=from_state, to_state=spec.target,
+        note=note, data=data, at=now,
+    )  # fmt: skip
+    audit.write(s, [moved, *replanned])
     if spec.action in webhooks.MOVE_EVENTS:  # the outside hears of it in the same transaction
         webhooks.case_event(rt, s, case, webhooks.MOVE_EVENTS[spec.action], now)
     notify.refresh_cards(s, case_id=pk(case), now=now, skip=skip_cards)
     actor_id = person.user_id if person else None
+    told = [case.reporter_user_id if spec.tell_reporter else None, case.owner_user_id if spec.tell_owner else None]
+    # Both read in one statement, and held here: each `tell` finds its user in the session.
+    _held = people.users_by_id(s, told) if None not in told else {}
     if spec.tell_reporter:
         tell(s, case, case.reporter_user_id, spec.tell_reporter, now, unless=actor_id, **(tell_params or {}))
     if spec.tell_owner:
@@ -373,18 +376,18 @@ def dispatch_to(
     """派遣, one path for the command room's decision and a street's auto-dispatch (person
     None): the move, the team's card, the command room's card re-rendered, the reporter told.
     False when the team has no group bound."""
-    team_chat = chats.chat_for_unit(s, unit.id) if unit.id is not None else None
+    team_chat = index.unit_group(rt, s, unit.id)
     room = notify.command_room_chat(rt, s, case)
     _, room_chat = room
-    posted = {(team_chat.telegram_id, notify.TEAM)} if team_chat else set()
+    posted = {(team_chat, notify.TEAM)} if team_chat is not None else set()
     if room_chat is not None:
-        posted.add((room_chat.telegram_id, notify.COMMAND))
+        posted.add((room_chat, notify.COMMAND))
     transition(
         rt, s, case, "dispatch", person, now=now, who=who, values={"unit_id": unit.id, "dispatched_at": now},
         note=None if person else "auto", data={"unit_id": unit.id, "unit_code": unit.code, "auto": person is None},
         skip_cards=frozenset(posted),
     )  # fmt: skip
-    notified = notify.card_to_chat(s, case=case, chat=team_chat, unit_id=unit.id, purpose=notify.TEAM, now=now)
+    notified = notify.card_to_chat(s, case=case, chat_id=team_chat, unit_id=unit.id, purpose=notify.TEAM, now=now)
     notify.card_to_command_room(rt, s, case=case, now=now, room=room)
     if person is not None:  # an auto-dispatched reporter learns the team with their case code
         tell(

@@ -86,7 +86,7 @@ def recategorize(rt: Runtime, person: Person, case_id: int, category_id: int) ->
             case.unit_id = new_team.id
             case.dispatched_at = now
             deadlines.start_clock(rt, s, case, now)  # the new limit from the new dispatch
-            notify.card_to_unit(s, case=case, unit_id=new_team.id, purpose=notify.TEAM, now=now)
+            notify.card_to_unit(rt, s, case=case, unit_id=new_team.id, purpose=notify.TEAM, now=now)
         elif case.deadline_started_at is not None:
             clock = deadlines.street_clock(rt, s, case.street_id)
             due = clock.calendar.due_time(

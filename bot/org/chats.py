@@ -97,6 +97,7 @@ def forget_chats(rt: Runtime, *telegram_ids: int) -> None:
     known: dict[int, ChatInfo | None] = rt.cache.get(index.CHATS, {})
     for telegram_id in telegram_ids:
         known.pop(telegram_id, None)
+    rt.cache.pop(index.UNIT_GROUPS, None)  # which unit a group serves, or whether it still does
 
 
 def _read_chat_info(rt: Runtime, chat_telegram_id: int) -> ChatInfo | None:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from bot.runtime import Runtime
+from storage import chats
 from storage.models import Category, Community, District, Grid, Platform, Street, Unit, UnitKind
 
 
@@ -68,15 +69,29 @@ class Org:
 
 # What this process read from the organisation and keeps (keys of rt.cache): the organisation
 # itself, the category catalogue (bot/org/categories.py), the grid shapes (bot/intake/locate.py),
-# each street's deadline settings (bot/cases/deadlines.py) and the groups with the units they
-# serve (bot/org/chats.py).
+# each street's deadline settings (bot/cases/deadlines.py), the groups with the units they
+# serve (bot/org/chats.py) and each unit's group (:func:`unit_group`).
 ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS, CHATS = "org", "categories", "grid_index", "street_clocks", "chats"
+UNIT_GROUPS = "unit_groups"
 
 
 def forget(rt: Runtime) -> None:
     """The organisation changed (an import): everything read from it is read again."""
-    for key in (ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS, CHATS):
+    for key in (ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS, CHATS, UNIT_GROUPS):
         rt.cache.pop(key, None)
+
+
+def unit_group(rt: Runtime, s: Session, unit_id: int | None) -> int | None:
+    """The Telegram id of the group bound to the unit (None: it has none), read in `s` the first
+    time and kept until a group changes (bot/org/chats.py's forget_chats)."""
+    if unit_id is None:
+        return None
+    # Taken before the read: a group changed meanwhile empties a new dict, not this one.
+    known: dict[int, int | None] = rt.cache.setdefault(UNIT_GROUPS, {})
+    if unit_id not in known:
+        chat = chats.chat_for_unit(s, unit_id)
+        known[unit_id] = chat.telegram_id if chat is not None else None
+    return known[unit_id]
 
 
 def org(rt: Runtime) -> Org:

@@ -30,6 +30,7 @@ from bot.cases.cards import Names, case_view
 from bot.errors import DomainError, NotAllowed
 from bot.i18n import N_
 from bot.interop import webhooks
+from bot.org import index
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, cases, chats, orgs, outbox, people, ratings, worklists
@@ -741,10 +742,10 @@ def _reopen(
             s, telegram_id=owner.telegram_id, key="rate.owner_reopened", now=now, case_id=case.id, code=case.code
         )
     else:
-        team_chat = chats.chat_for_unit(s, case.unit_id) if case.unit_id else None
+        team_chat = index.unit_group(rt, s, case.unit_id)
         if team_chat is not None:
             notify.text_to_user(
-                s, telegram_id=team_chat.telegram_id, key="rate.team_reopened", now=now, case_id=case.id, code=case.code
+                s, telegram_id=team_chat, key="rate.team_reopened", now=now, case_id=case.id, code=case.code
             )
     rating = ratings.get_rating(s, row.rating_id)
     resident = people.get_user(s, rating.user_id) if rating else None
