@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from storage.db import affected
+from storage.db import ById, affected
 from storage.models import AuditEvent, Case, CaseCard, CaseCounter, CaseMedia, CaseState, SupportingReport
 from storage.upsert import insert_on_conflict
 
@@ -37,8 +37,11 @@ def add_case(session: Session, case: Case) -> Case:
     return case
 
 
+_CASE = ById(Case)
+
+
 def get_case(session: Session, case_id: int) -> Case | None:
-    return session.get(Case, case_id)
+    return _CASE(session, case_id)
 
 
 _BY_CODE = select(Case).where(col(Case.code) == bindparam("code"))  # /case, every case card's button: built once

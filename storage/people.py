@@ -9,6 +9,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
+from storage.db import ById
 from storage.models import Membership, User, pk
 
 _BY_TELEGRAM_ID = select(User).where(col(User.telegram_id) == bindparam("telegram_id"))  # every update: built once
@@ -19,13 +20,14 @@ def get_user_by_telegram_id(session: Session, telegram_id: int) -> User | None:
 
 
 _HELD = "griddesk_users_held"  # on a session's info: the users its unit of work has read
+_USER = ById(User)
 
 
 def get_user(session: Session, user_id: int) -> User | None:
     """The user, read once per unit of work: the session's identity map holds rows weakly,
     so a user told one thing and then another (a case closing tells its reporter, then asks
     them to rate it) would be read again once nothing else held them."""
-    user = session.get(User, user_id)
+    user = _USER(session, user_id)
     if user is not None:
         session.info.setdefault(_HELD, []).append(user)
     return user
