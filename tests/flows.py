@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from sqlalchemy import event
 from sqlmodel import select
 
 from storage.db import Database
@@ -44,3 +47,18 @@ def receipt(user: FakeUser) -> str:
         if CASE_CODE.search(message.body):
             return message.body
     raise AssertionError(f"no case code in the chat of {user}")
+
+
+@contextmanager
+def statements_of(db: Database) -> Iterator[list[str]]:
+    """The SQL the database runs inside the block, in order."""
+    seen: list[str] = []
+
+    def statement(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        seen.append(sql)
+
+    event.listen(db.engine, "before_cursor_execute", statement)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", statement)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import col, select
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import Application
@@ -24,7 +23,7 @@ from storage.db import Database
 from storage.models import AuditEvent, Case, CaseMedia, CaseState, Category, Grid, SupportingReport, Unit, pk
 from tests.conftest import START
 from tests.fakebot import Call, FakeChat, FakeTelegram, FakeUser, buttons
-from tests.flows import bound_group, grid_centre, onboard
+from tests.flows import bound_group, grid_centre, onboard, statements_of
 from tests.images import make_jpeg
 
 GRID = "33010200100101"  # 清波街道 (QB), which dispatches by hand
@@ -630,16 +629,8 @@ async def test_a_teams_group_is_read_once_and_a_new_binding_is_followed_at_once(
     await dispatcher.press(card_of(command_room, first.code), DISPATCH_ZF)
     assert card_of(team, first.code)
     second = await file_case(app, rt, db, resident, north_m=40)
-    seen: list[str] = []
-
-    def statement(_conn: object, _cursor: object, sql: str, *_: object) -> None:
-        seen.append(sql)
-
-    event.listen(db.engine, "before_cursor_execute", statement)
-    try:
+    with statements_of(db) as seen:
         await dispatcher.press(card_of(command_room, second.code), DISPATCH_ZF)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", statement)
     assert card_of(team, second.code)
     assert seen and not [sql for sql in seen if "WHERE chat.unit_id" in sql]  # both groups known: not read again
     moved = await bound_group(tg, admin, -100602, "QB-ZF")  # the team moves to a new group

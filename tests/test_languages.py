@@ -7,7 +7,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import col, select
 
 from bot.cases.timewords import more_time_words, when_words
@@ -16,7 +15,7 @@ from bot.runtime import Runtime
 from storage.db import Database
 from storage.models import Case, ExtensionRequest, FollowUp
 from tests.fakebot import FakeChat, FakeTelegram, FakeUser, buttons
-from tests.flows import bound_group, grid_centre, onboard
+from tests.flows import bound_group, grid_centre, onboard, statements_of
 from tests.images import make_jpeg
 from tests.test_rating import close_residents_case, report_and_dispatch, w  # noqa: F401  (w: a fixture)
 
@@ -164,16 +163,8 @@ async def test_a_groups_language_is_read_once_and_a_change_is_followed_at_once(
     worker = tg.user(9771, "刘", language_code="zh-hans")
     await onboard(admin, worker, "worker", GRID)
     assert (await worker.send("/my", chat=room)).texts == [plain(t("en", "my.none"))]
-    seen: list[str] = []
-
-    def statement(_conn: object, _cursor: object, sql: str, *_: object) -> None:
-        seen.append(sql)
-
-    event.listen(db.engine, "before_cursor_execute", statement)
-    try:
+    with statements_of(db) as seen:
         assert (await worker.send("/my", chat=room)).texts == [plain(t("en", "my.none"))]
-    finally:
-        event.remove(db.engine, "before_cursor_execute", statement)
     assert seen and not [sql for sql in seen if "FROM chat" in sql]  # the group is known: not read again
     await admin.send("/lang zh_CN", chat=room)
     assert (await worker.send("/my", chat=room)).texts == [plain(t("zh_CN", "my.none"))]

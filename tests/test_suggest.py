@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from sqlmodel import col, select
 
 from bot.intake.suggest import CategoryInfo, score_categories, suggest
+from bot.org import categories, index
+from bot.runtime import Runtime
+from storage.db import Database
+from storage.models import Category
 
 
 def cat(cid: int, code: str, zh: str, en: str, platform: str, *keywords: str) -> CategoryInfo:
@@ -242,3 +247,18 @@ def test_english_name_words_count_too() -> None:
     # No English keyword says "dispute", but the English name does.
     assert top("a dispute between neighbours") == ["DISPUTE-NEIGHBOUR"]
     assert top("food safety problem at the canteen") == ["MARKET-FOOD"]
+
+
+def test_a_new_keyword_is_suggested_once_the_catalogue_is_read_again(rt: Runtime, db: Database) -> None:
+    """The catalogue's terms are worked out once and kept; an import (the catalogue read
+    again) brings a new keyword into the suggestions."""
+    first = categories.suggestions(rt, user_id=1, description="石狮子歪了", limit=1)[0]
+    assert categories.suggestions(rt, user_id=1, description="石狮子歪了", limit=1)[0] == first
+    with db.session() as s:
+        other = s.exec(select(Category).where(Category.code != first.code, col(Category.active))).first()
+        assert other is not None
+        other.keywords = [*other.keywords, "石狮子"]
+        s.add(other)
+    assert categories.suggestions(rt, user_id=1, description="石狮子歪了", limit=1)[0] == first  # kept
+    index.forget(rt)
+    assert categories.suggestions(rt, user_id=1, description="石狮子歪了", limit=1)[0].code == other.code

@@ -2,7 +2,8 @@
 
 A grid worker types a line such as 小区门口有车辆违停，堵住了消防通道 (or, now and then,
 English) and the bot shows the likeliest categories first. Plain functions: the caller
-passes the categories (in file order) and the worker's recent category ids.
+passes the categories (in file order, or as the :class:`Catalogue` :func:`prepare` made of
+them once) and the worker's recent category ids.
 
 Scoring, per category:
   * Chinese terms (anything with a non-ASCII character) match as substrings, since Chinese
@@ -164,36 +165,75 @@ def _en_spans(tokens: list[tuple[frozenset[str], int, int]], words: tuple[str, .
     return spans
 
 
-def score_categories(
-    description: str,
-    categories: Sequence[CategoryInfo],
-    recent_category_ids: Sequence[int] = (),
-) -> list[tuple[int, float]]:
-    """Every category as (category_id, score), best first; ties keep the list order."""
+@dataclass(frozen=True)
+class Catalogue:
+    """The categories' terms, worked out once per list (it changes only on an import), with
+    each term found by its first character (Chinese) or by the forms of its first word
+    (English): a description is checked against the few terms that can match it."""
+
+    cats: tuple[CategoryInfo, ...]
+    terms: tuple[tuple[_Term, ...], ...]
+    shared: Counter[tuple[str, object]]
+    zh_by_first: dict[str, list[tuple[int, int]]]  # character → (category, term) positions
+    en_by_form: dict[str, list[tuple[int, int]]]  # a form of a first word → positions
+
+
+def prepare(categories: Sequence[CategoryInfo]) -> Catalogue:
     cats: list[CategoryInfo] = []
     seen: set[int] = set()
     for cat in categories:
         if cat.category_id not in seen:
             seen.add(cat.category_id)
             cats.append(cat)
+    terms = tuple(_terms(cat) for cat in cats)
+    shared = Counter((kind, key) for of_cat in terms for kind, key, _w, is_shared in of_cat if is_shared)
+    zh_by_first: dict[str, list[tuple[int, int]]] = {}
+    en_by_form: dict[str, list[tuple[int, int]]] = {}
+    for c, of_cat in enumerate(terms):
+        for t, (kind, key, _w, _s) in enumerate(of_cat):
+            if kind == "zh":
+                zh_by_first.setdefault(cast(str, key)[0], []).append((c, t))
+            else:
+                for form in _forms(cast(tuple[str, ...], key)[0]):
+                    en_by_form.setdefault(form, []).append((c, t))
+    return Catalogue(tuple(cats), terms, shared, zh_by_first, en_by_form)
+
+
+def score_categories(
+    description: str,
+    categories: Sequence[CategoryInfo] | Catalogue,
+    recent_category_ids: Sequence[int] = (),
+) -> list[tuple[int, float]]:
+    """Every category as (category_id, score), best first; ties keep the list order."""
+    book = categories if isinstance(categories, Catalogue) else prepare(categories)
+    cats = book.cats
+    seen = {cat.category_id for cat in cats}
 
     text = _norm(description)
     dense = _SPACE.sub("", text)  # Chinese matching ignores spaces: 消防 通道
     tokens = [(_forms(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
-    all_terms = [_terms(cat) for cat in cats]
-    shared_count = Counter((kind, key) for terms in all_terms for kind, key, _w, shared in terms if shared)
+    # The terms that can match at all, each category's in its own order (ties keep it).
+    candidates: set[tuple[int, int]] = set()
+    for ch in set(dense):
+        candidates.update(book.zh_by_first.get(ch, ()))
+    for form in {form for forms, _s, _e in tokens for form in forms}:
+        candidates.update(book.en_by_form.get(form, ()))
+    wanted: list[list[int]] = [[] for _ in cats]
+    for c, t in sorted(candidates):
+        wanted[c].append(t)
 
     # matches[c] = [(kind, start, end, weight, term)], kept after in-category containment
     matches: list[list[tuple[str, int, int, float, object]]] = []
-    for terms in all_terms:
+    for of_cat, positions in zip(book.terms, wanted, strict=True):
         found: list[tuple[str, int, int, float, object]] = []
-        for kind, key, weight, shared in terms:
+        for t in positions:
+            kind, key, weight, shared = of_cat[t]
             if kind == "zh":
-                spans = _zh_spans(dense, cast(str, key)) if dense else []
+                spans = _zh_spans(dense, cast(str, key))
             else:
-                spans = _en_spans(tokens, cast(tuple[str, ...], key)) if tokens else []
+                spans = _en_spans(tokens, cast(tuple[str, ...], key))
             if spans and shared:
-                weight /= shared_count[(kind, key)]
+                weight /= book.shared[(kind, key)]
             found.extend((kind, s, e, weight, key) for s, e in spans)
         found.sort(key=lambda m: (-(m[2] - m[1]), -m[3]))
         kept: list[tuple[str, int, int, float, object]] = []
@@ -229,7 +269,7 @@ def score_categories(
 
 def suggest(
     description: str,
-    categories: Sequence[CategoryInfo],
+    categories: Sequence[CategoryInfo] | Catalogue,
     recent_category_ids: Sequence[int] = (),
     limit: int = 6,
 ) -> list[int]:

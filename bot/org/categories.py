@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from bot.i18n import bilingual
-from bot.intake.suggest import CategoryInfo, suggest
+from bot.intake.suggest import Catalogue, CategoryInfo, prepare, suggest
 from bot.org import index
 from bot.runtime import Runtime
 from storage import cases, orgs
@@ -82,6 +82,14 @@ def suggestions_in(s: Session, rt: Runtime, *, user_id: int, description: str, l
     """:func:`suggestions` in the caller's unit of work."""
     _, cats = catalogue(rt)
     recent = cases.recent_categories_of(s, user_id)
-    infos = [CategoryInfo(c.id, c.code, c.name_zh, c.name_en, c.platform_code, c.keywords) for c in cats]
     by_id = {c.id: c for c in cats}
-    return [by_id[i] for i in suggest(description, infos, recent, limit=limit)]
+    return [by_id[i] for i in suggest(description, _terms_of(rt, cats), recent, limit=limit)]
+
+
+def _terms_of(rt: Runtime, cats: list[CategoryOption]) -> Catalogue:
+    """The catalogue's terms for suggestions, worked out once per catalogue read."""
+    cached = rt.cache.get(index.CATEGORY_TERMS)
+    if cached is None or cached[0] is not cats:  # a new catalogue (an import): work them out again
+        infos = [CategoryInfo(c.id, c.code, c.name_zh, c.name_en, c.platform_code, c.keywords) for c in cats]
+        cached = rt.cache[index.CATEGORY_TERMS] = (cats, prepare(infos))
+    return cached[1]

@@ -70,14 +70,15 @@ class Org:
 # What this process read from the organisation and keeps (keys of rt.cache): the organisation
 # itself, the category catalogue (bot/org/categories.py), the grid shapes (bot/intake/locate.py),
 # each street's deadline settings (bot/cases/deadlines.py), the groups with the units they
-# serve (bot/org/chats.py) and each unit's group (:func:`unit_group`).
+# serve (bot/org/chats.py), each unit's group (:func:`unit_group`) and the catalogue's terms
+# for suggestions (bot/org/categories.py).
 ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS, CHATS = "org", "categories", "grid_index", "street_clocks", "chats"
-UNIT_GROUPS = "unit_groups"
+UNIT_GROUPS, CATEGORY_TERMS = "unit_groups", "category_terms"
 
 
 def forget(rt: Runtime) -> None:
     """The organisation changed (an import): everything read from it is read again."""
-    for key in (ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS, CHATS, UNIT_GROUPS):
+    for key in (ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS, CHATS, UNIT_GROUPS, CATEGORY_TERMS):
         rt.cache.pop(key, None)
 
 
