@@ -75,7 +75,7 @@ def write(session: Session, rows: list[dict[str, Any]]) -> None:
     """Append these events, in order, in one statement."""
     if not rows:
         return
-    session.connection().execute(_INSERT, rows)
+    session.connection().execute(_INSERT, rows[0] if len(rows) == 1 else rows)  # one row: no executemany
     for row in rows:
         if events.wanted(row["action"]):
             case_id = row["case_id"]

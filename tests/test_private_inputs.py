@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import event
 from sqlmodel import select
 
 from bot.awaiting import NOTHING, awaiting
@@ -19,7 +18,7 @@ from bot.runtime import Runtime
 from storage import casework as casework_store
 from storage.db import Database
 from storage.models import Category, Grid, PendingInput, User, pk
-from tests.flows import grid_centre
+from tests.flows import grid_centre, statements_of
 
 GRID = "33010200100101"
 ALBUM = 8
@@ -71,12 +70,6 @@ def test_album_photos_all_land_in_the_pending_input(rt: Runtime, db: Database) -
     assert kept == sorted(f"file-{n}" for n in range(ALBUM))
 
 
-def _count_statements(db: Database) -> list[str]:
-    seen: list[str] = []
-    event.listen(db.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
-    return seen
-
-
 def test_what_is_owed_is_read_at_once_and_a_case_input_comes_before_the_draft(rt: Runtime, db: Database) -> None:
     case_id, user_id = _case_and_worker(rt, db)
     worker = Person(
@@ -93,6 +86,6 @@ def test_what_is_owed_is_read_at_once_and_a_case_input_comes_before_the_draft(rt
 
 def test_a_staff_members_command_costs_no_lookup(rt: Runtime, db: Database) -> None:
     worker = Person(1, 777002, "网格员", "zh_CN", False, (MembershipView("worker", "grid", GRID, "网格", "grid"),))
-    statements = _count_statements(db)
-    assert awaiting(rt, worker, command=True) == NOTHING
+    with statements_of(db) as statements:
+        assert awaiting(rt, worker, command=True) == NOTHING
     assert statements == []

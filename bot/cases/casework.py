@@ -331,11 +331,11 @@ def _extend(
         at=now,
     )
     room = index.org(rt).command_room(case.street_id) if case.street_id else None
-    chat = chats.chat_for_unit(s, room.id) if room and room.id else None
-    if chat is not None:
+    chat_id = index.unit_group(rt, s, room.id if room else None)
+    if chat_id is not None:
         outbox.enqueue(
             s,
-            chat_id=chat.telegram_id,
+            chat_id=chat_id,
             kind="extension_request",
             case_id=case.id,
             now=now,

@@ -19,11 +19,11 @@ from typing import cast
 from bot import notify
 from bot.cases import deadlines, lifecycle
 from bot.errors import DomainError
-from bot.org import routing
+from bot.org import index, routing
 from bot.org.workcalendar import LimitUnit
 from bot.people.roles import Person
 from bot.runtime import Runtime
-from storage import audit, chats, desk_corrections, orgs
+from storage import audit, desk_corrections, orgs
 from storage.models import CaseState, Category, pk
 
 
@@ -80,9 +80,9 @@ def recategorize(rt: Runtime, person: Person, case_id: int, category_id: int) ->
             if case.owner_user_id is not None or case.state not in (CaseState.DISPATCHED, CaseState.REOPENED):
                 raise ReleaseFirst(code=case.code)
             team_changed = True
-            old_chat = chats.chat_for_unit(s, old_unit) if old_unit else None
+            old_chat = index.unit_group(rt, s, old_unit)
             if old_chat is not None:
-                desk_corrections.retire_cards(s, pk(case), old_chat.telegram_id, notify.TEAM)
+                desk_corrections.retire_cards(s, pk(case), old_chat, notify.TEAM)
             case.unit_id = new_team.id
             case.dispatched_at = now
             deadlines.start_clock(rt, s, case, now)  # the new limit from the new dispatch
