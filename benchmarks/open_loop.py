@@ -22,6 +22,9 @@ With ``--big-photo-users N`` (default 3), N more grid workers whose reports carr
 time only, in windows without, with, with, without them (``--window``, default a quarter
 of ``--seconds``), so a steady drift over the run weighs on both alike: the p99 of text
 updates with them against without them shows whether big photos hold up everyone else.
+``--stats-users N`` (default 0) adds N supervisors asking for /stats (a chart drawn each
+time: the figures change as cases move) in the same windows; run it with
+``--big-photo-users 0`` to see what charts alone do to everyone else.
 A warm-up (``--warmup``) is not counted.
 
     python -m benchmarks.open_loop --seconds 20
@@ -51,6 +54,7 @@ from tests.fakebot import FakeUser
 # What a step is, for the summary: text messages (and commands), button presses,
 # locations, photos. A submit is a press, also counted on its own line.
 TEXT, PRESS, LOCATION, PHOTO = "text", "press", "location", "photo"
+CHART = "chart"  # /stats: answered with a chart drawn for it
 CARD = "card"  # not an update: from a submit until its card shows in the command room
 CARD_WAIT_S = 60.0
 
@@ -92,8 +96,8 @@ class Run:
     measured_from: float  # the warm-up before it is not counted
     end: float
     big_photos_per_report: int
-    window: float  # with big-photo people: windows without (phase 1) and with them (phase 2) alternate
-    big: bool
+    window: float  # with heavy users: windows without (phase 1) and with them (phase 2) alternate
+    heavy: bool  # big-photo people or supervisors asking for charts, in phase-2 windows only
     records: list[Record] = field(default_factory=list)
     submitted: dict[int, float] = field(default_factory=dict)  # reporter -> planned time of the last submit
     watchers: set[asyncio.Task[None]] = field(default_factory=set)
@@ -101,12 +105,12 @@ class Run:
     full_collections: list[float] = field(default_factory=list)  # ms each (generation 2)
 
     def phase(self, at: float) -> int:
-        """0: warm-up; 1: without the big-photo people; 2: with them. Windows go without,
+        """0: warm-up; 1: without the heavy users; 2: with them. Windows go without,
         with, with, without (and again), so a steady drift over the run (open cases piling
         up, a busier machine) weighs on both alike."""
         if at < self.measured_from:
             return 0
-        if not self.big:
+        if not self.heavy:
             return 1
         return (1, 2, 2, 1)[int((at - self.measured_from) / self.window) % 4]
 
@@ -184,15 +188,20 @@ async def staff_script(run: Run, staff: FakeUser) -> AsyncIterator[Step | None]:
 # ---- the open loop ----------------------------------------------------------------------------
 
 
-async def person(run: Run, script: AsyncIterator[Step | None], rng: random.Random, *, big_photos: bool = False) -> None:
+async def stats_script(run: Run, user: FakeUser) -> AsyncIterator[Step | None]:
+    while True:
+        yield Step("/stats", CHART, partial(run.scene.stats, user))
+
+
+async def person(run: Run, script: AsyncIterator[Step | None], rng: random.Random, *, heavy: bool = False) -> None:
     """Send the script's steps, a think time apart counted from the planned send times (the
-    big-photo people only in phase-2 windows; they pick up where they left off)."""
+    heavy users only in phase-2 windows; they pick up where they left off)."""
     planned = run.began + rng.expovariate(1 / run.think)
     while planned < run.end:
         delay = planned - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        if big_photos and run.phase(planned) != 2:
+        if heavy and run.phase(planned) != 2:
             planned += rng.expovariate(1 / run.think)
             continue
         step = await anext(script)  # decided now: the queues may have changed while thinking
@@ -217,6 +226,7 @@ def split_roles(users: int) -> tuple[int, int, int]:
 class Options:
     users: int
     big_users: int
+    stats_users: int
     seconds: float
     warmup: float
     window: float
@@ -248,13 +258,15 @@ async def load(db_url: str, media: Path, o: Options) -> Run:
         measured_from + o.seconds,
         o.big_photos_per_report,
         o.window,
-        o.big_users > 0,
+        o.big_users > 0 or o.stats_users > 0,
     )
     rng = random.Random(7)
     people = [person(run, reporter_script(run, r, False), random.Random(rng.random())) for r in reporters]
     people += [person(run, dispatcher_script(run), random.Random(rng.random())) for _ in range(dispatchers_n)]
     people += [person(run, staff_script(run, s), random.Random(rng.random())) for s in scene.staff]
-    people += [person(run, reporter_script(run, r, True), random.Random(rng.random()), big_photos=True) for r in big]
+    people += [person(run, reporter_script(run, r, True), random.Random(rng.random()), heavy=True) for r in big]
+    supervisors = [await scene.supervisor(i) for i in range(o.stats_users)]
+    people += [person(run, stats_script(run, u), random.Random(rng.random()), heavy=True) for u in supervisors]
     keeper = asyncio.create_task(freeze_harness(o.freeze_every)) if o.freeze_every > 0 else None
     try:
         with full_collections() as run.full_collections:
@@ -318,6 +330,7 @@ def summary(run: Run, phase: int) -> list[str]:
     out.append(line("submit → card in command room", [r.latency for r in rows if r.kind == CARD]))
     out.append(line("photo updates (1280×960)", [r.latency for r in rows if r.kind == PHOTO and "big" not in r.name]))
     out.append(line("photo updates (4000×3000)", [r.latency for r in rows if "big" in r.name]))
+    out.append(line("/stats (a chart)", [r.latency for r in rows if r.kind == CHART]))
     return out
 
 
@@ -325,7 +338,7 @@ def print_report(run: Run, o: Options, database: str) -> None:
     counted = [r for r in run.records if r.phase > 0]
     print(
         f"GridDesk open loop on {database}: {o.users} people (+{o.big_users} sending "
-        f"{o.big_photos_per_report} × 4000×3000 per report), think time "
+        f"{o.big_photos_per_report} × 4000×3000 per report, +{o.stats_users} asking for /stats), think time "
         f"exp(mean {o.think:g} s), {o.warmup:g} s warm-up + {o.seconds:g} s measured: {len(counted)} updates "
         f"({len(counted) / o.seconds:.1f}/s), {run.late} sent late (bot still busy). Latency from the planned send"
         f"{'; outbox drained inside each update (--drain)' if o.drain else ''}."
@@ -335,19 +348,20 @@ def print_report(run: Run, o: Options, database: str) -> None:
         f"Full collections while it ran: {len(pauses)}, longest {max(pauses, default=0.0):.1f} ms "
         + (f"(the harness's heap frozen every {o.freeze_every:g} s)" if o.freeze_every > 0 else "(harness not frozen)")
     )
-    if not o.big_users:
+    if not run.heavy:
         print("\n".join(summary(run, 1)))
         return
-    print(f"Windows without the big-photo people ({o.window:g} s windows, alternating):")
+    heavy = f"{o.big_users} people sending 4000×3000 photos, {o.stats_users} asking for /stats"
+    print(f"Windows without the heavy users ({o.window:g} s windows, alternating):")
     print("\n".join(summary(run, 1)))
-    print(f"Windows with {o.big_users} people sending 4000×3000 photos:")
+    print(f"Windows with them ({heavy}):")
     print("\n".join(summary(run, 2)))
     for label, kinds in (("text messages", {TEXT}), ("all non-photo updates", {TEXT, PRESS, LOCATION})):
         by_phase = {p: [r.latency for r in run.records if r.kind in kinds and r.phase == p] for p in (1, 2)}
         if by_phase[1] and by_phase[2]:
             p99 = percentile(by_phase[2], 0.99) / percentile(by_phase[1], 0.99)
             p50 = percentile(by_phase[2], 0.5) / percentile(by_phase[1], 0.5)
-            print(f"{label} with / without the big-photo people: p99 {p99:.2f}×, p50 {p50:.2f}×")
+            print(f"{label} with / without the heavy users: p99 {p99:.2f}×, p50 {p50:.2f}×")
 
 
 def main() -> None:
@@ -357,6 +371,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=0.0, help="with/without windows (default: seconds / 4)")
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--big-photo-users", type=int, default=3)
+    parser.add_argument("--stats-users", type=int, default=0, help="supervisors asking for /stats (default 0)")
     parser.add_argument(
         "--big-photos-per-report", type=int, default=3, help="photos in each big-photo report (default 3)"
     )
@@ -377,6 +392,7 @@ def main() -> None:
         options = Options(
             args.users,
             args.big_photo_users,
+            args.stats_users,
             args.seconds,
             args.warmup,
             window,

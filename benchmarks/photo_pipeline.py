@@ -104,7 +104,7 @@ def run_speed(images: int, rounds: int, media_parent: Path | None) -> None:
 
 
 async def _speed(datas: list[bytes], rounds: int, tmp: Path) -> tuple[list[float], list[float], list[float]]:
-    from handlers.media import decode_photo, shutdown_photo_pool
+    from handlers.media import PHOTOS, decode_photo
 
     floor: list[float] = []
     pipeline: list[float] = []
@@ -124,7 +124,7 @@ async def _speed(datas: list[bytes], rounds: int, tmp: Path) -> tuple[list[float
                 await decode_photo(data, pool_media, default_tz=TZ)
                 pooled.append(time.perf_counter() - began)
     finally:
-        shutdown_photo_pool()
+        PHOTOS.shutdown()
     return floor, pipeline, pooled
 
 
@@ -259,7 +259,7 @@ class Sampler:
 
 async def run_memory(residents: int, db_url: str, media: Path) -> None:
     from benchmarks.common import start, stop
-    from handlers.media import PHOTO_SLOTS, PHOTO_WORKERS, shutdown_photo_pool
+    from handlers.media import PHOTO_SLOTS, PHOTO_WORKERS, PHOTOS
     from tests.images import make_jpeg
 
     print("Generating the worst accepted images…")
@@ -310,7 +310,7 @@ async def run_memory(residents: int, db_url: str, media: Path) -> None:
         print(f"  worst peak: {worst:.0f} MB RSS, bot + photo workers (target < 600 MB)")
     finally:
         await stop(bench)
-        shutdown_photo_pool()
+        PHOTOS.shutdown()
 
 
 def _first_answers(turns: list) -> str:

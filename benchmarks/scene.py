@@ -215,5 +215,11 @@ class Scene:
     async def my(self, r: Reporter) -> Turn:
         return await r.user.send("/my")
 
-    async def stats(self) -> Turn:
-        return await self.dispatcher.send("/stats")
+    async def stats(self, user: FakeUser | None = None) -> Turn:
+        return await (user or self.dispatcher).send("/stats")
+
+    async def supervisor(self, n: int) -> FakeUser:
+        """Another of the command room's people, who asks for the numbers."""
+        user = self.bench.tg.user(32_000 + n, f"督导{n}", language_code="zh-hans")
+        await onboard(self.bench.admin, user, "dispatcher", "330102001")
+        return user

@@ -22,9 +22,9 @@ from griddesk import inbox, webhook_sender
 from griddesk.inbox import InboxQueue
 from griddesk.metered import MeteredApplication
 from handlers.jobs import schedule
-from handlers.media import shutdown_photo_pool
 from handlers.outbox_sender import FROM_OUTBOX, start_sender, stop_sender
 from handlers.registry import register
+from handlers.workers import shutdown_all as shutdown_workers
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +224,6 @@ async def _post_shutdown(app: Application) -> None:
         watch.cancel()
     await stop_sender(app)  # if post_stop did not run (start-up failed half way)
     await webhook_sender.stop(app)
-    shutdown_photo_pool()  # the photo decoders' worker processes
+    shutdown_workers()  # the photo decoders' and chart drawers' processes
     rt: Runtime = app.bot_data["rt"]
     rt.db.dispose()

@@ -6,13 +6,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
-from typing import IO
+from collections.abc import Callable
+from typing import IO, TypeVar
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 
-from bot.desk import export, maps, render, service
+from bot.desk import drawing, export, maps, render, service
 from bot.desk.buttons import BY_OF, DeskMap, DeskStats
 from bot.desk.figures import Report
 from bot.desk.periods import PRESETS, Period
@@ -21,6 +23,8 @@ from bot.i18n import N_, t, t_plain
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from handlers.common import Ctx, chat_language, command_args, esc, off_loop, person_of, pressed, runtime
+from handlers.outbox_sender import bad_file_id, file_ids
+from handlers.workers import WorkerDied, WorkerPool
 
 CAPTION_LIMIT = 1024
 _PERIOD_KEYS = {
@@ -65,17 +69,52 @@ def keyboard(lang: str, report: Report) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup([periods, breakdowns])
 
 
-async def _send(update: Update, context: Ctx, lang: str, report: Report) -> None:
-    chart = await off_loop(render.chart, lang, report, title(lang, report))
-    message = update.effective_message
-    assert message is not None and update.effective_chat is not None
-    markup = keyboard(lang, report)
+# Charts and maps are drawn in a worker process of their own: matplotlib takes 50–100 ms of
+# CPU, which in the database's threads would hold the GIL and stall every other update.
+PICTURES = WorkerPool("picture", 1)
+Spec = TypeVar("Spec")
+
+
+async def send_picture(
+    context: Ctx,
+    chat_id: int,
+    draw: Callable[[Spec], bytes],
+    spec: Spec,
+    text: str,
+    markup: InlineKeyboardMarkup | None,
+) -> None:
+    """``draw(spec)`` (drawn in the picture worker) with ``text`` as its caption. A picture
+    showing the same as one sent before (same scope, period, numbers and language) goes by
+    its file_id: not drawn, not uploaded. No picture (a dead worker, Telegram refusing it):
+    the text alone, which holds the figures."""
+    key = "picture:" + hashlib.sha256(repr(spec).encode()).hexdigest()
+    sent = file_ids(context.application)
+    known = sent.get(key)
+    if known is not None:
+        try:
+            await context.bot.send_photo(chat_id, known, caption=text, reply_markup=markup)
+            return
+        except TelegramError as exc:
+            if not (isinstance(exc, BadRequest) and bad_file_id(exc)):
+                await context.bot.send_message(chat_id, text, reply_markup=markup)
+                return
+            sent.forget(key)  # Telegram no longer knows it: draw and upload again
     try:
-        await context.bot.send_photo(
-            update.effective_chat.id, chart.png, caption=caption(lang, report), reply_markup=markup
-        )
-    except TelegramError:  # the picture refused: the figures still go out as text
-        await context.bot.send_message(update.effective_chat.id, caption(lang, report), reply_markup=markup)
+        png = await PICTURES.run(draw, spec)
+        message = await context.bot.send_photo(chat_id, png, caption=text, reply_markup=markup)
+    except (WorkerDied, TelegramError):
+        await context.bot.send_message(chat_id, text, reply_markup=markup)
+        return
+    if message.photo:
+        sent.put(key, message.photo[-1].file_id)
+
+
+async def _send(update: Update, context: Ctx, lang: str, report: Report) -> None:
+    assert update.effective_chat is not None
+    spec = render.chart_spec(lang, report, title(lang, report))
+    await send_picture(
+        context, update.effective_chat.id, drawing.draw, spec, caption(lang, report), keyboard(lang, report)
+    )
 
 
 async def stats_command(update: Update, context: Ctx) -> None:
@@ -136,10 +175,10 @@ async def export_command(update: Update, context: Ctx) -> None:
 
 def _map(
     rt: Runtime, person: Person, scope_code: str | None, period_text: str | None, lang: str, colour: str = maps.BY_STATE
-) -> tuple[Scope, Period, maps.MapImage]:
+) -> tuple[Scope, Period, maps.Drawn]:
     scope, period = service.scope_and_period(rt, person, scope_code, period_text)
     title = f"{scope.names.get(lang)} · {period.label()}"
-    return scope, period, maps.draw(rt, scope, period, lang, title, colour)
+    return scope, period, maps.spec(rt, scope, period, lang, title, colour)
 
 
 _MAP_COLOUR_CODES = {maps.BY_STATE: "st", maps.BY_CATEGORY: "ct"}
@@ -165,11 +204,11 @@ async def _send_map(
     period_text: str | None,
     colour: str,
 ) -> None:
-    scope, period, image = await off_loop(_map, runtime(context), person, scope_code, period_text, lang, colour)
+    scope, period, found = await off_loop(_map, runtime(context), person, scope_code, period_text, lang, colour)
     assert update.effective_chat is not None
-    caption = t(lang, "desk.map_caption", scope=esc(scope.names.get(lang)), period=period.label(), count=image.cases)
+    caption = t(lang, "desk.map_caption", scope=esc(scope.names.get(lang)), period=period.label(), count=found.cases)
     markup = map_keyboard(lang, scope, period, colour)
-    await context.bot.send_photo(update.effective_chat.id, image.png, caption=caption, reply_markup=markup)
+    await send_picture(context, update.effective_chat.id, drawing.draw_map, found.spec, caption, markup)
 
 
 async def map_command(update: Update, context: Ctx) -> None:

@@ -1,10 +1,8 @@
 """Getting a photo a person sent into our media store (shared by every feature that takes photos).
 
-Photos are decoded in a small pool of worker processes of their own (:func:`photo_pool`), not in
-the default thread pool the database work runs in: decoding a photo is CPU work that would hold
-the GIL and take the threads database calls wait for. The pool is made on first use (its
-workers start when photos need them) and stopped by :func:`shutdown_photo_pool`, for the
-application's ``post_shutdown``, which kills a worker that does not stop in time.
+Photos are decoded in a small pool of worker processes of their own (``PHOTOS``, see
+handlers/workers.py), not in the default thread pool the database work runs in: decoding a
+photo is CPU work that would hold the GIL and take the threads database calls wait for.
 
 Memory is bounded twice: the pool's size bounds how many photos decode at once (each decode is
 itself bounded by ``bot.intake.photos``), and a semaphore per event loop bounds how many photos
@@ -15,20 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import logging
-import multiprocessing
 import os
-import signal
-import threading
-import time
 import weakref
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import tzinfo
-from multiprocessing import spawn
-from multiprocessing.connection import wait as wait_for_processes
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +40,7 @@ from bot.intake.photos import (
 from bot.intake.submit import PhotoIn
 from handlers.common import Ctx, off_loop, runtime
 from handlers.outbox_sender import flush
+from handlers.workers import WorkerDied, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -151,101 +142,21 @@ async def decode_photo(data: bytes | bytearray, media_dir: Path | str, *, defaul
     """:func:`bot.intake.photos.process_photo` in the photo pool. Raises its PhotoErrors; a
     worker that died (killed for memory, a crashing decoder) gives a plain PhotoError and a
     fresh pool for the next photo."""
-    pool = photo_pool()
-    job = functools.partial(process_photo, data, os.path.abspath(media_dir), default_tz=default_tz)
     try:
-        pending = asyncio.get_running_loop().run_in_executor(pool, job)
-    except (BrokenProcessPool, OSError, RuntimeError, ValueError):
-        # The pool broke under this very submit: a worker died while the pool was starting
-        # another (its pipes closed: "handle is closed", or "bad value(s) in fds_to_keep" from
-        # the new worker's spawn), or it was shut down a moment ago.
-        log.exception("the photo pool broke as a photo was handed to it; starting a new pool")
-        _discard(pool)
-        raise PhotoError() from None
-    try:
-        return await pending
-    except BrokenProcessPool:
-        log.exception("a photo worker died; starting a new pool")
-        _discard(pool)
+        return await PHOTOS.run(process_photo, data, os.path.abspath(media_dir), default_tz=default_tz)
+    except WorkerDied:
         raise PhotoError() from None
 
 
 # --------------------------------------------------------------------------- the pool
 
-_pool: ProcessPoolExecutor | None = None
-_discarded: list[_Stopping] = []  # broken pools, stopped for good by shutdown_photo_pool
-_pool_lock = threading.Lock()
-SHUTDOWN_WAIT_S = 10.0
+PHOTOS = WorkerPool("photo", PHOTO_WORKERS)
 _loop_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 def photo_pool() -> ProcessPoolExecutor:
     """The process pool photos decode in, made on first use (workers start when needed)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = _PhotoPool(
-                max_workers=PHOTO_WORKERS,
-                mp_context=multiprocessing.get_context("spawn"),
-                # Ctrl-C reaches the whole process group: let the bot shut the pool down
-                # instead of every worker dying with a traceback.
-                initializer=signal.signal,
-                initargs=(signal.SIGINT, signal.SIG_IGN),
-            )
-        return _pool
-
-
-def shutdown_photo_pool(*, timeout: float = SHUTDOWN_WAIT_S) -> None:
-    """Stop the photo workers: photos being decoded finish, queued ones are cancelled, and the
-    call returns when the processes have exited. A worker still busy after ``timeout`` seconds
-    is killed: the bot must stop on SIGTERM even with a decoder stuck, and concurrent.futures
-    would otherwise wait for it at interpreter exit, for ever. Pools given up as broken are
-    stopped too. Safe to call twice, or with no pool; a later photo starts a new pool."""
-    global _pool
-    with _pool_lock:
-        pool, _pool = _pool, None
-        stopping = [*_discarded, _let_go(pool)] if pool is not None else list(_discarded)
-        _discarded.clear()
-    deadline = time.monotonic() + timeout
-    for each in stopping:
-        each.finish(deadline)
-
-
-def _discard(pool: ProcessPoolExecutor) -> None:
-    global _pool
-    with _pool_lock:
-        if _pool is pool:
-            _pool = None
-        _discarded[:] = [each for each in _discarded if each.running()]
-        _discarded.append(_let_go(pool))
-
-
-@dataclass(frozen=True)
-class _Stopping:
-    """A pool told to stop: its processes and its own thread (shutdown() forgets both)."""
-
-    workers: tuple[multiprocessing.process.BaseProcess, ...]
-    manager: threading.Thread | None
-
-    def running(self) -> bool:
-        return self.manager is not None and self.manager.is_alive()
-
-    def finish(self, deadline: float) -> None:
-        # Wait on the processes' sentinels, not join(): the pool's own thread reaps them.
-        wait_for_processes([w.sentinel for w in self.workers], max(0.0, deadline - time.monotonic()))
-        for worker in self.workers:
-            if worker.is_alive():
-                log.warning("photo worker %s still busy at shutdown; killing it", worker.pid)
-                worker.kill()
-        if self.manager is not None:
-            self.manager.join(max(1.0, deadline - time.monotonic()))
-
-
-def _let_go(pool: ProcessPoolExecutor) -> _Stopping:
-    # typeshed mistypes the manager thread's attribute
-    stopping = _Stopping(tuple((pool._processes or {}).values()), getattr(pool, "_executor_manager_thread", None))
-    pool.shutdown(wait=False, cancel_futures=True)
-    return stopping
+    return PHOTOS.executor()
 
 
 def _slots() -> asyncio.Semaphore:
@@ -255,32 +166,3 @@ def _slots() -> asyncio.Semaphore:
     if slots is None:
         slots = _loop_slots[loop] = asyncio.Semaphore(PHOTO_SLOTS)
     return slots
-
-
-_spawn_lock = threading.Lock()
-
-
-class _PhotoPool(ProcessPoolExecutor):
-    """A process pool whose workers do not run the parent's ``__main__`` again.
-
-    multiprocessing's spawn re-imports the parent's main module in each child, so that things
-    defined there unpickle. Ours is the ``griddesk`` script (or pytest, or a benchmark), which
-    would load the whole bot (PTB, SQLAlchemy: ~70 MB) into every photo worker; a worker needs
-    only ``bot.intake.photos``, which unpickling a job imports by name. Nothing defined in
-    ``__main__`` is ever sent to a worker."""
-
-    def _spawn_process(self) -> None:
-        with _spawn_lock:
-            original = spawn.get_preparation_data
-
-            def without_main(name: str) -> dict[str, Any]:
-                data = original(name)
-                data.pop("init_main_from_name", None)
-                data.pop("init_main_from_path", None)
-                return data
-
-            spawn.get_preparation_data = without_main
-            try:
-                super()._spawn_process()  # type: ignore[misc]
-            finally:
-                spawn.get_preparation_data = original

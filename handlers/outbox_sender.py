@@ -124,7 +124,8 @@ def _caption_too_long(exc: BadRequest) -> bool:
     return "caption is too long" in str(exc).lower()
 
 
-def _bad_file_id(exc: BadRequest) -> bool:
+def bad_file_id(exc: BadRequest) -> bool:
+    """Telegram no longer takes a file_id we kept (another bot token, a purged file)."""
     text = str(exc).lower()
     return "file identifier" in text or "file reference" in text or "wrong remote file" in text
 
@@ -149,6 +150,13 @@ async def flush(app: Application) -> None:
         sender.wake()
     else:
         log.debug("no outbox sender running; the rows wait for drain() or the next start")
+
+
+def file_ids(app: Application) -> outbox.FileIds:
+    """The file_ids of photos this process uploaded (cards' photos, charts): one store, so a
+    picture is uploaded once and sent by its file_id to every chat after."""
+    store: outbox.FileIds = app.bot_data.setdefault(_FILE_IDS_KEY, outbox.FileIds())
+    return store
 
 
 async def drain(app: Application, *, timeout: float | None = None) -> int:
@@ -317,7 +325,7 @@ class Sender:
         self.budgets = budgets or outbox.Budgets(enabled=self.rt.settings.rate_limit)
         self.max_in_flight = max_in_flight
         self._monotonic = monotonic
-        self.file_ids: outbox.FileIds = app.bot_data.setdefault(_FILE_IDS_KEY, outbox.FileIds())
+        self.file_ids = file_ids(app)
         self._sent = _GroupCommit(self)
         self._uploads: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.delivered_rows = 0  # rows whose message went out, since start
@@ -973,7 +981,7 @@ class Sender:
             try:
                 return await call(file_id), None
             except BadRequest as exc:
-                if not _bad_file_id(exc):
+                if not bad_file_id(exc):
                     raise
                 log.info("file_id of %s no longer accepted; uploading again", path)
                 if self.file_ids.get(path) == file_id:

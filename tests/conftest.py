@@ -28,8 +28,8 @@ from bot.org.org_file import DEFAULT_ORG_FILE, load_org_file
 from bot.runtime import Runtime
 from bot.settings import Settings
 from griddesk.app import build_application
-from handlers.media import shutdown_photo_pool
 from handlers.outbox_sender import drain, stop_sender
+from handlers.workers import shutdown_all as shutdown_workers
 from storage.db import Database, truncate_all
 from storage.migrate import upgrade
 from storage.org_import import import_org
@@ -53,7 +53,7 @@ def pytest_report_header() -> str:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     global _run_status
     _run_status = int(exitstatus)
-    shutdown_photo_pool()  # its workers are processes: never left for interpreter exit to wait on
+    shutdown_workers()  # their workers are processes: never left for interpreter exit to wait on
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -87,6 +87,12 @@ async def test_map_coloured_by_category_with_a_button(
     assert buttons(recoloured) == [["🎨 按状态着色"]]
     png = api.calls_to("sendPhoto")[-1].files["photo"]
     assert Image.open(io.BytesIO(png)).size == (1080, 1080)
+    # Back to the first colouring: the same map as the first, sent by its file_id (not drawn
+    # or uploaded again).
+    await dispatcher.press(recoloured, "🎨 按状态着色")
+    back = api.calls_to("sendPhoto")[-1]
+    assert back.files == {} and back.params["photo"] == message.photo[-1].file_id
+    assert "6 件" in (dispatcher.last_message().caption or "")
 
 
 @pytest.mark.parametrize("lang", ["zh_CN", "en"])

@@ -3,9 +3,13 @@ what, bad input; the chart renders Chinese from the shipped font (no missing gly
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import os
+import signal
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from bot.clock import ManualClock
 from bot.desk import periods, render, scopes
 from bot.desk.figures import compute
 from bot.runtime import Runtime
+from handlers import desk as desk_handlers
 from tests import desk_example as ex
 from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser, buttons
 from tests.flows import onboard
@@ -116,3 +121,56 @@ def test_font_covers_the_catalogs_and_the_organisation() -> None:
     assert not render.missing_glyphs("".join(cjk))
     assert render.FONT_PATH.stat().st_size < 4_000_000
     assert (render.FONT_PATH.parent / "OFL.txt").read_text().startswith("Noto Sans CJK")
+
+
+async def test_the_chart_is_drawn_in_a_lean_worker_and_a_chart_sent_before_goes_by_its_file_id(
+    desk: FakeUser, api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """matplotlib's 50–100 ms of CPU run in a process of their own, not under the GIL beside
+    everyone's updates; the same figures asked again (a period button pressed back) are not
+    drawn or uploaded again."""
+    drawn: list[object] = []
+    real_run = desk_handlers.PICTURES.run
+
+    async def counted(fn: Callable[..., bytes], *args: object) -> bytes:
+        drawn.append(args[0])
+        return await real_run(fn, *args)
+
+    monkeypatch.setattr(desk_handlers.PICTURES, "run", counted)
+    await desk.send("/stats 2026-09")
+    first = api.calls_to("sendPhoto")[-1]
+    assert_chart(first.files["photo"])
+    assert len(drawn) == 1
+    worker = desk_handlers.PICTURES.executor()
+    assert list(worker._processes) and os.getpid() not in worker._processes
+    heavy = "sorted(n for n in __import__('sys').modules if n.split('.')[0] in {'telegram', 'sqlalchemy', 'sqlmodel', 'handlers', 'storage', 'pytest'})"
+    assert await asyncio.wrap_future(worker.submit(eval, heavy)) == []
+
+    file_id = desk.last_message().photo[-1].file_id
+    await desk.send("/stats 2026-09")
+    again = api.calls_to("sendPhoto")[-1]
+    assert again.files == {} and again.params["photo"] == file_id
+    assert "受理 5" in desk.last_text() and len(drawn) == 1
+    await desk.press(desk.last_message(), "按网格")  # other bars: drawn
+    assert "photo" in api.calls_to("sendPhoto")[-1].files and len(drawn) == 2
+
+    # Telegram no longer knows the file: drawn and uploaded again, the person sees no error.
+    api.files.pop(file_id)
+    await desk.send("/stats 2026-09")
+    assert [bool(call.files) for call in api.calls_to("sendPhoto")[-2:]] == [False, True]
+    assert desk.last_message().photo and "受理 5" in desk.last_text() and len(drawn) == 3
+
+
+async def test_a_chart_worker_that_dies_leaves_the_figures_as_text(
+    desk: FakeUser, api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    os.kill(await asyncio.wrap_future(desk_handlers.PICTURES.executor().submit(os.getpid)), signal.SIGKILL)
+    photos = len(api.calls_to("sendPhoto"))
+    for _ in range(50):  # until the pool notices
+        turn = await desk.send("/stats 2026-08")
+        if not turn.replies[-1].get("photo"):
+            break
+        await asyncio.sleep(0.05)
+    assert "受理" in desk.last_text() and len(api.calls_to("sendPhoto")) == photos
+    await desk.send("/stats 2026-09")  # a fresh worker draws the next one
+    assert desk.last_message().photo and "受理 5" in desk.last_text()

@@ -17,7 +17,7 @@ from PIL import Image
 
 from bot.intake.photos import PhotoError, StoredPhoto, TooManyPixels, absolute, process_photo
 from handlers import media
-from handlers.media import PHOTO_SLOTS, PHOTO_WORKERS, decode_photo, photo_pool, shutdown_photo_pool
+from handlers.media import PHOTO_SLOTS, PHOTO_WORKERS, PHOTOS, decode_photo, photo_pool
 from tests.fakebot import FakeTelegram
 from tests.images import make_jpeg
 from tests.test_photos import _huge_one_bit_png, assert_no_metadata
@@ -52,7 +52,7 @@ async def test_a_photo_decodes_in_a_worker_process(tmp_path: Path) -> None:
 async def test_workers_do_not_load_the_bot(tmp_path: Path) -> None:
     # Spawned workers do not re-run __main__ (pytest here, the griddesk script in production):
     # they hold Pillow and bot.intake.photos, not PTB or SQLAlchemy.
-    shutdown_photo_pool()  # one fresh worker, which has decoded one photo
+    PHOTOS.shutdown()  # one fresh worker, which has decoded one photo
     await decode_photo(make_jpeg(300, 200), tmp_path, default_tz=SHANGHAI)
     heavy = "sorted(n for n in __import__('sys').modules if n.split('.')[0] in {'telegram', 'sqlalchemy', 'handlers', 'pytest', 'tests'})"
     assert await asyncio.wrap_future(photo_pool().submit(eval, heavy)) == []
@@ -73,8 +73,8 @@ async def test_shutdown_stops_the_workers_and_a_later_photo_starts_a_new_pool(tm
     pool = photo_pool()
     pids = list(pool._processes)
     assert pids
-    shutdown_photo_pool()
-    shutdown_photo_pool()  # twice is fine
+    PHOTOS.shutdown()
+    PHOTOS.shutdown()  # twice is fine
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # reaped: gone
@@ -86,6 +86,7 @@ async def test_shutdown_stops_the_workers_and_a_later_photo_starts_a_new_pool(tm
 async def test_shutdown_kills_a_worker_that_does_not_stop(tmp_path: Path) -> None:
     """A decoder stuck in a photo must not keep the bot (or pytest) from exiting: past its wait,
     shutdown kills the worker, and pools given up as broken are stopped with it."""
+    others = set(threading.enumerate())  # other pools' (the picture worker's), if running
     broken = photo_pool()
     os.kill(await a_worker_pid(), signal.SIGKILL)
     with pytest.raises(PhotoError):
@@ -97,13 +98,13 @@ async def test_shutdown_kills_a_worker_that_does_not_stop(tmp_path: Path) -> Non
     stuck = pool.submit(time.sleep, 600)
     pids = list(pool._processes)
     assert pids
-    shutdown_photo_pool(timeout=0.5)
+    PHOTOS.shutdown(timeout=0.5)
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert stuck.done()
-    assert media._discarded == [] and not [
-        t for t in threading.enumerate() if type(t).__name__ == "_ExecutorManagerThread"
+    assert PHOTOS._discarded == [] and not [
+        t for t in set(threading.enumerate()) - others if type(t).__name__ == "_ExecutorManagerThread"
     ]
 
 

@@ -1,15 +1,14 @@
 """The map (/map): the scope's grid polygons from the organisation file, the period's cases
-as points coloured by state (overdue apart) or by category, a legend and the grid codes. Rendered offline
-with matplotlib (no tile server)."""
+as points coloured by state (overdue apart) or by category, a legend and the grid codes. Drawn
+offline with matplotlib (bot/desk/drawing.py), over base tiles only where the operator sets a
+tile server."""
 
 from __future__ import annotations
 
-import io
-import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.desk import figures, render, scopes, tiles
+from bot.desk import drawing, figures, scopes
 from bot.desk.periods import Period
 from bot.desk.scopes import Scope
 from bot.i18n import N_, t_plain
@@ -103,15 +102,18 @@ def _series(
     ]
 
 
-def draw(rt: Runtime, scope: Scope, period: Period, lang: str, title: str, colour: str = BY_STATE) -> MapImage:
-    """The map; `colour` is BY_STATE or BY_CATEGORY."""
-    import matplotlib
+@dataclass(frozen=True)
+class Drawn:
+    """What :func:`spec` found beside the picture's content: for the caption and tests."""
 
-    matplotlib.use("Agg", force=False)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.collections import PolyCollection
-    from matplotlib.figure import Figure
+    spec: drawing.MapSpec
+    cases: int
+    grids: int
 
+
+def spec(rt: Runtime, scope: Scope, period: Period, lang: str, title: str, colour: str = BY_STATE) -> Drawn:
+    """What the map shows; `colour` is BY_STATE or BY_CATEGORY. The database work is here; the
+    drawing (bot/desk/drawing.py) runs in a worker process."""
     known = index.org(rt)
     now = rt.clock.now()
     with rt.db.read() as s:
@@ -124,57 +126,41 @@ def draw(rt: Runtime, scope: Scope, period: Period, lang: str, title: str, colou
     elif scope.kind == scopes.TEAM:
         unit = known.unit(scope.unit_id)
         grids = [g for g in grids if unit is not None and g.street_id == unit.street_id]
-    labels = [title]
-    with render._LOCK:
-        family = render.font_family()
-        fig = Figure(figsize=(7.2, 7.2), dpi=150)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
-        polys = [ring for g in grids for ring in _rings(g.boundary)]
-        tile_url = rt.settings.map_tile_url
-        face = (0.95, 0.95, 0.95, 0.3) if tile_url else "#f2f2f2"  # the tiles show through
-        if polys:
-            ax.add_collection(PolyCollection(polys, facecolors=face, edgecolors="#555555", linewidths=0.8))
-        for g in grids:
-            rings = _rings(g.boundary)
-            if g.centre_lon is not None and g.centre_lat is not None:
-                x, y = g.centre_lon, g.centre_lat
-            elif rings:
-                x = sum(p[0] for p in rings[0]) / len(rings[0])
-                y = sum(p[1] for p in rings[0]) / len(rings[0])
-            else:
-                continue
-            if rings:  # above the centre, clear of the points drawn there
-                top = max(p[1] for p in rings[0])
-                y += (top - y) * 0.45
-            ax.text(x, y, g.code, fontsize=6, ha="center", va="center", color="#333333", fontfamily=family)
-            labels.append(g.code)
-        series = _series(rt, pts, lang, colour, now)
-        for label, paint, xs, ys in series:
-            ax.scatter(xs, ys, s=10, c=paint, label=label, alpha=0.8, edgecolors="none")
-            labels.append(label)
-        all_x = [p[0] for ring in polys for p in ring] + [p[1] for p in pts]
-        all_y = [p[1] for ring in polys for p in ring] + [p[0] for p in pts]
-        if all_x:
-            pad_x = (max(all_x) - min(all_x)) * 0.05 or 0.001
-            pad_y = (max(all_y) - min(all_y)) * 0.05 or 0.001
-            ax.set_xlim(min(all_x) - pad_x, max(all_x) + pad_x)
-            ax.set_ylim(min(all_y) - pad_y, max(all_y) + pad_y)
-            aspect = 1 / math.cos(math.radians((min(all_y) + max(all_y)) / 2))
-            if tile_url:
-                limits = ax.get_xlim(), ax.get_ylim()
-                under = tiles.base(tile_url, *limits[0], *limits[1])
-                if under is not None:
-                    ax.imshow(under[0], extent=under[1], zorder=0, aspect="auto", interpolation="bilinear")
-                    ax.set_xlim(*limits[0])
-                    ax.set_ylim(*limits[1])
-            ax.set_aspect(aspect)
-        ax.set_title(title, fontfamily=family, fontsize=13)
-        ax.tick_params(labelsize=7)
-        ax.ticklabel_format(useOffset=False, style="plain")
-        if series:
-            ax.legend(prop={"family": family, "size": 9}, loc="upper right", framealpha=0.9)
-        fig.subplots_adjust(left=0.08, right=0.97, top=0.93, bottom=0.06)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-    return MapImage(buf.getvalue(), tuple(labels), len(pts), len(grids))
+    polys = [ring for g in grids for ring in _rings(g.boundary)]
+    codes = []
+    for g in grids:
+        rings = _rings(g.boundary)
+        if g.centre_lon is not None and g.centre_lat is not None:
+            x, y = g.centre_lon, g.centre_lat
+        elif rings:
+            x = sum(p[0] for p in rings[0]) / len(rings[0])
+            y = sum(p[1] for p in rings[0]) / len(rings[0])
+        else:
+            continue
+        if rings:  # above the centre, clear of the points drawn there
+            top = max(p[1] for p in rings[0])
+            y += (top - y) * 0.45
+        codes.append((g.code, x, y))
+    series = tuple((label, paint, tuple(xs), tuple(ys)) for label, paint, xs, ys in _series(rt, pts, lang, colour, now))
+    all_x = [p[0] for ring in polys for p in ring] + [p[1] for p in pts]
+    all_y = [p[1] for ring in polys for p in ring] + [p[0] for p in pts]
+    box = None
+    if all_x:
+        pad_x = (max(all_x) - min(all_x)) * 0.05 or 0.001
+        pad_y = (max(all_y) - min(all_y)) * 0.05 or 0.001
+        box = (min(all_x) - pad_x, max(all_x) + pad_x, min(all_y) - pad_y, max(all_y) + pad_y)
+    shown = drawing.MapSpec(
+        title=title,
+        polygons=tuple(tuple(ring) for ring in polys),
+        codes=tuple(codes),
+        series=series,
+        box=box,
+        tile_url=rt.settings.map_tile_url or None,
+    )
+    return Drawn(shown, len(pts), len(grids))
+
+
+def draw(rt: Runtime, scope: Scope, period: Period, lang: str, title: str, colour: str = BY_STATE) -> MapImage:
+    """The map drawn here, in this process (the bot draws it in a worker: handlers/desk.py)."""
+    found = spec(rt, scope, period, lang, title, colour)
+    return MapImage(drawing.draw_map(found.spec), found.spec.texts(), found.cases, found.grids)
