@@ -202,7 +202,7 @@ async def one_cycle(
     staff = scene.staff[0]
     await step("/report", scene.report_command(r))
     await step("location", scene.report_location(r))
-    await step("photo", scene.report_photo(r, photo()))
+    await step("photo", scene.report_photo(r, photo(), size=photo.size))
     await step("photos done", scene.photos_done(r))
     await step("description", scene.report_description(r, "小区门口垃圾堆放好几天了，没人清运"))
     await step("category", scene.report_category(r))
@@ -214,7 +214,7 @@ async def one_cycle(
     await step("note: text", scene.input_text(staff, "已联系业主，明天上午现场查看"))
     await step("note: done", scene.input_done(staff))
     await step("resolve: open", scene.work(case_id, staff, "resolve"))
-    await step("resolve: photo", scene.input_photo(staff, photo()))
+    await step("resolve: photo", scene.input_photo(staff, photo(), size=photo.size))
     await step("resolve: done", scene.input_done(staff))
     await step("confirm (command room)" if r.resident else "confirm (reporter)", scene.confirm(case_id, r))
     if r.resident:

@@ -127,7 +127,11 @@ async def reporter_script(run: Run, r: Reporter, big: bool) -> AsyncIterator[Ste
         yield Step("/report", TEXT, lambda: scene.report_command(r))
         yield Step("location", LOCATION, lambda: scene.report_location(r))
         for _ in range(run.big_photos_per_report if big else 1):
-            yield Step("report photo" + (" (big)" if big else ""), PHOTO, lambda: scene.report_photo(r, photo()))
+            yield Step(
+                "report photo" + (" (big)" if big else ""),
+                PHOTO,
+                lambda: scene.report_photo(r, photo(), size=photo.size),
+            )
         yield Step("photos done", PRESS, lambda: scene.photos_done(r))
         yield Step("description", TEXT, lambda: scene.report_description(r, "路边垃圾堆积，无人清运"))
         yield Step("category", PRESS, lambda: scene.report_category(r))
@@ -177,7 +181,7 @@ async def staff_script(run: Run, staff: FakeUser) -> AsyncIterator[Step | None]:
         yield Step("note: text", TEXT, lambda: scene.input_text(staff, "已联系业主，明天上午现场查看"))
         yield Step("note: done", PRESS, lambda: scene.input_done(staff))
         yield Step("resolve: open", PRESS, partial(scene.work, case_id, staff, "resolve"))
-        yield Step("resolve photo", PHOTO, lambda: scene.input_photo(staff, run.photos()))
+        yield Step("resolve photo", PHOTO, lambda: scene.input_photo(staff, run.photos(), size=run.photos.size))
         yield Step("resolve: done", PRESS, lambda: scene.input_done(staff))
         if reporter.resident:
             work.room_confirms.put_nowait(case_id)

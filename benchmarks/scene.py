@@ -144,8 +144,10 @@ class Scene:
     async def report_location(self, r: Reporter) -> Turn:
         return await r.user.send_location(*r.location)
 
-    async def report_photo(self, r: Reporter, photo: bytes, caption: str | None = None) -> Turn:
-        return await r.user.send_photo(photo, caption=caption)
+    async def report_photo(
+        self, r: Reporter, photo: bytes, caption: str | None = None, size: tuple[int, int] | None = None
+    ) -> Turn:
+        return await r.user.send_photo(photo, caption=caption, size=size)
 
     async def photos_done(self, r: Reporter) -> Turn:
         return await self._press(r.user, r.user.id, callbacks.Report, step="done")
@@ -189,8 +191,8 @@ class Scene:
     async def input_text(self, staff: FakeUser, text: str) -> Turn:
         return await staff.send(text)
 
-    async def input_photo(self, staff: FakeUser, photo: bytes) -> Turn:
-        return await staff.send_photo(photo)
+    async def input_photo(self, staff: FakeUser, photo: bytes, size: tuple[int, int] | None = None) -> Turn:
+        return await staff.send_photo(photo, size=size)
 
     async def input_done(self, staff: FakeUser) -> Turn:
         return await self._press(staff, staff.id, callbacks.InputDone)

@@ -298,9 +298,9 @@ def delivered_all(rt: Runtime, sent: Sequence[Sent]) -> None:
     sender records the sends that finish together at once)."""
     now = rt.clock.now()
     with rt.db.session() as s:
+        rows.mark_sent(s, sent=[(each.job.id, each.message_id) for each in sent], now=now)
         for each in sent:
             job, message_id = each.job, each.message_id
-            rows.mark_sent(s, row_id=job.id, now=now, message_id=message_id)
             if each.card_unchanged:
                 continue
             if job.kind == "case_card" and job.case_id is not None and message_id is not None and job.purpose:

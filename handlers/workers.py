@@ -15,7 +15,6 @@ import asyncio
 import functools
 import logging
 import multiprocessing
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from multiprocessing import spawn
 from multiprocessing.connection import wait as wait_for_processes
 from typing import Any, TypeVar
+
+from bot import workerinit
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,7 @@ class WorkerPool:
                 self._pool = _LeanPool(
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
-                    # Ctrl-C reaches the whole process group: let the bot shut the pool down
-                    # instead of every worker dying with a traceback.
-                    initializer=signal.signal,
-                    initargs=(signal.SIGINT, signal.SIG_IGN),
+                    initializer=workerinit.start,  # Ctrl-C left to the bot; a lower priority
                 )
             return self._pool
 

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, event, func, or_, update
+from sqlalchemy import bindparam, case, event, func, or_, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
@@ -19,7 +19,8 @@ PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 # The rows a unit of work queues are written together, in one statement, as it commits
 # (storage/db.py writes them before it marks the update handled; the before_commit hook
 # covers any other session): a change that tells five chats costs one INSERT, not five.
-_INSERT = Outbox.__table__.insert()  # type: ignore[attr-defined]
+_TABLE = Outbox.__table__  # type: ignore[attr-defined]
+_INSERT = _TABLE.insert()
 _QUEUED = "griddesk_outbox_queued"  # on a session's info: the rows not written yet
 
 
@@ -153,12 +154,18 @@ def release(session: Session, *, row_ids: Collection[int], at: datetime) -> None
         )
 
 
-def mark_sent(session: Session, *, row_id: int, now: datetime, message_id: int | None) -> None:
-    session.execute(
-        update(Outbox)
-        .where(col(Outbox.id) == row_id)
-        .values(state=SENT, sent_at=now, message_id=message_id, error=None)
-    )
+# Built once; bound per row (bindparam names must differ from the columns an UPDATE sets).
+_MARK_SENT = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("row_id"))
+    .values(state=SENT, sent_at=bindparam("at"), message_id=bindparam("mid"), error=None)
+)
+
+
+def mark_sent(session: Session, *, sent: Collection[tuple[int, int | None]], now: datetime) -> None:
+    """Rows Telegram accepted, as (row id, message id): one statement for them all."""
+    if sent:
+        session.connection().execute(_MARK_SENT, [{"row_id": row, "at": now, "mid": mid} for row, mid in sent])
 
 
 def retry_later(session: Session, *, row_id: int, at: datetime, error: str) -> None:

@@ -434,5 +434,6 @@ def test_the_active_process_loses_its_lock_connection_and_never_polls_beside_the
             f"\nlock connection of the active process terminated: conflicts {api.conflicts}, "
             f"took over: {'standby' if 'taking over' in standby.output() else 'the same process'}"
         )
-        assert [r.error for r in before + after if r.code is None] == []
+        stuck = [(r.uid, r.stage, r.error) for r in before + after if r.code is None]
+        assert stuck == [], (stuck, active.output()[-2500:], standby.output()[-1500:])
         assert api.conflicts == 0 and "Conflict" not in logs  # never two pollers

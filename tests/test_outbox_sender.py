@@ -29,6 +29,7 @@ from storage import outbox as rows
 from storage.db import Database
 from storage.models import CaseCard, CaseMedia, Category, Grid, Outbox
 from tests.fakebot import Call, FakeBotAPI, FakeTelegram, buttons
+from tests.flows import statements_of
 from tests.images import make_jpeg
 
 GRID = "33010200100101"
@@ -496,3 +497,17 @@ async def test_a_restarted_sender_sends_a_photo_telegram_already_has_by_its_kept
     await drain(app)
     again = api.calls_to("sendPhoto")[-1]
     assert again.ok and again.files == {} and again.params["photo"] == uploaded_as
+
+
+def test_sends_that_finish_together_are_recorded_in_one_statement(
+    rt: Runtime, db: Database, clock: ManualClock
+) -> None:
+    ids = [queue_text(db, clock, chat) for chat in (GROUP, RESIDENT, ROOM)]
+    jobs = outbox_service.claim(rt)
+    assert sorted(job.id for job in jobs) == ids
+    with statements_of(db) as seen:
+        outbox_service.delivered_all(rt, [outbox_service.Sent(job, 500 + job.id) for job in jobs])
+    assert [sql.split()[0] for sql in seen if not sql.startswith("BEGIN")] == ["UPDATE"]
+    with db.read() as s:
+        recorded = {r.id: (r.state, r.message_id, r.sent_at) for r in s.exec(select(Outbox))}
+    assert recorded == {i: ("sent", 500 + i, clock.now()) for i in ids}

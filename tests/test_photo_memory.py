@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from bot.intake.photos import PhotoError, StoredPhoto, TooManyPixels, absolute, process_photo
+from bot.workerinit import NICENESS
 from handlers import media
 from handlers.media import PHOTO_SLOTS, PHOTO_WORKERS, PHOTOS, decode_photo, photo_pool
 from tests.fakebot import FakeTelegram
@@ -57,6 +58,12 @@ async def test_workers_do_not_load_the_bot(tmp_path: Path) -> None:
     heavy = "sorted(n for n in __import__('sys').modules if n.split('.')[0] in {'telegram', 'sqlalchemy', 'handlers', 'pytest', 'tests'})"
     assert await asyncio.wrap_future(photo_pool().submit(eval, heavy)) == []
     assert await asyncio.wrap_future(photo_pool().submit(eval, "'bot.intake.photos' in __import__('sys').modules"))
+
+
+async def test_workers_give_way_to_the_bot(tmp_path: Path) -> None:
+    """Decoding takes whole cores; the bot's own process, answering everyone's taps, comes first."""
+    await decode_photo(make_jpeg(100, 100), tmp_path, default_tz=SHANGHAI)
+    assert await asyncio.wrap_future(photo_pool().submit(os.nice, 0)) == min(os.nice(0) + NICENESS, 19)
 
 
 async def test_a_refusal_crosses_the_process_boundary_typed(tmp_path: Path) -> None:

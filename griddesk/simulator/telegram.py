@@ -253,14 +253,16 @@ class FakeUser:
         chat: FakeChat | None = None,
         media_group_id: str | None = None,
         reply_to: MessageRef | None = None,
+        size: tuple[int, int] | None = None,
     ) -> Turn:
         """A compressed photo. The bytes are stored so getFile + download of the largest size
-        returns them unchanged (smaller sizes are real thumbnails)."""
+        returns them unchanged (smaller sizes are real thumbnails). ``size``: its (width,
+        height) when the sender made it and knows (see :meth:`FakeBotAPI.add_photo`)."""
         if data is None:
             from griddesk.simulator.images import plain_jpeg
 
             data = plain_jpeg()
-        content: JSON = {"photo": self.tg.api.add_photo(data)}
+        content: JSON = {"photo": self.tg.api.add_photo(data, size=size)}
         if caption:
             content["caption"] = caption
             if found := detect_entities(caption):
