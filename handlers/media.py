@@ -1,6 +1,6 @@
 """Getting a photo a person sent into our media store (shared by every feature that takes photos).
 
-Photos are decoded in a small pool of worker processes of their own (``PHOTOS``, see
+Photos are decoded in a small pool of worker processes of their own (``PHOTOS`` in
 handlers/workers.py), not in the default thread pool the database work runs in: decoding a
 photo is CPU work that would hold the GIL and take the threads database calls wait for.
 
@@ -40,13 +40,12 @@ from bot.intake.photos import (
 from bot.intake.submit import PhotoIn
 from handlers.common import Ctx, off_loop, runtime
 from handlers.outbox_sender import flush
-from handlers.workers import WorkerDied, WorkerPool
+from handlers.workers import PHOTO_WORKERS, PHOTOS, WorkerDied
 
 log = logging.getLogger(__name__)
 
 IMAGE_MIME_PREFIX = "image/"
 
-PHOTO_WORKERS = 2  # processes decoding photos at once
 PHOTO_SLOTS = PHOTO_WORKERS + 1  # photos downloaded or decoding at once: one ready for the next free worker
 
 
@@ -150,7 +149,6 @@ async def decode_photo(data: bytes | bytearray, media_dir: Path | str, *, defaul
 
 # --------------------------------------------------------------------------- the pool
 
-PHOTOS = WorkerPool("photo", PHOTO_WORKERS)
 _loop_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 

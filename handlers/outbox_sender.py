@@ -51,7 +51,7 @@ from bot.callbacks import Extension
 from bot.cases import digests
 from bot.cases.cards import Card, CaseView, case_view, render_card
 from bot.cases.timewords import when_words
-from bot.cases.verifyview import closed_composite, shows_composite
+from bot.cases.verifyview import shows_composite
 from bot.i18n import t
 from bot.intake.photos import absolute
 from bot.metrics import TELEGRAM_429
@@ -59,7 +59,7 @@ from bot.org.chats import chat_info
 from bot.runtime import Runtime
 from bot.textlimits import CAPTION_LIMIT, MESSAGE_LIMIT, utf16_len
 from handlers.common import clip, off_loop
-from handlers.verify_request import send_verify_request
+from handlers.verify_request import closed_composite, send_verify_request
 
 log = logging.getLogger(__name__)
 
@@ -858,9 +858,7 @@ class Sender:
             view, lang=lang, purpose=purpose, photo=existing is None or existing.is_photo, unit_id=unit_id
         )
         # A closed case's photo card shows before and after side by side (issue 12).
-        composite = (
-            await off_loop(closed_composite, self.rt, view, lang) if card.photo_path and shows_composite(view) else None
-        )
+        composite = await closed_composite(self.rt, view, lang) if card.photo_path and shows_composite(view) else None
         if composite is not None:
             card = dataclasses.replace(card, photo_path=composite)
 

@@ -3,19 +3,25 @@ side), the handler's result note, the departments' replies, and the two buttons.
 
 from __future__ import annotations
 
+import asyncio
 import html
+import weakref
+from pathlib import Path
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import Application
 
 from bot.callbacks import Confirm, NotFixed
+from bot.cases import composite as drawn
+from bot.cases import verifyview
 from bot.cases.cards import CaseView
-from bot.cases.verifyview import before_after_jpeg, verify_details
-from bot.i18n import t, t_plain
+from bot.cases.verifyview import verify_details
+from bot.i18n import t
 from bot.intake.photos import absolute
 from bot.runtime import Runtime
 from bot.textlimits import CAPTION_LIMIT, clip
 from handlers.common import off_loop
+from handlers.workers import PHOTOS, WorkerDied
 
 
 def verify_text(lang: str, view: CaseView, rt: Runtime, *, photo: bool) -> str:
@@ -36,10 +42,47 @@ def verify_text(lang: str, view: CaseView, rt: Runtime, *, photo: bool) -> str:
     return "\n".join(lines)
 
 
-def _composite(rt: Runtime, lang: str, before: str, after: str) -> bytes:
-    root = rt.settings.media_dir
-    labels = (t_plain(lang, "work.photo_before"), t_plain(lang, "work.photo_after"))
-    return before_after_jpeg(absolute(root, before).read_bytes(), absolute(root, after).read_bytes(), labels=labels)
+# The before/after composites are drawn in the photo workers (bot/cases/composite.py): 50–60 ms
+# of Pillow each, which in a thread would hold one of the database's threads that long.
+
+
+async def closed_composite(rt: Runtime, view: CaseView, lang: str) -> str | None:
+    """The composite a CLOSED case's cards show (its path under the media dir), drawn the
+    first time it is wanted; None when the case shows none, or when its worker died (the
+    card keeps its report photo)."""
+    composite = verifyview.closed_composite(view, lang)
+    if composite is None:
+        return None
+    root = Path(rt.settings.media_dir).absolute()
+    if absolute(root, composite.path).exists():
+        return composite.path
+    # The closing refreshes several chats' cards at once: the first one draws, the others wait.
+    drawing = _drawing.setdefault(asyncio.get_running_loop(), {})
+    pending = drawing.get(composite.path)
+    if pending is None:
+        job = (drawn.write_file, root, composite.before, composite.after, composite.labels, composite.path)
+        pending = drawing[composite.path] = asyncio.ensure_future(PHOTOS.run(*job))
+        pending.add_done_callback(lambda _: drawing.pop(composite.path, None))
+    try:
+        await asyncio.shield(pending)
+    except WorkerDied:
+        return None
+    return composite.path
+
+
+_drawing: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _before_after(rt: Runtime, lang: str, before: str, after: str) -> bytes | None:
+    """None when the worker died: the question goes without its photo."""
+    try:
+        return await PHOTOS.run(
+            drawn.from_files, Path(rt.settings.media_dir).absolute(), before, after, verifyview.labels(lang)
+        )
+    except WorkerDied:
+        return None
 
 
 async def send_verify_request(app: Application, rt: Runtime, chat_id: int, lang: str, view: CaseView) -> int:
@@ -52,8 +95,8 @@ async def send_verify_request(app: Application, rt: Runtime, chat_id: int, lang:
         ]
     )
     before, after = list(view.photo_paths), list(view.after_photo_paths)
-    if before and after:
-        photo = await off_loop(_composite, rt, lang, before[0], after[-1])
+    photo = await _before_after(rt, lang, before[0], after[-1]) if before and after else None
+    if photo is not None:
         text = await off_loop(verify_text, lang, view, rt, photo=True)
         message = await app.bot.send_photo(chat_id, photo, caption=clip(text, CAPTION_LIMIT), reply_markup=buttons)
     else:

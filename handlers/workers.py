@@ -104,6 +104,10 @@ class WorkerPool:
 _POOLS: list[WorkerPool] = []
 
 
+PHOTO_WORKERS = 2  # processes decoding photos (and drawing before/after composites) at once
+PHOTOS = WorkerPool("photo", PHOTO_WORKERS)  # Pillow only: handlers/media.py, handlers/verify_request.py
+
+
 def shutdown_all(*, timeout: float = SHUTDOWN_WAIT_S) -> None:
     """Stop every pool's workers (see :meth:`WorkerPool.shutdown`), within one ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -4,12 +4,16 @@ composite the reporter verified), stored once under the media dir and re-sent by
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from PIL import Image
 from sqlmodel import select
 
 from bot.runtime import Runtime
+from handlers.workers import PHOTOS, WorkerDied
 from storage.db import Database
 from storage.models import Case
 from tests.fakebot import FakeBotAPI, FakeTelegram, FakeUser
@@ -24,9 +28,28 @@ def photo_of(api: FakeBotAPI, message: object) -> Image.Image:
     return Image.open(io.BytesIO(api.file_bytes(file_id)))
 
 
+@pytest.mark.parametrize("composites", ["drawn", "worker died"])
 async def test_the_closed_card_shows_before_and_after(
-    tg: FakeTelegram, admin: FakeUser, rt: Runtime, db: Database, api: FakeBotAPI
+    tg: FakeTelegram,
+    admin: FakeUser,
+    rt: Runtime,
+    db: Database,
+    api: FakeBotAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    composites: str,
 ) -> None:
+    """With its worker dead, a composite is simply not shown: the question and the cards go
+    without it, nothing is lost."""
+    jobs: list[str] = []  # what the photo workers were given (Pillow work stays off the database's threads)
+    real_run = PHOTOS.run
+
+    async def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        jobs.append(fn.__name__)
+        if composites == "worker died" and fn.__name__ != "process_photo":
+            raise WorkerDied()
+        return await real_run(fn, *args, **kwargs)
+
+    monkeypatch.setattr(PHOTOS, "run", run)
     worker = tg.user(6201, "钱网格", language_code="zh-hans")
     dispatcher = tg.user(6202, "陈调度", language_code="zh-hans")
     staff = tg.user(6203, "王执法", language_code="zh-hans")
@@ -54,7 +77,16 @@ async def test_the_closed_card_shows_before_and_after(
     await staff.press(staff.last_message(), "✅ 完成")
     # still open: the cards keep the report photo
     assert photo_of(api, room.message(room_card_id)).width == before.width
-    await worker.press(worker.last_message(), "✅ 确认已解决")
+    question = worker.last_message()
+    assert bool(question.photo) == (composites == "drawn")
+    await worker.press(question, "✅ 确认已解决")
+    if composites == "worker died":
+        assert jobs.count("write_file") >= 1 and jobs.count("from_files") == 1
+        for chat, message_id in ((room, room_card_id), (team, team_card_id)):
+            closed = chat.message(message_id)
+            assert "已结案" in closed.caption_text
+            assert photo_of(api, closed).width == before.width  # the report photo, as before
+        return
 
     for chat, message_id in ((room, room_card_id), (team, team_card_id)):
         closed = chat.message(message_id)
@@ -72,6 +104,8 @@ async def test_the_closed_card_shows_before_and_after(
         case = s.exec(select(Case)).one()
     stored = sorted(Path(rt.settings.media_dir, "composites").glob(f"{case.id}-*.jpg"))
     assert [p.name.endswith("-zh_CN.jpg") for p in stored] == [True]
+    # two report photos, the verify request's composite, one closed composite drawn for both chats
+    assert sorted(jobs) == ["from_files", "process_photo", "process_photo", "write_file"]
     media_edits = [c for c in api.calls if c.method == "editMessageMedia"]
     assert len(media_edits) == 2
     assert sum(1 for c in media_edits if c.files) == 1  # uploaded once, then by file_id

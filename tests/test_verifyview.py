@@ -8,7 +8,7 @@ import io
 from fontTools.ttLib import TTFont
 from PIL import Image
 
-from bot.cases.verifyview import BAR, before_after_jpeg
+from bot.cases.composite import BAR, before_after_jpeg
 from bot.fonts import CJK_FONT
 from bot.i18n import t_plain
 from tests.images import make_jpeg, rgb_colours
