@@ -11,8 +11,8 @@ import tempfile
 from collections.abc import Callable
 from typing import IO, TypeVar
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
-from telegram.error import BadRequest, TelegramError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
+from telegram.error import TelegramError
 
 from bot.desk import drawing, export, maps, render, service
 from bot.desk.buttons import BY_OF, DeskMap, DeskStats
@@ -23,7 +23,7 @@ from bot.i18n import N_, t, t_plain
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from handlers.common import Ctx, chat_language, command_args, esc, off_loop, person_of, pressed, runtime
-from handlers.outbox_sender import bad_file_id, file_ids
+from handlers.outbox_sender import photo_call
 from handlers.workers import WorkerDied, WorkerPool
 
 CAPTION_LIMIT = 1024
@@ -88,25 +88,20 @@ async def send_picture(
     its file_id: not drawn, not uploaded. No picture (a dead worker, Telegram refusing it):
     the text alone, which holds the figures."""
     key = "picture:" + hashlib.sha256(repr(spec).encode()).hexdigest()
-    sent = file_ids(context.application)
-    known = sent.get(key)
-    if known is not None:
-        try:
-            await context.bot.send_photo(chat_id, known, caption=text, reply_markup=markup)
-            return
-        except TelegramError as exc:
-            if not (isinstance(exc, BadRequest) and bad_file_id(exc)):
-                await context.bot.send_message(chat_id, text, reply_markup=markup)
-                return
-            sent.forget(key)  # Telegram no longer knows it: draw and upload again
+
+    async def send(photo: str | bytes) -> Message:
+        return await context.bot.send_photo(chat_id, photo, caption=text, reply_markup=markup)
+
     try:
-        png = await PICTURES.run(draw, spec)
-        message = await context.bot.send_photo(chat_id, png, caption=text, reply_markup=markup)
+        await photo_call(
+            context.application,
+            key,
+            send,
+            lambda m: m.photo[-1].file_id if m.photo else None,
+            lambda: PICTURES.run(draw, spec),
+        )
     except (WorkerDied, TelegramError):
         await context.bot.send_message(chat_id, text, reply_markup=markup)
-        return
-    if message.photo:
-        sent.put(key, message.photo[-1].file_id)
 
 
 async def _send(update: Update, context: Ctx, lang: str, report: Report) -> None:

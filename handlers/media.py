@@ -16,7 +16,6 @@ import errno
 import logging
 import os
 import weakref
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
@@ -150,11 +149,6 @@ async def decode_photo(data: bytes | bytearray, media_dir: Path | str, *, defaul
 # --------------------------------------------------------------------------- the pool
 
 _loop_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-
-
-def photo_pool() -> ProcessPoolExecutor:
-    """The process pool photos decode in, made on first use (workers start when needed)."""
-    return PHOTOS.executor()
 
 
 def _slots() -> asyncio.Semaphore:

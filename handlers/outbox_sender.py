@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 SENDER_TASK_NAME = "griddesk-outbox-sender"
 _SENDER_KEY = "outbox_sender"
 _FILE_IDS_KEY = "outbox_file_ids"
+_UPLOADS_KEY = "photo_uploads"  # key -> the lock of its upload under way
 _R = TypeVar("_R")
 STOP_GRACE_S = 10.0  # sends under way at shutdown get this long to finish
 ERROR_PAUSE_S = 1.0  # after an unexpected error in the loop (the database is down…)
@@ -157,6 +158,44 @@ def file_ids(app: Application) -> outbox.FileIds:
     picture is uploaded once and sent by its file_id to every chat after."""
     store: outbox.FileIds = app.bot_data.setdefault(_FILE_IDS_KEY, outbox.FileIds())
     return store
+
+
+async def photo_call(
+    app: Application,
+    key: str,
+    call: Callable[[str | bytes], Awaitable[_R]],
+    file_id_of: Callable[[_R], str | None],
+    data: Callable[[], Awaitable[bytes]],
+) -> tuple[_R, str | None]:
+    """Run `call` with the photo's file_id if Telegram has one (kept under `key`), else with
+    its bytes from `data()`; returns the result and the file_id a fresh upload earned (None
+    if it went by file_id). A file_id Telegram no longer accepts is forgotten and the photo
+    uploaded again. Uploads of one key go one at a time: two chats whose cards change
+    together (the command room's and the team's) wait for the first upload and send the
+    second by its file_id."""
+    store = file_ids(app)
+    file_id = store.get(key)
+    if file_id is not None:
+        try:
+            return await call(file_id), None
+        except BadRequest as exc:
+            if not bad_file_id(exc):
+                raise
+            log.info("file_id of %s no longer accepted; uploading again", key)
+            if store.get(key) == file_id:
+                store.forget(key)
+    uploads: weakref.WeakValueDictionary[str, asyncio.Lock] = app.bot_data.setdefault(
+        _UPLOADS_KEY, weakref.WeakValueDictionary()
+    )
+    async with uploads.setdefault(key, asyncio.Lock()):
+        file_id = store.get(key)  # the upload we waited for
+        if file_id is not None:
+            return await call(file_id), None
+        result = await call(await data())
+        uploaded = file_id_of(result)
+        if uploaded is not None:
+            store.put(key, uploaded)
+        return result, uploaded
 
 
 async def drain(app: Application, *, timeout: float | None = None) -> int:
@@ -327,7 +366,6 @@ class Sender:
         self._monotonic = monotonic
         self.file_ids = file_ids(app)
         self._sent = _GroupCommit(self)
-        self._uploads: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.delivered_rows = 0  # rows whose message went out, since start
         self._queues: dict[int, deque[Unit]] = {}
         self._turns: OrderedDict[int, None] = OrderedDict()  # chats with queued units, next first
@@ -970,31 +1008,9 @@ class Sender:
     async def _photo_call(
         self, path: str, call: Callable[[str | bytes], Awaitable[_R]], file_id_of: Callable[[_R], str | None]
     ) -> tuple[_R, str | None]:
-        """Run `call` with the photo's file_id if Telegram has one, else with its bytes; returns
-        the result and the file_id a fresh upload earned (None if it went by file_id). Uploads
-        of one path go one at a time: two chats whose cards change together (the command
-        room's and the team's) wait for the first upload and send the second by its file_id."""
-        file_id = self.file_ids.get(path)
-        if file_id is not None:
-            try:
-                return await call(file_id), None
-            except BadRequest as exc:
-                if not bad_file_id(exc):
-                    raise
-                log.info("file_id of %s no longer accepted; uploading again", path)
-                if self.file_ids.get(path) == file_id:
-                    self.file_ids.forget(path)
-        lock = self._uploads.setdefault(path, asyncio.Lock())
-        async with lock:
-            file_id = self.file_ids.get(path)  # the upload we waited for
-            if file_id is not None:
-                return await call(file_id), None
-            data = await off_loop(absolute(self.rt.settings.media_dir, path).read_bytes)
-            result = await call(data)
-            uploaded = file_id_of(result)
-            if uploaded is not None:
-                self.file_ids.put(path, uploaded)
-            return result, uploaded
+        return await photo_call(
+            self.app, path, call, file_id_of, lambda: off_loop(absolute(self.rt.settings.media_dir, path).read_bytes)
+        )
 
     async def _verify_request(self, job: outbox.Job, lang: str) -> int | None:
         """Before and after side by side in one photo, the result note and replies, two buttons."""

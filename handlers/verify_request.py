@@ -54,25 +54,18 @@ async def closed_composite(rt: Runtime, view: CaseView, lang: str) -> str | None
     if composite is None:
         return None
     root = Path(rt.settings.media_dir).absolute()
-    if absolute(root, composite.path).exists():
-        return composite.path
     # The closing refreshes several chats' cards at once: the first one draws, the others wait.
-    drawing = _drawing.setdefault(asyncio.get_running_loop(), {})
-    pending = drawing.get(composite.path)
-    if pending is None:
-        job = (drawn.write_file, root, composite.before, composite.after, composite.labels, composite.path)
-        pending = drawing[composite.path] = asyncio.ensure_future(PHOTOS.run(*job))
-        pending.add_done_callback(lambda _: drawing.pop(composite.path, None))
-    try:
-        await asyncio.shield(pending)
-    except WorkerDied:
-        return None
+    async with _drawing.setdefault(composite.path, asyncio.Lock()):
+        if not absolute(root, composite.path).exists():
+            job = (drawn.write_file, root, composite.before, composite.after, composite.labels, composite.path)
+            try:
+                await PHOTOS.run(*job)
+            except WorkerDied:
+                return None
     return composite.path
 
 
-_drawing: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[None]]] = (
-    weakref.WeakKeyDictionary()
-)
+_drawing: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()  # path -> its drawing
 
 
 async def _before_after(rt: Runtime, lang: str, before: str, after: str) -> bytes | None:

@@ -18,12 +18,13 @@ from PIL import Image
 from bot.intake.photos import PhotoError, StoredPhoto, TooManyPixels, absolute, process_photo
 from bot.workerinit import NICENESS
 from handlers import media
-from handlers.media import PHOTO_SLOTS, PHOTO_WORKERS, PHOTOS, decode_photo, photo_pool
+from handlers.media import PHOTO_SLOTS, PHOTO_WORKERS, PHOTOS, decode_photo
 from tests.fakebot import FakeTelegram
 from tests.images import make_jpeg
 from tests.test_photos import _huge_one_bit_png, assert_no_metadata
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+photo_pool = PHOTOS.executor  # the process pool photos decode in, made on first use
 
 
 def rss_mb(pid: int) -> float:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import math
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -17,6 +19,7 @@ from bot.fonts import CJK_FONT
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 MATPLOTLIB_LOCK = threading.Lock()  # matplotlib's font cache and text layout are not thread-safe
 
@@ -70,8 +73,9 @@ def font_family() -> str:
     return font_manager.FontProperties(fname=str(CJK_FONT)).get_name()
 
 
-def draw(spec: ChartSpec) -> bytes:
-    """The chart as a PNG."""
+@contextmanager
+def _figure(inches: tuple[float, float]) -> Iterator[tuple[Figure, str]]:
+    """A blank figure at 150 dpi and the shipped font's family, under matplotlib's lock."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -79,18 +83,27 @@ def draw(spec: ChartSpec) -> bytes:
     from matplotlib.figure import Figure
 
     with MATPLOTLIB_LOCK:
-        family = font_family()
-        fig = Figure(figsize=(7.2, 9.0), dpi=150)
+        fig = Figure(figsize=inches, dpi=150)
         FigureCanvasAgg(fig)
+        yield fig, font_family()
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def draw(spec: ChartSpec) -> bytes:
+    """The chart as a PNG."""
+    with _figure((7.2, 9.0)) as (fig, family):
         fig.suptitle(spec.title, fontsize=15, fontfamily=[family, "DejaVu Sans"])
         top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, 1.4], "hspace": 0.35})
         for axes, panel in ((top, spec.top), (bottom, spec.bottom)):
             _panel(axes, panel, family)
         top.tick_params(axis="x", labelsize=10)
         fig.subplots_adjust(left=0.28, right=0.95, top=0.92, bottom=0.05)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-    return buf.getvalue()
+        return _png(fig)
 
 
 def _panel(ax: Axes, panel: Panel, family: str) -> None:
@@ -129,17 +142,9 @@ class MapSpec:
 
 def draw_map(spec: MapSpec) -> bytes:
     """The map as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import PolyCollection
-    from matplotlib.figure import Figure
 
-    with MATPLOTLIB_LOCK:
-        family = font_family()
-        fig = Figure(figsize=(7.2, 7.2), dpi=150)
-        FigureCanvasAgg(fig)
+    with _figure((7.2, 7.2)) as (fig, family):
         ax = fig.add_subplot(1, 1, 1)
         face = (0.95, 0.95, 0.95, 0.3) if spec.tile_url else "#f2f2f2"  # the tiles show through
         if spec.polygons:
@@ -167,6 +172,4 @@ def draw_map(spec: MapSpec) -> bytes:
         if spec.series:
             ax.legend(prop={"family": family, "size": 9}, loc="upper right", framealpha=0.9)
         fig.subplots_adjust(left=0.08, right=0.97, top=0.93, bottom=0.06)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-    return buf.getvalue()
+        return _png(fig)
