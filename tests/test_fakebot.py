@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from telegram import (
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputMediaPhoto,
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
@@ -669,9 +671,31 @@ async def test_bot_uploads_get_file_ids(tg: FakeTelegram, app: Application, api:
     assert bytes(await (await app.bot.get_file(stored.file_id)).download_as_bytearray()) == b"hello"
 
 
-async def test_media_group(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:
-    from telegram import InputMediaPhoto
+async def test_the_bots_uploads_are_decoded_once_off_the_event_loop(
+    tg: FakeTelegram, app: Application, api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram's servers decode an uploaded photo, not the bot: in the loop the bot shares
+    with the fake, that work was charged to the bot (and to everyone's latency)."""
+    from griddesk.simulator import images
 
+    decoded_in: list[str] = []
+    real_size = images.image_size
+
+    def image_size(data: bytes) -> tuple[int, int] | None:
+        decoded_in.append(threading.current_thread().name)
+        return real_size(data)
+
+    monkeypatch.setattr(images, "image_size", image_size)
+    alice = tg.user(1001, "Alice")
+    sent = await app.bot.send_photo(alice.id, make_jpeg(400, 300))
+    assert (sent.photo[-1].width, sent.photo[-1].height) == (400, 300)
+    assert len(decoded_in) == 1 and decoded_in[0].startswith("fake-telegram-images")
+    with pytest.raises(BadRequest, match="(?i)image_process_failed"):
+        await app.bot.edit_message_media(InputMediaPhoto(corrupt_jpeg()), chat_id=alice.id, message_id=sent.message_id)
+    assert len(decoded_in) == 2 and decoded_in[1].startswith("fake-telegram-images")
+
+
+async def test_media_group(tg: FakeTelegram, app: Application, api: FakeBotAPI) -> None:
     alice = tg.user(1001, "Alice")
     first, second = make_jpeg(100, 80), make_jpeg(120, 90, color=(1, 2, 3))
     album = await app.bot.send_media_group(

@@ -14,6 +14,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,10 @@ from griddesk.simulator.model import (
 )
 
 _URL_SCHEMES = ("http://", "https://", "tg://", "ton://")
+# Calls whose uploads are photos the server decodes, and the thread it does that in: one, as
+# the fake's other work is one at a time too.
+PHOTO_UPLOADING_METHODS = frozenset({"sendPhoto", "sendMediaGroup", "editMessageMedia"})
+_IMAGE_THREAD = ThreadPoolExecutor(1, thread_name_prefix="fake-telegram-images")
 _NOT_FOUND = json.dumps({"ok": False, "error_code": 404, "description": "Not Found"}).encode()
 
 
@@ -203,6 +208,8 @@ class FakeBotAPI(BaseRequest):
         params = self._decode_parameters(request_data)
         files, file_names = self._read_uploads(request_data)
         call = Call(api_method, params, files, file_names)
+        if files and api_method in PHOTO_UPLOADING_METHODS:
+            await self._measure_images(call)
         self.calls.append(call)
         for recorder in self._recorders:
             recorder.append(call)
@@ -237,6 +244,14 @@ class FakeBotAPI(BaseRequest):
             for message in result if isinstance(result, list) else [result]:
                 self._sent.setdefault(message["chat"]["id"], []).append(message)
         return self._ok(call, result)
+
+    async def _measure_images(self, call: Call) -> None:
+        """Decode the uploaded photos in a thread of the fake's own, as Telegram's servers do
+        this work elsewhere: in the event loop the bot shares with the fake, it was charged to
+        the bot and to everyone's latency (not through the loop's run_in_executor either, which
+        the benchmarks count as the bot's thread hops)."""
+        for name, data in call.files.items():
+            call.image_sizes[name] = await asyncio.wrap_future(_IMAGE_THREAD.submit(images.image_size, data))
 
     # ---- recording helpers ----------------------------------------------------------------
 
@@ -753,24 +768,29 @@ class FakeBotAPI(BaseRequest):
             size["file_size"] = stored.size
         return size
 
-    def _upload(self, value: Any, call: Call, part: str) -> bytes | None:
-        """Bytes of an uploaded file parameter: plain upload (multipart part named like the
-        parameter, value absent) or ``attach://name``. None means the value is a file_id (or
-        URL) string."""
+    def _upload_name(self, value: Any, call: Call, part: str) -> str | None:
+        """The multipart part an uploaded file parameter names: a plain upload (a part named
+        like the parameter, value absent) or ``attach://name``. None means the value is a
+        file_id (or URL) string."""
         if value is None and part in call.files:
-            return call.files[part]
+            return part
         if isinstance(value, str) and value.startswith("attach://"):
             name = value.removeprefix("attach://")
             if name not in call.files:
                 raise ApiError.bad_request("wrong file identifier/HTTP URL specified")
-            return call.files[name]
+            return name
         if not isinstance(value, str) or not value:
             raise ApiError.bad_request(f"there is no {part} in the request")
         return None
 
+    def _upload(self, value: Any, call: Call, part: str) -> bytes | None:
+        """Bytes of an uploaded file parameter (see :meth:`_upload_name`)."""
+        name = self._upload_name(value, call, part)
+        return call.files[name] if name is not None else None
+
     def _resolve_photo(self, value: Any, call: Call, part: str) -> list[JSON]:
-        upload = self._upload(value, call, part)
-        if upload is None:
+        name = self._upload_name(value, call, part)
+        if name is None:
             stored = self.files.get(value)
             if stored is None:
                 # Includes http(s) URLs: the fake cannot fetch them.
@@ -778,13 +798,14 @@ class FakeBotAPI(BaseRequest):
             if stored.kind != "photo":
                 raise ApiError.bad_request(f"can't use file of type {_kind_name(stored.kind)} as Photo")
             return self._photo_sets.get(stored.file_id) or [self._photo_size(stored)]
-        size = images.image_size(upload)
+        upload = call.files[name]
+        size = call.image_sizes[name] if name in call.image_sizes else images.image_size(upload)
         if size is None:
             raise ApiError.bad_request("IMAGE_PROCESS_FAILED")
         width, height = size
         if width + height > 10000 or max(width, height) > 20 * min(width, height):
             raise ApiError.bad_request("PHOTO_INVALID_DIMENSIONS")
-        return self.add_photo(upload)
+        return self.add_photo(upload, size=size)
 
     def _photo_content(self, item: JSON, call: Call, value: Any, part: str) -> JSON:
         kind = item.get("type", "photo")

@@ -72,13 +72,16 @@ class Call:
     ``params`` are JSON-decoded Python values (what Telegram would parse from the request);
     ``files`` maps multipart part names to the uploaded bytes (``"photo"`` for a plain upload,
     ``"attached<hex>"`` for ``attach://`` parts such as media-group items).
-    ``status``/``result``/``error`` tell how the fake answered.
+    ``status``/``result``/``error`` tell how the fake answered. ``image_sizes`` holds each
+    uploaded part's decoded (width, height), None for one that does not decode (measured
+    before the call is answered, off the event loop).
     """
 
     method: str
     params: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
     file_names: dict[str, str] = field(default_factory=dict)
+    image_sizes: dict[str, tuple[int, int] | None] = field(default_factory=dict)
     status: int = 200
     result: Any = None
     error: str | None = None
