@@ -236,10 +236,17 @@ def save_card(
         session.add(existing)
 
 
+_FIND_CARD = select(CaseCard).where(
+    col(CaseCard.case_id) == bindparam("case_id"),
+    col(CaseCard.chat_id) == bindparam("chat_id"),
+    col(CaseCard.purpose) == bindparam("purpose"),
+)
+
+
 def find_card(session: Session, *, case_id: int, chat_id: int, purpose: str) -> CaseCard | None:
-    return session.exec(
-        select(CaseCard).where(CaseCard.case_id == case_id, CaseCard.chat_id == chat_id, CaseCard.purpose == purpose)
-    ).first()
+    """Every card the outbox sends asks where it was posted: built once."""
+    params = {"case_id": case_id, "chat_id": chat_id, "purpose": purpose}
+    return session.execute(_FIND_CARD, params).scalars().first()
 
 
 _RECENT_CATEGORIES = (  # every description typed: built once
@@ -273,8 +280,11 @@ def supporting_reporters(session: Session, case_id: int) -> list[int]:
     return sorted({int(u) for u in session.exec(stmt) if u is not None})
 
 
+_CARDS_OF_CASES = select(CaseCard).where(col(CaseCard.case_id).in_(bindparam("ids", expanding=True)))
+
+
 def cards_of_cases(session: Session, case_ids: Collection[int]) -> list[CaseCard]:
     """Every card posted for these cases (the outbox sender reads a claim's at once)."""
     if not case_ids:
         return []
-    return list(session.exec(select(CaseCard).where(col(CaseCard.case_id).in_(sorted(case_ids)))))
+    return list(session.execute(_CARDS_OF_CASES, {"ids": sorted(case_ids)}).scalars())

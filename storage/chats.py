@@ -45,7 +45,11 @@ def save(session: Session, chat: Chat) -> None:
     session.flush()
 
 
+_CHATS_BY_TELEGRAM_IDS = select(Chat).where(col(Chat.telegram_id).in_(bindparam("ids", expanding=True)))
+
+
 def chats_by_telegram_ids(session: Session, telegram_ids: Collection[int]) -> list[Chat]:
+    """Every send of the outbox asks (its chats): built once."""
     if not telegram_ids:
         return []
-    return list(session.exec(select(Chat).where(col(Chat.telegram_id).in_(sorted(telegram_ids)))))
+    return list(session.execute(_CHATS_BY_TELEGRAM_IDS, {"ids": sorted(telegram_ids)}).scalars())

@@ -17,6 +17,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def empty_list() -> list[Any]:
+    """A list field's default. Pydantic inspects a default factory's signature on every
+    construction of a row: for the builtin `list` that fails, slowly (140 µs, a new case's
+    whole construction took 370 µs); for a plain function it takes 9 µs."""
+    return []
+
+
 class UTCDateTime(TypeDecorator):
     """A timezone-aware UTC datetime on both SQLite and PostgreSQL."""
 
@@ -149,14 +156,14 @@ class Category(SQLModel, table=True):
     urgent: bool = False
     limit_value: float
     limit_unit: str = Field(max_length=16)  # "hours" or "days"
-    keywords: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    keywords: list = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False))
     after_photo_required: bool = True
     sort_order: int = 0
     active: bool = True
     # Open311 (issue 13): a category that is not public is never listed nor its cases shown
     # outside; `questions` become the service definition's attributes.
     public: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
-    questions: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    questions: list = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False, server_default="[]"))
 
 
 # --- people ------------------------------------------------------------------------
@@ -409,7 +416,7 @@ class Case(SQLModel, table=True):
     deadline_started_at: datetime | None = ts_field(nullable=True)
     claim_started_at: datetime | None = ts_field(nullable=True)  # when it last became unclaimed
     next_reminder_at: datetime | None = ts_field(nullable=True, index=True)  # what the sweep looks at
-    reminders_done: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    reminders_done: list = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False))
     rung: int = 0  # supervision ladder: 1 overdue (督办), 2 street supervisors, 3 district
     verify_escalated_at: datetime | None = ts_field(nullable=True)  # unverified too long: put to the command room
 
@@ -632,7 +639,7 @@ class FollowUp(SQLModel, table=True):
     created_at: datetime = ts_field(default_now=True, index=True)
     due_at: datetime = ts_field(index=True)
     next_reminder_at: datetime | None = ts_field(nullable=True, index=True)  # for the deadline sweep
-    reminders_done: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    reminders_done: list = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False))
     rung: int = 0  # supervision ladder, as for cases
     contacted_at: datetime | None = ts_field(nullable=True)
     contacted_by: int | None = Field(default=None, foreign_key="user.id")
@@ -694,7 +701,7 @@ class WebhookSubscription(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     url: str
     scope_code: str = Field(max_length=32, index=True)  # a street or the district code
-    events: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # empty: all
+    events: list = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False))  # empty: all
     secret: str = Field(max_length=64)
     origin: str = Field(default="cli", max_length=8)  # cli, org (declared in the organisation file)
     active: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
@@ -70,28 +71,50 @@ event.listen(OrmSession, "before_commit", write_queued)
 event.listen(OrmSession, "after_soft_rollback", _forget_queued)
 
 
-def _due(now: datetime, skip_chats: Collection[int]) -> list[Any]:
-    wanted: list[Any] = [
-        or_(col(Outbox.state) == PENDING, col(Outbox.state) == SENDING),
-        col(Outbox.next_attempt_at) <= now,
-    ]
-    if skip_chats:
-        wanted.append(col(Outbox.chat_id).not_in(list(skip_chats)))
-    return wanted
+# A drain asks these after every update: built once, with the moment, the bounds and the
+# chats to skip as parameters (building a statement costs more than running it on SQLite).
+_IS_DUE = (
+    or_(col(Outbox.state) == PENDING, col(Outbox.state) == SENDING),
+    col(Outbox.next_attempt_at) <= bindparam("now"),
+)
+_NOT_SKIPPED = col(Outbox.chat_id).not_in(bindparam("skip", expanding=True))
+_ANY_DUE = select(Outbox.id).where(*_IS_DUE).limit(1)
+_ANY_DUE_BUT = _ANY_DUE.where(_NOT_SKIPPED)
+_FIRST_DUE_ID = select(func.min(Outbox.id)).where(*_IS_DUE, col(Outbox.id) <= bindparam("up_to"))
+_NEWEST_ID = select(func.max(Outbox.id))
+
+
+def _due_params(now: datetime, skip_chats: Collection[int]) -> dict[str, Any]:
+    return {"now": now, "skip": sorted(skip_chats)} if skip_chats else {"now": now}
 
 
 def any_due(session: Session, *, now: datetime, skip_chats: Collection[int] = ()) -> bool:
     """A cheap look before claiming (a claim takes the write lock even when it finds nothing)."""
-    return session.exec(select(Outbox.id).where(*_due(now, skip_chats)).limit(1)).first() is not None
+    stmt = _ANY_DUE_BUT if skip_chats else _ANY_DUE
+    return session.connection().execute(stmt, _due_params(now, skip_chats)).first() is not None
 
 
 def first_due_id(session: Session, *, now: datetime, up_to: int) -> int | None:
     """The oldest due row with an id up to `up_to` (what a drain still waits for)."""
-    return session.exec(select(func.min(Outbox.id)).where(*_due(now, ()), col(Outbox.id) <= up_to)).one()
+    found = session.connection().execute(_FIRST_DUE_ID, {"now": now, "up_to": up_to}).scalar()
+    return int(found) if found is not None else None
 
 
 def newest_id(session: Session) -> int:
-    return session.exec(select(func.max(Outbox.id))).one() or 0
+    return int(session.connection().execute(_NEWEST_ID).scalar() or 0)
+
+
+@functools.cache
+def _claim_statement(per_chat: bool, skipping: bool) -> Any:
+    """The claim's SELECT, for taking at most `per_chat` rows of each chat or not, and for
+    skipping chats or not (a parameter for each; the statement itself is built once)."""
+    wanted = [*_IS_DUE, _NOT_SKIPPED] if skipping else list(_IS_DUE)
+    stmt = select(Outbox).where(*wanted)
+    if per_chat:
+        rank = func.row_number().over(partition_by=col(Outbox.chat_id), order_by=col(Outbox.id)).label("rank")
+        ranked = select(col(Outbox.id).label("id"), rank).where(*wanted).subquery()
+        stmt = stmt.where(col(Outbox.id).in_(select(ranked.c.id).where(ranked.c.rank <= bindparam("per_chat"))))
+    return stmt.order_by(col(Outbox.id)).limit(bindparam("limit")).with_for_update(skip_locked=True)
 
 
 def claim_due(
@@ -112,14 +135,11 @@ def claim_due(
     repeated outside the window so a row another process took meanwhile is dropped);
     SQLite's BEGIN IMMEDIATE serialises the claim instead.
     """
-    wanted = _due(now, skip_chats)
-    stmt = select(Outbox).where(*wanted)
+    params = {**_due_params(now, skip_chats), "limit": limit}
     if per_chat is not None:
-        rank = func.row_number().over(partition_by=col(Outbox.chat_id), order_by=col(Outbox.id)).label("rank")
-        ranked = select(col(Outbox.id).label("id"), rank).where(*wanted).subquery()
-        stmt = stmt.where(col(Outbox.id).in_(select(ranked.c.id).where(ranked.c.rank <= per_chat)))
-    stmt = stmt.order_by(col(Outbox.id)).limit(limit).with_for_update(skip_locked=True)
-    rows = list(session.exec(stmt))
+        params["per_chat"] = per_chat
+    stmt = _claim_statement(per_chat is not None, bool(skip_chats))
+    rows = list(session.execute(stmt, params).scalars())
     for row in rows:
         row.state = SENDING
         row.attempts += 1

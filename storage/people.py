@@ -200,7 +200,11 @@ def find_by_username(session: Session, username: str) -> User | None:
     return session.exec(select(User).where(col(User.username).ilike(username.lstrip("@")))).first()
 
 
+_USERS_BY_TELEGRAM_IDS = select(User).where(col(User.telegram_id).in_(bindparam("ids", expanding=True)))
+
+
 def users_by_telegram_ids(session: Session, telegram_ids: Collection[int]) -> list[User]:
+    """Every send of the outbox asks (its chats' people): built once."""
     if not telegram_ids:
         return []
-    return list(session.exec(select(User).where(col(User.telegram_id).in_(sorted(telegram_ids)))))
+    return list(session.execute(_USERS_BY_TELEGRAM_IDS, {"ids": sorted(telegram_ids)}).scalars())
