@@ -36,11 +36,13 @@ def percentile(values: list[float], q: float) -> float:
 @dataclass
 class Timed:
     latencies: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # the event loop thread's CPU time in each (awaited alone)
 
     async def __call__(self, awaitable: Awaitable[T]) -> T:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         result = await awaitable
         self.latencies.append(time.perf_counter() - start)
+        self.cpu.append(time.thread_time() - cpu)
         return result
 
     def summary(self) -> str:

@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,7 @@ class Counters:
     transactions: int = 0
     hops: int = 0
     api_calls: int = 0
+    thread_cpu: float = 0.0  # CPU seconds its hops spent in the database's threads
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Sample:
     outbox: Counters  # what the background sender did for it (cards, notices)
     seconds: float  # the whole turn: the update handled and its sends drained
     handled: float  # of which the update's handlers (and the tasks they started): its replies are out
+    cpu: float  # CPU seconds of `handled`: the event loop's thread (the fake's share too) and its hops
 
 
 class _CountedCalls(list):
@@ -115,14 +118,16 @@ class Meter:
         event.listen(engine, "begin", self._begin)
         self._engine = engine
         self.drain_seconds = 0.0  # time spent in the harness's outbox drains (see `timed_drains`)
+        self.drain_cpu = 0.0  # and the event loop thread's CPU time in them
 
     def timed_drains(self, drain: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         async def timed() -> None:
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.thread_time()
             try:
                 await drain()
             finally:
                 self.drain_seconds += time.perf_counter() - began
+                self.drain_cpu += time.thread_time() - cpu
 
         return timed
 
@@ -147,8 +152,19 @@ class Meter:
         original = loop.run_in_executor
 
         def counted(executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-            self.now().hops += 1
-            return original(executor, func, *args)
+            counters = self.now()
+            counters.hops += 1
+            if isinstance(executor, ProcessPoolExecutor):  # a worker process's CPU is not the bot's to wait on here
+                return original(executor, func, *args)
+
+            def timed() -> Any:
+                began = time.thread_time()
+                try:
+                    return func(*args)
+                finally:
+                    counters.thread_cpu += time.thread_time() - began
+
+            return original(executor, timed)
 
         loop.run_in_executor = counted  # type: ignore[assignment]
         try:
@@ -159,16 +175,18 @@ class Meter:
     async def measure(self, step: Awaitable[object]) -> Sample:
         before = {k: Counters(**vars(c)) for k, c in self.counters.items()}
         downloads = len(self.api.downloads)
-        drained = self.drain_seconds
-        began = time.perf_counter()
+        drained, drained_cpu = self.drain_seconds, self.drain_cpu
+        began, began_cpu = time.perf_counter(), time.thread_time()
         await step
         seconds = time.perf_counter() - began
         handled = seconds - (self.drain_seconds - drained)
+        loop_cpu = time.thread_time() - began_cpu - (self.drain_cpu - drained_cpu)
         delta = {
             k: Counters(**{f: getattr(c, f) - getattr(before[k], f) for f in vars(c)}) for k, c in self.counters.items()
         }
         delta[False].api_calls += len(self.api.downloads) - downloads  # downloads are the update's
-        return Sample(update=delta[False], outbox=delta[True], seconds=seconds, handled=handled)
+        cpu = loop_cpu + delta[False].thread_cpu
+        return Sample(update=delta[False], outbox=delta[True], seconds=seconds, handled=handled, cpu=cpu)
 
     def close(self) -> None:
         event.remove(self._engine, "before_cursor_execute", self._statement)
@@ -256,13 +274,14 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def print_table(results: Results, echo_median: float, database: str) -> None:
+def print_table(results: Results, echo: Timed, database: str) -> None:
+    echo_median, echo_cpu = median(echo.latencies), median(echo.cpu)
     print(f"GridDesk cost per update on {database} (medians; n = samples; API calls include downloads)")
     print("  update = the update's handlers; outbox = what the background sender then did for it")
     header = (
-        f"{'':<24}{'':>4}{'--------- update ---------':>30}{'----- outbox -----':>24}{'-- handled --':>16}\n"
+        f"{'':<24}{'':>4}{'--------- update ---------':>30}{'----- outbox -----':>24}{'------ handled ------':>32}\n"
         f"{'update':<24}{'n':>4}{'SQL':>6}{'tx':>5}{'hops':>6}{'API':>5}{'ms':>8}"
-        f"{'SQL':>6}{'tx':>5}{'hops':>6}{'API':>5}{'×echo':>8}{'ms':>8}{'×echo':>8}"
+        f"{'SQL':>6}{'tx':>5}{'hops':>6}{'API':>5}{'×echo':>8}{'ms':>8}{'×echo':>8}{'CPU':>8}{'×echo':>8}"
     )
     print(header)
     width = len(header.splitlines()[-1])
@@ -274,6 +293,7 @@ def print_table(results: Results, echo_median: float, database: str) -> None:
             continue
         ms = median([s.seconds for s in samples]) * 1000
         handled_ms = median([s.handled for s in samples]) * 1000
+        cpu_ms = median([s.cpu for s in samples]) * 1000
         total_ms += ms if row != IDLE_DRAIN else 0.0
 
         def col(part: str, name: str, samples: list[Sample] = samples) -> float:
@@ -286,11 +306,17 @@ def print_table(results: Results, echo_median: float, database: str) -> None:
             f"{col('outbox', 'statements'):>6.0f}{col('outbox', 'transactions'):>5.0f}"
             f"{col('outbox', 'hops'):>6.0f}{col('outbox', 'api_calls'):>5.0f}"
             f"{ms / (echo_median * 1000):>8.1f}{handled_ms:>8.1f}{handled_ms / (echo_median * 1000):>8.1f}"
+            f"{cpu_ms:>8.1f}{cpu_ms / (echo_cpu * 1000):>8.1f}"
         )
     print("-" * width)
     print("ms: the whole turn (the update handled, then its sends drained); ×echo: that over the echo bot's update")
     print("handled: the turn without the drain: the update's handlers and replies, what its sender waits for")
-    print(f"Bare PTB echo bot, same fake, sampled between the cycles: median {echo_median * 1000:.2f} ms per update")
+    print("CPU: the CPU time of `handled`, the event loop's thread (the fake's share of it too) and the database's")
+    print("  threads: steadier than time on a busy machine, and the floor of what the update can take")
+    print(
+        f"Bare PTB echo bot, same fake, sampled between the cycles: median {echo_median * 1000:.2f} ms, "
+        f"{echo_cpu * 1000:.2f} ms CPU per update"
+    )
     print(
         f"Sum of the medians of the updates: {total_ms:.1f} ms = {total_ms / (echo_median * 1000):.0f}× the echo bot's update"
     )
@@ -305,7 +331,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database or f"sqlite:///{tmp}/bench.db"
         results, echo = asyncio.run(measure_costs(url, args.cycles, Path(tmp) / "media", args.trace))
-    print_table(results, statistics.median(echo.latencies), "PostgreSQL" if args.database else "SQLite")
+    print_table(results, echo, "PostgreSQL" if args.database else "SQLite")
 
 
 if __name__ == "__main__":
