@@ -324,6 +324,21 @@ def line(label: str, latencies: list[float]) -> str:
     return f"  {label:<34}{len(latencies):>6}{p50:>10.1f}{p99:>10.1f}"
 
 
+def ratio_interval(
+    numerator: list[float], denominator: list[float], q: float, rounds: int = 1000
+) -> tuple[float, float]:
+    """How far the ratio of two samples' `q` quantiles can move by chance: the 5th and 95th
+    percentiles of the ratio over resamples (with replacement) of both. A p99 of a few hundred
+    latencies is one of its three largest, so one run's ratio alone says little."""
+    draw = random.Random(0)
+    ratios = sorted(
+        percentile(draw.choices(numerator, k=len(numerator)), q)
+        / percentile(draw.choices(denominator, k=len(denominator)), q)
+        for _ in range(rounds)
+    )
+    return ratios[int(0.05 * rounds)], ratios[int(0.95 * rounds) - 1]
+
+
 def summary(run: Run, phase: int) -> list[str]:
     rows = [r for r in run.records if r.phase == phase]
     out = [f"  {'updates':<34}{'n':>6}{'p50 ms':>10}{'p99 ms':>10}"]
@@ -365,7 +380,11 @@ def print_report(run: Run, o: Options, database: str) -> None:
         if by_phase[1] and by_phase[2]:
             p99 = percentile(by_phase[2], 0.99) / percentile(by_phase[1], 0.99)
             p50 = percentile(by_phase[2], 0.5) / percentile(by_phase[1], 0.5)
-            print(f"{label} with / without the heavy users: p99 {p99:.2f}×, p50 {p50:.2f}×")
+            low, high = ratio_interval(by_phase[2], by_phase[1], 0.99)
+            print(
+                f"{label} with / without the heavy users: p99 {p99:.2f}× "
+                f"(90 % bootstrap interval {low:.2f}–{high:.2f}×), p50 {p50:.2f}×"
+            )
 
 
 def main() -> None:
