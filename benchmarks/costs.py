@@ -91,6 +91,7 @@ class Sample:
     seconds: float  # the whole turn: the update handled and its sends drained
     handled: float  # of which the update's handlers (and the tasks they started): its replies are out
     cpu: float  # CPU seconds of `handled`: the event loop's thread (the fake's share too) and its hops
+    loop_cpu: float  # of which the event loop's thread
 
 
 class _CountedCalls(list):
@@ -186,7 +187,9 @@ class Meter:
         }
         delta[False].api_calls += len(self.api.downloads) - downloads  # downloads are the update's
         cpu = loop_cpu + delta[False].thread_cpu
-        return Sample(update=delta[False], outbox=delta[True], seconds=seconds, handled=handled, cpu=cpu)
+        return Sample(
+            update=delta[False], outbox=delta[True], seconds=seconds, handled=handled, cpu=cpu, loop_cpu=loop_cpu
+        )
 
     def close(self) -> None:
         event.remove(self._engine, "before_cursor_execute", self._statement)
@@ -279,9 +282,9 @@ def print_table(results: Results, echo: Timed, database: str) -> None:
     print(f"GridDesk cost per update on {database} (medians; n = samples; API calls include downloads)")
     print("  update = the update's handlers; outbox = what the background sender then did for it")
     header = (
-        f"{'':<24}{'':>4}{'--------- update ---------':>30}{'----- outbox -----':>24}{'------ handled ------':>32}\n"
+        f"{'':<24}{'':>4}{'--------- update ---------':>30}{'----- outbox -----':>24}{'------------- handled -------------':>48}\n"
         f"{'update':<24}{'n':>4}{'SQL':>6}{'tx':>5}{'hops':>6}{'API':>5}{'ms':>8}"
-        f"{'SQL':>6}{'tx':>5}{'hops':>6}{'API':>5}{'×echo':>8}{'ms':>8}{'×echo':>8}{'CPU':>8}{'×echo':>8}"
+        f"{'SQL':>6}{'tx':>5}{'hops':>6}{'API':>5}{'×echo':>8}{'ms':>8}{'×echo':>8}{'CPU':>8}{'×echo':>8}{'loop':>8}{'db':>8}"
     )
     print(header)
     width = len(header.splitlines()[-1])
@@ -294,6 +297,8 @@ def print_table(results: Results, echo: Timed, database: str) -> None:
         ms = median([s.seconds for s in samples]) * 1000
         handled_ms = median([s.handled for s in samples]) * 1000
         cpu_ms = median([s.cpu for s in samples]) * 1000
+        loop_ms = median([s.loop_cpu for s in samples]) * 1000
+        db_ms = median([s.update.thread_cpu for s in samples]) * 1000
         total_ms += ms if row != IDLE_DRAIN else 0.0
 
         def col(part: str, name: str, samples: list[Sample] = samples) -> float:
@@ -306,13 +311,14 @@ def print_table(results: Results, echo: Timed, database: str) -> None:
             f"{col('outbox', 'statements'):>6.0f}{col('outbox', 'transactions'):>5.0f}"
             f"{col('outbox', 'hops'):>6.0f}{col('outbox', 'api_calls'):>5.0f}"
             f"{ms / (echo_median * 1000):>8.1f}{handled_ms:>8.1f}{handled_ms / (echo_median * 1000):>8.1f}"
-            f"{cpu_ms:>8.1f}{cpu_ms / (echo_cpu * 1000):>8.1f}"
+            f"{cpu_ms:>8.1f}{cpu_ms / (echo_cpu * 1000):>8.1f}{loop_ms:>8.1f}{db_ms:>8.1f}"
         )
     print("-" * width)
     print("ms: the whole turn (the update handled, then its sends drained); ×echo: that over the echo bot's update")
     print("handled: the turn without the drain: the update's handlers and replies, what its sender waits for")
-    print("CPU: the CPU time of `handled`, the event loop's thread (the fake's share of it too) and the database's")
-    print("  threads: steadier than time on a busy machine, and the floor of what the update can take")
+    print("CPU: the CPU time of `handled` (steadier than time on a busy machine, and the floor of what the update")
+    print("  can take): loop, the event loop's thread (PTB, the handlers, and the fake's share: the echo bot's")
+    print("  CPU is all loop); db, the database threads its hops ran in (the ORM, SQL, the rules)")
     print(
         f"Bare PTB echo bot, same fake, sampled between the cycles: median {echo_median * 1000:.2f} ms, "
         f"{echo_cpu * 1000:.2f} ms CPU per update"

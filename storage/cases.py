@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
@@ -22,13 +23,19 @@ OPEN_STATES = CaseState.NOT_FINAL
 
 def next_sequence(session: Session, *, prefix: str, day: str) -> int:
     """The next number of the day for `prefix`, atomically (upsert … returning)."""
-    stmt = (
-        insert_on_conflict(session, CaseCounter)
-        .values(prefix=prefix, day=day, last=1)
+    stmt = _next_sequence(session.get_bind().dialect.name)
+    return int(session.connection().execute(stmt, {"prefix": prefix, "day": day}).scalar_one())
+
+
+@functools.cache
+def _next_sequence(dialect: str) -> Any:
+    """Every report asks: built once per database kind (their ON CONFLICT constructs differ)."""
+    return (
+        insert_on_conflict(dialect, CaseCounter)
+        .values(prefix=bindparam("prefix"), day=bindparam("day"), last=1)
         .on_conflict_do_update(index_elements=["prefix", "day"], set_={"last": CaseCounter.last + 1})
         .returning(col(CaseCounter.last))
     )
-    return int(session.execute(stmt).scalar_one())
 
 
 def add_case(session: Session, case: Case) -> Case:
