@@ -46,6 +46,7 @@ from tests.fakebot import FakeBotAPI, Turn
 # What the harness adds to every row: FakeTelegram drains the outbox after each update, and
 # a drain with nothing to send still looks at the database (production only wakes the sender).
 IDLE_DRAIN = "(idle outbox drain)"
+ECHO_PER_CYCLE = 200  # echo updates after each cycle: the ratio's denominator, as steady as the rows
 
 # Row order of the table: the life of a case, then the lists.
 ROWS = [
@@ -265,7 +266,7 @@ async def measure_costs(db_url: str, cycles: int, media: Path, trace: str = "") 
                 await one_cycle(scene, meter, photo, reporter, results, trace if i == 0 else "")
                 if after_update := bench.tg.after_update:
                     results.add(IDLE_DRAIN, await meter.measure(after_update()))
-                await echo.sample(echo_timed, 40)
+                await echo.sample(echo_timed, ECHO_PER_CYCLE)
     finally:
         meter.close()
         await stop(bench)
