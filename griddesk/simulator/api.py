@@ -799,7 +799,7 @@ class FakeBotAPI(BaseRequest):
                 raise ApiError.bad_request(f"can't use file of type {_kind_name(stored.kind)} as Photo")
             return self._photo_sets.get(stored.file_id) or [self._photo_size(stored)]
         upload = call.files[name]
-        size = call.image_sizes[name] if name in call.image_sizes else images.image_size(upload)
+        size = call.image_sizes[name]  # every part of a PHOTO_UPLOADING_METHODS call was measured
         if size is None:
             raise ApiError.bad_request("IMAGE_PROCESS_FAILED")
         width, height = size
