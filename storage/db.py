@@ -23,6 +23,9 @@ from storage.inbox import HANDLING, Handling, mark_processed
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# PostgreSQL: a statement run this often on a connection is prepared there (psycopg's
+# default is 5): parsing and planning cost the server more than running our small queries.
+PREPARE_AFTER = 2
 M = TypeVar("M")
 
 
@@ -129,7 +132,15 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     # No pre-ping: it costs a round trip on every checkout. A connection the server dropped
     # fails its statement with a disconnect error; SQLAlchemy then discards the whole pool's
     # stale connections, and recycling bounds how old an idle one can get.
-    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
+    engine = create_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=20,
+        pool_recycle=1800,
+        pool_use_lifo=True,
+        connect_args={"prepare_threshold": PREPARE_AFTER},
+    )
     event.listen(engine, "before_cursor_execute", _before_statement, retval=True)
     event.listen(engine, "begin", _transaction_began)
     return engine
@@ -248,9 +259,11 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A unit of work that only reads (on SQLite it does not take the write lock)."""
-        # Closing (not rolling back) ends the transaction and keeps loaded rows readable.
+        # It ends by a commit, not by the pool's rollback: psycopg forgets a connection's
+        # prepared statements at every ROLLBACK (storage/db.make_engine says why they matter).
         with Session(self._read_engine, expire_on_commit=False) as session:
             yield session
+            session.commit()
 
     def check(self) -> None:
         """Open a connection, so a wrong URL fails at start-up, not at the first update."""

@@ -83,6 +83,29 @@ def test_poller_lock_survives_terminated_connections(db: Database) -> None:
         standby.db.dispose()
 
 
+def test_statements_stay_prepared_across_units_of_work(db: Database) -> None:
+    """On PostgreSQL a statement run often is prepared once per connection and then only
+    bound: a unit of work that ended by a rollback (the pool's, after a read) made psycopg
+    forget them all, so every statement was parsed and planned again."""
+    if db.sqlite:
+        pytest.skip("prepared statements are PostgreSQL's")
+    fresh = Database(db.url)
+    query = select(ReportDraft).where(col(ReportDraft.user_id) == 1)
+    try:
+        for _ in range(3):
+            with fresh.read() as s:
+                s.exec(query).all()
+            with fresh.session() as s:
+                s.exec(query).all()
+        with fresh.read() as s:
+            prepared = s.connection().exec_driver_sql(
+                "SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s", ("%FROM reportdraft%",)
+            )
+            assert len(prepared.all()) == 1
+    finally:
+        fresh.dispose()
+
+
 async def test_a_row_refused_for_good_alerts_the_admins(
     app: Application, tg: FakeTelegram, admin: FakeUser, rt: Runtime, api: FakeBotAPI
 ) -> None:
