@@ -11,6 +11,11 @@ from bot.settings import Settings
 from griddesk.startup import prepare
 from storage import webhooks as subscriptions
 
+# A bot already running is another process: it reads who listens again within this.
+_RUNNING_BOT_HEARS = (
+    f"(a bot already running takes this in within {webhooks.LISTENERS_TTL.total_seconds():.0f} seconds)"
+)
+
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     key = sub.add_parser("apikey", help="API keys of HTTP clients (Open311 apps, the 12345 hotline)")
@@ -54,6 +59,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 return 2
             print(f"subscription {sub.id}: {sub.url} · {sub.scope_code} · {','.join(sub.events) or 'all events'}")
             print(f"secret (verify X-GridDesk-Signature with it): {sub.secret}")
+            print(_RUNNING_BOT_HEARS)
             return 0
         if command == "list":
             for row in subscriptions.subscriptions(s):
@@ -65,6 +71,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"griddesk: no subscription {args.id}.", file=sys.stderr)
                 return 2
             print(f"subscription {args.id} removed.")
+            print(_RUNNING_BOT_HEARS)
             return 0
         if command == "resume":
             if not subscriptions.resume(s, subscription_id=args.id, now=now):

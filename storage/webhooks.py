@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import func, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -46,17 +46,17 @@ class Listener(NamedTuple):
     events: list[str]  # empty: every event
 
 
-# Asked on every move of a case (most streets have no subscriber): built once, plain rows.
+# Asked when a process's list of who listens runs out (bot/interop/webhooks.py): plain rows.
 _SUBS = WebhookSubscription.__table__.c  # type: ignore[attr-defined]
-_LISTENING = select(_SUBS.id, _SUBS.events).where(
-    _SUBS.scope_code.in_(bindparam("scopes", expanding=True)), _SUBS.active.is_(True)
-)
+_LISTENING = select(_SUBS.id, _SUBS.scope_code, _SUBS.events).where(_SUBS.active.is_(True)).order_by(_SUBS.id)
 
 
-def listening(session: Session, scope_codes: Collection[str]) -> list[Listener]:
-    """Active subscriptions of these scopes (a street and its district)."""
-    rows = session.connection().execute(_LISTENING, {"scopes": list(scope_codes)})
-    return [Listener(row.id, row.events or []) for row in rows]
+def listeners_by_scope(session: Session) -> dict[str, list[Listener]]:
+    """Every active subscription, by the street or district it listens to, in id order."""
+    found: dict[str, list[Listener]] = {}
+    for row in session.connection().execute(_LISTENING):
+        found.setdefault(row.scope_code, []).append(Listener(row.id, row.events or []))
+    return found
 
 
 def add_event(session: Session, row: WebhookEvent) -> None:

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlalchemy import event
+from sqlmodel import col, select
 from telegram.ext import Application
 
 from bot.clock import ManualClock
@@ -21,6 +22,7 @@ from griddesk import interop_cli
 from griddesk.cli import _parser
 from griddesk.http.app import build_http_app
 from griddesk.webhook_sender import TRANSPORT_KEY, deliver_now
+from storage import webhooks as subscription_rows
 from storage.db import Database
 from storage.models import Category, WebhookEvent, WebhookSubscription
 from tests.conftest import ADMIN_ID
@@ -116,6 +118,39 @@ def test_events_go_with_the_change_and_not_without_it(rt: Runtime, db: Database)
         raise Boom()
     with db.session() as s:
         assert len(s.exec(select(WebhookEvent)).all()) == 1
+
+
+def test_who_listens_is_kept_a_few_seconds_and_another_process_is_heard_within_them(
+    rt: Runtime, db: Database, clock: ManualClock
+) -> None:
+    """Every change asks who listens to its street: a process keeps the answer for
+    LISTENERS_TTL. Its own subscriptions count at once; one the command line adds (another
+    process, which cannot tell this one) counts once that time has passed."""
+    asked: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "FROM webhooksubscription" in statement:
+            asked.append(statement)
+
+    here = subscribe(rt)
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        file_case(rt, db)
+        file_case(rt, db)
+        assert len(asked) == 1  # the second change asked nobody
+        with db.session() as s:  # the command line's process adds a subscriber
+            there = subscription_rows.add_subscription(
+                s, WebhookSubscription(url="https://cli.test/in", scope_code=QB, secret="x" * 64)
+            )
+        file_case(rt, db)  # within the time: not yet heard of
+        clock.advance(webhooks.LISTENERS_TTL)
+        file_case(rt, db)
+        assert len(asked) == 2
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    with db.session() as s:
+        rows = s.exec(select(WebhookEvent).order_by(col(WebhookEvent.id))).all()
+    assert [r.subscription_id for r in rows] == [here.id, here.id, here.id, here.id, there.id]
 
 
 @pytest.fixture

@@ -48,6 +48,11 @@ MOVE_EVENTS = {
     "reopen": REOPENED,
 }
 
+# Who listens where is asked by every change of a case and changes seldom: a process keeps
+# what it read this long. A subscription added or removed in the process counts at once
+# (forget_listeners); one added from the command line, a process of its own, within this.
+LISTENERS_TTL = timedelta(seconds=10)
+
 HEADER = "X-GridDesk-Signature"
 REPLAY_WINDOW_S = 300
 PAUSE_AFTER_FAILURES = 8  # consecutive failed deliveries
@@ -81,6 +86,7 @@ def subscribe(
     unknown = [e for e in wanted if e not in EVENTS]
     if unknown:
         raise BadSubscription(f"unknown event {unknown[0]} (known: {', '.join(EVENTS)})")
+    forget_listeners(rt)
     return webhooks.add_subscription(
         s,
         WebhookSubscription(
@@ -98,7 +104,7 @@ def case_event(rt: Runtime, s: Session, case: Case, event: str, now: datetime, *
         return 0
     street = known.street(case.street_id)
     scopes = [c for c in (street.code if street else None, known.district.code if known.district else None) if c]
-    subs = [sub for sub in webhooks.listening(s, scopes) if not sub.events or event in sub.events]
+    subs = [sub for sub in _listening(rt, s, scopes, now) if not sub.events or event in sub.events]
     if not subs:
         return 0
     ticket = external.ticket_of_case(s, pk(case)) if case.source in (CaseSource.HOTLINE, "open311") else None
@@ -133,6 +139,19 @@ def case_event(rt: Runtime, s: Session, case: Case, event: str, now: datetime, *
             ),
         )
     return len(subs)
+
+
+def _listening(rt: Runtime, s: Session, scopes: list[str], now: datetime) -> list[webhooks.Listener]:
+    """Who listens to these scopes, from what this process read at most LISTENERS_TTL ago."""
+    kept: tuple[datetime, dict[str, list[webhooks.Listener]]] | None = rt.cache.get(index.WEBHOOK_LISTENERS)
+    if kept is None or not kept[0] <= now < kept[0] + LISTENERS_TTL:
+        kept = rt.cache[index.WEBHOOK_LISTENERS] = (now, webhooks.listeners_by_scope(s))
+    return sorted((sub for scope in scopes for sub in kept[1].get(scope, ())), key=lambda sub: sub.id)
+
+
+def forget_listeners(rt: Runtime) -> None:
+    """A subscription was added or removed here: the next change asks the database again."""
+    rt.cache.pop(index.WEBHOOK_LISTENERS, None)
 
 
 def encode(body: dict[str, Any]) -> bytes:

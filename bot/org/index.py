@@ -74,11 +74,14 @@ class Org:
 # for suggestions (bot/org/categories.py).
 ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS, CHATS = "org", "categories", "grid_index", "street_clocks", "chats"
 UNIT_GROUPS, CATEGORY_TERMS = "unit_groups", "category_terms"
+# Also kept, for a few seconds only: who listens to each street's webhooks (bot/interop/webhooks.py;
+# the organisation file declares some of them).
+WEBHOOK_LISTENERS = "webhook_listeners"
 
 
 def forget(rt: Runtime) -> None:
     """The organisation changed (an import): everything read from it is read again."""
-    for key in (ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS, CHATS, UNIT_GROUPS, CATEGORY_TERMS):
+    for key in (ORG, CATEGORIES, GRID_INDEX, STREET_CLOCKS, CHATS, UNIT_GROUPS, CATEGORY_TERMS, WEBHOOK_LISTENERS):
         rt.cache.pop(key, None)
 
 
