@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar, cast
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import CursorResult, Engine, Result, bindparam, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -142,8 +143,18 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         connect_args={"prepare_threshold": PREPARE_AFTER},
     )
     event.listen(engine, "before_cursor_execute", _before_statement, retval=True)
+    event.listen(engine, "before_cursor_execute", _stream_in_a_transaction)
     event.listen(engine, "begin", _transaction_began)
     return engine
+
+
+def _stream_in_a_transaction(conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool) -> None:
+    """A streamed read (yield_per: a server-side cursor) needs a transaction, which a read's
+    autocommit connection (Database.read) has not: it opens one, ended by the read's commit."""
+    if context is not None and context.execution_options.get("stream_results"):
+        dbapi_connection = conn.connection.dbapi_connection
+        if dbapi_connection.autocommit and dbapi_connection.info.transaction_status == TransactionStatus.IDLE:
+            dbapi_connection.execute("BEGIN")
 
 
 # PostgreSQL refuses NUL in text (and a lone surrogate cannot be encoded at all): what people
@@ -180,6 +191,8 @@ def _before_statement(
     """Every statement: note whether the transaction writes (see _mark_update_handled), and
     clean what people typed (copied only when something in it must go: rarely)."""
     if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        if conn.get_execution_options().get("griddesk_read_only"):  # on PostgreSQL, committed at once
+            raise RuntimeError("a read's unit of work (Database.read) may not write: use Database.session")
         conn.info[_WROTE] = True
     return statement, scrub(parameters) if _refused_in(parameters) else parameters
 
@@ -236,7 +249,12 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url, echo=echo)
         self.sqlite = is_sqlite(self.url)
-        self._read_engine = self.engine.execution_options(griddesk_read_only=True)
+        # PostgreSQL reads in autocommit: at its READ COMMITTED every statement takes its own
+        # snapshot inside a transaction too, so BEGIN and COMMIT would cost two round trips for
+        # nothing. SQLite's read transaction is one snapshot: kept.
+        self._read_engine = self.engine.execution_options(
+            griddesk_read_only=True, **({} if self.sqlite else {"isolation_level": "AUTOCOMMIT"})
+        )
         self._writers: contextlib.AbstractContextManager[Any] = (
             _WriterQueue() if self.sqlite else contextlib.nullcontext()
         )
@@ -260,7 +278,7 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A unit of work that only reads (on SQLite it does not take the write lock)."""
         # It ends by a commit, not by the pool's rollback: psycopg forgets a connection's
-        # prepared statements at every ROLLBACK (storage/db.make_engine says why they matter).
+        # prepared statements at every ROLLBACK (see PREPARE_AFTER).
         with Session(self._read_engine, expire_on_commit=False) as session:
             yield session
             session.commit()

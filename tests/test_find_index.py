@@ -50,7 +50,7 @@ def example(rt: Runtime) -> Iterator[Runtime]:
 
 
 def uses_index(db: Database, q: str = "劳动路3号") -> bool:
-    with db.read() as s:
+    with db.session() as s:  # SET LOCAL: a transaction's (a read is none on PostgreSQL)
         if s.get_bind().dialect.name == "sqlite":
             return desk_queue._fts_ids(s, q) is not None
         s.execute(text("SET LOCAL enable_seqscan = off"))

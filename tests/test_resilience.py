@@ -106,6 +106,20 @@ def test_statements_stay_prepared_across_units_of_work(db: Database) -> None:
         fresh.dispose()
 
 
+def test_reads_on_postgresql_open_no_transaction(db: Database) -> None:
+    """A read's statements each see the latest commit, as at READ COMMITTED inside a
+    transaction, without the BEGIN and COMMIT round trips; writes keep their transaction."""
+    if db.sqlite:
+        pytest.skip("SQLite's read transaction is one snapshot, and costs no round trip")
+    own_transaction = "SELECT now() = statement_timestamp() FROM pg_sleep(0.01)"
+    with db.read() as s:
+        s.connection().exec_driver_sql("SELECT 1")
+        assert s.connection().exec_driver_sql(own_transaction).scalar() is True
+    with db.session() as s:
+        s.connection().exec_driver_sql("SELECT 1")
+        assert s.connection().exec_driver_sql(own_transaction).scalar() is False
+
+
 async def test_a_row_refused_for_good_alerts_the_admins(
     app: Application, tg: FakeTelegram, admin: FakeUser, rt: Runtime, api: FakeBotAPI
 ) -> None:
