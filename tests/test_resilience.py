@@ -120,6 +120,16 @@ def test_reads_on_postgresql_open_no_transaction(db: Database) -> None:
         assert s.connection().exec_driver_sql(own_transaction).scalar() is False
 
 
+def test_a_read_that_writes_is_refused(db: Database) -> None:
+    """Database.read is for reads: on PostgreSQL each of its statements commits at once, so
+    a write there would escape its unit of work. It is refused on both databases, untouched."""
+    with pytest.raises(RuntimeError, match="may not write"), db.read() as s:
+        s.add(ReportDraft(user_id=1))
+        s.flush()
+    with db.read() as s:
+        assert s.exec(select(ReportDraft)).all() == []
+
+
 async def test_a_row_refused_for_good_alerts_the_admins(
     app: Application, tg: FakeTelegram, admin: FakeUser, rt: Runtime, api: FakeBotAPI
 ) -> None:
