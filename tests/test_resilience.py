@@ -124,7 +124,7 @@ def test_a_read_that_writes_is_refused(db: Database) -> None:
     """Database.read is for reads: on PostgreSQL each of its statements commits at once, so
     a write there would escape its unit of work. It is refused on both databases, untouched."""
     with pytest.raises(RuntimeError, match="may not write"), db.read() as s:
-        s.add(ReportDraft(user_id=1))
+        s.add(ReportDraft(user_id=1, step="location"))
         s.flush()
     with db.read() as s:
         assert s.exec(select(ReportDraft)).all() == []
