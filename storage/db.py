@@ -278,7 +278,8 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A unit of work that only reads (on SQLite it does not take the write lock)."""
         # It ends by a commit, not by the pool's rollback: psycopg forgets a connection's
-        # prepared statements at every ROLLBACK (see PREPARE_AFTER).
+        # prepared statements at every ROLLBACK (see PREPARE_AFTER), and on PostgreSQL a
+        # streamed read's transaction is the only one a read has to end.
         with Session(self._read_engine, expire_on_commit=False) as session:
             yield session
             session.commit()
