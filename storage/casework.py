@@ -2,46 +2,54 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, update
+from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, col, select
 
 from storage.db import affected
 from storage.models import Case, CaseCard, CaseState, ExtensionRequest, PendingInput, Whistle
-
-# Asked on every private message (is this person owing words to a case?): built once.
-_PENDING_OF = select(PendingInput).where(col(PendingInput.user_id) == bindparam("user_id"))
-_PENDING_OF_LOCKED = _PENDING_OF.with_for_update()
+from storage.one_per_user import OnePerUser
 
 
-def pending_of(session: Session, user_id: int, *, for_update: bool = False) -> PendingInput | None:
+@dataclass(frozen=True)
+class PendingRow:
+    id: int
+    user_id: int
+    action: str
+    case_id: int
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+# Asked on every private message (is this person owing words to a case?).
+_PENDING = OnePerUser(PendingInput.__table__, PendingRow)  # type: ignore[attr-defined]
+
+
+def pending_of(session: Session, user_id: int, *, for_update: bool = False) -> PendingRow | None:
     """The words and photos a user owes a case action. ``for_update`` locks the row until the
     transaction ends (PostgreSQL: the photos of one album arrive at once, and each adds to the
     list; SQLite's writers are serialised by BEGIN IMMEDIATE already)."""
-    stmt = _PENDING_OF_LOCKED if for_update else _PENDING_OF
-    return session.execute(stmt, {"user_id": user_id}).scalars().first()
+    return _PENDING.of(session, user_id, for_update=for_update)
 
 
 def start_pending(
     session: Session, *, user_id: int, action: str, case_id: int, data: dict[str, Any], now: datetime
-) -> PendingInput:
-    session.execute(delete(PendingInput).where(col(PendingInput.user_id) == user_id))
-    row = PendingInput(user_id=user_id, action=action, case_id=case_id, data=data, created_at=now, updated_at=now)
-    session.add(row)
-    session.flush()
-    return row
+) -> PendingRow:
+    return _PENDING.replace(
+        session, user_id=user_id, action=action, case_id=case_id, data=data, created_at=now, updated_at=now
+    )
 
 
-def save_pending(session: Session, row: PendingInput, *, data: dict[str, Any], now: datetime) -> None:
-    row.data = data
-    row.updated_at = now
-    session.add(row)
+def save_pending(session: Session, row: PendingRow, *, data: dict[str, Any], now: datetime) -> PendingRow:
+    return _PENDING.update(session, row, data=data, updated_at=now)
 
 
 def drop_pending(session: Session, user_id: int) -> None:
-    session.execute(delete(PendingInput).where(col(PendingInput.user_id) == user_id))
+    _PENDING.remove(session, user_id)
 
 
 def next_whistle_round(session: Session, case_id: int) -> int:

@@ -2,56 +2,55 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete
 from sqlmodel import Session, col, select
 
 from storage.models import ReportDraft
-
-# Asked on every private message: built once.
-_DRAFT_OF = select(ReportDraft).where(col(ReportDraft.user_id) == bindparam("user_id"))
-_DRAFT_OF_LOCKED = _DRAFT_OF.with_for_update()
+from storage.one_per_user import OnePerUser
 
 
-def get(session: Session, user_id: int, *, for_update: bool = False) -> ReportDraft | None:
-    """The user's draft; `for_update` locks its row until the unit of work ends (PostgreSQL:
-    two processes' steps of one person queue here; SQLite's writers queue anyway)."""
-    stmt = _DRAFT_OF_LOCKED if for_update else _DRAFT_OF
-    return session.execute(stmt, {"user_id": user_id}).scalars().first()
+@dataclass(frozen=True)
+class DraftRow:
+    id: int
+    user_id: int
+    step: str
+    data: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
 
 
-def by_id(session: Session, draft_id: int) -> ReportDraft | None:
-    """A draft row this unit of work already read comes from its identity map: no statement."""
-    return session.get(ReportDraft, draft_id)
+_DRAFTS = OnePerUser(ReportDraft.__table__, DraftRow)  # type: ignore[attr-defined]
 
 
-def create(session: Session, *, user_id: int, step: str, data: dict[str, Any], now: datetime) -> ReportDraft:
-    session.execute(delete(ReportDraft).where(col(ReportDraft.user_id) == user_id))
-    draft = ReportDraft(user_id=user_id, step=step, data=data, created_at=now, updated_at=now)
-    session.add(draft)
-    session.flush()
-    return draft
+def get(session: Session, user_id: int, *, for_update: bool = False) -> DraftRow | None:
+    """The user's draft; `for_update` locks its row until the unit of work ends."""
+    return _DRAFTS.of(session, user_id, for_update=for_update)
 
 
-def save(session: Session, draft: ReportDraft, *, step: str, data: dict[str, Any], now: datetime) -> None:
-    draft.step = step
-    draft.data = data
-    draft.version += 1
-    draft.updated_at = now
-    session.add(draft)
+def by_id(session: Session, draft_id: int) -> DraftRow | None:
+    """A draft row this unit of work already read or wrote costs no statement."""
+    return _DRAFTS.by_id(session, draft_id)
+
+
+def create(session: Session, *, user_id: int, step: str, data: dict[str, Any], now: datetime) -> DraftRow:
+    return _DRAFTS.replace(session, user_id=user_id, step=step, data=data, version=1, created_at=now, updated_at=now)
+
+
+def save(session: Session, draft: DraftRow, *, step: str, data: dict[str, Any], now: datetime) -> DraftRow:
+    return _DRAFTS.update(session, draft, step=step, data=data, version=draft.version + 1, updated_at=now)
 
 
 def remove(session: Session, user_id: int) -> None:
-    session.execute(delete(ReportDraft).where(col(ReportDraft.user_id) == user_id))
+    _DRAFTS.remove(session, user_id)
 
 
 def remove_if_idle(session: Session, user_id: int, before: datetime) -> None:
     """Delete the user's draft only if it is still idle (nobody touched it meanwhile)."""
-    session.execute(
-        delete(ReportDraft).where(col(ReportDraft.user_id) == user_id, col(ReportDraft.updated_at) < before)
-    )
+    _DRAFTS.remove_if_idle(session, user_id, before)
 
 
 def idle_since(session: Session, before: datetime, limit: int = 100) -> list[ReportDraft]:

@@ -146,7 +146,7 @@ def pending_in(s: Session, user_id: int, *, words: str | None = None, now: datet
         assert now is not None
         data = dict(row.data or {})
         _add(data, None, words)
-        casework.save_pending(s, row, data=data, now=now)
+        row = casework.save_pending(s, row, data=data, now=now)
     case = cases.get_case(s, row.case_id)
     return _view(row, case.code if case else "?")
 
@@ -158,7 +158,7 @@ def _update(rt: Runtime, user_id: int, change: Any) -> Pending:
             raise NothingPending()
         data = dict(row.data or {})
         change(data)
-        casework.save_pending(s, row, data=data, now=rt.clock.now())
+        row = casework.save_pending(s, row, data=data, now=rt.clock.now())
         case = cases.get_case(s, row.case_id)
         return _view(row, case.code if case else "?")
 

@@ -19,6 +19,7 @@ from bot.intake import submit as intake
 from bot.intake.submit import PhotoIn, ReportIn, VoiceIn
 from bot.runtime import Runtime
 from storage import drafts, people
+from storage.drafts import DraftRow
 
 MAX_PHOTOS = 10
 MAX_DESCRIPTION = intake.MAX_DESCRIPTION  # one limit: what the draft takes, the case keeps whole
@@ -108,9 +109,9 @@ def _photo_fields(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _from_row(row: Any) -> Draft:
-    # A copy: changing the draft must not change the row's loaded value in place, or the
-    # unit of work that read it would see nothing to write.
+def _from_row(row: DraftRow) -> Draft:
+    # A copy: changing the draft must not change the row the unit of work holds (a later
+    # read of it by id, as save_in's, must see what the database has).
     known = {k: copy.deepcopy(v) for k, v in (row.data or {}).items() if k in Draft.__dataclass_fields__}
     return Draft(id=row.id, user_id=row.user_id, **known)
 
@@ -119,9 +120,6 @@ def _from_row(row: Any) -> Draft:
 class Loaded:
     draft: Draft | None
     expired: bool  # there was one, but it sat idle too long and is gone
-    # The row read, held so the unit of work that read it still has it when saving (a
-    # session keeps rows by weak reference: a row nobody holds is read again).
-    row: Any = field(default=None, compare=False, repr=False)
 
 
 def load(rt: Runtime, user_id: int) -> Loaded:
@@ -134,7 +132,7 @@ def load(rt: Runtime, user_id: int) -> Loaded:
     return loaded(rt, user_id, row)
 
 
-def loaded(rt: Runtime, user_id: int, row: Any) -> Loaded:
+def loaded(rt: Runtime, user_id: int, row: DraftRow | None) -> Loaded:
     """What a draft row read just now means: none, one to resume, or one idle too long
     (discarded here, in a unit of work of its own: rare)."""
     if row is None or not _idle(rt, row):
@@ -143,12 +141,12 @@ def loaded(rt: Runtime, user_id: int, row: Any) -> Loaded:
         return loaded_in(s, rt, user_id, row)
 
 
-def loaded_in(s: Session, rt: Runtime, user_id: int, row: Any) -> Loaded:
+def loaded_in(s: Session, rt: Runtime, user_id: int, row: DraftRow | None) -> Loaded:
     """:func:`loaded` in the caller's unit of work (an idle draft is discarded in it)."""
     if row is None:
         return Loaded(None, False)
     if not _idle(rt, row):
-        return Loaded(_from_row(row), False, row)
+        return Loaded(_from_row(row), False)
     drafts.remove_if_idle(s, user_id, _cutoff(rt))
     return Loaded(None, True)
 
@@ -162,7 +160,7 @@ def _cutoff(rt: Runtime) -> datetime:
     return rt.clock.now() - timedelta(minutes=rt.settings.report_idle_minutes)
 
 
-def _idle(rt: Runtime, row: Any) -> bool:
+def _idle(rt: Runtime, row: DraftRow) -> bool:
     return bool(row.updated_at < _cutoff(rt))
 
 
