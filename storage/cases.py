@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from storage.db import ById, affected
+from storage.db import ById, CoreInsert, affected
 from storage.models import AuditEvent, Case, CaseCard, CaseCounter, CaseMedia, CaseState, SupportingReport
 from storage.upsert import insert_on_conflict
 
@@ -38,10 +39,12 @@ def _next_sequence(dialect: str) -> Any:
     )
 
 
+_NEW_CASE = CoreInsert(Case)
+_NEW_MEDIA = CoreInsert(CaseMedia)
+
+
 def add_case(session: Session, case: Case) -> Case:
-    session.add(case)
-    session.flush()
-    return case
+    return _NEW_CASE.one(session, case)
 
 
 _CASE = ById(Case)
@@ -58,9 +61,9 @@ def get_case_by_code(session: Session, code: str) -> Case | None:
     return session.execute(_BY_CODE, {"code": code.strip().upper()}).scalars().first()
 
 
-def add_media(session: Session, media: CaseMedia) -> CaseMedia:
-    session.add(media)
-    return media
+def add_media(session: Session, media: list[CaseMedia]) -> None:
+    """Photos and voice notes of a case: one statement for them all."""
+    _NEW_MEDIA.many(session, media)
 
 
 # Every card rendered reads these three: built once. Statements that load no ORM object
@@ -197,16 +200,30 @@ def change_state(session: Session, case: Case) -> bool:
     return True
 
 
-# Asked on every change of a case (which cards to refresh): built once.
-_CARDS_OF = select(CaseCard).where(col(CaseCard.case_id) == bindparam("case_id")).order_by(col(CaseCard.id))
+@dataclass(frozen=True)
+class Posted:
+    """Where one of a case's cards is (CaseCard's row, as a move reads it)."""
+
+    chat_id: int
+    message_id: int
+    purpose: str
 
 
-def cards_of(session: Session, case_id: int) -> list[CaseCard]:
+# Asked on every change of a case (which cards to refresh): built once, plain rows.
+_CARDS = CaseCard.__table__  # type: ignore[attr-defined]
+_CARDS_OF = (
+    select(_CARDS.c.chat_id, _CARDS.c.message_id, _CARDS.c.purpose)
+    .where(_CARDS.c.case_id == bindparam("case_id"))
+    .order_by(_CARDS.c.id)
+)
+
+
+def cards_of(session: Session, case_id: int) -> list[Posted]:
     """The case's posted cards, read once per unit of work (a move refreshes them, then its
     caller says where they are); saving a card, or a rollback, reads them again."""
-    known: dict[int, list[CaseCard]] = session.info.setdefault(_CARDS_KEY, {})
+    known: dict[int, list[Posted]] = session.info.setdefault(_CARDS_KEY, {})
     if case_id not in known:
-        known[case_id] = list(session.execute(_CARDS_OF, {"case_id": case_id}).scalars())
+        known[case_id] = [Posted(*row) for row in session.connection().execute(_CARDS_OF, {"case_id": case_id})]
     return list(known[case_id])
 
 
@@ -225,8 +242,8 @@ def save_card(
 ) -> None:
     """Remember where a case's card now is (one read; no write when nothing changed)."""
     existing = find_card(session, case_id=case_id, chat_id=chat_id, purpose=purpose)
+    session.info.get(_CARDS_KEY, {}).pop(case_id, None)  # cards_of reads them again
     if existing is None:
-        session.info.get(_CARDS_KEY, {}).pop(case_id, None)
         session.add(
             CaseCard(
                 case_id=case_id,
@@ -280,11 +297,14 @@ def last_case_event(session: Session, *, case_id: int, actions: tuple[str, ...])
     return session.exec(stmt).first()
 
 
+_SUPPORTING_REPORTERS = select(SupportingReport.reporter_user_id).where(  # every closing asks: built once
+    col(SupportingReport.case_id) == bindparam("case_id"), col(SupportingReport.reporter_user_id).is_not(None)
+)
+
+
 def supporting_reporters(session: Session, case_id: int) -> list[int]:
-    stmt = select(SupportingReport.reporter_user_id).where(
-        SupportingReport.case_id == case_id, col(SupportingReport.reporter_user_id).is_not(None)
-    )
-    return sorted({int(u) for u in session.exec(stmt) if u is not None})
+    found = session.connection().execute(_SUPPORTING_REPORTERS, {"case_id": case_id}).scalars()
+    return sorted({int(u) for u in found})
 
 
 _CARDS_OF_CASES = select(CaseCard).where(col(CaseCard.case_id).in_(bindparam("ids", expanding=True)))

@@ -6,7 +6,9 @@ two processes sweeping reminders, or two dispatchers pressing at once change a r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -47,19 +49,64 @@ def use_link(session: Session, *, link_id: int, user_id: int, now: datetime) -> 
 _REQUEST_FOR = select(RatingRequest).where(
     col(RatingRequest.case_id) == bindparam("case_id"), col(RatingRequest.user_id) == bindparam("user_id")
 )
+_REQUESTS = RatingRequest.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class ToAsk:
+    """A request not rated yet: whom to ask, and whether its one reminder has gone."""
+
+    id: int
+    user_id: int
+    reminded_at: datetime | None
+
+
+# A case's closing reads and writes these as plain rows (Core statements built once): the
+# ORM's insert-returning, read and flush of the same rows cost it five times as much.
 _UNRATED = (
-    select(RatingRequest)
-    .where(col(RatingRequest.case_id) == bindparam("case_id"), col(RatingRequest.rated_at).is_(None))
-    .order_by(col(RatingRequest.id))
+    select(_REQUESTS.c.id, _REQUESTS.c.user_id, _REQUESTS.c.reminded_at)
+    .where(_REQUESTS.c.case_id == bindparam("case_id"), _REQUESTS.c.rated_at.is_(None))
+    .order_by(_REQUESTS.c.id)
 )
+_MARK_ASKED = (
+    _REQUESTS.update()
+    .where(_REQUESTS.c.id == bindparam("request_id"))
+    .values(
+        first_asked_at=func.coalesce(_REQUESTS.c.first_asked_at, bindparam("now")),
+        asked_at=bindparam("now"),
+        asks=_REQUESTS.c.asks + 1,
+        remind_at=bindparam("remind"),
+    )
+)
+
+
+@functools.cache
+def _attach_all(dialect: str) -> Any:
+    return insert_on_conflict(dialect, _REQUESTS).on_conflict_do_nothing(index_elements=["case_id", "user_id"])
 
 
 def request_for(session: Session, *, case_id: int, user_id: int) -> RatingRequest | None:
     return session.execute(_REQUEST_FOR, {"case_id": case_id, "user_id": user_id}).scalars().first()
 
 
-def get_request(session: Session, request_id: int) -> RatingRequest | None:
-    return session.get(RatingRequest, request_id)
+@dataclass(frozen=True)
+class RequestRow:
+    """What a press on a rating request needs of it."""
+
+    id: int
+    case_id: int
+    user_id: int
+    rated_at: datetime | None
+
+
+_REQUEST = select(_REQUESTS.c.id, _REQUESTS.c.case_id, _REQUESTS.c.user_id, _REQUESTS.c.rated_at).where(
+    _REQUESTS.c.id == bindparam("request_id")
+)
+
+
+def get_request(session: Session, request_id: int) -> RequestRow | None:
+    found = session.connection().execute(_REQUEST, {"request_id": request_id}).first()
+    return RequestRow(*found) if found is not None else None
 
 
 def attach(
@@ -80,16 +127,25 @@ def attach(
     return made, True
 
 
-def unrated_requests(session: Session, case_id: int) -> list[RatingRequest]:
-    return list(session.execute(_UNRATED, {"case_id": case_id}).scalars())
+def attach_all(session: Session, *, case_id: int, residents: Sequence[tuple[int, str]], now: datetime) -> None:
+    """Attach these residents ((user id, origin) pairs) to the case, but those attached
+    already: one statement."""
+    rows = [
+        {"case_id": case_id, "user_id": user_id, "origin": origin, "link_id": None, "created_at": now, "asks": 0}
+        for user_id, origin in residents
+    ]
+    if rows:
+        stmt = _attach_all(session.get_bind().dialect.name)
+        session.connection().execute(stmt, rows[0] if len(rows) == 1 else rows)
 
 
-def mark_asked(session: Session, row: RatingRequest, *, now: datetime, remind_at: datetime | None) -> None:
-    row.first_asked_at = row.first_asked_at or now
-    row.asked_at = now
-    row.asks += 1
-    row.remind_at = remind_at
-    session.add(row)
+def unrated_requests(session: Session, case_id: int) -> list[ToAsk]:
+    return [ToAsk(*row) for row in session.connection().execute(_UNRATED, {"case_id": case_id})]
+
+
+def mark_asked(session: Session, request_id: int, *, now: datetime, remind_at: datetime | None) -> None:
+    """Asked now (the first time, or again after a reopen); `remind_at` is its one reminder."""
+    session.connection().execute(_MARK_ASKED, {"request_id": request_id, "now": now, "remind": remind_at})
 
 
 def clear_reminders(session: Session, case_id: int) -> None:
@@ -127,23 +183,48 @@ def claim_reminder(session: Session, *, request_id: int, now: datetime) -> bool:
     return affected(result) == 1
 
 
+_CLAIM_RATING = (
+    _REQUESTS.update()
+    .where(_REQUESTS.c.id == bindparam("request_id"), _REQUESTS.c.rated_at.is_(None))
+    .values(rated_at=bindparam("now"), remind_at=None)
+)
+
+
 def claim_rating(session: Session, *, request_id: int, now: datetime) -> bool:
     """One rating per resident per case: the first press wins."""
-    result = session.execute(
-        update(RatingRequest)
-        .where(col(RatingRequest.id) == request_id, col(RatingRequest.rated_at).is_(None))
-        .values(rated_at=now, remind_at=None)
-    )
-    return affected(result) == 1
+    return affected(session.connection().execute(_CLAIM_RATING, {"request_id": request_id, "now": now})) == 1
 
 
 # --- ratings ----------------------------------------------------------------------------
 
 
-def add_rating(session: Session, rating: Rating) -> Rating:
-    session.add(rating)
-    session.flush()
-    return rating
+_RATINGS = Rating.__table__  # type: ignore[attr-defined]
+_ADD_RATING = _RATINGS.insert().returning(_RATINGS.c.id)
+
+
+def add_rating(
+    session: Session,
+    *,
+    case_id: int,
+    user_id: int,
+    request_id: int,
+    level: int,
+    comment_until: datetime,
+    prompt_message_id: int | None,
+    now: datetime,
+) -> int:
+    """A resident's rating, its comment window open until `comment_until`: its id."""
+    values = {
+        "case_id": case_id,
+        "user_id": user_id,
+        "request_id": request_id,
+        "level": level,
+        "comment_truncated": False,
+        "comment_until": comment_until,
+        "prompt_message_id": prompt_message_id,
+        "created_at": now,
+    }
+    return int(session.connection().execute(_ADD_RATING, values).scalar_one())
 
 
 def get_rating(session: Session, rating_id: int) -> Rating | None:
@@ -181,23 +262,23 @@ def open_comment(session: Session, *, user_id: int, now: datetime) -> Rating | N
     return session.execute(_OPEN_COMMENT, {"user_id": user_id, "now": now}).scalars().first()
 
 
+_OPEN_WINDOW = (_RATINGS.c.comment_until.is_not(None), _RATINGS.c.comment_until > bindparam("now"))
+_CLOSE_COMMENT = _RATINGS.update().where(_RATINGS.c.id == bindparam("rating_id"), *_OPEN_WINDOW)
+_CLOSE_COMMENTS_OF = (
+    _RATINGS.update()
+    .where(_RATINGS.c.user_id == bindparam("resident"), _RATINGS.c.comment_until.is_not(None))
+    .values(comment_until=None)
+)
+
+
 def close_comment(session: Session, *, rating_id: int, now: datetime, values: dict[str, Any] | None = None) -> bool:
     """Close the comment window (saving the comment in `values`), if it is still open."""
-    result = session.execute(
-        update(Rating)
-        .where(col(Rating.id) == rating_id, col(Rating.comment_until).is_not(None), col(Rating.comment_until) > now)
-        .values(comment_until=None, **(values or {}))
-    )
-    return affected(result) == 1
+    params = {"rating_id": rating_id, "now": now, "comment_until": None, **(values or {})}
+    return affected(session.connection().execute(_CLOSE_COMMENT, params)) == 1
 
 
 def close_comments_of(session: Session, *, user_id: int) -> int:
-    result = session.execute(
-        update(Rating)
-        .where(col(Rating.user_id) == user_id, col(Rating.comment_until).is_not(None))
-        .values(comment_until=None)
-    )
-    return affected(result)
+    return affected(session.connection().execute(_CLOSE_COMMENTS_OF, {"resident": user_id}))
 
 
 # --- follow-ups -------------------------------------------------------------------------

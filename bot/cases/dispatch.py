@@ -26,7 +26,7 @@ from bot.org import index
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, cases, chats, orgs, outbox, people
-from storage.models import Case, CaseMedia, CaseState, Role, SupportingReport, Unit, UnitKind
+from storage.models import Case, CaseMedia, CaseState, Role, SupportingReport, Unit, UnitKind, pk
 
 MAX_NOTE = 500
 
@@ -242,8 +242,11 @@ def mark_duplicate(rt: Runtime, person: Person, *, case_id: int, original_id: in
                 created_at=case.created_at,  # when it was really reported
             ),
         )
-        for media in cases.media_of(s, case_id, stage="report"):
-            cases.add_media(s, _copy_media(media, case_id=original.id, support_id=support.id, now=now))  # type: ignore[arg-type]
+        copies = [
+            _copy_media(m, case_id=pk(original), support_id=pk(support), now=now)
+            for m in cases.media_of(s, case_id, stage="report")
+        ]
+        cases.add_media(s, copies)
         audit.record(
             s,
             action="case.supported",

@@ -296,24 +296,23 @@ def add_media(
         "added_by_user_id": added_by,
         "created_at": now,
     }
-    for photo in photos:
-        cases.add_media(
-            s,
-            CaseMedia(
-                kind="photo",
-                telegram_file_id=photo.file_id,
-                sha256=photo.sha256,
-                original_path=photo.original_path,
-                jpeg_path=photo.jpeg_path,
-                thumb_path=photo.thumb_path,
-                width=photo.width,
-                height=photo.height,
-                taken_at=photo.taken_at,
-                **common,
-            ),
+    media = [
+        CaseMedia(
+            kind="photo",
+            telegram_file_id=photo.file_id,
+            sha256=photo.sha256,
+            original_path=photo.original_path,
+            jpeg_path=photo.jpeg_path,
+            thumb_path=photo.thumb_path,
+            width=photo.width,
+            height=photo.height,
+            taken_at=photo.taken_at,
+            **common,
         )
-    for voice in voices:
-        cases.add_media(s, CaseMedia(kind="voice", telegram_file_id=voice.file_id, duration=voice.duration, **common))
+        for photo in photos
+    ]
+    media += [CaseMedia(kind="voice", telegram_file_id=v.file_id, duration=v.duration, **common) for v in voices]
+    cases.add_media(s, media)
 
 
 def find_duplicates(

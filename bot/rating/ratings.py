@@ -39,9 +39,7 @@ from storage.models import (
     CaseSource,
     CaseState,
     FollowUp,
-    Rating,
     RatingLink,
-    RatingRequest,
     UnitKind,
     pk,
 )
@@ -371,7 +369,7 @@ def redeem_link(rt: Runtime, *, person: Person, token: str) -> Redeemed:
         if request.rated_at is not None:
             return Redeemed(case.code, "rated")
         if case.state == CaseState.CLOSED:
-            _ask(rt, s, request, case, now)
+            _ask(rt, s, ratings.ToAsk(pk(request), request.user_id, request.reminded_at), case, now)
             return Redeemed(case.code, "asked")
         return Redeemed(case.code, "later")
 
@@ -379,7 +377,7 @@ def redeem_link(rt: Runtime, *, person: Person, token: str) -> Redeemed:
 # --- asking -----------------------------------------------------------------------------
 
 
-def _ask(rt: Runtime, s: Session, request: RatingRequest, case: Case, now: datetime) -> bool:
+def _ask(rt: Runtime, s: Session, request: ratings.ToAsk, case: Case, now: datetime) -> bool:
     user = people.get_user(s, request.user_id)
     if user is None or not user.can_message:
         return False
@@ -388,21 +386,23 @@ def _ask(rt: Runtime, s: Session, request: RatingRequest, case: Case, now: datet
     )
     # One reminder per resident per case, ever: a request sent again after a reopen gets none.
     remind_at = now + timedelta(hours=rt.settings.rating_reminder_hours) if request.reminded_at is None else None
-    ratings.mark_asked(s, request, now=now, remind_at=remind_at)
+    ratings.mark_asked(s, request.id, now=now, remind_at=remind_at)
     return True
 
 
 def on_case_closed(rt: Runtime, s: Session, case: Case, now: datetime) -> int:
     """Called in the closing transaction: ask every attached resident who has not rated.
     Returns how many were asked."""
+    residents: list[tuple[int, str]] = []
     if case.source == CaseSource.RESIDENT and case.reporter_user_id is not None:
-        ratings.attach(s, case_id=case.id, user_id=case.reporter_user_id, origin="reporter", now=now)  # type: ignore[arg-type]
+        residents.append((case.reporter_user_id, "reporter"))
     # Residents whose own report joined this case are just as concerned by it.
-    for user_id in cases.supporting_reporters(s, case.id):  # type: ignore[arg-type]
+    for user_id in cases.supporting_reporters(s, pk(case)):
         if user_id != case.reporter_user_id and not people.memberships_of(s, user_id):
-            ratings.attach(s, case_id=case.id, user_id=user_id, origin="supporter", now=now)  # type: ignore[arg-type]
+            residents.append((user_id, "supporter"))
+    ratings.attach_all(s, case_id=pk(case), residents=residents, now=now)
     asked = 0
-    for request in ratings.unrated_requests(s, case.id):  # type: ignore[arg-type]
+    for request in ratings.unrated_requests(s, pk(case)):
         asked += _ask(rt, s, request, case, now)
     return asked
 
@@ -475,31 +475,29 @@ def rate(rt: Runtime, *, person: Person, request_id: int, level: int, message_id
         if not ratings.claim_rating(s, request_id=request_id, now=now):
             raise AlreadyRated(code=case.code)
         ratings.close_comments_of(s, user_id=person.user_id)  # an older rating's comment window
-        rating = ratings.add_rating(
+        rating_id = ratings.add_rating(
             s,
-            Rating(
-                case_id=pk(case),
-                user_id=person.user_id,
-                request_id=request_id,
-                level=level,
-                comment_until=now + COMMENT_WINDOW,
-                prompt_message_id=message_id,
-                created_at=now,
-            ),
+            case_id=pk(case),
+            user_id=person.user_id,
+            request_id=request_id,
+            level=level,
+            comment_until=now + COMMENT_WINDOW,
+            prompt_message_id=message_id,
+            now=now,
         )
         audit.record(
             s,
             action="rating.received",
             subject_type="rating",
-            subject_id=rating.id,
+            subject_id=rating_id,
             actor_user_id=person.user_id,
             data={"case_id": case.id, "level": level},
             at=now,
         )
-        followup_id = _open_followup(rt, s, case, rating, now).id if level in BAD_LEVELS else None
+        followup_id = _open_followup(rt, s, case, rating_id, now).id if level in BAD_LEVELS else None
         webhooks.case_event(rt, s, case, webhooks.RATED, now, rating={"level": level})
         days = deadlines.street_clock(rt, s, case.street_id).follow_up_days
-        return Rated(rating.id, case.id, case.code, level, followup_id, days)  # type: ignore[arg-type]
+        return Rated(rating_id, pk(case), case.code, level, followup_id, days)
 
 
 def followup_due(rt: Runtime, s: Session, street_id: int | None, start: datetime) -> datetime:
@@ -509,11 +507,10 @@ def followup_due(rt: Runtime, s: Session, street_id: int | None, start: datetime
     return clock.calendar.add_working_days(start, clock.follow_up_days)
 
 
-def _open_followup(rt: Runtime, s: Session, case: Case, rating: Rating, now: datetime) -> FollowUp:
+def _open_followup(rt: Runtime, s: Session, case: Case, rating_id: int, now: datetime) -> FollowUp:
     due = followup_due(rt, s, case.street_id, now)
     row = ratings.add_followup(
-        s,
-        FollowUp(case_id=case.id, rating_id=rating.id, street_id=case.street_id, created_at=now, due_at=due),  # type: ignore[arg-type]
+        s, FollowUp(case_id=pk(case), rating_id=rating_id, street_id=case.street_id, created_at=now, due_at=due)
     )
     deadlines.plan_followup(rt, s, row)
     audit.record(
@@ -521,7 +518,7 @@ def _open_followup(rt: Runtime, s: Session, case: Case, rating: Rating, now: dat
         action="followup.opened",
         subject_type="followup",
         subject_id=row.id,
-        data={"case_id": case.id, "rating_id": rating.id, "due_at": due.isoformat()},
+        data={"case_id": case.id, "rating_id": rating_id, "due_at": due.isoformat()},
         at=now,
     )
     _queue_card(s, row, case, now)
