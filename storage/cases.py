@@ -66,24 +66,43 @@ def add_media(session: Session, media: list[CaseMedia]) -> None:
     _NEW_MEDIA.many(session, media)
 
 
-# Every card rendered reads these three: built once. Statements that load no ORM object
-# (a count, a column) run on the session's connection: the ORM's execution path costs more
-# than the statement.
-_MEDIA_OF = select(CaseMedia).where(col(CaseMedia.case_id) == bindparam("case_id")).order_by(col(CaseMedia.id))
+@dataclass(frozen=True)
+class MediaRow:
+    """A case's photo or voice note as read (CaseMedia's columns)."""
+
+    id: int
+    case_id: int
+    support_id: int | None
+    stage: str
+    kind: str
+    telegram_file_id: str | None
+    jpeg_file_id: str | None
+    sha256: str | None
+    original_path: str | None
+    jpeg_path: str | None
+    thumb_path: str | None
+    width: int | None
+    height: int | None
+    duration: int | None
+    taken_at: datetime | None
+    added_by_user_id: int | None
+    created_at: datetime
+
+
+# Every card rendered reads these: built once, run on the session's connection (plain rows:
+# the ORM's execution and loading cost more than the statements).
+_MEDIA = CaseMedia.__table__  # type: ignore[attr-defined]
+_MEDIA_OF = select(_MEDIA).where(_MEDIA.c.case_id == bindparam("case_id")).order_by(_MEDIA.c.id)
 _SUPPORT_COUNT = (
     select(func.count()).select_from(SupportingReport).where(col(SupportingReport.case_id) == bindparam("case_id"))
 )
+assert [c.name for c in _MEDIA.columns] == list(MediaRow.__dataclass_fields__)
 
 
-def media_of(session: Session, case_id: int, *, stage: str | None = None, kind: str | None = None) -> list[CaseMedia]:
-    if stage is None and kind is None:
-        return list(session.execute(_MEDIA_OF, {"case_id": case_id}).scalars())
-    stmt = select(CaseMedia).where(CaseMedia.case_id == case_id)
-    if stage is not None:
-        stmt = stmt.where(CaseMedia.stage == stage)
-    if kind is not None:
-        stmt = stmt.where(CaseMedia.kind == kind)
-    return list(session.exec(stmt.order_by(col(CaseMedia.id))))
+def media_of(session: Session, case_id: int, *, stage: str | None = None) -> list[MediaRow]:
+    """The case's media in the order they came (of one `stage` only, if given)."""
+    rows = [MediaRow(*row) for row in session.connection().execute(_MEDIA_OF, {"case_id": case_id})]
+    return rows if stage is None else [m for m in rows if m.stage == stage]
 
 
 def keep_jpeg_file_ids(session: Session, *, case_id: int, uploaded: dict[str, str]) -> None:

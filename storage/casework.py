@@ -63,12 +63,26 @@ def add_whistle(session: Session, whistle: Whistle) -> Whistle:
     return whistle
 
 
-_WHISTLES_OF = select(Whistle).where(col(Whistle.case_id) == bindparam("case_id")).order_by(col(Whistle.id))
+@dataclass(frozen=True)
+class Whistled:
+    """A department a case was whistled to, as cards and rights read it."""
+
+    id: int
+    unit_id: int
+    reported_in_at: datetime | None
 
 
-def whistles_of(session: Session, case_id: int) -> list[Whistle]:
-    """Every card rendered reads them (statement built once)."""
-    return list(session.execute(_WHISTLES_OF, {"case_id": case_id}).scalars())
+_WHISTLES = Whistle.__table__  # type: ignore[attr-defined]
+_WHISTLES_OF = (
+    select(_WHISTLES.c.id, _WHISTLES.c.unit_id, _WHISTLES.c.reported_in_at)
+    .where(_WHISTLES.c.case_id == bindparam("case_id"))
+    .order_by(_WHISTLES.c.id)
+)
+
+
+def whistles_of(session: Session, case_id: int) -> list[Whistled]:
+    """Every card rendered, and every department member's rights, read them: plain rows."""
+    return [Whistled(*row) for row in session.connection().execute(_WHISTLES_OF, {"case_id": case_id})]
 
 
 def get_whistle(session: Session, whistle_id: int) -> Whistle | None:

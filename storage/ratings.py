@@ -231,8 +231,11 @@ def get_rating(session: Session, rating_id: int) -> Rating | None:
     return session.get(Rating, rating_id)
 
 
+_RATINGS_OF_CASE = select(Rating).where(col(Rating.case_id) == bindparam("case_id")).order_by(col(Rating.id))
+
+
 def ratings_of_case(session: Session, case_id: int) -> list[Rating]:
-    return list(session.exec(select(Rating).where(Rating.case_id == case_id).order_by(col(Rating.id))))
+    return list(session.execute(_RATINGS_OF_CASE, {"case_id": case_id}).scalars())
 
 
 # The rating whose comment window is open; its id alone is asked on a resident's every
@@ -298,8 +301,12 @@ def followup_of_rating(session: Session, rating_id: int) -> FollowUp | None:
     return session.exec(select(FollowUp).where(FollowUp.rating_id == rating_id)).first()
 
 
+_FOLLOWUPS_OF_CASE = select(FollowUp).where(col(FollowUp.case_id) == bindparam("case_id")).order_by(col(FollowUp.id))
+
+
 def followups_of_case(session: Session, case_id: int) -> list[FollowUp]:
-    return list(session.exec(select(FollowUp).where(FollowUp.case_id == case_id).order_by(col(FollowUp.id))))
+    """A case's follow-ups (staff's /case reads them: built once)."""
+    return list(session.execute(_FOLLOWUPS_OF_CASE, {"case_id": case_id}).scalars())
 
 
 def mark_contacted(session: Session, *, followup_id: int, user_id: int, now: datetime) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func
@@ -74,15 +76,29 @@ def open_in_streets(
     return _page(session, col(Case.street_id), street_ids, where, limit, offset)  # ix_case_street_open
 
 
-_TIMELINE = (
-    select(AuditEvent)
-    .where(col(AuditEvent.case_id) == bindparam("case_id"))
-    .order_by(col(AuditEvent.at), col(AuditEvent.id))
+@dataclass(frozen=True)
+class Happened:
+    """One event of a case's timeline (AuditEvent's columns that say what happened)."""
+
+    at: datetime
+    actor_user_id: int | None
+    action: str
+    from_state: str | None
+    to_state: str | None
+    note: str | None
+    data: dict[str, Any]
+
+
+_EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
+_TIMELINE = (  # /case, verify and rating cards read it: built once, plain rows
+    select(*(_EVENTS.c[name] for name in Happened.__dataclass_fields__))
+    .where(_EVENTS.c.case_id == bindparam("case_id"))
+    .order_by(_EVENTS.c.at, _EVENTS.c.id)
 )
 
 
-def timeline(session: Session, case_id: int) -> list[AuditEvent]:
-    return list(session.execute(_TIMELINE, {"case_id": case_id}).scalars())
+def timeline(session: Session, case_id: int) -> list[Happened]:
+    return [Happened(*row) for row in session.connection().execute(_TIMELINE, {"case_id": case_id})]
 
 
 def open_count_for_unit(session: Session, unit_id: int, states: Sequence[str]) -> int:

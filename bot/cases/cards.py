@@ -126,7 +126,7 @@ def view_in(s: Session, rt: Runtime, case: Case) -> CaseView:
     after = [m for m in media if m.stage == "after" and m.kind == "photo"]
     original = cases.get_case(s, case.duplicate_of_id) if case.duplicate_of_id else None
     whistles = tuple(
-        WhistleView(w.id, w.unit_id, _names(known.unit(w.unit_id)) or Names("?", "?"), w.reported_in_at)  # type: ignore[arg-type]
+        WhistleView(w.id, w.unit_id, _names(known.unit(w.unit_id)) or Names("?", "?"), w.reported_in_at)
         for w in casework.whistles_of(s, case_id)
     )
     unknown = Names("—", "—")

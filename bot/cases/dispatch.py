@@ -397,7 +397,7 @@ def _command_room_language(rt: Runtime, s: Session, case: Case) -> str:
     return (chat.language if chat else None) or rt.settings.default_language
 
 
-def _copy_media(media: CaseMedia, *, case_id: int, support_id: int, now: datetime) -> CaseMedia:
+def _copy_media(media: cases.MediaRow, *, case_id: int, support_id: int, now: datetime) -> CaseMedia:
     return CaseMedia(
         case_id=case_id,
         support_id=support_id,
