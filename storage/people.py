@@ -33,6 +33,38 @@ def get_user(session: Session, user_id: int) -> User | None:
     return user
 
 
+_USERS = User.__table__  # type: ignore[attr-defined]
+_CHATS_OF = select(_USERS.c.id, _USERS.c.telegram_id, _USERS.c.can_message).where(
+    _USERS.c.id.in_(bindparam("ids", expanding=True))
+)
+_REACHED = "griddesk_users_reached"  # on a session's info: {user id: their chat id, or None}
+
+
+def chats_of(session: Session, user_ids: Iterable[int | None]) -> dict[int, int | None]:
+    """These users' private chats, None for one who cannot be messaged (they blocked the
+    bot, or are unknown): what notices to them need. Read once per unit of work, for all
+    of them in one statement (two columns of plain rows); a user it has loaded costs none."""
+    reached: dict[int, int | None] = session.info.setdefault(_REACHED, {})
+    missing = []
+    for user_id in {i for i in user_ids if i is not None} - reached.keys():
+        held = session.identity_map.get(identity_key(User, user_id))
+        if isinstance(held, User):
+            reached[user_id] = held.telegram_id if held.can_message else None
+        else:
+            missing.append(user_id)
+    if missing:
+        found = {row.id: row for row in session.connection().execute(_CHATS_OF, {"ids": sorted(missing)})}
+        for user_id in missing:
+            row = found.get(user_id)
+            reached[user_id] = int(row.telegram_id) if row is not None and row.can_message else None
+    return reached
+
+
+def chat_of(session: Session, user_id: int) -> int | None:
+    """:func:`chats_of` for one user."""
+    return chats_of(session, (user_id,))[user_id]
+
+
 _USERS_BY_ID = select(User).where(col(User.id).in_(bindparam("ids", expanding=True)))
 
 

@@ -396,9 +396,9 @@ def _resolve(
 def _ask_to_verify(rt: Runtime, s: Session, case: Case, now: datetime) -> None:
     """A worker who reported it checks on site; a resident's case, or one with nobody to
     ask in chat, is verified by the command room."""
-    reporter = people.get_user(s, case.reporter_user_id) if case.reporter_user_id else None
-    if reporter is not None and case.source == CaseSource.PATROL and reporter.can_message:
-        outbox.enqueue(s, chat_id=reporter.telegram_id, kind="verify_request", case_id=case.id, now=now)
+    chat_id = people.chat_of(s, case.reporter_user_id) if case.reporter_user_id else None
+    if chat_id is not None and case.source == CaseSource.PATROL:
+        outbox.enqueue(s, chat_id=chat_id, kind="verify_request", case_id=case.id, now=now)
         return
     room = notify.command_room(rt, case)
     notify.card_to_unit(rt, s, case=case, unit_id=room.id if room else None, purpose=notify.VERIFY, now=now)

@@ -316,8 +316,7 @@ def transition(
     notify.refresh_cards(s, case_id=pk(case), now=now, skip=skip_cards)
     actor_id = person.user_id if person else None
     told = [case.reporter_user_id if spec.tell_reporter else None, case.owner_user_id if spec.tell_owner else None]
-    # Both read in one statement, and held here: each `tell` finds its user in the session.
-    _held = people.users_by_id(s, told) if None not in told else {}
+    people.chats_of(s, told)  # both in one statement: each `tell` then finds its user's chat
     if spec.tell_reporter:
         tell(s, case, case.reporter_user_id, spec.tell_reporter, now, unless=actor_id, **(tell_params or {}))
     if spec.tell_owner:
@@ -401,10 +400,10 @@ def tell(
     s: Session, case: Case, user_id: int | None, key: str, now: datetime, *, unless: int | None = None, **params: Any
 ) -> bool:
     """A notice about the case to one person (not the one who caused it, not one who blocked us)."""
-    user = people.get_user(s, user_id) if user_id else None
-    if user is None or user.id == unless or not user.can_message:
+    chat_id = people.chat_of(s, user_id) if user_id and user_id != unless else None
+    if chat_id is None:
         return False
-    notify.text_to_user(s, telegram_id=user.telegram_id, key=key, now=now, case_id=case.id, code=case.code, **params)
+    notify.text_to_user(s, telegram_id=chat_id, key=key, now=now, case_id=case.id, code=case.code, **params)
     return True
 
 

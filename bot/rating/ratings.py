@@ -378,12 +378,10 @@ def redeem_link(rt: Runtime, *, person: Person, token: str) -> Redeemed:
 
 
 def _ask(rt: Runtime, s: Session, request: ratings.ToAsk, case: Case, now: datetime) -> bool:
-    user = people.get_user(s, request.user_id)
-    if user is None or not user.can_message:
+    chat_id = people.chat_of(s, request.user_id)
+    if chat_id is None:
         return False
-    outbox.enqueue(
-        s, chat_id=user.telegram_id, kind=KIND_REQUEST, case_id=case.id, payload={"request": request.id}, now=now
-    )
+    outbox.enqueue(s, chat_id=chat_id, kind=KIND_REQUEST, case_id=case.id, payload={"request": request.id}, now=now)
     # One reminder per resident per case, ever: a request sent again after a reopen gets none.
     remind_at = now + timedelta(hours=rt.settings.rating_reminder_hours) if request.reminded_at is None else None
     ratings.mark_asked(s, request.id, now=now, remind_at=remind_at)
