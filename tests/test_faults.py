@@ -25,6 +25,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.i18n import t
+from bot.outbox import backoff_seconds
 from storage.db import Database, PollerLock
 from storage.models import Case, Chat, InboxUpdate, Outbox, Unit
 from tests.fault_api import TOKEN, FaultBotAPI
@@ -313,7 +314,10 @@ def test_faulty_proxy_every_reporter_gets_their_code(db: Database, tmp_path: Pat
             codes = _cases(db)
             with Session(db.engine) as s:
                 case_ids = {c.id for c in s.exec(select(Case))}
-            assert _wait_until(lambda: _room_cards(api) >= len(case_ids), 30), (_room_cards(api), len(case_ids))
+            # A card whose sends met faults waits out the outbox's backoff (5 s, 10 s, 20 s…):
+            # five in a row (one run in several hundred at 15 %) are waited for.
+            patience = sum(backoff_seconds(attempt) for attempt in range(1, 6))
+            assert _wait_until(lambda: _room_cards(api) >= len(case_ids), patience), (_room_cards(api), len(case_ids))
         finally:
             bot.stop()
         stuck = [(r.uid, r.stage, r.error) for r in reporters if r.code is None]
