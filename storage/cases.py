@@ -39,6 +39,7 @@ def _next_sequence(dialect: str) -> Any:
     )
 
 
+_CASES = Case.__table__  # type: ignore[attr-defined]
 _NEW_CASE = CoreInsert(Case)
 _NEW_MEDIA = CoreInsert(CaseMedia)
 
@@ -156,15 +157,19 @@ def open_cases_in_box(
     return list(session.execute(_OPEN_IN_BOX, params).scalars())
 
 
-def cases_of_reporter(session: Session, user_id: int, *, limit: int = 10, offset: int = 0) -> list[Case]:
-    stmt = (
-        select(Case)
-        .where(Case.reporter_user_id == user_id)
-        .order_by(col(Case.created_at).desc(), col(Case.id).desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(session.exec(stmt))
+_OF_REPORTER = (  # /my: built once, plain rows of what its lines show (ix_case_reporter_created)
+    select(_CASES.c.code, _CASES.c.state, _CASES.c.category_id, _CASES.c.created_at)
+    .where(_CASES.c.reporter_user_id == bindparam("user_id"))
+    .order_by(_CASES.c.created_at.desc(), _CASES.c.id.desc())
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+
+
+def cases_of_reporter(session: Session, user_id: int, *, limit: int = 10, offset: int = 0) -> list[Any]:
+    """A reporter's cases, newest first: rows of code, state, category_id and created_at."""
+    params = {"user_id": user_id, "limit": limit, "offset": offset}
+    return list(session.connection().execute(_OF_REPORTER, params))
 
 
 # One statement for both counts, built once: /report and Submit ask it for every report.
@@ -188,7 +193,6 @@ def count_reports_since(session: Session, user_id: int, since: datetime) -> int:
     return int(session.connection().execute(_REPORTS_SINCE, {"user_id": user_id, "since": since}).scalar_one())
 
 
-_CASES = Case.__table__  # type: ignore[attr-defined]
 # Every move's compare-and-set, built once: the columns it sets are the keys of each
 # call's parameters (Core derives the SET clause from them), the guard is bound apart.
 _CHANGE_STATE = _CASES.update().where(

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from storage.models import WORKLIST_CLAIMABLE_STATES, WORKLIST_OPEN_STATES, AuditEvent, Case
@@ -36,44 +37,79 @@ def _state_filter(states: Sequence[str], indexed: tuple[str, ...]) -> list[Any]:
     return terms
 
 
-def _page(session: Session, column: Any, keys: Sequence[int], where: list[Any], limit: int, offset: int) -> list[Case]:
-    """One page of the cases with `column` equal to one of `keys`, in ORDER.
+# What a line of a work list shows: read as plain rows (/tasks, every list page), not as
+# whole cases; revoking a member's rights reads whole cases, to move them.
+_C = Case.__table__.c  # type: ignore[attr-defined]
+LINE = (_C.id, _C.code, _C.state, _C.urgent, _C.category_id, _C.created_at, _C.due_at, _C.owner_user_id)
+
+
+def _page(
+    session: Session,
+    column: Any,
+    keys: Sequence[int],
+    where: list[Any],
+    limit: int,
+    offset: int,
+    lines: bool = False,
+) -> list[Any]:
+    """One page of the cases with `column` equal to one of `keys`, in ORDER: Case objects, or
+    rows of LINE's columns with `lines`.
 
     An IN over several keys would break the index order (it is ordered by key first), so
     each key gets its own walk of offset + limit entries, and the walks are merged here."""
     keys = list(dict.fromkeys(keys))
+    run = session.connection().execute if lines else session.execute
+
+    def walk(key: int, walk_offset: int, walk_limit: int) -> list[Any]:
+        stmt = sa_select(*LINE) if lines else select(Case)
+        stmt = stmt.where(column == key, *where).order_by(*ORDER).offset(walk_offset).limit(walk_limit)
+        result = run(stmt)
+        return list(result) if lines else list(result.scalars())
+
     if len(keys) == 1:
-        stmt = select(Case).where(column == keys[0], *where).order_by(*ORDER).offset(offset).limit(limit)
-        return list(session.exec(stmt))
-    rows: dict[int, Case] = {}
+        return walk(keys[0], offset, limit)
+    rows: dict[int, Any] = {}
     for key in keys:
-        stmt = select(Case).where(column == key, *where).order_by(*ORDER).limit(offset + limit)
-        rows.update((case.id, case) for case in session.exec(stmt))  # type: ignore[misc]
+        rows.update((row.id, row) for row in walk(key, 0, offset + limit))
     merged = sorted(rows.values(), key=lambda c: (c.urgent, c.created_at, c.id), reverse=True)
     return merged[offset : offset + limit]
 
 
-def owned_by(session: Session, user_id: int, states: Sequence[str], *, limit: int, offset: int = 0) -> list[Case]:
+def owned_by(
+    session: Session, user_id: int, states: Sequence[str], *, limit: int, offset: int = 0, lines: bool = False
+) -> list[Any]:
     where = _state_filter(states, WORKLIST_OPEN_STATES)  # ix_case_owner_open
-    return _page(session, col(Case.owner_user_id), [user_id], where, limit, offset)
+    return _page(session, col(Case.owner_user_id), [user_id], where, limit, offset, lines)
 
 
 def unclaimed_for_units(
-    session: Session, unit_ids: Sequence[int], states: Sequence[str], *, limit: int, offset: int = 0
-) -> list[Case]:
+    session: Session,
+    unit_ids: Sequence[int],
+    states: Sequence[str],
+    *,
+    limit: int,
+    offset: int = 0,
+    lines: bool = False,
+) -> list[Any]:
     if not unit_ids:
         return []
     where = [*_state_filter(states, WORKLIST_CLAIMABLE_STATES), col(Case.owner_user_id).is_(None)]
-    return _page(session, col(Case.unit_id), unit_ids, where, limit, offset)  # ix_case_unit_claimable
+    return _page(session, col(Case.unit_id), unit_ids, where, limit, offset, lines)  # ix_case_unit_claimable
 
 
 def open_in_streets(
-    session: Session, street_ids: Sequence[int], states: Sequence[str], *, limit: int, offset: int = 0
-) -> list[Case]:
+    session: Session,
+    street_ids: Sequence[int],
+    states: Sequence[str],
+    *,
+    limit: int,
+    offset: int = 0,
+    lines: bool = False,
+) -> list[Any]:
     if not street_ids:
         return []
     where = _state_filter(states, WORKLIST_OPEN_STATES)
-    return _page(session, col(Case.street_id), street_ids, where, limit, offset)  # ix_case_street_open
+    return _page(session, col(Case.street_id), street_ids, where, limit, offset, lines)  # ix_case_street_open
 
 
 @dataclass(frozen=True)

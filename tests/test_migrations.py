@@ -207,6 +207,16 @@ WORK_LISTS: list[tuple[str, str, Callable[[Session], Any]]] = [
     ("mine", "ix_case_owner_open", lambda s: worklists.owned_by(s, 1, OPEN_STATES, limit=9)),
     ("mine, fewer states", "ix_case_owner_open", lambda s: worklists.owned_by(s, 1, [CaseState.CLAIMED], limit=9)),
     (
+        "mine, as /tasks reads it",
+        "ix_case_owner_open",
+        lambda s: worklists.owned_by(s, 1, OPEN_STATES, limit=9, lines=True),
+    ),
+    (
+        "two teams, as /tasks reads them",
+        "ix_case_unit_claimable",
+        lambda s: worklists.unclaimed_for_units(s, [1, 2], WORKLIST_CLAIMABLE_STATES, limit=9, lines=True),
+    ),
+    (
         "team",
         "ix_case_unit_claimable",
         lambda s: worklists.unclaimed_for_units(s, [1], (CaseState.DISPATCHED, CaseState.REOPENED), limit=9),

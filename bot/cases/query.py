@@ -195,13 +195,13 @@ def _work_list_in(s: Session, rt: Runtime, person: Person, kind: str, page: int)
     if kind == "street":
         known = index.org(rt)
         street_ids = [st.id for code in person.scopes(Role.DISPATCHER) if (st := known.active_street(code))]
-        rows = worklists.open_in_streets(s, street_ids, OPEN_STATES, limit=PAGE + 1, offset=offset)  # type: ignore[arg-type]
+        rows = worklists.open_in_streets(s, street_ids, OPEN_STATES, limit=PAGE + 1, offset=offset, lines=True)  # type: ignore[arg-type]
     elif kind == "team":
         unit_ids = [u.id for code in person.scopes(Role.STAFF) if (u := index.org(rt).active_unit(code))]
         waiting = (CaseState.DISPATCHED, CaseState.REOPENED)
-        rows = worklists.unclaimed_for_units(s, unit_ids, waiting, limit=PAGE + 1, offset=offset)  # type: ignore[arg-type]
+        rows = worklists.unclaimed_for_units(s, unit_ids, waiting, limit=PAGE + 1, offset=offset, lines=True)  # type: ignore[arg-type]
     else:
-        rows = worklists.owned_by(s, person.user_id, OPEN_STATES, limit=PAGE + 1, offset=offset)
+        rows = worklists.owned_by(s, person.user_id, OPEN_STATES, limit=PAGE + 1, offset=offset, lines=True)
     lines = []
     owners = people.users_by_id(s, (c.owner_user_id for c in rows[:PAGE])) if kind != "mine" else {}
     for case in rows[:PAGE]:
@@ -209,7 +209,7 @@ def _work_list_in(s: Session, rt: Runtime, person: Person, kind: str, page: int)
         owner = owners.get(case.owner_user_id) if case.owner_user_id else None
         lines.append(
             TaskLine(
-                pk(case),
+                case.id,
                 case.code,
                 case.state,
                 case.urgent,
