@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, case, func, update
 from sqlmodel import Session, col, select
 
 from storage.db import affected
-from storage.models import Case, FollowUp, Rating, RatingLink, RatingRequest
+from storage.models import Case, FollowUp, Rating, RatingLink, RatingRequest, User
 from storage.upsert import insert_on_conflict
 
 # --- links ------------------------------------------------------------------------------
@@ -52,32 +52,26 @@ _REQUEST_FOR = select(RatingRequest).where(
 _REQUESTS = RatingRequest.__table__  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True)
-class ToAsk:
-    """A request not rated yet: whom to ask, and whether its one reminder has gone."""
-
-    id: int
-    user_id: int
-    reminded_at: datetime | None
-
-
-# A case's closing reads and writes these as plain rows (Core statements built once): the
-# ORM's insert-returning, read and flush of the same rows cost it five times as much.
-_UNRATED = (
-    select(_REQUESTS.c.id, _REQUESTS.c.user_id, _REQUESTS.c.reminded_at)
-    .where(_REQUESTS.c.case_id == bindparam("case_id"), _REQUESTS.c.rated_at.is_(None))
-    .order_by(_REQUESTS.c.id)
-)
-_MARK_ASKED = (
+# A case's closing writes these as plain rows (Core statements built once): the ORM's
+# insert-returning, read and flush of the same rows cost it five times as much.
+_USERS = User.__table__  # type: ignore[attr-defined]
+_ASK = (
     _REQUESTS.update()
-    .where(_REQUESTS.c.id == bindparam("request_id"))
+    .where(
+        _REQUESTS.c.case_id == bindparam("closed_case"),
+        _REQUESTS.c.rated_at.is_(None),
+        _REQUESTS.c.user_id.in_(select(_USERS.c.id).where(_USERS.c.can_message.is_(True))),
+    )
     .values(
         first_asked_at=func.coalesce(_REQUESTS.c.first_asked_at, bindparam("now")),
         asked_at=bindparam("now"),
         asks=_REQUESTS.c.asks + 1,
-        remind_at=bindparam("remind"),
+        # One reminder per resident per case, ever: a request asked again after a reopen gets none.
+        remind_at=case((_REQUESTS.c.reminded_at.is_(None), bindparam("remind")), else_=None),
     )
+    .returning(_REQUESTS.c.id, _REQUESTS.c.user_id)
 )
+_ASK_ONE = _ASK.where(_REQUESTS.c.user_id == bindparam("resident"))
 
 
 @functools.cache
@@ -139,13 +133,16 @@ def attach_all(session: Session, *, case_id: int, residents: Sequence[tuple[int,
         session.connection().execute(stmt, rows[0] if len(rows) == 1 else rows)
 
 
-def unrated_requests(session: Session, case_id: int) -> list[ToAsk]:
-    return [ToAsk(*row) for row in session.connection().execute(_UNRATED, {"case_id": case_id})]
-
-
-def mark_asked(session: Session, request_id: int, *, now: datetime, remind_at: datetime | None) -> None:
-    """Asked now (the first time, or again after a reopen); `remind_at` is its one reminder."""
-    session.connection().execute(_MARK_ASKED, {"request_id": request_id, "now": now, "remind": remind_at})
+def ask(
+    session: Session, *, case_id: int, now: datetime, remind_at: datetime, user_id: int | None = None
+) -> list[tuple[int, int]]:
+    """Mark as asked now every request of the case not rated yet whose resident can be
+    messaged (or that of `user_id` alone), with its one reminder at `remind_at` unless it
+    has had it: (request id, user id) of each, in one statement."""
+    params = {"closed_case": case_id, "now": now, "remind": remind_at}
+    stmt = _ASK if user_id is None else _ASK_ONE
+    found = session.connection().execute(stmt, params if user_id is None else {**params, "resident": user_id})
+    return sorted((int(r.id), int(r.user_id)) for r in found)
 
 
 def clear_reminders(session: Session, case_id: int) -> None:

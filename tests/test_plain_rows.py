@@ -162,3 +162,43 @@ def test_media_go_in_one_statement(db: Database, rows: int) -> None:
         assert len(statements) == (1 if rows else 0)
     with db.read() as s:
         assert [m.jpeg_path for m in cases.media_of(s, case_id)] == [f"p{i}.jpg" for i in range(rows)]
+
+
+def test_asking_marks_the_unrated_reachable_requests_and_gives_one_reminder_ever(db: Database) -> None:
+    from datetime import timedelta
+
+    from storage import ratings
+    from storage.models import RatingRequest
+
+    reachable, blocked, rated, other = (
+        _user(db, 99020),
+        _user(db, 99021, can_message=False),
+        _user(db, 99022),
+        _user(db, 99023),
+    )
+    later = NOW + timedelta(hours=24)
+    with db.session() as s:
+        case_id = pk(_case(s, reachable))
+        ratings.attach_all(
+            s, case_id=case_id, residents=[(u, "link") for u in (reachable, blocked, rated, other)], now=NOW
+        )
+        ratings.attach_all(s, case_id=case_id, residents=[(reachable, "reporter")], now=NOW)  # attached already
+        (rated_request,) = [r for r in s.exec(select(RatingRequest)) if r.user_id == rated]
+        assert ratings.claim_rating(s, request_id=pk(rated_request), now=NOW)
+    with db.session() as s:
+        asked = ratings.ask(s, case_id=case_id, now=NOW, remind_at=later)
+    assert sorted(user for _, user in asked) == sorted([reachable, other])  # not the blocked, not the rated
+    with db.session() as s:  # its reminder went, as the reminder job marks it
+        for r in s.exec(select(RatingRequest).where(col(RatingRequest.user_id) == reachable)):
+            r.remind_at, r.reminded_at = None, later
+            s.add(r)
+    with db.session() as s:  # the case closes again (after a reopen): asked again
+        again = ratings.ask(s, case_id=case_id, now=later, remind_at=later + timedelta(hours=24), user_id=reachable)
+    assert [user for _, user in again] == [reachable]
+    with db.read() as s:
+        rows = {r.user_id: r for r in s.exec(select(RatingRequest).where(col(RatingRequest.case_id) == case_id))}
+    assert (rows[reachable].asks, rows[reachable].first_asked_at, rows[reachable].asked_at) == (2, NOW, later)
+    assert rows[reachable].remind_at is None  # its one reminder has gone
+    assert (rows[other].asks, rows[other].remind_at) == (1, later)
+    assert rows[blocked].asks == 0 and rows[rated].asks == 0
+    assert len(rows) == 4  # attaching again added nobody

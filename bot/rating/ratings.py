@@ -369,7 +369,7 @@ def redeem_link(rt: Runtime, *, person: Person, token: str) -> Redeemed:
         if request.rated_at is not None:
             return Redeemed(case.code, "rated")
         if case.state == CaseState.CLOSED:
-            _ask(rt, s, ratings.ToAsk(pk(request), request.user_id, request.reminded_at), case, now)
+            _ask(rt, s, case, now, user_id=person.user_id)
             return Redeemed(case.code, "asked")
         return Redeemed(case.code, "later")
 
@@ -377,15 +377,19 @@ def redeem_link(rt: Runtime, *, person: Person, token: str) -> Redeemed:
 # --- asking -----------------------------------------------------------------------------
 
 
-def _ask(rt: Runtime, s: Session, request: ratings.ToAsk, case: Case, now: datetime) -> bool:
-    chat_id = people.chat_of(s, request.user_id)
-    if chat_id is None:
-        return False
-    outbox.enqueue(s, chat_id=chat_id, kind=KIND_REQUEST, case_id=case.id, payload={"request": request.id}, now=now)
-    # One reminder per resident per case, ever: a request sent again after a reopen gets none.
-    remind_at = now + timedelta(hours=rt.settings.rating_reminder_hours) if request.reminded_at is None else None
-    ratings.mark_asked(s, request.id, now=now, remind_at=remind_at)
-    return True
+def _ask(rt: Runtime, s: Session, case: Case, now: datetime, *, user_id: int | None = None) -> int:
+    """Ask every resident of the case who has not rated and can be messaged (or `user_id`
+    alone): how many were asked."""
+    remind_at = now + timedelta(hours=rt.settings.rating_reminder_hours)
+    asked = ratings.ask(s, case_id=pk(case), now=now, remind_at=remind_at, user_id=user_id)
+    chats = people.chats_of(s, (resident for _, resident in asked))
+    for request_id, resident in asked:
+        chat_id = chats[resident]
+        if chat_id is not None:  # None only if they blocked the bot in the meantime
+            outbox.enqueue(
+                s, chat_id=chat_id, kind=KIND_REQUEST, case_id=case.id, payload={"request": request_id}, now=now
+            )
+    return len(asked)
 
 
 def on_case_closed(rt: Runtime, s: Session, case: Case, now: datetime) -> int:
@@ -399,10 +403,7 @@ def on_case_closed(rt: Runtime, s: Session, case: Case, now: datetime) -> int:
         if user_id != case.reporter_user_id and not people.memberships_of(s, user_id):
             residents.append((user_id, "supporter"))
     ratings.attach_all(s, case_id=pk(case), residents=residents, now=now)
-    asked = 0
-    for request in ratings.unrated_requests(s, pk(case)):
-        asked += _ask(rt, s, request, case, now)
-    return asked
+    return _ask(rt, s, case, now)
 
 
 def request_view(rt: Runtime, request_id: int) -> RequestView | None:
