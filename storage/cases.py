@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, event, func, update
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -127,16 +128,26 @@ def support_count(session: Session, case_id: int) -> int:
 
 
 # Possible duplicates, asked at every report's last step: built once.
+# Every report's category step asks for open cases nearby (possible duplicates): built once,
+# plain rows of what the check and its offer need.
 _OPEN_IN_BOX = (
-    select(Case)
-    .where(
-        col(Case.category_id) == bindparam("category_id"),
-        col(Case.state).in_(OPEN_STATES),
-        col(Case.latitude).between(bindparam("min_lat"), bindparam("max_lat")),
-        col(Case.longitude).between(bindparam("min_lon"), bindparam("max_lon")),
-        col(Case.created_at) >= bindparam("since"),
+    sa_select(
+        _CASES.c.id,
+        _CASES.c.code,
+        _CASES.c.grid_id,
+        _CASES.c.latitude,
+        _CASES.c.longitude,
+        _CASES.c.created_at,
+        _CASES.c.description,
     )
-    .order_by(col(Case.created_at).desc())
+    .where(
+        _CASES.c.category_id == bindparam("category_id"),
+        _CASES.c.state.in_(OPEN_STATES),
+        _CASES.c.latitude.between(bindparam("min_lat"), bindparam("max_lat")),
+        _CASES.c.longitude.between(bindparam("min_lon"), bindparam("max_lon")),
+        _CASES.c.created_at >= bindparam("since"),
+    )
+    .order_by(_CASES.c.created_at.desc())
     .limit(bindparam("limit"))
 )
 
@@ -151,10 +162,12 @@ def open_cases_in_box(
     max_lon: float,
     since: datetime,
     limit: int = 20,
-) -> list[Case]:
+) -> list[Any]:
+    """Open cases of the category in the box since `since`, newest first: rows of id, code,
+    grid_id, latitude, longitude, created_at and description."""
     params = {"category_id": category_id, "since": since, "limit": limit}
     params |= {"min_lat": min_lat, "max_lat": max_lat, "min_lon": min_lon, "max_lon": max_lon}
-    return list(session.execute(_OPEN_IN_BOX, params).scalars())
+    return list(session.connection().execute(_OPEN_IN_BOX, params))
 
 
 _OF_REPORTER = (  # /my: built once, plain rows of what its lines show (ix_case_reporter_created)

@@ -349,7 +349,7 @@ def find_duplicates_in(
             continue
         distance = haversine_m(latitude, longitude, row.latitude, row.longitude)
         if distance <= radius:
-            found.append(Candidate(row.id, row.code, distance, row.created_at, row.description))  # type: ignore[arg-type]
+            found.append(Candidate(row.id, row.code, distance, row.created_at, row.description))
     return sorted(found, key=lambda c: (c.distance_m, -c.created_at.timestamp()))[:5]
 
 
