@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from storage.db import ById, CoreInsert, affected
+from storage.db import ById, CoreInsert, affected, plain_rows
 from storage.models import AuditEvent, Case, CaseCard, CaseCounter, CaseMedia, CaseState, SupportingReport
 from storage.upsert import insert_on_conflict
 
@@ -93,17 +94,23 @@ class MediaRow:
 
 # Every card rendered reads these: built once, run on the session's connection (plain rows:
 # the ORM's execution and loading cost more than the statements).
-_MEDIA = CaseMedia.__table__  # type: ignore[attr-defined]
-_MEDIA_OF = select(_MEDIA).where(_MEDIA.c.case_id == bindparam("case_id")).order_by(_MEDIA.c.id)
+def rows_of_case(model: Any, row: type) -> Any:
+    """The SELECT of a case's rows of `model` (its cards, media, whistles…), oldest first, as
+    plain rows of the dataclass `row`, whose fields name the columns: built once each."""
+    table = model.__table__
+    columns = [table.c[f.name] for f in dataclasses.fields(row)]
+    return sa_select(*columns).where(table.c.case_id == bindparam("case_id")).order_by(table.c.id)
+
+
+_MEDIA_OF = rows_of_case(CaseMedia, MediaRow)
 _SUPPORT_COUNT = (
     select(func.count()).select_from(SupportingReport).where(col(SupportingReport.case_id) == bindparam("case_id"))
 )
-assert [c.name for c in _MEDIA.columns] == list(MediaRow.__dataclass_fields__)
 
 
 def media_of(session: Session, case_id: int, *, stage: str | None = None) -> list[MediaRow]:
     """The case's media in the order they came (of one `stage` only, if given)."""
-    rows = [MediaRow(*row) for row in session.connection().execute(_MEDIA_OF, {"case_id": case_id})]
+    rows = plain_rows(session, _MEDIA_OF, {"case_id": case_id}, MediaRow)
     return rows if stage is None else [m for m in rows if m.stage == stage]
 
 
@@ -246,12 +253,7 @@ class Posted:
 
 
 # Asked on every change of a case (which cards to refresh): built once, plain rows.
-_CARDS = CaseCard.__table__  # type: ignore[attr-defined]
-_CARDS_OF = (
-    select(_CARDS.c.chat_id, _CARDS.c.message_id, _CARDS.c.purpose)
-    .where(_CARDS.c.case_id == bindparam("case_id"))
-    .order_by(_CARDS.c.id)
-)
+_CARDS_OF = rows_of_case(CaseCard, Posted)
 
 
 def cards_of(session: Session, case_id: int) -> list[Posted]:
@@ -259,7 +261,7 @@ def cards_of(session: Session, case_id: int) -> list[Posted]:
     caller says where they are); saving a card, or a rollback, reads them again."""
     known: dict[int, list[Posted]] = session.info.setdefault(_CARDS_KEY, {})
     if case_id not in known:
-        known[case_id] = [Posted(*row) for row in session.connection().execute(_CARDS_OF, {"case_id": case_id})]
+        known[case_id] = plain_rows(session, _CARDS_OF, {"case_id": case_id}, Posted)
     return list(known[case_id])
 
 

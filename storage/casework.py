@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from storage.db import affected
+from storage.cases import rows_of_case
+from storage.db import affected, plain_rows
 from storage.models import Case, CaseCard, CaseState, ExtensionRequest, PendingInput, Whistle
 from storage.one_per_user import OnePerUser
 
@@ -72,17 +73,12 @@ class Whistled:
     reported_in_at: datetime | None
 
 
-_WHISTLES = Whistle.__table__  # type: ignore[attr-defined]
-_WHISTLES_OF = (
-    select(_WHISTLES.c.id, _WHISTLES.c.unit_id, _WHISTLES.c.reported_in_at)
-    .where(_WHISTLES.c.case_id == bindparam("case_id"))
-    .order_by(_WHISTLES.c.id)
-)
+_WHISTLES_OF = rows_of_case(Whistle, Whistled)
 
 
 def whistles_of(session: Session, case_id: int) -> list[Whistled]:
     """Every card rendered, and every department member's rights, read them: plain rows."""
-    return [Whistled(*row) for row in session.connection().execute(_WHISTLES_OF, {"case_id": case_id})]
+    return plain_rows(session, _WHISTLES_OF, {"case_id": case_id}, Whistled)
 
 
 def get_whistle(session: Session, whistle_id: int) -> Whistle | None:

@@ -7,7 +7,7 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar, cast
 
@@ -52,6 +52,15 @@ class ById(Generic[M]):
             return held
         found: M | None = session.execute(self.statement, {"id": row_id}).scalars().first()
         return found
+
+
+R = TypeVar("R")
+
+
+def plain_rows(session: Session, statement: Any, params: dict[str, Any], row: Callable[..., R]) -> list[R]:
+    """Run a Core SELECT built once on the session's connection; each row made a `row` (a
+    frozen dataclass whose fields are the selected columns, in order): no ORM object."""
+    return [row(*found) for found in session.connection().execute(statement, params)]
 
 
 class CoreInsert(Generic[M]):

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from storage.db import plain_rows
 from storage.models import WORKLIST_CLAIMABLE_STATES, WORKLIST_OPEN_STATES, AuditEvent, Case
 
 # Every list is ordered so, and each has a partial index in this order (storage/models.py):
@@ -134,7 +135,7 @@ _TIMELINE = (  # /case, verify and rating cards read it: built once, plain rows
 
 
 def timeline(session: Session, case_id: int) -> list[Happened]:
-    return [Happened(*row) for row in session.connection().execute(_TIMELINE, {"case_id": case_id})]
+    return plain_rows(session, _TIMELINE, {"case_id": case_id}, Happened)
 
 
 def open_count_for_unit(session: Session, unit_id: int, states: Sequence[str]) -> int:

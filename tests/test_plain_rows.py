@@ -7,32 +7,26 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from storage import cases, casework, drafts, people
 from storage.db import Database
 from storage.models import Case, CaseState, ReportDraft, User, pk
+from tests.flows import statements_of
 
 NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 
 
 @contextmanager
 def counted(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE is a statement too
-            statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
+    """tests/flows.statements_of without SQLite's BEGIN IMMEDIATE (PostgreSQL's BEGIN is no
+    statement of ours), so both databases count alike."""
+    with statements_of(db) as seen:
+        kept: list[str] = []
+        yield kept
+    kept.extend(sql for sql in seen if not sql.startswith("BEGIN"))
 
 
 def _user(db: Database, telegram_id: int, *, can_message: bool = True) -> int:
