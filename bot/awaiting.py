@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from sqlmodel import Session
@@ -41,18 +42,30 @@ T = TypeVar("T")
 NOTHING = Awaiting(None, None, drafts.Loaded(None, False))
 
 
-def may_comment(person: Person) -> bool:
-    return not person.memberships  # staff never rate a case
+def may_comment(rt: Runtime, person: Person) -> bool:
+    """Might their next message be a comment on a rating? Staff never rate a case; a
+    resident only while a window their rating opened may be open (bot/rating/ratings.py
+    window_may_be_open: known in memory, so most messages ask the database nothing)."""
+    return not person.memberships and ratings.window_may_be_open(rt, person.user_id)
+
+
+def _comment_window_in(s: Session, rt: Runtime, person: Person, now: datetime) -> int | None:
+    if not may_comment(rt, person):
+        return None
+    found = ratings.comment_window_in(s, person.user_id, now)
+    if found is None:
+        ratings.window_closed(rt, person.user_id)
+    return found
 
 
 def awaiting(rt: Runtime, person: Person, *, command: bool = False) -> Awaiting:
     """What `person` owes. A command is never a case input or a report step: for one only
     the comment window matters (a command ends it)."""
-    if command and not may_comment(person):
+    if command and not may_comment(rt, person):
         return NOTHING
     now = rt.clock.now()
     with rt.db.read() as s:
-        comment = ratings.comment_window_in(s, person.user_id, now) if may_comment(person) else None
+        comment = _comment_window_in(s, rt, person, now)
         if command:
             return Awaiting(comment, None, NOTHING.draft)
         case_input = casework.pending_in(s, person.user_id)
@@ -75,7 +88,7 @@ def step(
     queue here (in one process the person's asyncio lock already orders them)."""
     now = rt.clock.now()
     with _idle_gone_anyway(rt, person.user_id) as seen, rt.db.session() as s:
-        comment = ratings.comment_window_in(s, person.user_id, now) if may_comment(person) else None
+        comment = _comment_window_in(s, rt, person, now)
         if comment is not None:
             return Awaiting(comment, None, NOTHING.draft), None
         case_input = casework.pending_in(s, person.user_id, words=words, now=now)

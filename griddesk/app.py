@@ -17,6 +17,7 @@ from bot import outbox
 from bot.i18n import SUPPORTED_LANGUAGES, t
 from bot.intake import locate
 from bot.org import categories, index
+from bot.rating import ratings as rating
 from bot.runtime import Runtime
 from griddesk import inbox, webhook_sender
 from griddesk.inbox import InboxQueue
@@ -178,6 +179,7 @@ def warm_caches(rt: Runtime) -> None:
     index.org(rt)
     categories.catalogue(rt)
     locate.grid_index(rt)
+    rating.remember_windows(rt)  # who may be writing a comment on their rating
 
 
 async def _watch_lock(app: Application) -> None:

@@ -28,7 +28,7 @@ async def on_private_message(update: Update, context: Ctx) -> None:
         return
     rt = runtime(context)
     if (message.text or "").startswith("/"):
-        if not may_comment(person):
+        if not may_comment(rt, person):
             return  # nothing a command could be owed to: no lock, no lookup
         async with user_lock(context, person.user_id):
             owed = await off_loop(awaiting, rt, person, command=True)

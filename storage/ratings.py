@@ -252,6 +252,18 @@ _OPEN_COMMENT = (
 _OPEN_COMMENT_ID = _OPEN_COMMENT.with_only_columns(col(Rating.id))
 
 
+_OPEN_WINDOWS = (
+    select(_RATINGS.c.user_id, func.max(_RATINGS.c.comment_until))
+    .where(_RATINGS.c.comment_until > bindparam("now"))
+    .group_by(_RATINGS.c.user_id)
+)
+
+
+def open_comment_windows(session: Session, *, now: datetime) -> dict[int, datetime]:
+    """Every resident with a comment window open now, and until when."""
+    return {int(user_id): until for user_id, until in session.connection().execute(_OPEN_WINDOWS, {"now": now})}
+
+
 def open_comment_id(session: Session, *, user_id: int, now: datetime) -> int | None:
     """:func:`open_comment`'s id alone."""
     return session.connection().execute(_OPEN_COMMENT_ID, {"user_id": user_id, "now": now}).scalar()

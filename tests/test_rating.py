@@ -24,7 +24,7 @@ from handlers.outbox_sender import drain
 from storage.db import Database
 from storage.models import AuditEvent, Case, CaseCard, FollowUp, Outbox, Rating, RatingLink, RatingRequest, pk
 from tests.fakebot import MAX_MESSAGE_LENGTH, FakeChat, FakeTelegram, FakeUser, buttons, utf16_len
-from tests.flows import bound_group, grid_centre, onboard
+from tests.flows import bound_group, grid_centre, onboard, statements_of
 from tests.images import make_jpeg
 from tests.rows import fetch
 from tests.test_claim import join_directly
@@ -468,6 +468,38 @@ async def test_a_voice_comment_and_a_command_that_ends_the_wait(
     assert case2.code in turn.texts[0]
     await lin.send("thanks")
     assert all(r.comment is None for r in rating_rows(db))
+
+
+async def test_a_window_open_at_a_restart_is_still_ended_by_a_command(
+    w: SimpleNamespace, tg: FakeTelegram, db: Database, rt: Runtime
+) -> None:
+    """Which windows may be open is kept in memory; a new process reads them at start-up."""
+    lin = tg.user(9596, "Ms Lin", language_code="en")
+    case = await report_and_dispatch(w, lin, "Illegal construction: a shed on the roof")
+    await close_residents_case(w, case)
+    await lin.press(lin.last_message(), "😀")
+    [row] = rating_rows(db)
+    rt.cache.pop("comment_windows")  # a restart: nothing known, until read
+    assert rating.window_may_be_open(rt, row.user_id)
+    rating.remember_windows(rt)  # what start-up does (griddesk/app.py warm_caches)
+    assert rt.cache["comment_windows"] == {row.user_id: row.comment_until}
+    turn = await lin.send("/my")
+    assert case.code in turn.texts[0]
+    await lin.send("thanks")  # not a comment: the command ended the wait
+    assert [r.comment for r in rating_rows(db)] == [None]
+    assert not rating.window_may_be_open(rt, row.user_id)  # and what is known says so
+
+
+async def test_a_residents_command_with_no_window_open_asks_the_database_nothing_first(
+    w: SimpleNamespace, tg: FakeTelegram, db: Database, rt: Runtime
+) -> None:
+    lin = tg.user(9597, "Ms Lin", language_code="en")
+    await lin.send("/help")  # registered
+    with statements_of(db) as seen:
+        await lin.send("/my")
+    assert not any("FROM rating" in sql for sql in seen)  # no comment window asked for
+    ours = [sql for sql in seen if not sql.startswith("BEGIN") and "outbox" not in sql]  # not the harness's drain
+    assert len(ours) == 1 and "FROM cases" in ours[0]  # /my's own read, and nothing before it
 
 
 # --- reminders --------------------------------------------------------------------------------

@@ -474,6 +474,7 @@ def rate(rt: Runtime, *, person: Person, request_id: int, level: int, message_id
         if not ratings.claim_rating(s, request_id=request_id, now=now):
             raise AlreadyRated(code=case.code)
         ratings.close_comments_of(s, user_id=person.user_id)  # an older rating's comment window
+        _window_opened(rt, person.user_id, now + COMMENT_WINDOW)  # before the commit: never missed
         rating_id = ratings.add_rating(
             s,
             case_id=pk(case),
@@ -545,6 +546,45 @@ def _queue_card(s: Session, row: FollowUp, case: Case, now: datetime) -> None:
 
 
 # --- comments ---------------------------------------------------------------------------
+
+
+# Which residents may have a comment window open, kept in memory so that a resident's every
+# command and message need not ask the database (rt.cache, {user id: until}). Read at start-up
+# (griddesk/app.py warm_caches) and written by each rating before it commits: complete, as
+# only one process handles updates (the poller lock) and only an update opens a window.
+# Without it (never read), every message asks the database.
+_WINDOWS = "comment_windows"
+
+
+def remember_windows(rt: Runtime) -> None:
+    """Read which comment windows are open now (at start-up)."""
+    with rt.db.read() as s:
+        rt.cache[_WINDOWS] = ratings.open_comment_windows(s, now=rt.clock.now())
+
+
+def window_may_be_open(rt: Runtime, user_id: int) -> bool:
+    """False when this person has no comment window open for sure; True when they may."""
+    known: dict[int, datetime] | None = rt.cache.get(_WINDOWS)
+    if known is None:
+        return True
+    until = known.get(user_id)
+    if until is not None and until <= rt.clock.now():
+        known.pop(user_id, None)
+        return False
+    return until is not None
+
+
+def window_closed(rt: Runtime, user_id: int) -> None:
+    """Their window was found closed (or was closed): no need to ask again."""
+    known: dict[int, datetime] | None = rt.cache.get(_WINDOWS)
+    if known is not None:
+        known.pop(user_id, None)
+
+
+def _window_opened(rt: Runtime, user_id: int, until: datetime) -> None:
+    known: dict[int, datetime] | None = rt.cache.get(_WINDOWS)
+    if known is not None:
+        known[user_id] = max(until, known.get(user_id, until))
 
 
 def comment_window(rt: Runtime, user_id: int) -> int | None:
