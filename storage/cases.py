@@ -92,8 +92,6 @@ class MediaRow:
     created_at: datetime
 
 
-# Every card rendered reads these: built once, run on the session's connection (plain rows:
-# the ORM's execution and loading cost more than the statements).
 def rows_of_case(model: Any, row: type) -> Any:
     """The SELECT of a case's rows of `model` (its cards, media, whistles…), oldest first, as
     plain rows of the dataclass `row`, whose fields name the columns: built once each."""
@@ -102,6 +100,8 @@ def rows_of_case(model: Any, row: type) -> Any:
     return sa_select(*columns).where(table.c.case_id == bindparam("case_id")).order_by(table.c.id)
 
 
+# Every card rendered reads these: built once, run on the session's connection (plain rows:
+# the ORM's execution and loading cost more than the statements).
 _MEDIA_OF = rows_of_case(CaseMedia, MediaRow)
 _SUPPORT_COUNT = (
     select(func.count()).select_from(SupportingReport).where(col(SupportingReport.case_id) == bindparam("case_id"))
@@ -134,7 +134,6 @@ def support_count(session: Session, case_id: int) -> int:
     return int(session.connection().execute(_SUPPORT_COUNT, {"case_id": case_id}).scalar_one())
 
 
-# Possible duplicates, asked at every report's last step: built once.
 # Every report's category step asks for open cases nearby (possible duplicates): built once,
 # plain rows of what the check and its offer need.
 _OPEN_IN_BOX = (
