@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from storage.db import ById, CoreInsert, affected, plain_rows
+from storage.db import ById, CoreInsert, affected, plain_rows, select_of
 from storage.models import AuditEvent, Case, CaseCard, CaseCounter, CaseMedia, CaseState, SupportingReport
 from storage.upsert import insert_on_conflict
 
@@ -96,8 +95,7 @@ def rows_of_case(model: Any, row: type) -> Any:
     """The SELECT of a case's rows of `model` (its cards, media, whistles…), oldest first, as
     plain rows of the dataclass `row`, whose fields name the columns: built once each."""
     table = model.__table__
-    columns = [table.c[f.name] for f in dataclasses.fields(row)]
-    return sa_select(*columns).where(table.c.case_id == bindparam("case_id")).order_by(table.c.id)
+    return select_of(model, row).where(table.c.case_id == bindparam("case_id")).order_by(table.c.id)
 
 
 # Every card rendered reads these: built once, run on the session's connection (plain rows:

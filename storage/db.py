@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import sqlite3
@@ -55,6 +56,13 @@ class ById(Generic[M]):
 
 
 R = TypeVar("R")
+
+
+def select_of(model: Any, row: type) -> Any:
+    """A SELECT of the columns of `model`'s table that the dataclass `row` names, in its
+    order: what :func:`plain_rows` turns into `row`s."""
+    table = model.__table__
+    return select(*(table.c[f.name] for f in dataclasses.fields(row)))
 
 
 def plain_rows(session: Session, statement: Any, params: dict[str, Any], row: Callable[..., R]) -> list[R]:

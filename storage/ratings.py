@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, update
 from sqlmodel import Session, col, select
 
-from storage.db import affected
+from storage.db import affected, plain_rows, select_of
 from storage.models import Case, FollowUp, Rating, RatingLink, RatingRequest, User
 from storage.upsert import insert_on_conflict
 
@@ -93,14 +93,12 @@ class RequestRow:
     rated_at: datetime | None
 
 
-_REQUEST = select(_REQUESTS.c.id, _REQUESTS.c.case_id, _REQUESTS.c.user_id, _REQUESTS.c.rated_at).where(
-    _REQUESTS.c.id == bindparam("request_id")
-)
+_REQUEST = select_of(RatingRequest, RequestRow).where(_REQUESTS.c.id == bindparam("request_id"))
 
 
 def get_request(session: Session, request_id: int) -> RequestRow | None:
-    found = session.connection().execute(_REQUEST, {"request_id": request_id}).first()
-    return RequestRow(*found) if found is not None else None
+    found = plain_rows(session, _REQUEST, {"request_id": request_id}, RequestRow)
+    return found[0] if found else None
 
 
 def attach(

@@ -10,6 +10,7 @@ what became of it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -398,20 +399,7 @@ def _command_room_language(rt: Runtime, s: Session, case: Case) -> str:
 
 
 def _copy_media(media: cases.MediaRow, *, case_id: int, support_id: int, now: datetime) -> CaseMedia:
-    return CaseMedia(
-        case_id=case_id,
-        support_id=support_id,
-        stage="support",
-        kind=media.kind,
-        telegram_file_id=media.telegram_file_id,
-        sha256=media.sha256,
-        original_path=media.original_path,
-        jpeg_path=media.jpeg_path,
-        thumb_path=media.thumb_path,
-        width=media.width,
-        height=media.height,
-        duration=media.duration,
-        taken_at=media.taken_at,
-        added_by_user_id=media.added_by_user_id,
-        created_at=now,
-    )
+    """A supporting report's copy of a duplicate's photo or voice note: a new row, without
+    its id or the JPEG file_id recorded for the duplicate's case (keep_jpeg_file_ids)."""
+    kept = {k: v for k, v in dataclasses.asdict(media).items() if k not in ("id", "jpeg_file_id")}
+    return CaseMedia(**(kept | {"case_id": case_id, "support_id": support_id, "stage": "support", "created_at": now}))
