@@ -134,9 +134,8 @@ def main() -> None:
             memberships=(MembershipView(Role.DISPATCHER, "street", code, "", ""),),
         )  # fmt: skip
         now = rt.clock.now()
-        with db.read() as s:
-            street_scope = scopes.resolve(rt, s, admin, code)
-            district = scopes.resolve(rt, s, admin, None)
+        street_scope = scopes.resolve(rt, admin, code)
+        district = scopes.resolve(rt, admin, None)
         tz = scopes.zone(district)
         month = periods.parse("last-month", now, tz)
         year = periods.parse("365d", now, tz)

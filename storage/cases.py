@@ -332,16 +332,6 @@ def last_case_event(session: Session, *, case_id: int, actions: tuple[str, ...])
     return session.exec(stmt).first()
 
 
-_SUPPORTING_REPORTERS = select(SupportingReport.reporter_user_id).where(  # every closing asks: built once
-    col(SupportingReport.case_id) == bindparam("case_id"), col(SupportingReport.reporter_user_id).is_not(None)
-)
-
-
-def supporting_reporters(session: Session, case_id: int) -> list[int]:
-    found = session.connection().execute(_SUPPORTING_REPORTERS, {"case_id": case_id}).scalars()
-    return sorted({int(u) for u in found})
-
-
 _CARDS_OF_CASES = select(CaseCard).where(col(CaseCard.case_id).in_(bindparam("ids", expanding=True)))
 
 

@@ -73,21 +73,6 @@ def scope_row(session: Session, scope_kind: str, code: str) -> object | None:
     return d if d is not None and d.code == code else None
 
 
-def find_scope(session: Session, code: str) -> tuple[str, object] | None:
-    """What an admin-typed code names: ("grid"|"street"|"district"|"unit", row), or None."""
-    code = code.strip()
-    if (g := grid_by_code(session, code)) is not None:
-        return "grid", g
-    if (u := unit_by_code(session, code.upper())) is not None:
-        return "unit", u
-    if (s := street_by_code(session, code)) is not None:
-        return "street", s
-    d = district(session)
-    if d is not None and d.code == code:
-        return "district", d
-    return None
-
-
 def grid(session: Session, grid_id: int) -> Grid | None:
     return session.get(Grid, grid_id)
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, update
+from sqlalchemy import Integer, bindparam, case, cast, exists, func, literal, null, union_all, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from storage.db import affected, plain_rows, select_of
-from storage.models import Case, FollowUp, Rating, RatingLink, RatingRequest, User
+from storage.models import Case, FollowUp, Membership, Rating, RatingLink, RatingRequest, SupportingReport, User
 from storage.upsert import insert_on_conflict
 
 # --- links ------------------------------------------------------------------------------
@@ -74,9 +75,36 @@ _ASK = (
 _ASK_ONE = _ASK.where(_REQUESTS.c.user_id == bindparam("resident"))
 
 
+_SUPPORTS = SupportingReport.__table__  # type: ignore[attr-defined]
+_MEMBERS = Membership.__table__  # type: ignore[attr-defined]
+
+
 @functools.cache
-def _attach_all(dialect: str) -> Any:
-    return insert_on_conflict(dialect, _REQUESTS).on_conflict_do_nothing(index_elements=["case_id", "user_id"])
+def _attach_residents(dialect: str) -> Any:
+    closed, now = bindparam("closed_case", type_=Integer), bindparam("now", type_=_REQUESTS.c.created_at.type)
+    resident_reporter, reporter = bindparam("resident_reporter", type_=Integer), bindparam("reporter", type_=Integer)
+    no_link, no_asks = cast(null(), Integer), literal(0, Integer)
+    supporter = _SUPPORTS.c.reporter_user_id
+    residents = union_all(
+        sa_select(closed, resident_reporter, literal("reporter"), no_link, now, no_asks).where(
+            resident_reporter.is_not(None)
+        ),
+        # SQLite reads an INSERT … SELECT … ON CONFLICT right only if its last SELECT has a WHERE.
+        sa_select(closed, supporter, literal("supporter"), no_link, now, no_asks)
+        .distinct()
+        .where(
+            _SUPPORTS.c.case_id == closed,
+            supporter.is_not(None),
+            supporter != func.coalesce(reporter, 0),
+            ~exists().where(_MEMBERS.c.user_id == supporter, _MEMBERS.c.active.is_(True)),
+        ),
+    )
+    columns = ["case_id", "user_id", "origin", "link_id", "created_at", "asks"]
+    return (
+        insert_on_conflict(dialect, _REQUESTS)
+        .from_select(columns, residents)
+        .on_conflict_do_nothing(index_elements=["case_id", "user_id"])
+    )
 
 
 def request_for(session: Session, *, case_id: int, user_id: int) -> RatingRequest | None:
@@ -119,16 +147,20 @@ def attach(
     return made, True
 
 
-def attach_all(session: Session, *, case_id: int, residents: Sequence[tuple[int, str]], now: datetime) -> None:
-    """Attach these residents ((user id, origin) pairs) to the case, but those attached
-    already: one statement."""
-    rows = [
-        {"case_id": case_id, "user_id": user_id, "origin": origin, "link_id": None, "created_at": now, "asks": 0}
-        for user_id, origin in residents
-    ]
-    if rows:
-        stmt = _attach_all(session.get_bind().dialect.name)
-        session.connection().execute(stmt, rows[0] if len(rows) == 1 else rows)
+def attach_residents(
+    session: Session, *, case_id: int, reporter_user_id: int | None, resident_reported: bool, now: datetime
+) -> None:
+    """Attach the residents a closing concerns, but those attached already, in one statement
+    however many supported the case: its reporter if a resident reported it, and whoever
+    supported it with a report of their own and holds no role (staff are not asked to rate
+    their own service)."""
+    params = {
+        "closed_case": case_id,
+        "now": now,
+        "reporter": reporter_user_id,
+        "resident_reporter": reporter_user_id if resident_reported else None,
+    }
+    session.connection().execute(_attach_residents(session.get_bind().dialect.name), params)
 
 
 def ask(

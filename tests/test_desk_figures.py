@@ -35,8 +35,7 @@ def example(rt: Runtime, clock: ManualClock) -> dict[str, int]:
 
 
 def qb_month(rt: Runtime, breakdown: str | None = None) -> figures.Report:
-    with rt.db.read() as s:
-        scope = scopes.resolve(rt, s, DISPATCHER_QB, None)
+    scope = scopes.resolve(rt, DISPATCHER_QB, None)
     period = periods.parse("2026-09", rt.clock.now(), SH)
     return figures.compute(rt, scope, period, breakdown)
 
@@ -80,10 +79,9 @@ def test_breakdowns(rt: Runtime, example: dict[str, int]) -> None:
 def test_scope_of_a_department_and_a_team(rt: Runtime, example: dict[str, int]) -> None:
     admin = person(admin=True)
     period = periods.parse("2026-09", rt.clock.now(), SH)
-    with rt.db.read() as s:
-        housing = scopes.resolve(rt, s, admin, "HOUSING")
-        team = scopes.resolve(rt, s, admin, "QB-ZF")
-        district = scopes.resolve(rt, s, admin, None)
+    housing = scopes.resolve(rt, admin, "HOUSING")
+    team = scopes.resolve(rt, admin, "QB-ZF")
+    district = scopes.resolve(rt, admin, None)
     assert figures.compute(rt, housing, period).total.received == 1
     assert figures.compute(rt, team, period).total.received == 3
     assert district.kind == "district"
@@ -92,24 +90,23 @@ def test_scope_of_a_department_and_a_team(rt: Runtime, example: dict[str, int]) 
 
 def test_scope_rights(rt: Runtime) -> None:
     staff = person((Role.STAFF, "unit", "QB-ZF"))
-    with rt.db.read() as s:
-        assert scopes.resolve(rt, s, staff, None).code == "QB-ZF"
-        with pytest.raises(scopes.ScopeNotVisible):
-            scopes.resolve(rt, s, staff, "330102002")  # another street
-        with pytest.raises(scopes.ScopeNotVisible):
-            scopes.resolve(rt, s, staff, "QB-ZZ")  # another team
-        with pytest.raises(scopes.ScopeNotVisible):
-            scopes.resolve(rt, s, DISPATCHER_QB, "HB-ZF")
-        with pytest.raises(scopes.ScopeNotVisible):
-            scopes.resolve(rt, s, DISPATCHER_QB, "HOUSING")  # departments: district level
-        assert scopes.resolve(rt, s, DISPATCHER_QB, "33010200100101").kind == "grid"
-        assert scopes.resolve(rt, s, DISPATCHER_QB, "QB-CMD").street_ids is not None
-        with pytest.raises(scopes.UnknownDeskScope):
-            scopes.resolve(rt, s, DISPATCHER_QB, "NOPE")
-        with pytest.raises(NotAllowed):
-            scopes.resolve(rt, s, person(), None)  # a resident
-        with pytest.raises(NotAllowed):
-            scopes.resolve(rt, s, person((Role.WORKER, "grid", "33010200100101")), None)
+    assert scopes.resolve(rt, staff, None).code == "QB-ZF"
+    with pytest.raises(scopes.ScopeNotVisible):
+        scopes.resolve(rt, staff, "330102002")  # another street
+    with pytest.raises(scopes.ScopeNotVisible):
+        scopes.resolve(rt, staff, "QB-ZZ")  # another team
+    with pytest.raises(scopes.ScopeNotVisible):
+        scopes.resolve(rt, DISPATCHER_QB, "HB-ZF")
+    with pytest.raises(scopes.ScopeNotVisible):
+        scopes.resolve(rt, DISPATCHER_QB, "HOUSING")  # departments: district level
+    assert scopes.resolve(rt, DISPATCHER_QB, "33010200100101").kind == "grid"
+    assert scopes.resolve(rt, DISPATCHER_QB, "QB-CMD").street_ids is not None
+    with pytest.raises(scopes.UnknownDeskScope):
+        scopes.resolve(rt, DISPATCHER_QB, "NOPE")
+    with pytest.raises(NotAllowed):
+        scopes.resolve(rt, person(), None)  # a resident
+    with pytest.raises(NotAllowed):
+        scopes.resolve(rt, person((Role.WORKER, "grid", "33010200100101")), None)
 
 
 NOW = datetime(2026, 11, 18, 9, 0, tzinfo=SH)  # a Wednesday
@@ -153,3 +150,22 @@ def test_percentile() -> None:
     assert figures.percentile([], 0.9) is None
     assert figures.percentile([1.0], 0.9) == 1.0
     assert figures.percentile([float(x) for x in range(1, 11)], 0.9) == 9.0
+
+
+def test_figures_with_nothing_changed_are_one_read_and_ask_nothing_of_the_organisation(
+    rt: Runtime, example: dict[str, int]
+) -> None:
+    import re
+
+    from tests.flows import statements_of
+
+    period = periods.parse("2026-09", rt.clock.now(), SH)
+    first = figures.compute(rt, scopes.resolve(rt, DISPATCHER_QB, None), period, "team")  # catches up
+    with statements_of(rt.db) as seen:
+        scope = scopes.resolve(rt, DISPATCHER_QB, None)
+        again = figures.compute(rt, scope, period, "team")
+    ours = [sql for sql in seen if not sql.startswith("BEGIN")]
+    assert len(ours) == 5  # anything stale? then the sums: the total, its p90, by team, theirs
+    assert not [sql for sql in ours if re.search(r"\bFROM (district|street|unit|grid|category)\b", sql)]
+    assert again == first and again.groups
+    assert all(g.names.zh != str(g.key) for g in again.groups)  # the teams' names, from memory

@@ -257,8 +257,7 @@ def check_all(rt: Runtime, world: World) -> int:
     codes = [None, STREETS[0], "HB-ZZ", "HOUSING", world.grids[-1].code]
     checked = 0
     for code in codes:
-        with rt.db.read() as s:
-            scope = scopes.resolve(rt, s, ADMIN, code)
+        scope = scopes.resolve(rt, ADMIN, code)
         for text in ("2026-09-20..2026-12-31", "2026-10"):
             period = periods.parse(text, now, SH)
             for breakdown in (None, *figures.BREAKDOWNS):

@@ -53,9 +53,8 @@ def test_map_labels_and_points(rt: Runtime, clock: ManualClock, lang: str) -> No
     place_cases(rt)
     clock.set(ex.NOW)
     admin = Person(user_id=1, telegram_id=1, name="a", language="zh_CN", is_admin=True, memberships=())
-    with rt.db.read() as s:
-        street = scopes.resolve(rt, s, admin, "330102001")
-        grid = scopes.resolve(rt, s, admin, "33010200100101")
+    street = scopes.resolve(rt, admin, "330102001")
+    grid = scopes.resolve(rt, admin, "33010200100101")
     period = periods.parse("2026-09", ex.NOW, ex.SH)
     image = maps.draw(rt, street, period, lang, "清波街道 · 2026-09")
     assert image.cases == 6 and image.grids == 8
@@ -101,8 +100,7 @@ def test_map_by_category_labels(rt: Runtime, clock: ManualClock, lang: str) -> N
     place_cases(rt)
     clock.set(ex.NOW)
     admin = Person(user_id=1, telegram_id=1, name="a", language="zh_CN", is_admin=True, memberships=())
-    with rt.db.read() as s:
-        street = scopes.resolve(rt, s, admin, "330102001")
+    street = scopes.resolve(rt, admin, "330102001")
     period = periods.parse("2026-09", ex.NOW, ex.SH)
     image = maps.draw(rt, street, period, lang, "清波街道 · 2026-09", maps.BY_CATEGORY)
     assert image.cases == 6
@@ -119,8 +117,7 @@ def test_base_tiles_only_when_configured(rt: Runtime, clock: ManualClock, monkey
     place_cases(rt)
     clock.set(ex.NOW)
     admin = Person(user_id=1, telegram_id=1, name="a", language="zh_CN", is_admin=True, memberships=())
-    with rt.db.read() as s:
-        street = scopes.resolve(rt, s, admin, "330102001")
+    street = scopes.resolve(rt, admin, "330102001")
     period = periods.parse("2026-09", ex.NOW, ex.SH)
     asked: list[str] = []
 

@@ -173,10 +173,11 @@ def test_asking_marks_the_unrated_reachable_requests_and_gives_one_reminder_ever
     later = NOW + timedelta(hours=24)
     with db.session() as s:
         case_id = pk(_case(s, reachable))
-        ratings.attach_all(
-            s, case_id=case_id, residents=[(u, "link") for u in (reachable, blocked, rated, other)], now=NOW
+        for u in (reachable, blocked, rated, other):
+            ratings.attach(s, case_id=case_id, user_id=u, origin="link", now=NOW)
+        ratings.attach_residents(  # its reporter, attached already
+            s, case_id=case_id, reporter_user_id=reachable, resident_reported=True, now=NOW
         )
-        ratings.attach_all(s, case_id=case_id, residents=[(reachable, "reporter")], now=NOW)  # attached already
         (rated_request,) = [r for r in s.exec(select(RatingRequest)) if r.user_id == rated]
         assert ratings.claim_rating(s, request_id=pk(rated_request), now=NOW)
     with db.session() as s:
@@ -196,3 +197,40 @@ def test_asking_marks_the_unrated_reachable_requests_and_gives_one_reminder_ever
     assert (rows[other].asks, rows[other].remind_at) == (1, later)
     assert rows[blocked].asks == 0 and rows[rated].asks == 0
     assert len(rows) == 4  # attaching again added nobody
+
+
+@pytest.mark.parametrize("resident_reported", [True, False])
+def test_a_closing_attaches_its_reporter_and_the_residents_who_supported_it_in_one_statement(
+    db: Database, resident_reported: bool
+) -> None:
+    from storage import ratings
+    from storage.models import Membership, RatingRequest, SupportingReport
+
+    reporter, resident, twice, staff, revoked, already = (_user(db, 99030 + i) for i in range(6))
+    with db.session() as s:
+        case = _case(s, reporter)
+        case.source = "resident" if resident_reported else "patrol"
+        s.add(case)
+        case_id = pk(case)
+        supports = [reporter, resident, twice, twice, staff, revoked, already, None]
+        s.add_all(SupportingReport(case_id=case_id, reporter_user_id=u, created_at=NOW) for u in supports)
+        s.add(Membership(user_id=staff, role="worker", scope_kind="grid", scope_code="G1"))
+        s.add(Membership(user_id=revoked, role="worker", scope_kind="grid", scope_code="G2", active=False))
+        ratings.attach(s, case_id=case_id, user_id=already, origin="link", now=NOW)
+    with db.session() as s, counted(db) as statements:
+        ratings.attach_residents(
+            s, case_id=case_id, reporter_user_id=reporter, resident_reported=resident_reported, now=NOW
+        )
+    assert len(statements) == 1
+    with db.session() as s:  # a second closing (after a reopen) attaches nobody again
+        ratings.attach_residents(
+            s, case_id=case_id, reporter_user_id=reporter, resident_reported=resident_reported, now=NOW
+        )
+    with db.read() as s:
+        found = s.exec(select(RatingRequest).where(col(RatingRequest.case_id) == case_id)).all()
+    origins = {r.user_id: r.origin for r in found}
+    expected = {resident: "supporter", twice: "supporter", revoked: "supporter", already: "link"}
+    if resident_reported:
+        expected[reporter] = "reporter"  # a grid worker's own report is not theirs to rate
+    assert origins == expected  # not the staff member; the reporter not as a supporter; each once
+    assert all(r.asks == 0 and r.created_at is not None for r in found)

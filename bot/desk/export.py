@@ -139,16 +139,14 @@ def write_csv(rt: Runtime, scope: Scope, period: Period, lang: str, out: IO[byte
 
 def export_to(rt: Runtime, scope_code: str, first: str, last: str, lang: str, out: IO[bytes]) -> int:
     """The XLSX of a scope by code for the given days into a stream (the monthly report)."""
-    with rt.db.read() as s:
-        scope = scopes.by_code(rt, s, scope_code)
+    scope = scopes.by_code(rt, scope_code)
     period = periods.between(date.fromisoformat(first), date.fromisoformat(last), ZoneInfo(scope.tz))
     return write_xlsx(rt, scope, period, lang, out)
 
 
 def export_file(rt: Runtime, scope_code: str, first: str, last: str, fmt: str, out: str | Path, lang: str) -> int:
     """`griddesk export`: a scope by code (the operator sees everything), days as typed."""
-    with rt.db.read() as s:
-        scope = scopes.by_code(rt, s, scope_code)
+    scope = scopes.by_code(rt, scope_code)
     try:
         period = periods.between(date.fromisoformat(first), date.fromisoformat(last), ZoneInfo(scope.tz))
     except ValueError:

@@ -20,6 +20,8 @@ from bot.cases.cards import Names
 from bot.cases.deadlines import StreetClock, measure_inputs, street_clock
 from bot.desk.periods import Period
 from bot.desk.scopes import Scope
+from bot.org import index
+from bot.org.index import Org
 from bot.runtime import Runtime
 from storage import desk as rows
 from storage import desk_figures as kept
@@ -333,18 +335,18 @@ def _keys(breakdown: str) -> Callable[[_CaseFacts], Iterable[int | None]]:
     raise ValueError(breakdown)
 
 
-def _names(s: Session, breakdown: str, key: int | None) -> Names:
+def _names(known: Org, s: Session, breakdown: str, key: int | None) -> Names:
     if key is None:
         return Names("（无）", "(none)")
     row: object | None
     if breakdown == "street":
-        row = orgs.street(s, key)
+        row = known.street(key)
     elif breakdown in ("team", "department"):
-        row = orgs.unit(s, key)
+        row = known.unit(key)
     elif breakdown == "grid":
-        row = orgs.grid(s, key)
+        row = known.grid(key)
     elif breakdown == "category":
-        row = orgs.category(s, key)
+        row = known.category(key)
     else:
         user = people.get_user(s, key)
         return Names(user.display_name, user.display_name) if user else Names(str(key), str(key))
@@ -355,24 +357,34 @@ def _names(s: Session, breakdown: str, key: int | None) -> Names:
 
 def compute(rt: Runtime, scope: Scope, period: Period, breakdown: str | None = None, *, fresh: bool = True) -> Report:
     """The figures of a scope over the cases received in a period, and by a breakdown: sums
-    over the figures kept per case (`refresh`, brought up to date first), grouped by the database."""
+    over the figures kept per case (`refresh`, brought up to date first), grouped by the database.
+    Nothing changed since the last catch-up: one read. Else the catch-up's own units of work
+    first (a write; the sums are not taken under its lock)."""
     if breakdown is not None and breakdown not in BREAKDOWNS:
         raise ValueError(breakdown)
-    if fresh:  # False: the caller caught up, and holds a write transaction it could not wait for
-        catch_up(rt)
+    with rt.db.read() as s:
+        # False: the caller caught up, and holds a write transaction it could not wait for.
+        if not fresh or not kept.any_stale(s):
+            return _sums(rt, s, scope, period, breakdown)
+    _catch_up(rt)
+    with rt.db.read() as s:
+        return _sums(rt, s, scope, period, breakdown)
+
+
+def _sums(rt: Runtime, s: Session, scope: Scope, period: Period, breakdown: str | None) -> Report:
     now = rt.clock.now()
     f = case_filter(scope, period)
-    with rt.db.read() as s:
-        sums = kept.sums(s, f, now, None)
-        total = Figures(**sums[0][1]) if sums else Figures()
-        total.p90_handling_hours = kept.percentile_90(s, f, None, {None: total.handled}).get(None)
-        named: tuple[Group, ...] = ()
-        if breakdown is not None:
-            by = {key: Figures(**values) for key, values in kept.sums(s, f, now, breakdown)}
-            p90 = kept.percentile_90(s, f, breakdown, {key: fig.handled for key, fig in by.items()})
-            for key, fig in by.items():
-                fig.p90_handling_hours = p90.get(key)
-            named = tuple(Group(key, _names(s, breakdown, key), fig) for key, fig in by.items())
+    sums = kept.sums(s, f, now, None)
+    total = Figures(**sums[0][1]) if sums else Figures()
+    total.p90_handling_hours = kept.percentile_90(s, f, None, {None: total.handled}).get(None)
+    named: tuple[Group, ...] = ()
+    if breakdown is not None:
+        by = {key: Figures(**values) for key, values in kept.sums(s, f, now, breakdown)}
+        p90 = kept.percentile_90(s, f, breakdown, {key: fig.handled for key, fig in by.items()})
+        for key, fig in by.items():
+            fig.p90_handling_hours = p90.get(key)
+        known = index.org(rt)
+        named = tuple(Group(key, _names(known, s, breakdown, key), fig) for key, fig in by.items())
     ordered = tuple(sorted(named, key=lambda g: (-g.figures.received, g.names.zh)))
     return Report(scope, period, total, breakdown, ordered, now)
 
@@ -402,7 +414,8 @@ def reference(rt: Runtime, scope: Scope, period: Period, breakdown: str | None =
         total.p90_handling_hours = percentile(all_hours, 0.9)
         for key, g in groups.items():
             g.p90_handling_hours = percentile(hours[key], 0.9)
-        named = tuple(Group(k, _names(s, breakdown, k), g) for k, g in groups.items()) if breakdown else ()
+        known = index.org(rt)
+        named = tuple(Group(k, _names(known, s, breakdown, k), g) for k, g in groups.items()) if breakdown else ()
     ordered = tuple(sorted(named, key=lambda g: (-g.figures.received, g.names.zh)))
     return Report(scope, period, total, breakdown, ordered, now)
 
@@ -459,6 +472,10 @@ def catch_up(rt: Runtime) -> int:
     with rt.db.read() as s:
         if not kept.any_stale(s):
             return 0
+    return _catch_up(rt)
+
+
+def _catch_up(rt: Runtime) -> int:
     done = 0
     while True:
         with rt.db.session() as s:

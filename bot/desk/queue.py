@@ -25,9 +25,9 @@ from bot.callbacks import (
 )
 from bot.cases import lifecycle
 from bot.cases.cards import Names, buttons_for, case_view
+from bot.desk import scopes
 from bot.desk.buttons import DeskFix
-from bot.desk.scopes import may_use_desk
-from bot.errors import DomainError, NotAllowed
+from bot.errors import DomainError
 from bot.i18n import t
 from bot.org import index
 from bot.people.roles import Person
@@ -77,20 +77,10 @@ class Sight:
 
 
 def sight(rt: Runtime, person: Person) -> Sight:
-    if not may_use_desk(person):
-        raise NotAllowed()
-    with rt.db.read() as s:
-        district = orgs.district(s)
-        if person.is_admin or (district is not None and district.code in person.scopes(Role.SUPERVISOR)):
-            return Sight(None, ())
-        streets: set[int] = set()
-        for code in person.scopes(Role.DISPATCHER) + person.scopes(Role.SUPERVISOR):
-            if (street := orgs.street_by_code(s, code)) is not None:
-                streets.add(pk(street))
-            elif (unit := orgs.unit_by_code(s, code)) is not None and unit.street_id:
-                streets.add(unit.street_id)
-        units = tuple(sorted(pk(u) for code in person.scopes(Role.STAFF) if (u := orgs.unit_by_code(s, code))))
-    return Sight(tuple(sorted(streets)), units)
+    seen = scopes.sight(rt, person)
+    if seen.whole:
+        return Sight(None, ())
+    return Sight(tuple(sorted(seen.street_ids)), tuple(sorted(seen.unit_ids)))
 
 
 def _line(rt: Runtime, s: object, case: Case) -> Line:
@@ -115,8 +105,8 @@ def queue(rt: Runtime, person: Person, *, kind: str = desk_queue.ALL, arg: int =
     """One page of the person's queue. A page past the end (the cases moved on) is refused."""
     where = sight(rt, person)
     now = rt.clock.now()
+    district = index.org(rt).district
     with rt.db.read() as s:
-        district = orgs.district(s)
         tz = ZoneInfo(district.timezone if district else rt.settings.timezone)
         today = now.astimezone(tz).date()
         day_end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=tz)
@@ -226,7 +216,7 @@ def open_card(rt: Runtime, person: Person, case_id: int, lang: str) -> Opened:
         who = lifecycle.relations(rt, s, person, case)
         if not lifecycle.may("see", who):
             raise lifecycle.CaseNotFound()
-        units = [pk(u) for code in person.scopes(Role.DEPARTMENT) if (u := orgs.unit_by_code(s, code))]
+        units = [pk(u) for code in person.scopes(Role.DEPARTMENT) if (u := index.org(rt).active_unit(code))]
     view = case_view(rt, case_id)
     assert view is not None
     may = set(lifecycle.allowed(view.state, who))

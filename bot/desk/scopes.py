@@ -12,13 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session
-
 from bot.cases.cards import Names
 from bot.errors import DomainError, NotAllowed
+from bot.org import index
 from bot.people.roles import Person
 from bot.runtime import Runtime
-from storage import orgs
 from storage.models import District, Grid, Role, Street, Unit, UnitKind, pk
 
 DISTRICT, STREET, TEAM, DEPARTMENT, GRID = "district", "street", "team", "department", "grid"
@@ -48,56 +46,64 @@ def may_use_desk(person: Person) -> bool:
     return person.is_admin or any(person.has_role(r) for r in (Role.DISPATCHER, Role.SUPERVISOR, Role.STAFF))
 
 
-def _sight(s: Session, person: Person, district: District | None) -> tuple[bool, set[int], set[int]]:
-    """(whole district, street ids, team unit ids) the person may see."""
-    whole = person.is_admin or bool(district and district.code in person.scopes(Role.SUPERVISOR))
-    streets: set[int] = set()
-    for code in person.scopes(Role.DISPATCHER) + person.scopes(Role.SUPERVISOR):
-        street = orgs.street_by_code(s, code)
-        if street is None:
-            unit = orgs.unit_by_code(s, code)
-            if unit is not None and unit.street_id:
-                streets.add(unit.street_id)
-        else:
-            streets.add(pk(street))
-    teams: set[int] = set()
-    for code in person.scopes(Role.STAFF):
-        unit = orgs.unit_by_code(s, code)
-        if unit is not None:
-            teams.add(pk(unit))
-    return whole, streets, teams
+@dataclass(frozen=True)
+class Sight:
+    """What a person may look at on the desk: the whole district, or these streets (their
+    teams and grids with them) and these teams."""
+
+    whole: bool
+    street_ids: frozenset[int]
+    unit_ids: frozenset[int]
 
 
-def resolve(rt: Runtime, s: Session, person: Person, code: str | None) -> Scope:
-    """The scope a person named (or their own when none), checked against their sight."""
+def sight(rt: Runtime, person: Person) -> Sight:
+    """The desk's rule of who sees what (the organisation in memory: no statement)."""
     if not may_use_desk(person):
         raise NotAllowed()
-    district = orgs.district(s)
+    known = index.org(rt)
+    district = known.district
+    whole = person.is_admin or (district is not None and district.code in person.scopes(Role.SUPERVISOR))
+    streets: set[int] = set()
+    for code in person.scopes(Role.DISPATCHER) + person.scopes(Role.SUPERVISOR):
+        if (street := known.active_street(code)) is not None:
+            streets.add(pk(street))
+        elif (unit := known.active_unit(code)) is not None and unit.street_id:
+            streets.add(unit.street_id)
+    teams = frozenset(pk(u) for code in person.scopes(Role.STAFF) if (u := known.active_unit(code)))
+    return Sight(whole, frozenset(streets), teams)
+
+
+def resolve(rt: Runtime, person: Person, code: str | None) -> Scope:
+    """The scope a person named (or their own when none), checked against their sight."""
+    seen = sight(rt, person)
+    known = index.org(rt)
+    district = known.district
     tz = district.timezone if district else rt.settings.timezone
-    whole, streets, teams = _sight(s, person, district)
     if code is None:
-        if whole and district is not None:
+        if seen.whole and district is not None:
             return _scope(district, tz)
-        if streets:
-            street = orgs.street(s, min(streets))
+        if seen.street_ids:
+            street = known.street(min(seen.street_ids))
             assert street is not None
             return _scope(street, tz)
-        if teams:
-            unit = orgs.unit(s, min(teams))
+        if seen.unit_ids:
+            unit = known.unit(min(seen.unit_ids))
             assert unit is not None
             return _scope(unit, tz)
         raise NotAllowed()
-    found = orgs.find_scope(s, code[:32])
+    found = known.find_scope(code[:32])
     if found is None:
         raise UnknownDeskScope(code=code[:32])
     row = found[1]
     scope = _scope(row, tz)
-    if whole:
+    if seen.whole:
         return scope
     street_of = pk(row) if isinstance(row, Street) else row.street_id if isinstance(row, Grid) else None
-    if street_of is not None and street_of in streets:
+    if street_of is not None and street_of in seen.street_ids:
         return scope
-    if isinstance(row, Unit) and (pk(row) in teams or (row.kind != UnitKind.DEPARTMENT and row.street_id in streets)):
+    if isinstance(row, Unit) and (
+        pk(row) in seen.unit_ids or (row.kind != UnitKind.DEPARTMENT and row.street_id in seen.street_ids)
+    ):
         return scope
     raise ScopeNotVisible(code=code[:32])
 
@@ -122,11 +128,11 @@ def zone(scope: Scope) -> ZoneInfo:
     return ZoneInfo(scope.tz)
 
 
-def by_code(rt: Runtime, s: Session, code: str) -> Scope:
+def by_code(rt: Runtime, code: str) -> Scope:
     """A scope by its code, for the operator's command line (no asker to check)."""
-    district = orgs.district(s)
-    tz = district.timezone if district else rt.settings.timezone
-    found = orgs.find_scope(s, code[:32])
+    known = index.org(rt)
+    tz = known.district.timezone if known.district else rt.settings.timezone
+    found = known.find_scope(code[:32])
     if found is None:
         raise UnknownDeskScope(code=code[:32])
     return _scope(found[1], tz)

@@ -47,14 +47,12 @@ def read_args(args: list[str]) -> Request:
 def scope_and_period(
     rt: Runtime, person: Person, scope_code: str | None, period_text: str | None
 ) -> tuple[scopes.Scope, periods.Period]:
-    with rt.db.read() as s:
-        scope = scopes.resolve(rt, s, person, scope_code)
+    scope = scopes.resolve(rt, person, scope_code)
     return scope, periods.parse(period_text, rt.clock.now(), scopes.zone(scope))
 
 
 def stats(rt: Runtime, person: Person, scope_code: str | None, period_text: str | None, by: str | None) -> Report:
-    with rt.db.read() as s:
-        scope = scopes.resolve(rt, s, person, scope_code)
+    scope = scopes.resolve(rt, person, scope_code)
     period = periods.parse(period_text, rt.clock.now(), scopes.zone(scope))
     breakdown = DEFAULT_BREAKDOWN[scope.kind] if by is None else (None if by == "none" else by)
     return figures.compute(rt, scope, period, breakdown)

@@ -58,6 +58,23 @@ class Org:
     def active_street(self, code: str) -> Street | None:
         return next((st for st in self.streets.values() if st.code == code and st.active), None)
 
+    def active_grid(self, code: str) -> Grid | None:
+        return next((g for g in self.grids.values() if g.code == code and g.active), None)
+
+    def find_scope(self, code: str) -> tuple[str, Grid | Unit | Street | District] | None:
+        """What a typed code names, as ("grid" | "unit" | "street" | "district", row): the
+        first that has it, in that order (a unit's code is upper case), or None."""
+        code = code.strip()
+        if (grid := self.active_grid(code)) is not None:
+            return "grid", grid
+        if (unit := self.active_unit(code.upper())) is not None:
+            return "unit", unit
+        if (street := self.active_street(code)) is not None:
+            return "street", street
+        if self.district is not None and self.district.code == code:
+            return "district", self.district
+        return None
+
     def teams(self, street_id: int) -> list[Unit]:
         """The street's active teams, in id order (routing takes the first that fits)."""
         return [

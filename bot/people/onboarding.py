@@ -14,10 +14,11 @@ from bot.errors import (
     UnknownRole,
     UnknownScope,
 )
+from bot.org import index
 from bot.people import identity
 from bot.people.roles import ROLE_SCOPES
 from bot.runtime import Runtime
-from storage import audit, invites, orgs, people
+from storage import audit, invites, people
 from storage.models import Role, Unit
 
 JOIN_PREFIX = "join-"
@@ -45,9 +46,10 @@ class Joined:
     already_member: bool
 
 
-def _resolve_scope(s, role: str, scope_code: str) -> tuple[str, str, str, str]:
+def _resolve_scope(rt: Runtime, role: str, scope_code: str) -> tuple[str, str, str, str]:
     """(scope_kind, canonical code, name_zh, name_en) for a role's scope, or a typed error."""
-    found = orgs.find_scope(s, scope_code)
+    known = index.org(rt)
+    found = known.find_scope(scope_code)
     if found is None:
         raise UnknownScope(code=scope_code)
     kind, row = found
@@ -58,11 +60,11 @@ def _resolve_scope(s, role: str, scope_code: str) -> tuple[str, str, str, str]:
         raise ScopeDoesNotFitRole(role=role, code=scope_code)
     if role == Role.DISPATCHER and isinstance(row, Unit):
         # A dispatcher belongs to a street's command room; keep the street as the scope.
-        street = orgs.street(s, row.street_id)  # type: ignore[arg-type]
+        street = known.street(row.street_id)
         assert street is not None
         return "street", street.code, street.name_zh, street.name_en
     scope_kind = "unit" if isinstance(row, Unit) else kind
-    return scope_kind, row.code, row.name_zh, row.name_en  # type: ignore[attr-defined]
+    return scope_kind, row.code, row.name_zh, row.name_en
 
 
 # What administrators type for a role, in either language: /invite 网格员 33010200100101
@@ -91,7 +93,7 @@ def create_invite(
     now = rt.clock.now()
     expires_at = now + timedelta(hours=rt.settings.invite_ttl_hours)
     with rt.db.session() as s:
-        scope_kind, code, name_zh, name_en = _resolve_scope(s, role, scope_code)
+        scope_kind, code, name_zh, name_en = _resolve_scope(rt, role, scope_code)
         invite = invites.add_invite(
             s,
             code=secrets.token_urlsafe(_CODE_BYTES),
@@ -133,7 +135,7 @@ def redeem_invite(rt: Runtime, *, code: str, user_id: int) -> Joined:
             raise InviteUsed()
         if invite.expires_at <= now:
             raise InviteExpired()
-        found = orgs.find_scope(s, invite.scope_code)
+        found = index.org(rt).find_scope(invite.scope_code)
         if found is None:  # the org file dropped the scope since the invite was made
             raise UnknownScope(code=invite.scope_code)
         row = found[1]
@@ -155,8 +157,8 @@ def redeem_invite(rt: Runtime, *, code: str, user_id: int) -> Joined:
             return Joined(
                 role=invite.role,
                 scope_code=invite.scope_code,
-                scope_name_zh=row.name_zh,  # type: ignore[attr-defined]
-                scope_name_en=row.name_en,  # type: ignore[attr-defined]
+                scope_name_zh=row.name_zh,
+                scope_name_en=row.name_en,
                 already_member=False,
             )
         if existing is None:
@@ -182,8 +184,8 @@ def redeem_invite(rt: Runtime, *, code: str, user_id: int) -> Joined:
         return Joined(
             role=invite.role,
             scope_code=invite.scope_code,
-            scope_name_zh=row.name_zh,  # type: ignore[attr-defined]
-            scope_name_en=row.name_en,  # type: ignore[attr-defined]
+            scope_name_zh=row.name_zh,
+            scope_name_en=row.name_en,
             already_member=existing is not None,
         )
 

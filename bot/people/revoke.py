@@ -18,11 +18,12 @@ from bot import notify
 from bot.cases import lifecycle
 from bot.errors import AdminOnly, DomainError
 from bot.i18n import N_, t
+from bot.org import index
 from bot.people import identity
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, chats, orgs, people, worklists
-from storage.models import CaseState, Membership, Role, UnitKind
+from storage.models import CaseState, Membership, Role, Street, Unit, UnitKind
 
 REVOKE, LEFT_GROUP, ORG_REMOVED = "revoke", "left_group", "org_removed"
 
@@ -57,7 +58,7 @@ def revoke(rt: Runtime, *, by: Person | None, who: str, scope: str | None) -> li
     who = who.strip()
     now = rt.clock.now()
     with rt.db.session() as s:
-        codes = _scope_codes(s, scope) if scope else None
+        codes = _scope_codes(rt, scope) if scope else None
         if who.lower() in Role.ALL:
             if codes is None:
                 raise RevokeUsage()
@@ -76,22 +77,19 @@ def revoke(rt: Runtime, *, by: Person | None, who: str, scope: str | None) -> li
         return apply(rt, s, rows, reason=REVOKE, actor_user_id=by.user_id if by else None, now=now)
 
 
-def _scope_codes(s: Session, scope: str) -> set[str]:
+def _scope_codes(rt: Runtime, scope: str) -> set[str]:
     """The codes a typed scope may be stored under (a street's dispatchers may hold either
     the street's code or its command room's)."""
-    found = orgs.find_scope(s, scope)
+    known = index.org(rt)
+    found = known.find_scope(scope)
     if found is None:
         return {scope.strip(), scope.strip().upper()}
-    kind, row = found
-    codes = {row.code}  # type: ignore[attr-defined]
-    if kind == "unit" and row.kind == UnitKind.COMMAND_ROOM and row.street_id:  # type: ignore[attr-defined]
-        street = orgs.street(s, row.street_id)  # type: ignore[attr-defined]
-        if street is not None:
-            codes.add(street.code)
-    if kind == "street":
-        room = orgs.command_room_of(s, row.id)  # type: ignore[attr-defined]
-        if room is not None:
-            codes.add(room.code)
+    _kind, row = found
+    codes = {row.code}
+    if isinstance(row, Unit) and row.kind == UnitKind.COMMAND_ROOM and (street := known.street(row.street_id)):
+        codes.add(street.code)
+    if isinstance(row, Street) and (room := known.command_room(row.id)) is not None:
+        codes.add(room.code)
     return codes
 
 

@@ -395,14 +395,14 @@ def _ask(rt: Runtime, s: Session, case: Case, now: datetime, *, user_id: int | N
 def on_case_closed(rt: Runtime, s: Session, case: Case, now: datetime) -> int:
     """Called in the closing transaction: ask every attached resident who has not rated.
     Returns how many were asked."""
-    residents: list[tuple[int, str]] = []
-    if case.source == CaseSource.RESIDENT and case.reporter_user_id is not None:
-        residents.append((case.reporter_user_id, "reporter"))
-    # Residents whose own report joined this case are just as concerned by it.
-    for user_id in cases.supporting_reporters(s, pk(case)):
-        if user_id != case.reporter_user_id and not people.memberships_of(s, user_id):
-            residents.append((user_id, "supporter"))
-    ratings.attach_all(s, case_id=pk(case), residents=residents, now=now)
+    # Residents whose own report joined this case are just as concerned by it as its reporter.
+    ratings.attach_residents(
+        s,
+        case_id=pk(case),
+        reporter_user_id=case.reporter_user_id,
+        resident_reported=case.source == CaseSource.RESIDENT,
+        now=now,
+    )
     return _ask(rt, s, case, now)
 
 
