@@ -236,7 +236,7 @@ def find_only(rt: Any, dispatcher: Person, street_id: int | None, args: argparse
     cases = find_texts(some)
     backend = "PostgreSQL" if args.database else "SQLite"
     with rt.db.engine.begin() as conn:  # the planner's statistics, as autovacuum would have them
-        conn.exec_driver_sql("ANALYZE cases" if args.database else "ANALYZE")
+        conn.exec_driver_sql("ANALYZE")
     print(f"{backend}: {args.cases:,} cases; medians of {args.runs * 2} runs")
     for indexed in (True, False):
         if not indexed:  # the same database without the text index (migration 0008): the scan

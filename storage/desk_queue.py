@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_
+from sqlalchemy import and_, bindparam, column, or_, table
+from sqlalchemy import select as sa_select
 from sqlalchemy import text as sql_text
 from sqlmodel import Session, col, select
 
@@ -103,18 +104,26 @@ def search(
     if ids is not None:  # SQLite's trigram index found the few cases that hold the text
         stmt = select(Case).where(col(Case.id).in_(ids), *scope).order_by(*newest_first).limit(limit)
         return list(s.exec(stmt))
-    match = or_(
-        col(Case.code).ilike(_like(text.upper()), escape="\\"),
-        col(Case.address).like(_like(text), escape="\\"),
-        col(Case.description).like(_like(text), escape="\\"),
+    # PostgreSQL: the same LIKE/ILIKE on the searched text's own table walks pg_trgm's GIN
+    # indexes (storage/search_index.py); a shorter text, the index of characters and pairs
+    with_table, with_grams = search_index.text_ready(s)
+    fields = _SEARCHED if with_table else _CASES
+    match: Any = or_(
+        fields.c.code.ilike(_like(text.upper()), escape="\\"),
+        fields.c.address.like(_like(text), escape="\\"),
+        fields.c.description.like(_like(text), escape="\\"),
     )
-    # PostgreSQL: the same LIKE/ILIKE walks pg_trgm's GIN indexes when migration 0007 made them;
-    # a shorter text, the index of characters and pairs (0009)
-    if len(text) <= search_index.SHORT and search_index.short_grams_ready(s):
+    if len(text) <= search_index.SHORT and with_grams:
         grams = sql_text(f"{search_index.SHORT_GRAMS_OF_CASE} @> ARRAY[lower(:gram)]").bindparams(gram=text)
         match = and_(grams, match)
+    if with_table:
+        match = col(Case.id).in_(sa_select(_SEARCHED.c.case_id).where(match))
     stmt = select(Case).where(match, *scope).order_by(*newest_first).limit(limit)
     return list(s.exec(stmt))
+
+
+_CASES = Case.__table__  # type: ignore[attr-defined]
+_SEARCHED = table(search_index.TEXT_TABLE, column("case_id"), column("code"), column("address"), column("description"))
 
 
 # Up to this many hits the trigram index's answer is used; a text more cases hold is found

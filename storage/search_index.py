@@ -6,10 +6,14 @@ no word boundaries, and most Chinese words are two characters, one shorter than 
   with two terminators (U+001F, which users cannot type into /find: it is whitespace to
   Python), so each occurrence of a text of one or two characters starts some trigram: those
   texts are answered from the index's terms (`case_search_instances`, fts5vocab), as ranges.
-- PostgreSQL: GIN indexes with `pg_trgm`'s `gin_trgm_ops` on code, address and description;
-  the planner uses them for the LIKE/ILIKE the search already runs. pg_trgm has nothing for a
-  text under three characters, so a GIN index over the fields' characters and character pairs
-  (`griddesk_short_grams`) answers those.
+- PostgreSQL: the three fields copied into a table of their own (`case_search_text`, kept in
+  step by a trigger on `cases` that fires only when one of them changes), with GIN indexes of
+  `pg_trgm`'s `gin_trgm_ops` on each; the planner uses them for the LIKE/ILIKE the search
+  runs. pg_trgm has nothing for a text under three characters, so a GIN index over the fields'
+  characters and character pairs (`griddesk_short_grams`) answers those. Not on `cases` itself:
+  every move of a case writes its row anew, and PostgreSQL then adds the new row version to
+  every index of the table, so each claim or dispatch paid for four GIN indexes of text that
+  had not changed (migration 0011).
 
 Both are optional: migration 0007 installs them when it can (the FTS5 trigram tokenizer needs
 SQLite 3.34; `pg_trgm` needs the extension to be available and the right to create it), and
@@ -32,6 +36,8 @@ FTS_TABLE = "case_search"
 FTS_SOURCE = "case_search_source"
 FTS_INSTANCES = "case_search_instances"
 FTS_TRIGGERS = ("case_search_ai", "case_search_ad", "case_search_au")
+# PostgreSQL: the searched fields, apart from `cases`; its trigger and the trigger's function.
+TEXT_TABLE, TEXT_TRIGGER, TEXT_FUNCTION = "case_search_text", "case_search_text_copy", "griddesk_case_search_text"
 TRGM_INDEXES = {
     "ix_case_trgm_code": "code",
     "ix_case_trgm_address": "address",
@@ -71,16 +77,30 @@ _PG_SHORT_GRAMS = (
     "SELECT lower(substr(t, i, 1)) AS g FROM generate_series(1, length(t)) AS i "
     "UNION ALL SELECT lower(substr(t, i, 2)) FROM generate_series(1, length(t) - 1) AS i) AS grams $$"
 )
-# The indexed expression, written once: the planner uses the index only for this very text.
+# The indexed expression (over TEXT_TABLE's columns), written once: the planner uses the index
+# only for this very text.
 SHORT_GRAMS_OF_CASE = (
     f"{SHORT_GRAMS_FUNCTION}(coalesce(code, '') || chr(31) || coalesce(address, '') || chr(31) "
     "|| coalesce(description, ''))"
+)
+_PG_TEXT_TABLE = (
+    f"CREATE TABLE IF NOT EXISTS {TEXT_TABLE} (case_id integer PRIMARY KEY REFERENCES cases(id) ON DELETE CASCADE, "
+    "code varchar, address varchar, description varchar)",
+    f"INSERT INTO {TEXT_TABLE} (case_id, {COLUMNS}) SELECT id, {COLUMNS} FROM cases ON CONFLICT (case_id) DO NOTHING",
+    f"CREATE OR REPLACE FUNCTION {TEXT_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    f"INSERT INTO {TEXT_TABLE} (case_id, {COLUMNS}) VALUES (NEW.id, NEW.code, NEW.address, NEW.description) "
+    "ON CONFLICT (case_id) DO UPDATE SET code = EXCLUDED.code, address = EXCLUDED.address, "
+    "description = EXCLUDED.description; RETURN NULL; END $$",
+    f"DROP TRIGGER IF EXISTS {TEXT_TRIGGER} ON cases",
+    f"CREATE TRIGGER {TEXT_TRIGGER} AFTER INSERT OR UPDATE OF {COLUMNS} ON cases "
+    f"FOR EACH ROW EXECUTE FUNCTION {TEXT_FUNCTION}()",
 )
 
 
 def is_search_object(name: str | None) -> bool:
     """Tables and indexes of this module (the models do not describe them)."""
     return bool(name) and (str(name).startswith(FTS_TABLE) or str(name) in (*TRGM_INDEXES, SHORT_GRAMS_INDEX))
+    # (TEXT_TABLE's name starts with FTS_TABLE's)
 
 
 def install(conn: Connection, extension: str = "pg_trgm") -> bool:
@@ -97,9 +117,11 @@ def install(conn: Connection, extension: str = "pg_trgm") -> bool:
     if conn.dialect.name != "postgresql":
         return False
     with conn.begin_nested():  # plain SQL: any server has what it needs
+        for ddl in _PG_TEXT_TABLE:
+            conn.exec_driver_sql(ddl)
         conn.exec_driver_sql(_PG_SHORT_GRAMS)
         conn.exec_driver_sql(
-            f"CREATE INDEX IF NOT EXISTS {SHORT_GRAMS_INDEX} ON cases USING gin ({SHORT_GRAMS_OF_CASE})"
+            f"CREATE INDEX IF NOT EXISTS {SHORT_GRAMS_INDEX} ON {TEXT_TABLE} USING gin ({SHORT_GRAMS_OF_CASE})"
         )
     try:
         try:  # in public when it can: a schema of its own (tests) may be dropped with the extension
@@ -114,7 +136,7 @@ def install(conn: Connection, extension: str = "pg_trgm") -> bool:
         with conn.begin_nested():
             for name, column in TRGM_INDEXES.items():
                 conn.exec_driver_sql(
-                    f"CREATE INDEX IF NOT EXISTS {name} ON cases USING gin ({column} {schema}.gin_trgm_ops)"
+                    f"CREATE INDEX IF NOT EXISTS {name} ON {TEXT_TABLE} USING gin ({column} {schema}.gin_trgm_ops)"
                 )
     except DBAPIError as exc:  # not installed on the server, or no right to create it
         log.warning("no text index for /find (%s unavailable: %s); /find scans", extension, exc)
@@ -130,8 +152,11 @@ def uninstall(conn: Connection) -> None:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {FTS_TABLE}")
         conn.exec_driver_sql(f"DROP VIEW IF EXISTS {FTS_SOURCE}")
     elif conn.dialect.name == "postgresql":
-        for name in (*TRGM_INDEXES, SHORT_GRAMS_INDEX):
+        for name in (*TRGM_INDEXES, SHORT_GRAMS_INDEX):  # on `cases` before migration 0011
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {TEXT_TRIGGER} ON cases")
+        conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {TEXT_FUNCTION}()")
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {TEXT_TABLE}")
         conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {SHORT_GRAMS_FUNCTION}(text)")
         # the extension stays: other schemas or applications may use it
 
@@ -148,11 +173,16 @@ def fts_ready(s: Session) -> bool:
     return len(names) == len(wanted)
 
 
-def short_grams_ready(s: Session) -> bool:
-    """PostgreSQL: the index of characters and pairs is there (migration 0009 made it)."""
+def text_ready(s: Session) -> tuple[bool, bool]:
+    """PostgreSQL: is the searched text's table there (migration 0011), and its index of
+    characters and pairs? One statement."""
     if s.get_bind().dialect.name != "postgresql":
-        return False
-    return bool(s.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": SHORT_GRAMS_INDEX}).scalar())
+        return False, False
+    table, grams = s.execute(
+        text("SELECT to_regclass(:table) IS NOT NULL, to_regclass(:grams) IS NOT NULL"),
+        {"table": TEXT_TABLE, "grams": SHORT_GRAMS_INDEX},
+    ).one()
+    return bool(table), bool(grams)
 
 
 def fts_phrase(text_: str) -> str:
