@@ -20,9 +20,9 @@ NOT_LIMITED = {"/stats", IDLE_DRAIN}  # a chart over the whole district; the har
 
 # More than one unit of work, and why: a photo is downloaded and decoded holding nothing,
 # then added; a resident's first /report registers them (a read, then the write that adds
-# them) and, like their /my, first looks at (and here closes) the comment window of the
-# rating they just gave. Everything else is one.
-MORE_UNITS = {"photo": 2, "resolve: photo": 2, "/report": 4, "/my": 3}
+# them) before its draft is made; a resident's /my right after their rating first looks at,
+# and closes, the comment window the rating opened. Everything else is one.
+MORE_UNITS = {"photo": 2, "resolve: photo": 2, "/report": 3, "/my": 3}
 
 
 async def test_every_update_of_a_case_keeps_to_its_budget(tmp_path: Path) -> None:
