@@ -12,7 +12,7 @@ bloated. The text now lives in `case_search_text`, copied by a trigger that fire
 the text itself changes; the indexes are on it (storage/search_index.py). SQLite's FTS5 index
 is kept in step only when the text changes already: nothing changes there.
 
-Copying the text reads every case once: a minute or so at a million cases.
+Copying the text reads every case once and builds the four indexes anew, as 0009 did.
 """
 
 from collections.abc import Sequence
