@@ -10,10 +10,10 @@ no word boundaries, and most Chinese words are two characters, one shorter than 
   step by a trigger on `cases` that fires only when one of them changes), with GIN indexes of
   `pg_trgm`'s `gin_trgm_ops` on each; the planner uses them for the LIKE/ILIKE the search
   runs. pg_trgm has nothing for a text under three characters, so the fields' characters and
-  character pairs (`griddesk_short_grams`), stored beside them with a GIN index, answer those. Not on `cases` itself:
-  every move of a case writes its row anew, and PostgreSQL then adds the new row version to
-  every index of the table, so each claim or dispatch paid for four GIN indexes of text that
-  had not changed (migration 0011).
+  character pairs (`griddesk_short_grams`), stored beside them with a GIN index, answer
+  those. Not on `cases` itself: every move of a case writes its row anew, and PostgreSQL then
+  adds the new row version to every index of the table, so each claim or dispatch paid for
+  four GIN indexes of text that had not changed (migration 0011).
 
 Both are optional: migration 0007 installs them when it can (the FTS5 trigram tokenizer needs
 SQLite 3.34; `pg_trgm` needs the extension to be available and the right to create it), and
