@@ -81,10 +81,6 @@ def category(session: Session, category_id: int) -> Category | None:
     return session.get(Category, category_id)
 
 
-def platform(session: Session, platform_id: int) -> Platform | None:
-    return session.get(Platform, platform_id)
-
-
 def teams_of_street(session: Session, street_id: int) -> list[Unit]:
     stmt = select(Unit).where(Unit.street_id == street_id, Unit.kind == "team", col(Unit.active)).order_by(col(Unit.id))
     return list(session.exec(stmt))

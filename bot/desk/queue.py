@@ -70,19 +70,6 @@ class QueuePage:
     arg_name: Names | None = None
 
 
-@dataclass(frozen=True)
-class Sight:
-    street_ids: tuple[int, ...] | None  # None: every street
-    unit_ids: tuple[int, ...]
-
-
-def sight(rt: Runtime, person: Person) -> Sight:
-    seen = scopes.sight(rt, person)
-    if seen.whole:
-        return Sight(None, ())
-    return Sight(tuple(sorted(seen.street_ids)), tuple(sorted(seen.unit_ids)))
-
-
 def _line(rt: Runtime, s: object, case: Case) -> Line:
     known = index.org(rt)
     category = known.category(case.category_id)
@@ -103,7 +90,7 @@ def _line(rt: Runtime, s: object, case: Case) -> Line:
 
 def queue(rt: Runtime, person: Person, *, kind: str = desk_queue.ALL, arg: int = 0, page: int = 0) -> QueuePage:
     """One page of the person's queue. A page past the end (the cases moved on) is refused."""
-    where = sight(rt, person)
+    where = scopes.sight(rt, person)
     now = rt.clock.now()
     district = index.org(rt).district
     with rt.db.read() as s:
@@ -112,8 +99,8 @@ def queue(rt: Runtime, person: Person, *, kind: str = desk_queue.ALL, arg: int =
         day_end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=tz)
         rows = desk_queue.page(
             s,
-            street_ids=where.street_ids if where.street_ids or not where.unit_ids else (),
-            unit_ids=where.unit_ids,
+            street_ids=where.street_filter if where.street_filter or not where.unit_filter else (),
+            unit_ids=where.unit_filter,
             kind=kind,
             arg=arg,
             now=now,
@@ -135,23 +122,23 @@ def queue(rt: Runtime, person: Person, *, kind: str = desk_queue.ALL, arg: int =
 
 def choices(rt: Runtime, person: Person, kind: str) -> list[tuple[int, Names]]:
     """The teams or grids a person may filter their queue by."""
-    where = sight(rt, person)
+    where = scopes.sight(rt, person)
     known = index.org(rt)
     out: list[tuple[int, Names]] = []
     with rt.db.read() as s:
         if kind == desk_queue.TEAM:
             units = (
                 [u for u in orgs.active_units(s) if u.kind == "team"]
-                if where.street_ids is None
-                else [u for sid in where.street_ids for u in orgs.teams_of_street(s, sid)]
+                if where.street_filter is None
+                else [u for sid in where.street_filter for u in orgs.teams_of_street(s, sid)]
             )
-            units += [u for uid in where.unit_ids if (u := known.unit(uid)) is not None and u not in units]
+            units += [u for uid in where.unit_filter if (u := known.unit(uid)) is not None and u not in units]
             out = [(pk(u), Names(u.name_zh, u.name_en)) for u in units]
         else:
             grids = orgs.active_grids(s)
-            if where.street_ids is not None:
-                streets = set(where.street_ids)
-                streets |= {u.street_id for uid in where.unit_ids if (u := known.unit(uid)) and u.street_id}
+            if where.street_filter is not None:
+                streets = set(where.street_filter)
+                streets |= {u.street_id for uid in where.unit_filter if (u := known.unit(uid)) and u.street_id}
                 grids = [g for g in grids if g.street_id in streets]
             out = [(pk(g), Names(g.name_zh, g.name_en)) for g in grids]
     return out
@@ -161,15 +148,17 @@ def find(rt: Runtime, person: Person, text: str) -> list[Line]:
     text = " ".join(text.split())[:64]
     if not text:
         raise FindUsage()
-    where = sight(rt, person)
+    where = scopes.sight(rt, person)
     with rt.db.read() as s:
         rows: list[Case] = []
         if desk_queue.CODE_PREFIX.fullmatch(text.upper()):  # a code as typed: its index first
             rows = desk_queue.search_code_prefix(
-                s, text.upper(), street_ids=where.street_ids, unit_ids=where.unit_ids, limit=FIND_LIMIT
+                s, text.upper(), street_ids=where.street_filter, unit_ids=where.unit_filter, limit=FIND_LIMIT
             )
         if not rows:
-            rows = desk_queue.search(s, text, street_ids=where.street_ids, unit_ids=where.unit_ids, limit=FIND_LIMIT)
+            rows = desk_queue.search(
+                s, text, street_ids=where.street_filter, unit_ids=where.unit_filter, limit=FIND_LIMIT
+            )
         return [_line(rt, s, c) for c in rows]
 
 

@@ -55,6 +55,16 @@ class Sight:
     street_ids: frozenset[int]
     unit_ids: frozenset[int]
 
+    @property
+    def street_filter(self) -> tuple[int, ...] | None:
+        """The streets a query keeps, in order; None: every street."""
+        return None if self.whole else tuple(sorted(self.street_ids))
+
+    @property
+    def unit_filter(self) -> tuple[int, ...]:
+        """The teams a query keeps besides (none when it sees everything)."""
+        return () if self.whole else tuple(sorted(self.unit_ids))
+
 
 def sight(rt: Runtime, person: Person) -> Sight:
     """The desk's rule of who sees what (the organisation in memory: no statement)."""

@@ -562,9 +562,14 @@ def remember_windows(rt: Runtime) -> None:
         rt.cache[_WINDOWS] = ratings.open_comment_windows(s, now=rt.clock.now())
 
 
+def _windows(rt: Runtime) -> dict[int, datetime] | None:
+    """{user id: until} of the windows that may be open; None until read at start-up."""
+    return rt.cache.get(_WINDOWS)
+
+
 def window_may_be_open(rt: Runtime, user_id: int) -> bool:
     """False when this person has no comment window open for sure; True when they may."""
-    known: dict[int, datetime] | None = rt.cache.get(_WINDOWS)
+    known = _windows(rt)
     if known is None:
         return True
     until = known.get(user_id)
@@ -576,14 +581,12 @@ def window_may_be_open(rt: Runtime, user_id: int) -> bool:
 
 def window_closed(rt: Runtime, user_id: int) -> None:
     """Their window was found closed (or was closed): no need to ask again."""
-    known: dict[int, datetime] | None = rt.cache.get(_WINDOWS)
-    if known is not None:
+    if (known := _windows(rt)) is not None:
         known.pop(user_id, None)
 
 
 def _window_opened(rt: Runtime, user_id: int, until: datetime) -> None:
-    known: dict[int, datetime] | None = rt.cache.get(_WINDOWS)
-    if known is not None:
+    if (known := _windows(rt)) is not None:
         known[user_id] = max(until, known.get(user_id, until))
 
 
