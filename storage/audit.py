@@ -11,11 +11,12 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session
 
 from storage import events
+from storage.direct import Direct
 from storage.models import AuditEvent, Case, utcnow
 
 # Appended straight through the session's connection (as the outbox's rows are): nothing
 # reads an event back in the transaction that writes it.
-_INSERT = AuditEvent.__table__.insert()  # type: ignore[attr-defined]
+_INSERT = Direct(AuditEvent.__table__.insert())  # type: ignore[attr-defined]
 _HELD = "griddesk_audit_held"
 
 
@@ -75,7 +76,7 @@ def write(session: Session, rows: list[dict[str, Any]]) -> None:
     """Append these events, in order, in one statement."""
     if not rows:
         return
-    session.connection().execute(_INSERT, rows[0] if len(rows) == 1 else rows)  # one row: no executemany
+    _INSERT.many(session, rows)  # one row: no executemany
     for row in rows:
         if events.wanted(row["action"]):
             case_id = row["case_id"]

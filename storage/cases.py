@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from storage.db import ById, CoreInsert, affected, plain_rows, select_of
+from storage.db import ById, CoreInsert, Loads, plain_rows, select_of
+from storage.direct import Direct
 from storage.models import AuditEvent, Case, CaseCard, CaseCounter, CaseMedia, CaseState, SupportingReport
 from storage.upsert import insert_on_conflict
 
@@ -26,13 +27,13 @@ OPEN_STATES = CaseState.NOT_FINAL
 def next_sequence(session: Session, *, prefix: str, day: str) -> int:
     """The next number of the day for `prefix`, atomically (upsert … returning)."""
     stmt = _next_sequence(session.get_bind().dialect.name)
-    return int(session.connection().execute(stmt, {"prefix": prefix, "day": day}).scalar_one())
+    return int(stmt(session, {"prefix": prefix, "day": day}).scalar_one())
 
 
 @functools.cache
-def _next_sequence(dialect: str) -> Any:
+def _next_sequence(dialect: str) -> Direct:
     """Every report asks: built once per database kind (their ON CONFLICT constructs differ)."""
-    return (
+    return Direct(
         insert_on_conflict(dialect, CaseCounter)
         .values(prefix=bindparam("prefix"), day=bindparam("day"), last=1)
         .on_conflict_do_update(index_elements=["prefix", "day"], set_={"last": CaseCounter.last + 1})
@@ -45,8 +46,10 @@ _NEW_CASE = CoreInsert(Case)
 _NEW_MEDIA = CoreInsert(CaseMedia)
 
 
-def add_case(session: Session, case: Case) -> Case:
-    return _NEW_CASE.one(session, case)
+def add_case(session: Session, **values: Any) -> Case:
+    """A new case of these values (Case's attributes; the rest are its defaults), held by
+    the session as if read."""
+    return _NEW_CASE.one(session, **values)
 
 
 _CASE = ById(Case)
@@ -56,15 +59,16 @@ def get_case(session: Session, case_id: int) -> Case | None:
     return _CASE(session, case_id)
 
 
-_BY_CODE = select(Case).where(col(Case.code) == bindparam("code"))  # /case, every case card's button: built once
+_BY_CODE = Loads(Case, col(Case.code) == bindparam("code"))  # /case, every case card's button: built once
 
 
 def get_case_by_code(session: Session, code: str) -> Case | None:
-    return session.execute(_BY_CODE, {"code": code.strip().upper()}).scalars().first()
+    return _BY_CODE.first(session, {"code": code.strip().upper()})
 
 
-def add_media(session: Session, media: list[CaseMedia]) -> None:
-    """Photos and voice notes of a case: one statement for them all."""
+def add_media(session: Session, media: list[dict[str, Any]]) -> None:
+    """Photos and voice notes of a case (CaseMedia's attributes; the rest are its
+    defaults): one statement for them all."""
     _NEW_MEDIA.many(session, media)
 
 
@@ -91,11 +95,11 @@ class MediaRow:
     created_at: datetime
 
 
-def rows_of_case(model: Any, row: type) -> Any:
+def rows_of_case(model: Any, row: type) -> Direct:
     """The SELECT of a case's rows of `model` (its cards, media, whistles…), oldest first, as
     plain rows of the dataclass `row`, whose fields name the columns: built once each."""
     table = model.__table__
-    return select_of(model, row).where(table.c.case_id == bindparam("case_id")).order_by(table.c.id)
+    return Direct(select_of(model, row).where(table.c.case_id == bindparam("case_id")).order_by(table.c.id))
 
 
 # Every card rendered reads these: built once, run on the session's connection (plain rows:
@@ -212,10 +216,12 @@ def count_reports_since(session: Session, user_id: int, since: datetime) -> int:
 
 # Every move's compare-and-set, built once: the columns it sets are the keys of each
 # call's parameters (Core derives the SET clause from them), the guard is bound apart.
-_CHANGE_STATE = _CASES.update().where(
-    _CASES.c.id == bindparam("cas_id"),
-    _CASES.c.state == bindparam("cas_state"),
-    _CASES.c.version == bindparam("cas_version"),
+_CHANGE_STATE = Direct(
+    _CASES.update().where(
+        _CASES.c.id == bindparam("cas_id"),
+        _CASES.c.state == bindparam("cas_state"),
+        _CASES.c.version == bindparam("cas_version"),
+    )
 )
 
 
@@ -229,10 +235,10 @@ def change_state(session: Session, case: Case) -> bool:
     expected_state = before.get("state", case.state)
     expected_version = before.get("version", case.version)
     values = {name: getattr(case, name) for name in before} | {"version": expected_version + 1}
-    result = session.connection().execute(
-        _CHANGE_STATE, {"cas_id": case.id, "cas_state": expected_state, "cas_version": expected_version, **values}
+    result = _CHANGE_STATE(
+        session, {"cas_id": case.id, "cas_state": expected_state, "cas_version": expected_version, **values}
     )
-    if affected(result) != 1:
+    if result.rowcount != 1:
         session.refresh(case)
         return False
     for name, value in values.items():

@@ -19,6 +19,8 @@ from sqlalchemy import Table, bindparam, delete, event, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
+from storage.direct import Direct
+
 
 class _Row(Protocol):
     @property
@@ -43,47 +45,49 @@ class OnePerUser(Generic[R]):
         self.table = table
         self.row: Callable[..., R] = row
         c = table.c
-        self._of = select(table).where(c.user_id == bindparam("user_id"))
-        self._of_locked = self._of.with_for_update()
-        self._by_id = select(table).where(c.id == bindparam("row_id"))
-        self._insert = table.insert().returning(c.id)
-        self._update = table.update().where(c.id == bindparam("row_id"))
-        self._remove = delete(table).where(c.user_id == bindparam("user_id"))
-        self._remove_idle = self._remove.where(c.updated_at < bindparam("before"))
+        of = select(table).where(c.user_id == bindparam("user_id"))
+        self._of = Direct(of)
+        self._of_locked = Direct(of.with_for_update())
+        self._by_id = Direct(select(table).where(c.id == bindparam("row_id")))
+        self._insert = Direct(table.insert().returning(c.id))
+        self._update = Direct(table.update().where(c.id == bindparam("row_id")))
+        remove = delete(table).where(c.user_id == bindparam("user_id"))
+        self._remove = Direct(remove)
+        self._remove_idle = Direct(remove.where(c.updated_at < bindparam("before")))
 
     def of(self, session: Session, user_id: int, *, for_update: bool = False) -> R | None:
         """The user's row; `for_update` locks it until the unit of work ends (PostgreSQL:
         two processes' messages of one person queue here; SQLite's writers queue anyway)."""
         stmt = self._of_locked if for_update else self._of
-        found = session.connection().execute(stmt, {"user_id": user_id}).first()
-        return self._hold(session, self.row(**found._mapping)) if found is not None else None
+        found = stmt(session, {"user_id": user_id}).first()
+        return self._hold(session, self.row(*found)) if found is not None else None
 
     def by_id(self, session: Session, row_id: int) -> R | None:
         """The row, from this unit of work's if it has read or written it (no statement)."""
         held = self._held(session)
         if row_id in held:
             return held[row_id]
-        found = session.connection().execute(self._by_id, {"row_id": row_id}).first()
-        return self._hold(session, self.row(**found._mapping)) if found is not None else None
+        found = self._by_id(session, {"row_id": row_id}).first()
+        return self._hold(session, self.row(*found)) if found is not None else None
 
     def replace(self, session: Session, **values: Any) -> R:
         """The user's new row, in place of any they had (`values` are every column but id)."""
         self.remove(session, values["user_id"])
-        row_id = session.connection().execute(self._insert, values).scalar_one()
+        row_id = self._insert(session, values).scalar_one()
         return self._hold(session, self.row(id=row_id, **values))
 
     def update(self, session: Session, row: R, **values: Any) -> R:
         """The row with `values` changed, written; what the caller holds is left as read."""
-        session.connection().execute(self._update, {"row_id": row.id, **values})
+        self._update(session, {"row_id": row.id, **values})
         return self._hold(session, dataclasses.replace(row, **values))  # type: ignore[type-var]
 
     def remove(self, session: Session, user_id: int) -> None:
-        session.connection().execute(self._remove, {"user_id": user_id})
+        self._remove(session, {"user_id": user_id})
         self._forget_user(session, user_id)
 
     def remove_if_idle(self, session: Session, user_id: int, before: Any) -> None:
         """Delete the user's row only if nobody touched it since `before`."""
-        session.connection().execute(self._remove_idle, {"user_id": user_id, "before": before})
+        self._remove_idle(session, {"user_id": user_id, "before": before})
         self._forget_user(session, user_id)
 
     def _held(self, session: Session) -> dict[int, R]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
+from storage.direct import Direct
 from storage.models import Outbox
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
@@ -21,7 +22,7 @@ PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 # (storage/db.py writes them before it marks the update handled; the before_commit hook
 # covers any other session): a change that tells five chats costs one INSERT, not five.
 _TABLE = Outbox.__table__  # type: ignore[attr-defined]
-_INSERT = _TABLE.insert()
+_INSERT = Direct(_TABLE.insert())
 _QUEUED = "griddesk_outbox_queued"  # on a session's info: the rows not written yet
 
 
@@ -59,7 +60,7 @@ def write_queued(session: Session) -> None:
     """Write the rows this unit of work queued (an executemany: one statement)."""
     queued = session.info.pop(_QUEUED, None)
     if queued:
-        session.connection().execute(_INSERT, queued)
+        _INSERT.many(session, queued)
 
 
 def _forget_queued(session: Session, previous_transaction: SessionTransaction) -> None:

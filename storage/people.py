@@ -9,14 +9,14 @@ from sqlalchemy import bindparam
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from storage.db import ById
+from storage.db import ById, Loads
 from storage.models import Membership, User, pk
 
-_BY_TELEGRAM_ID = select(User).where(col(User.telegram_id) == bindparam("telegram_id"))  # every update: built once
+_BY_TELEGRAM_ID = Loads(User, col(User.telegram_id) == bindparam("telegram_id"))  # every update: built once
 
 
 def get_user_by_telegram_id(session: Session, telegram_id: int) -> User | None:
-    return session.execute(_BY_TELEGRAM_ID, {"telegram_id": telegram_id}).scalars().first()
+    return _BY_TELEGRAM_ID.first(session, {"telegram_id": telegram_id})
 
 
 _HELD = "griddesk_users_held"  # on a session's info: the users its unit of work has read

@@ -16,7 +16,8 @@ from sqlalchemy import Integer, bindparam, case, cast, exists, func, literal, nu
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from storage.db import affected, plain_rows, select_of
+from storage.db import Loads, affected, plain_rows, select_of
+from storage.direct import Direct
 from storage.models import Case, FollowUp, Membership, Rating, RatingLink, RatingRequest, SupportingReport, User
 from storage.upsert import insert_on_conflict
 
@@ -56,7 +57,7 @@ _REQUESTS = RatingRequest.__table__  # type: ignore[attr-defined]
 # A case's closing writes these as plain rows (Core statements built once): the ORM's
 # insert-returning, read and flush of the same rows cost it five times as much.
 _USERS = User.__table__  # type: ignore[attr-defined]
-_ASK = (
+_ASKING = (
     _REQUESTS.update()
     .where(
         _REQUESTS.c.case_id == bindparam("closed_case"),
@@ -72,7 +73,8 @@ _ASK = (
     )
     .returning(_REQUESTS.c.id, _REQUESTS.c.user_id)
 )
-_ASK_ONE = _ASK.where(_REQUESTS.c.user_id == bindparam("resident"))
+_ASK = Direct(_ASKING)
+_ASK_ONE = Direct(_ASKING.where(_REQUESTS.c.user_id == bindparam("resident")))
 
 
 _SUPPORTS = SupportingReport.__table__  # type: ignore[attr-defined]
@@ -80,7 +82,7 @@ _MEMBERS = Membership.__table__  # type: ignore[attr-defined]
 
 
 @functools.cache
-def _attach_residents(dialect: str) -> Any:
+def _attach_residents(dialect: str) -> Direct:
     closed, now = bindparam("closed_case", type_=Integer), bindparam("now", type_=_REQUESTS.c.created_at.type)
     resident_reporter, reporter = bindparam("resident_reporter", type_=Integer), bindparam("reporter", type_=Integer)
     no_link, no_asks = cast(null(), Integer), literal(0, Integer)
@@ -100,7 +102,7 @@ def _attach_residents(dialect: str) -> Any:
         ),
     )
     columns = ["case_id", "user_id", "origin", "link_id", "created_at", "asks"]
-    return (
+    return Direct(
         insert_on_conflict(dialect, _REQUESTS)
         .from_select(columns, residents)
         .on_conflict_do_nothing(index_elements=["case_id", "user_id"])
@@ -121,7 +123,7 @@ class RequestRow:
     rated_at: datetime | None
 
 
-_REQUEST = select_of(RatingRequest, RequestRow).where(_REQUESTS.c.id == bindparam("request_id"))
+_REQUEST = Direct(select_of(RatingRequest, RequestRow).where(_REQUESTS.c.id == bindparam("request_id")))
 
 
 def get_request(session: Session, request_id: int) -> RequestRow | None:
@@ -160,7 +162,7 @@ def attach_residents(
         "reporter": reporter_user_id,
         "resident_reporter": reporter_user_id if resident_reported else None,
     }
-    session.connection().execute(_attach_residents(session.get_bind().dialect.name), params)
+    _attach_residents(session.get_bind().dialect.name)(session, params)
 
 
 def ask(
@@ -171,8 +173,8 @@ def ask(
     has had it: (request id, user id) of each, in one statement."""
     params = {"closed_case": case_id, "now": now, "remind": remind_at}
     stmt = _ASK if user_id is None else _ASK_ONE
-    found = session.connection().execute(stmt, params if user_id is None else {**params, "resident": user_id})
-    return sorted((int(r.id), int(r.user_id)) for r in found)
+    found = stmt(session, params if user_id is None else {**params, "resident": user_id})
+    return sorted((int(request_id), int(resident)) for request_id, resident in found)
 
 
 def clear_reminders(session: Session, case_id: int) -> None:
@@ -210,7 +212,7 @@ def claim_reminder(session: Session, *, request_id: int, now: datetime) -> bool:
     return affected(result) == 1
 
 
-_CLAIM_RATING = (
+_CLAIM_RATING = Direct(
     _REQUESTS.update()
     .where(_REQUESTS.c.id == bindparam("request_id"), _REQUESTS.c.rated_at.is_(None))
     .values(rated_at=bindparam("now"), remind_at=None)
@@ -219,14 +221,14 @@ _CLAIM_RATING = (
 
 def claim_rating(session: Session, *, request_id: int, now: datetime) -> bool:
     """One rating per resident per case: the first press wins."""
-    return affected(session.connection().execute(_CLAIM_RATING, {"request_id": request_id, "now": now})) == 1
+    return _CLAIM_RATING(session, {"request_id": request_id, "now": now}).rowcount == 1
 
 
 # --- ratings ----------------------------------------------------------------------------
 
 
 _RATINGS = Rating.__table__  # type: ignore[attr-defined]
-_ADD_RATING = _RATINGS.insert().returning(_RATINGS.c.id)
+_ADD_RATING = Direct(_RATINGS.insert().returning(_RATINGS.c.id))
 
 
 def add_rating(
@@ -251,18 +253,18 @@ def add_rating(
         "prompt_message_id": prompt_message_id,
         "created_at": now,
     }
-    return int(session.connection().execute(_ADD_RATING, values).scalar_one())
+    return int(_ADD_RATING(session, values).scalar_one())
 
 
 def get_rating(session: Session, rating_id: int) -> Rating | None:
     return session.get(Rating, rating_id)
 
 
-_RATINGS_OF_CASE = select(Rating).where(col(Rating.case_id) == bindparam("case_id")).order_by(col(Rating.id))
+_RATINGS_OF_CASE = Loads(Rating, col(Rating.case_id) == bindparam("case_id"), order_by=[col(Rating.id)])
 
 
 def ratings_of_case(session: Session, case_id: int) -> list[Rating]:
-    return list(session.execute(_RATINGS_OF_CASE, {"case_id": case_id}).scalars())
+    return _RATINGS_OF_CASE.all(session, {"case_id": case_id})
 
 
 # The rating whose comment window is open; its id alone is asked on a resident's every
@@ -279,10 +281,10 @@ _OPEN_COMMENT = (
 )
 
 
-_OPEN_COMMENT_ID = _OPEN_COMMENT.with_only_columns(col(Rating.id))
+_OPEN_COMMENT_ID = Direct(_OPEN_COMMENT.with_only_columns(col(Rating.id)))
 
 
-_OPEN_WINDOWS = (
+_OPEN_WINDOWS = Direct(
     select(_RATINGS.c.user_id, func.max(_RATINGS.c.comment_until))
     .where(_RATINGS.c.comment_until > bindparam("now"))
     .group_by(_RATINGS.c.user_id)
@@ -291,12 +293,13 @@ _OPEN_WINDOWS = (
 
 def open_comment_windows(session: Session, *, now: datetime) -> dict[int, datetime]:
     """Every resident with a comment window open now, and until when."""
-    return {int(user_id): until for user_id, until in session.connection().execute(_OPEN_WINDOWS, {"now": now})}
+    return {int(user_id): until for user_id, until in _OPEN_WINDOWS(session, {"now": now})}
 
 
 def open_comment_id(session: Session, *, user_id: int, now: datetime) -> int | None:
     """:func:`open_comment`'s id alone."""
-    return session.connection().execute(_OPEN_COMMENT_ID, {"user_id": user_id, "now": now}).scalar()
+    found = _OPEN_COMMENT_ID(session, {"user_id": user_id, "now": now}).scalar()
+    return int(found) if found is not None else None
 
 
 def open_comment(session: Session, *, user_id: int, now: datetime) -> Rating | None:
@@ -305,8 +308,8 @@ def open_comment(session: Session, *, user_id: int, now: datetime) -> Rating | N
 
 
 _OPEN_WINDOW = (_RATINGS.c.comment_until.is_not(None), _RATINGS.c.comment_until > bindparam("now"))
-_CLOSE_COMMENT = _RATINGS.update().where(_RATINGS.c.id == bindparam("rating_id"), *_OPEN_WINDOW)
-_CLOSE_COMMENTS_OF = (
+_CLOSE_COMMENT = Direct(_RATINGS.update().where(_RATINGS.c.id == bindparam("rating_id"), *_OPEN_WINDOW))
+_CLOSE_COMMENTS_OF = Direct(
     _RATINGS.update()
     .where(_RATINGS.c.user_id == bindparam("resident"), _RATINGS.c.comment_until.is_not(None))
     .values(comment_until=None)
@@ -316,11 +319,11 @@ _CLOSE_COMMENTS_OF = (
 def close_comment(session: Session, *, rating_id: int, now: datetime, values: dict[str, Any] | None = None) -> bool:
     """Close the comment window (saving the comment in `values`), if it is still open."""
     params = {"rating_id": rating_id, "now": now, "comment_until": None, **(values or {})}
-    return affected(session.connection().execute(_CLOSE_COMMENT, params)) == 1
+    return _CLOSE_COMMENT(session, params).rowcount == 1
 
 
 def close_comments_of(session: Session, *, user_id: int) -> int:
-    return affected(session.connection().execute(_CLOSE_COMMENTS_OF, {"resident": user_id}))
+    return _CLOSE_COMMENTS_OF(session, {"resident": user_id}).rowcount
 
 
 # --- follow-ups -------------------------------------------------------------------------
@@ -340,12 +343,12 @@ def followup_of_rating(session: Session, rating_id: int) -> FollowUp | None:
     return session.exec(select(FollowUp).where(FollowUp.rating_id == rating_id)).first()
 
 
-_FOLLOWUPS_OF_CASE = select(FollowUp).where(col(FollowUp.case_id) == bindparam("case_id")).order_by(col(FollowUp.id))
+_FOLLOWUPS_OF_CASE = Loads(FollowUp, col(FollowUp.case_id) == bindparam("case_id"), order_by=[col(FollowUp.id)])
 
 
 def followups_of_case(session: Session, case_id: int) -> list[FollowUp]:
     """A case's follow-ups (staff's /case reads them: built once)."""
-    return list(session.execute(_FOLLOWUPS_OF_CASE, {"case_id": case_id}).scalars())
+    return _FOLLOWUPS_OF_CASE.all(session, {"case_id": case_id})
 
 
 def mark_contacted(session: Session, *, followup_id: int, user_id: int, now: datetime) -> bool:

@@ -12,6 +12,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from storage.db import plain_rows, select_of
+from storage.direct import Direct
 from storage.models import WORKLIST_CLAIMABLE_STATES, WORKLIST_OPEN_STATES, AuditEvent, Case
 
 # Every list is ordered so, and each has a partial index in this order (storage/models.py):
@@ -127,7 +128,7 @@ class Happened:
 
 
 _EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
-_TIMELINE = (  # /case, verify and rating cards read it: built once, plain rows
+_TIMELINE = Direct(  # /case, verify and rating cards read it: built once, plain rows
     select_of(AuditEvent, Happened)
     .where(_EVENTS.c.case_id == bindparam("case_id"))
     .order_by(_EVENTS.c.at, _EVENTS.c.id)

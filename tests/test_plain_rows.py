@@ -97,15 +97,13 @@ def test_a_pending_input_is_saved_and_dropped(db: Database) -> None:
 def _case(s: Session, reporter_user_id: int) -> Case:
     return cases.add_case(
         s,
-        Case(
-            code=f"ZZ-{reporter_user_id}",
-            state=CaseState.REPORTED,
-            source="resident",
-            reporter_user_id=reporter_user_id,
-            description="测试",
-            created_at=NOW,
-            updated_at=NOW,
-        ),
+        code=f"ZZ-{reporter_user_id}",
+        state=CaseState.REPORTED,
+        source="resident",
+        reporter_user_id=reporter_user_id,
+        description="测试",
+        created_at=NOW,
+        updated_at=NOW,
     )
 
 
@@ -145,12 +143,12 @@ def test_the_chats_of_those_told_are_read_in_one_statement_once_per_unit_of_work
 
 @pytest.mark.parametrize("rows", [0, 1, 3])
 def test_media_go_in_one_statement(db: Database, rows: int) -> None:
-    from storage.models import CaseMedia
-
     user_id = _user(db, 99010 + rows)
     with db.session() as s:
         case_id = pk(_case(s, user_id))
-        media = [CaseMedia(case_id=case_id, stage="report", jpeg_path=f"p{i}.jpg", created_at=NOW) for i in range(rows)]
+        media = [
+            {"case_id": case_id, "stage": "report", "jpeg_path": f"p{i}.jpg", "created_at": NOW} for i in range(rows)
+        ]
         with counted(db) as statements:
             cases.add_media(s, media)
         assert len(statements) == (1 if rows else 0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -27,7 +28,7 @@ from bot.org import index
 from bot.people.roles import Person
 from bot.runtime import Runtime
 from storage import audit, cases, chats, orgs, outbox, people
-from storage.models import Case, CaseMedia, CaseState, Role, SupportingReport, Unit, UnitKind, pk
+from storage.models import Case, CaseState, Role, SupportingReport, Unit, UnitKind, pk
 
 MAX_NOTE = 500
 
@@ -398,8 +399,8 @@ def _command_room_language(rt: Runtime, s: Session, case: Case) -> str:
     return (chat.language if chat else None) or rt.settings.default_language
 
 
-def _copy_media(media: cases.MediaRow, *, case_id: int, support_id: int, now: datetime) -> CaseMedia:
+def _copy_media(media: cases.MediaRow, *, case_id: int, support_id: int, now: datetime) -> dict[str, Any]:
     """A supporting report's copy of a duplicate's photo or voice note: a new row, without
     its id or the JPEG file_id recorded for the duplicate's case (keep_jpeg_file_ids)."""
     kept = {k: v for k, v in dataclasses.asdict(media).items() if k not in ("id", "jpeg_file_id")}
-    return CaseMedia(**(kept | {"case_id": case_id, "support_id": support_id, "stage": "support", "created_at": now}))
+    return kept | {"case_id": case_id, "support_id": support_id, "stage": "support", "created_at": now}

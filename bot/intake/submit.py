@@ -19,7 +19,7 @@ from bot.org.geo import bounding_box, haversine_m
 from bot.org.routing import route
 from bot.runtime import Runtime
 from storage import audit, cases, drafts, external, orgs
-from storage.models import Case, CaseMedia, CaseState, ExternalTicket, SupportingReport, pk
+from storage.models import Case, CaseState, ExternalTicket, SupportingReport, pk
 
 MAX_DESCRIPTION = 8000  # the draft accepts this much; the case must keep all of it
 
@@ -198,24 +198,22 @@ def submit_report_in(
     seq = cases.next_sequence(s, prefix=street.abbr, day=local_day)
     case = cases.add_case(
         s,
-        Case(
-            code=case_code(street.abbr, local_day, seq),
-            state=CaseState.REPORTED,
-            source=report.source,
-            reporter_user_id=report.reporter_user_id,
-            street_id=street.id,
-            community_id=grid.community_id,
-            grid_id=grid.id,
-            category_id=category.id,
-            suggested_unit_id=team.id if team else None,
-            latitude=report.latitude,
-            longitude=report.longitude,
-            address=report.address,
-            description=report.description[:MAX_DESCRIPTION],
-            urgent=category.urgent,
-            created_at=now,
-            updated_at=now,
-        ),
+        code=case_code(street.abbr, local_day, seq),
+        state=CaseState.REPORTED,
+        source=report.source,
+        reporter_user_id=report.reporter_user_id,
+        street_id=street.id,
+        community_id=grid.community_id,
+        grid_id=grid.id,
+        category_id=category.id,
+        suggested_unit_id=team.id if team else None,
+        latitude=report.latitude,
+        longitude=report.longitude,
+        address=report.address,
+        description=report.description[:MAX_DESCRIPTION],
+        urgent=category.urgent,
+        created_at=now,
+        updated_at=now,
     )
     add_media(
         s,
@@ -297,21 +295,21 @@ def add_media(
         "created_at": now,
     }
     media = [
-        CaseMedia(
-            kind="photo",
-            telegram_file_id=photo.file_id,
-            sha256=photo.sha256,
-            original_path=photo.original_path,
-            jpeg_path=photo.jpeg_path,
-            thumb_path=photo.thumb_path,
-            width=photo.width,
-            height=photo.height,
-            taken_at=photo.taken_at,
-            **common,
-        )
+        common
+        | {
+            "kind": "photo",
+            "telegram_file_id": photo.file_id,
+            "sha256": photo.sha256,
+            "original_path": photo.original_path,
+            "jpeg_path": photo.jpeg_path,
+            "thumb_path": photo.thumb_path,
+            "width": photo.width,
+            "height": photo.height,
+            "taken_at": photo.taken_at,
+        }
         for photo in photos
     ]
-    media += [CaseMedia(kind="voice", telegram_file_id=v.file_id, duration=v.duration, **common) for v in voices]
+    media += [common | {"kind": "voice", "telegram_file_id": v.file_id, "duration": v.duration} for v in voices]
     cases.add_media(s, media)
 
 
