@@ -105,7 +105,7 @@ def rows_of_case(model: Any, row: type) -> Direct:
 # Every card rendered reads these: built once, run on the session's connection (plain rows:
 # the ORM's execution and loading cost more than the statements).
 _MEDIA_OF = rows_of_case(CaseMedia, MediaRow)
-_SUPPORT_COUNT = (
+_SUPPORT_COUNT = Direct(
     select(func.count()).select_from(SupportingReport).where(col(SupportingReport.case_id) == bindparam("case_id"))
 )
 
@@ -133,12 +133,12 @@ def add_support(session: Session, support: SupportingReport) -> SupportingReport
 
 
 def support_count(session: Session, case_id: int) -> int:
-    return int(session.connection().execute(_SUPPORT_COUNT, {"case_id": case_id}).scalar_one())
+    return int(_SUPPORT_COUNT(session, {"case_id": case_id}).scalar_one())
 
 
 # Every report's category step asks for open cases nearby (possible duplicates): built once,
 # plain rows of what the check and its offer need.
-_OPEN_IN_BOX = (
+_OPEN_IN_BOX = Direct(
     sa_select(
         _CASES.c.id,
         _CASES.c.code,
@@ -175,10 +175,10 @@ def open_cases_in_box(
     grid_id, latitude, longitude, created_at and description."""
     params = {"category_id": category_id, "since": since, "limit": limit}
     params |= {"min_lat": min_lat, "max_lat": max_lat, "min_lon": min_lon, "max_lon": max_lon}
-    return list(session.connection().execute(_OPEN_IN_BOX, params))
+    return _OPEN_IN_BOX(session, params).named()
 
 
-_OF_REPORTER = (  # /my: built once, plain rows of what its lines show (ix_case_reporter_created)
+_OF_REPORTER = Direct(  # /my: built once, plain rows of what its lines show (ix_case_reporter_created)
     select(_CASES.c.code, _CASES.c.state, _CASES.c.category_id, _CASES.c.created_at)
     .where(_CASES.c.reporter_user_id == bindparam("user_id"))
     .order_by(_CASES.c.created_at.desc(), _CASES.c.id.desc())
@@ -190,28 +190,30 @@ _OF_REPORTER = (  # /my: built once, plain rows of what its lines show (ix_case_
 def cases_of_reporter(session: Session, user_id: int, *, limit: int = 10, offset: int = 0) -> list[Any]:
     """A reporter's cases, newest first: rows of code, state, category_id and created_at."""
     params = {"user_id": user_id, "limit": limit, "offset": offset}
-    return list(session.connection().execute(_OF_REPORTER, params))
+    return _OF_REPORTER(session, params).named()
 
 
 # One statement for both counts, built once: /report and Submit ask it for every report.
-_REPORTS_SINCE = select(
-    select(func.count())
-    .select_from(Case)
-    .where(col(Case.reporter_user_id) == bindparam("user_id"), col(Case.created_at) >= bindparam("since"))
-    .scalar_subquery()
-    + select(func.count())
-    .select_from(SupportingReport)
-    .where(
-        col(SupportingReport.reporter_user_id) == bindparam("user_id"),
-        col(SupportingReport.origin) == "joined",
-        col(SupportingReport.created_at) >= bindparam("since"),
+_REPORTS_SINCE = Direct(
+    select(
+        select(func.count())
+        .select_from(Case)
+        .where(col(Case.reporter_user_id) == bindparam("user_id"), col(Case.created_at) >= bindparam("since"))
+        .scalar_subquery()
+        + select(func.count())
+        .select_from(SupportingReport)
+        .where(
+            col(SupportingReport.reporter_user_id) == bindparam("user_id"),
+            col(SupportingReport.origin) == "joined",
+            col(SupportingReport.created_at) >= bindparam("since"),
+        )
+        .scalar_subquery()
     )
-    .scalar_subquery()
 )
 
 
 def count_reports_since(session: Session, user_id: int, since: datetime) -> int:
-    return int(session.connection().execute(_REPORTS_SINCE, {"user_id": user_id, "since": since}).scalar_one())
+    return int(_REPORTS_SINCE(session, {"user_id": user_id, "since": since}).scalar_one())
 
 
 # Every move's compare-and-set, built once: the columns it sets are the keys of each
@@ -314,7 +316,7 @@ def find_card(session: Session, *, case_id: int, chat_id: int, purpose: str) -> 
     return session.execute(_FIND_CARD, params).scalars().first()
 
 
-_RECENT_CATEGORIES = (  # every description typed: built once
+_RECENT_CATEGORIES = Direct(  # every description typed: built once
     select(Case.category_id)
     .where(col(Case.reporter_user_id) == bindparam("user_id"), col(Case.category_id).is_not(None))
     .order_by(col(Case.created_at).desc())
@@ -323,7 +325,7 @@ _RECENT_CATEGORIES = (  # every description typed: built once
 
 
 def recent_categories_of(session: Session, user_id: int, limit: int = 10) -> list[int]:
-    rows = session.connection().execute(_RECENT_CATEGORIES, {"user_id": user_id, "limit": limit}).scalars()
+    rows = _RECENT_CATEGORIES(session, {"user_id": user_id, "limit": limit}).scalars()
     return [int(c) for c in rows if c is not None]
 
 

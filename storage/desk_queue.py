@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from storage import search_index
 from storage.models import WORKLIST_OPEN_STATES, Case, CaseState
-from storage.worklists import ORDER, _page, _state_filter
+from storage.worklists import ORDER, _state_filter, merged_walks
 
 ALL, OVERDUE, UNCLAIMED, DUE_TODAY, WAITING, TEAM, GRID = (
     "all",
@@ -66,11 +66,13 @@ def page(
     if street_ids is None:
         stmt = select(Case).where(*where).order_by(*ORDER).offset(offset).limit(limit)
         return list(s.exec(stmt))
-    if street_ids:
-        return _page(s, col(Case.street_id), street_ids, where, limit, offset)
-    if unit_ids:
-        return _page(s, col(Case.unit_id), unit_ids, where, limit, offset)
-    return []
+    by, keys = (col(Case.street_id), street_ids) if street_ids else (col(Case.unit_id), unit_ids)
+
+    def walk(key: int, walk_offset: int, walk_limit: int) -> list[Any]:
+        stmt = select(Case).where(by == key, *where).order_by(*ORDER).offset(walk_offset).limit(walk_limit)
+        return list(s.exec(stmt))
+
+    return merged_walks(keys, walk, limit, offset) if keys else []
 
 
 def _like(text: str) -> str:

@@ -27,6 +27,8 @@ pyproject.toml, and tests/test_direct.py runs every kind of statement here on bo
 
 from __future__ import annotations
 
+import functools
+from collections import namedtuple
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,13 +43,16 @@ class NotDirect(TypeError):
     """The statement's SQL or parameters are decided per run: run it through SQLAlchemy."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Compiled:
     sql: str
     positional: tuple[str, ...] | None  # the parameters' order (SQLite's "?"), or None (named)
-    compiled: SQLCompiler
-    bind: tuple[tuple[str, Any], ...]  # (name, the type's conversion) where it has one
-    returns: bool
+    fixed: dict[str, Any]  # the values the statement carries (its constants), by parameter
+    given: frozenset[str]  # the parameters a run may give; `required` are those it must
+    required: frozenset[str]
+    convert: dict[str, Any]  # the type's conversion of a parameter a run gives, where it has one
+    result_columns: list[Any]  # what a SELECT or RETURNING gives (SQLAlchemy's entries)
+    results: tuple[tuple[str, ...], tuple[Any, ...]] | None = None  # its keys and conversions, at the first run
 
 
 class Rows:
@@ -55,7 +60,7 @@ class Rows:
 
     __slots__ = ("keys", "rowcount", "rows")
 
-    def __init__(self, keys: Sequence[str], rows: list[tuple[Any, ...]], rowcount: int) -> None:
+    def __init__(self, keys: tuple[str, ...], rows: list[tuple[Any, ...]], rowcount: int) -> None:
         self.keys = keys
         self.rows = rows
         self.rowcount = rowcount
@@ -79,6 +84,15 @@ class Rows:
 
     def mappings(self) -> list[dict[str, Any]]:
         return [dict(zip(self.keys, row, strict=True)) for row in self.rows]
+
+    def named(self) -> list[Any]:
+        """The rows as named tuples (``row.code``), their fields the selected columns' names."""
+        return [_named(self.keys)._make(row) for row in self.rows]
+
+
+@functools.cache
+def _named(keys: tuple[str, ...]) -> Any:
+    return namedtuple("Row", keys)
 
 
 def run_sql(conn: Connection, sql: str) -> None:
@@ -105,9 +119,6 @@ class Direct:
         # Compiled per kind of database and per set of parameter names: an INSERT or UPDATE
         # without values of its own sets the columns its parameters name, as in Core.
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
-        # The result's conversions depend on what the driver says each column is: found at
-        # the first run of each compiled form.
-        self._results: dict[int, tuple[tuple[str, ...], tuple[Any, ...]]] = {}
 
     def compiled(self, dialect: Dialect, names: tuple[str, ...] = ()) -> _Compiled:
         found = self._compiled.get((dialect.name, names))
@@ -122,17 +133,33 @@ class Direct:
             statement = statement.inline()
         compiled = statement.compile(dialect=dialect, column_keys=list(names))
         assert isinstance(compiled, SQLCompiler)
+        if compiled.insert_prefetch or compiled.update_prefetch or compiled.escaped_bind_names:
+            raise NotDirect(f"a default or a name decided per run: {compiled.string[:80]}")
+        late = compiled.post_compile_params | compiled.literal_execute_params
+        binds = {compiled.bind_names[bp]: bp for bp in compiled.bind_names}
         if (
-            compiled.literal_execute_params
-            or compiled.post_compile_params
-            or compiled.insert_prefetch
-            or compiled.update_prefetch
+            any(bp.callable is not None for bp in binds.values())
+            or any(bp.required for bp in late)
+            or any(isinstance(fn, tuple) for fn in compiled._bind_processors.values())
         ):
-            raise NotDirect(f"not a fixed statement: {compiled.string[:80]}")
-        bind = tuple((name, fn) for name, fn in compiled._bind_processors.items() if fn is not None)
-        positional = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-        returns = bool(compiled._result_columns)
-        return _Compiled(compiled.string, positional, compiled, bind, returns)
+            raise NotDirect(f"values decided per run: {compiled.string[:80]}")
+        required = frozenset(name for name, bp in binds.items() if bp.required)
+        # The statement's final SQL: a list of constants (IN) expanded, the literals SQLite's
+        # partial indexes need rendered; the parameters a run gives stand in as None.
+        expanded = compiled.construct_expanded_state(dict.fromkeys(required))
+        given = frozenset(name for name, bp in binds.items() if bp not in late)
+        convert: dict[str, Any] = {
+            name: fn for name, fn in compiled._bind_processors.items() if fn is not None and name in given
+        }
+        convert.update((name, fn) for name, fn in expanded.processors.items() if fn is not None)
+        # The constants are converted once, here.
+        fixed = {
+            name: convert[name](value) if name in convert else value
+            for name, value in expanded.parameters.items()
+            if name not in required
+        }
+        positional = tuple(expanded.positiontup) if compiled.positional and expanded.positiontup else None
+        return _Compiled(expanded.statement, positional, fixed, given, required, convert, compiled._result_columns)
 
     def __call__(self, session: Session | Connection, params: Mapping[str, Any] | None = None) -> Rows:
         return self.run(session, [params or {}])
@@ -147,7 +174,7 @@ class Direct:
         c = self.compiled(dialect, tuple(sorted(params[0])) if params else ())
         values = [self._values(c, p) for p in params]
         many = len(values) > 1
-        if many and c.returns:
+        if many and c.result_columns:
             raise NotDirect("RETURNING with several rows of parameters")
         sql: str = c.sql
         parameters: Any = values if many else values[0]
@@ -160,13 +187,13 @@ class Direct:
                 cursor.executemany(sql, parameters)
             else:
                 cursor.execute(sql, parameters)
-            rows = cursor.fetchall() if c.returns else []
+            rows = cursor.fetchall() if c.result_columns else []
             rowcount, description = cursor.rowcount, cursor.description
         except dialect.loaded_dbapi.Error as exc:
             conn._handle_dbapi_exception(exc, sql, parameters, cursor, None)
         finally:
             cursor.close()
-        if not c.returns:
+        if not c.result_columns:
             return Rows((), [], rowcount)
         keys, convert = self._conversions(dialect, c, description)
         if any(convert):
@@ -175,21 +202,24 @@ class Direct:
 
     @staticmethod
     def _values(c: _Compiled, given: Mapping[str, Any]) -> Any:
-        values = c.compiled.construct_params(dict(given) if given else None)
-        for name, fn in c.bind:
-            values[name] = fn(values[name])
+        values = dict(c.fixed)
+        for name, value in given.items():
+            if name in c.given:
+                fn = c.convert.get(name)
+                values[name] = value if fn is None else fn(value)
+        if not c.required <= given.keys():
+            raise KeyError(f"a value is required for {sorted(c.required - given.keys())}")
         if c.positional is not None:
             return tuple(values[name] for name in c.positional)
         return values
 
-    def _conversions(self, dialect: Dialect, c: _Compiled, description: Any) -> tuple[tuple[str, ...], tuple[Any, ...]]:
-        found = self._results.get(id(c))
-        if found is None:
-            columns = c.compiled._result_columns
-            keys = tuple(entry[0] for entry in columns)
+    @staticmethod
+    def _conversions(dialect: Dialect, c: _Compiled, description: Any) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        if c.results is None:
+            keys = tuple(entry[0] for entry in c.result_columns)
             convert = tuple(
                 entry[3]._cached_result_processor(dialect, described[1])
-                for entry, described in zip(columns, description, strict=True)
+                for entry, described in zip(c.result_columns, description, strict=True)
             )
-            found = self._results[id(c)] = (keys, convert)
-        return found
+            c.results = (keys, convert)
+        return c.results

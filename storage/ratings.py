@@ -450,16 +450,18 @@ def followup_outcomes(
     return out
 
 
+_UNRATED_CLOSED = Direct(  # /my and the rating conversation: built once
+    select(Case.code, RatingRequest.id)
+    .join(Case, col(Case.id) == col(RatingRequest.case_id))
+    .where(
+        col(RatingRequest.user_id) == bindparam("user_id"),
+        col(RatingRequest.rated_at).is_(None),
+        col(RatingRequest.first_asked_at).is_not(None),
+        col(Case.state) == "closed",
+    )
+)
+
+
 def unrated_closed_of(session: Session, user_id: int) -> list[tuple[str, int]]:
     """(case code, request id) of the closed cases this person was asked to rate and did not."""
-    stmt = (
-        select(Case.code, RatingRequest.id)
-        .join(Case, col(Case.id) == col(RatingRequest.case_id))
-        .where(
-            RatingRequest.user_id == user_id,
-            col(RatingRequest.rated_at).is_(None),
-            col(RatingRequest.first_asked_at).is_not(None),
-            Case.state == "closed",
-        )
-    )
-    return [(str(code), int(request_id or 0)) for code, request_id in session.exec(stmt)]
+    return [(str(code), int(request_id or 0)) for code, request_id in _UNRATED_CLOSED(session, {"user_id": user_id})]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections import namedtuple
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +13,7 @@ from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from storage.db import plain_rows, select_of
+from storage.db import AsLoaded, plain_rows, select_of
 from storage.direct import Direct
 from storage.models import WORKLIST_CLAIMABLE_STATES, WORKLIST_OPEN_STATES, AuditEvent, Case
 
@@ -45,29 +47,54 @@ _C = Case.__table__.c  # type: ignore[attr-defined]
 LINE = (_C.id, _C.code, _C.state, _C.urgent, _C.category_id, _C.created_at, _C.due_at, _C.owner_user_id)
 
 
+# A line as the list shows it, its fields named by LINE's columns.
+Line = namedtuple("Line", [c.name for c in LINE])  # type: ignore[misc]
+_CASES_MADE = AsLoaded(Case)
+
+
+@functools.cache
+def _walk(column: str, states: tuple[str, ...], indexed: tuple[str, ...], unclaimed: bool, lines: bool) -> Direct:
+    """One list's SELECT, built once: the cases whose `column` is the key, in ORDER, a page."""
+    where = _state_filter(states, indexed)
+    if unclaimed:
+        where.append(_C.owner_user_id.is_(None))
+    return Direct(
+        sa_select(*(LINE if lines else _CASES_MADE.columns))
+        .where(_C[column] == bindparam("key"), *where)
+        .order_by(*ORDER)
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+
+
 def _page(
     session: Session,
-    column: Any,
+    column: str,
     keys: Sequence[int],
-    where: list[Any],
+    states: Sequence[str],
+    indexed: tuple[str, ...],
     limit: int,
     offset: int,
+    *,
+    unclaimed: bool = False,
     lines: bool = False,
 ) -> list[Any]:
     """One page of the cases with `column` equal to one of `keys`, in ORDER: Case objects, or
-    rows of LINE's columns with `lines`.
-
-    An IN over several keys would break the index order (it is ordered by key first), so
-    each key gets its own walk of offset + limit entries, and the walks are merged here."""
-    keys = list(dict.fromkeys(keys))
-    run = session.connection().execute if lines else session.execute
+    Lines (LINE's columns) with `lines`."""
+    statement = _walk(column, tuple(states), indexed, unclaimed, lines)
 
     def walk(key: int, walk_offset: int, walk_limit: int) -> list[Any]:
-        stmt = sa_select(*LINE) if lines else select(Case)
-        stmt = stmt.where(column == key, *where).order_by(*ORDER).offset(walk_offset).limit(walk_limit)
-        result = run(stmt)
-        return list(result) if lines else list(result.scalars())
+        rows = statement(session, {"key": key, "offset": walk_offset, "limit": walk_limit})
+        return [Line(*row) for row in rows] if lines else [_CASES_MADE.held(session, row) for row in rows]
 
+    return merged_walks(keys, walk, limit, offset)
+
+
+def merged_walks(keys: Sequence[int], walk: Callable[[int, int, int], list[Any]], limit: int, offset: int) -> list[Any]:
+    """A page of a list over several keys, each key's cases walked in ORDER by `walk(key,
+    offset, limit)`. An IN over the keys would break the index order (it is ordered by key
+    first), so each key gets its own walk of offset + limit entries, merged here."""
+    keys = list(dict.fromkeys(keys))
     if len(keys) == 1:
         return walk(keys[0], offset, limit)
     rows: dict[int, Any] = {}
@@ -80,8 +107,9 @@ def _page(
 def owned_by(
     session: Session, user_id: int, states: Sequence[str], *, limit: int, offset: int = 0, lines: bool = False
 ) -> list[Any]:
-    where = _state_filter(states, WORKLIST_OPEN_STATES)  # ix_case_owner_open
-    return _page(session, col(Case.owner_user_id), [user_id], where, limit, offset, lines)
+    return _page(  # ix_case_owner_open
+        session, "owner_user_id", [user_id], states, WORKLIST_OPEN_STATES, limit, offset, lines=lines
+    )
 
 
 def unclaimed_for_units(
@@ -95,8 +123,9 @@ def unclaimed_for_units(
 ) -> list[Any]:
     if not unit_ids:
         return []
-    where = [*_state_filter(states, WORKLIST_CLAIMABLE_STATES), col(Case.owner_user_id).is_(None)]
-    return _page(session, col(Case.unit_id), unit_ids, where, limit, offset, lines)  # ix_case_unit_claimable
+    return _page(  # ix_case_unit_claimable
+        session, "unit_id", unit_ids, states, WORKLIST_CLAIMABLE_STATES, limit, offset, unclaimed=True, lines=lines
+    )
 
 
 def open_in_streets(
@@ -110,8 +139,9 @@ def open_in_streets(
 ) -> list[Any]:
     if not street_ids:
         return []
-    where = _state_filter(states, WORKLIST_OPEN_STATES)
-    return _page(session, col(Case.street_id), street_ids, where, limit, offset, lines)  # ix_case_street_open
+    return _page(  # ix_case_street_open
+        session, "street_id", street_ids, states, WORKLIST_OPEN_STATES, limit, offset, lines=lines
+    )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ databases."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, delete, select, update
@@ -44,6 +45,29 @@ def test_a_select_gives_what_sqlalchemy_gives_types_converted(db: Database) -> N
     row = dict(zip(mine.keys, mine.rows[0], strict=True))
     assert row["due_at"] == NOW + timedelta(hours=4) and row["due_at"].tzinfo is not None  # UTC, aware
     assert row["reminders_done"] == [1, 2] and row["urgent"] is True  # JSON and booleans decoded
+
+
+def test_constants_in_the_statement_are_expanded_once_and_give_what_sqlalchemy_gives(db: Database) -> None:
+    """A list of constants (IN) and a literal rendered into the SQL (what SQLite's partial
+    indexes need: tests/test_tasks.py checks the plans) are fixed when first compiled."""
+    _new_case(db, "DX-IN-1")
+    _new_case(db, "DX-IN-2", state=CaseState.CLAIMED)
+    _new_case(db, "DX-IN-3", state=CaseState.CLOSED)
+    open_states: Any = bindparam("open", ("reported", "claimed"), expanding=True, literal_execute=True, unique=True)
+    c = Case.__table__.c  # type: ignore[attr-defined]
+    statement = (
+        select(c.code)
+        .where(c.code.like("DX-IN-%"), c.state.in_(open_states), c.state.in_(["claimed", "closed"]))
+        .order_by(c.code)
+        .limit(bindparam("limit"))
+    )
+    direct = Direct(statement)
+    with db.read() as s:
+        assert direct(s, {"limit": 5}).scalars() == ["DX-IN-2"]
+        assert [code for (code,) in s.connection().execute(statement, {"limit": 5})] == ["DX-IN-2"]
+        assert "'reported'" in direct.compiled(s.get_bind().dialect).sql  # the literal, in the SQL
+        with pytest.raises(KeyError, match="limit"):
+            direct(s, {})
 
 
 def test_writes_count_their_rows_and_every_listener_sees_each_statement(db: Database) -> None:
