@@ -245,6 +245,9 @@ def change_state(session: Session, case: Case) -> bool:
         return False
     for name, value in values.items():
         set_committed_value(case, name, value)
+    # Every change is written: the object is as read again, so the commit's flush has nothing
+    # to look at (a modified object, even with no change left, costs a flush of its own).
+    state._commit_all(state.dict, session.identity_map)
     return True
 
 

@@ -8,16 +8,17 @@ from datetime import datetime
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
+from storage.db import Loads
 from storage.models import Chat
 
 # Built once: a chat by its Telegram id (a group new to this process; a send's language) and
 # a unit's group (every card queued).
-_CHAT = select(Chat).where(col(Chat.telegram_id) == bindparam("telegram_id"))
-_CHAT_OF_UNIT = select(Chat).where(col(Chat.unit_id) == bindparam("unit_id"), col(Chat.status) == "active")
+_CHAT = Loads(Chat, col(Chat.telegram_id) == bindparam("telegram_id"))
+_CHAT_OF_UNIT = Loads(Chat, col(Chat.unit_id) == bindparam("unit_id"), col(Chat.status) == "active")
 
 
 def get_chat(session: Session, telegram_id: int) -> Chat | None:
-    return session.execute(_CHAT, {"telegram_id": telegram_id}).scalars().first()
+    return _CHAT.first(session, {"telegram_id": telegram_id})
 
 
 def upsert_chat(session: Session, *, telegram_id: int, title: str, type_: str, now: datetime) -> Chat:
@@ -33,7 +34,7 @@ def upsert_chat(session: Session, *, telegram_id: int, title: str, type_: str, n
 
 
 def chat_for_unit(session: Session, unit_id: int) -> Chat | None:
-    return session.execute(_CHAT_OF_UNIT, {"unit_id": unit_id}).scalars().first()
+    return _CHAT_OF_UNIT.first(session, {"unit_id": unit_id})
 
 
 def chats_bound_to(session: Session, unit_id: int) -> list[Chat]:
@@ -45,11 +46,11 @@ def save(session: Session, chat: Chat) -> None:
     session.flush()
 
 
-_CHATS_BY_TELEGRAM_IDS = select(Chat).where(col(Chat.telegram_id).in_(bindparam("ids", expanding=True)))
+_CHATS_BY_TELEGRAM_IDS = Loads(Chat, col(Chat.telegram_id).in_(bindparam("ids", expanding=True)))
 
 
 def chats_by_telegram_ids(session: Session, telegram_ids: Collection[int]) -> list[Chat]:
     """Every send of the outbox asks (its chats): built once."""
     if not telegram_ids:
         return []
-    return list(session.execute(_CHATS_BY_TELEGRAM_IDS, {"ids": sorted(telegram_ids)}).scalars())
+    return _CHATS_BY_TELEGRAM_IDS.all(session, {"ids": sorted(telegram_ids)})

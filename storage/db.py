@@ -66,6 +66,15 @@ class AsLoaded(Generic[M]):
         return cast(M, row)
 
 
+def autoflushed(session: Session) -> Session:
+    """What the session's own ``execute`` does before a read: write what was changed on its
+    objects (unless inside ``no_autoflush``), so the read sees it. A statement run straight
+    on the driver (storage/direct.py) in its place asks for this."""
+    if session.autoflush:
+        session.flush()
+    return session
+
+
 class Loads(Generic[M]):
     """A SELECT of a model's rows built once, run straight on the driver, its rows made
     loaded objects held by the session (:class:`AsLoaded`): the ORM's statement execution
@@ -76,10 +85,10 @@ class Loads(Generic[M]):
         self.statement = Direct(select(*self.made.columns).where(*where).order_by(*order_by))
 
     def all(self, session: Session, params: dict[str, Any]) -> list[M]:
-        return [self.made.held(session, row) for row in self.statement(session, params)]
+        return [self.made.held(session, row) for row in self.statement(autoflushed(session), params)]
 
     def first(self, session: Session, params: dict[str, Any]) -> M | None:
-        found = self.statement(session, params).first()
+        found = self.statement(autoflushed(session), params).first()
         return self.made.held(session, found) if found is not None else None
 
 

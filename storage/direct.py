@@ -9,7 +9,9 @@ a run is the driver's ``execute`` plus the types' own conversions (UTC datetimes
 
 What stays as SQLAlchemy does it:
 - the connection and its transaction are the session's (``session.connection()``): BEGIN
-  IMMEDIATE on SQLite, the pool, the unit of work's commit;
+  IMMEDIATE on SQLite, the pool, the unit of work's commit. As for a statement run on
+  ``session.connection()``, nothing is flushed first: a read that replaces the session's own
+  ``execute`` flushes as it would (storage/db.py ``autoflushed``);
 - every ``before_cursor_execute`` listener still sees every statement (storage/db.py's check
   that reads do not write and its cleaning of what people typed; the statement counts of
   tests and benchmarks);
@@ -52,6 +54,8 @@ class _Compiled:
     required: frozenset[str]
     convert: dict[str, Any]  # the type's conversion of a parameter a run gives, where it has one
     result_columns: list[Any]  # what a SELECT or RETURNING gives (SQLAlchemy's entries)
+    # A list a run gives (IN): its parameter, and the names its items take in the SQL.
+    lists: tuple[tuple[str, tuple[str, ...]], ...] = ()
     results: tuple[tuple[str, ...], tuple[Any, ...]] | None = None  # its keys and conversions, at the first run
 
 
@@ -116,50 +120,77 @@ class Direct:
 
     def __init__(self, statement: Any) -> None:
         self.statement = statement
-        # Compiled per kind of database and per set of parameter names: an INSERT or UPDATE
-        # without values of its own sets the columns its parameters name, as in Core.
-        self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
+        # Compiled per kind of database and per set of parameter names (an INSERT or UPDATE
+        # without values of its own sets the columns its parameters name, as in Core), and
+        # per length of each list a run gives for an IN (its SQL has a place for each item).
+        self._compiled: dict[tuple[str, tuple[str, ...], tuple[int, ...]], _Compiled] = {}
+        self._lists: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
 
-    def compiled(self, dialect: Dialect, names: tuple[str, ...] = ()) -> _Compiled:
-        found = self._compiled.get((dialect.name, names))
+    def compiled(
+        self, dialect: Dialect, names: tuple[str, ...] = (), given: Mapping[str, Any] | None = None
+    ) -> _Compiled:
+        lists = self._lists.get((dialect.name, names))
+        if lists is None:
+            lists = self._lists[dialect.name, names] = self._lists_of(dialect, names)
+        sizes = tuple(len(given[name]) for name in lists) if given is not None and lists else ()
+        if len(sizes) != len(lists):
+            raise NotDirect("a list for an IN, and no value for it")
+        found = self._compiled.get((dialect.name, names, sizes))
         if found is None:
-            found = self._compiled[dialect.name, names] = self._compile(dialect, names)
+            found = self._compiled[dialect.name, names, sizes] = self._compile(
+                dialect, names, dict(zip(lists, sizes, strict=True))
+            )
         return found
 
-    def _compile(self, dialect: Dialect, names: tuple[str, ...]) -> _Compiled:
+    def _lists_of(self, dialect: Dialect, names: tuple[str, ...]) -> tuple[str, ...]:
+        compiled = self._sql(dialect, names)
+        return tuple(compiled.bind_names[bp] for bp in compiled.post_compile_params if bp.required and bp.expanding)
+
+    def _sql(self, dialect: Dialect, names: tuple[str, ...]) -> SQLCompiler:
         statement = self.statement
         if isinstance(statement, Insert) and not statement._returning:
             # PostgreSQL's compiler would add RETURNING of the new id, for SQLAlchemy to read
             statement = statement.inline()
         compiled = statement.compile(dialect=dialect, column_keys=list(names))
         assert isinstance(compiled, SQLCompiler)
+        return compiled
+
+    def _compile(self, dialect: Dialect, names: tuple[str, ...], sizes: dict[str, int]) -> _Compiled:
+        compiled = self._sql(dialect, names)
         if compiled.insert_prefetch or compiled.update_prefetch or compiled.escaped_bind_names:
             raise NotDirect(f"a default or a name decided per run: {compiled.string[:80]}")
         late = compiled.post_compile_params | compiled.literal_execute_params
         binds = {compiled.bind_names[bp]: bp for bp in compiled.bind_names}
         if (
             any(bp.callable is not None for bp in binds.values())
-            or any(bp.required for bp in late)
+            or any(bp.required and compiled.bind_names[bp] not in sizes for bp in late)
             or any(isinstance(fn, tuple) for fn in compiled._bind_processors.values())
         ):
             raise NotDirect(f"values decided per run: {compiled.string[:80]}")
         required = frozenset(name for name, bp in binds.items() if bp.required)
         # The statement's final SQL: a list of constants (IN) expanded, the literals SQLite's
         # partial indexes need rendered; the parameters a run gives stand in as None.
-        expanded = compiled.construct_expanded_state(dict.fromkeys(required))
-        given = frozenset(name for name, bp in binds.items() if bp not in late)
+        stand_in = dict.fromkeys(required) | {name: [None] * size for name, size in sizes.items()}
+        expanded = compiled.construct_expanded_state(stand_in)
+        lists = tuple((name, tuple(expanded.parameter_expansion[name])) for name in sizes)
+        given = frozenset(name for name, bp in binds.items() if bp not in late or name in sizes)
+        in_lists = {item for _, items in lists for item in items}
         convert: dict[str, Any] = {
-            name: fn for name, fn in compiled._bind_processors.items() if fn is not None and name in given
+            name: fn
+            for name, fn in compiled._bind_processors.items()
+            if fn is not None and name in given and name not in sizes
         }
         convert.update((name, fn) for name, fn in expanded.processors.items() if fn is not None)
         # The constants are converted once, here.
         fixed = {
             name: convert[name](value) if name in convert else value
             for name, value in expanded.parameters.items()
-            if name not in required
+            if name not in required and name not in in_lists
         }
         positional = tuple(expanded.positiontup) if compiled.positional and expanded.positiontup else None
-        return _Compiled(expanded.statement, positional, fixed, given, required, convert, compiled._result_columns)
+        return _Compiled(
+            expanded.statement, positional, fixed, given, required, convert, compiled._result_columns, lists
+        )
 
     def __call__(self, session: Session | Connection, params: Mapping[str, Any] | None = None) -> Rows:
         return self.run(session, [params or {}])
@@ -171,7 +202,7 @@ class Direct:
     def run(self, session: Session | Connection, params: Sequence[Mapping[str, Any]]) -> Rows:
         conn = session.connection() if isinstance(session, Session) else session
         dialect = conn.dialect
-        c = self.compiled(dialect, tuple(sorted(params[0])) if params else ())
+        c = self.compiled(dialect, tuple(sorted(params[0])) if params else (), params[0] if len(params) == 1 else None)
         values = [self._values(c, p) for p in params]
         many = len(values) > 1
         if many and c.result_columns:
@@ -209,6 +240,11 @@ class Direct:
                 values[name] = value if fn is None else fn(value)
         if not c.required <= given.keys():
             raise KeyError(f"a value is required for {sorted(c.required - given.keys())}")
+        for name, items in c.lists:
+            values.pop(name, None)
+            for item, value in zip(items, given[name], strict=True):
+                fn = c.convert.get(item)
+                values[item] = value if fn is None else fn(value)
         if c.positional is not None:
             return tuple(values[name] for name in c.positional)
         return values

@@ -10,6 +10,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from storage.db import ById, Loads
+from storage.direct import Direct
 from storage.models import Membership, User, pk
 
 _BY_TELEGRAM_ID = Loads(User, col(User.telegram_id) == bindparam("telegram_id"))  # every update: built once
@@ -34,8 +35,10 @@ def get_user(session: Session, user_id: int) -> User | None:
 
 
 _USERS = User.__table__  # type: ignore[attr-defined]
-_CHATS_OF = select(_USERS.c.id, _USERS.c.telegram_id, _USERS.c.can_message).where(
-    _USERS.c.id.in_(bindparam("ids", expanding=True))
+_CHATS_OF = Direct(
+    select(_USERS.c.id, _USERS.c.telegram_id, _USERS.c.can_message).where(
+        _USERS.c.id.in_(bindparam("ids", expanding=True))
+    )
 )
 _REACHED = "griddesk_users_reached"  # on a session's info: {user id: their chat id, or None}
 
@@ -53,10 +56,13 @@ def chats_of(session: Session, user_ids: Iterable[int | None]) -> dict[int, int 
         else:
             missing.append(user_id)
     if missing:
-        found = {row.id: row for row in session.connection().execute(_CHATS_OF, {"ids": sorted(missing)})}
+        found = {
+            user_id: (telegram_id, can_message)
+            for user_id, telegram_id, can_message in _CHATS_OF(session, {"ids": sorted(missing)})
+        }
         for user_id in missing:
             row = found.get(user_id)
-            reached[user_id] = int(row.telegram_id) if row is not None and row.can_message else None
+            reached[user_id] = int(row[0]) if row is not None and row[1] else None
     return reached
 
 
@@ -65,7 +71,7 @@ def chat_of(session: Session, user_id: int) -> int | None:
     return chats_of(session, (user_id,))[user_id]
 
 
-_USERS_BY_ID = select(User).where(col(User.id).in_(bindparam("ids", expanding=True)))
+_USERS_BY_ID = Loads(User, col(User.id).in_(bindparam("ids", expanding=True)))
 
 
 def users_by_id(session: Session, user_ids: Iterable[int | None]) -> dict[int, User]:
@@ -80,7 +86,7 @@ def users_by_id(session: Session, user_ids: Iterable[int | None]) -> dict[int, U
         else:
             missing.append(user_id)
     if missing:
-        found |= {pk(u): u for u in session.execute(_USERS_BY_ID, {"ids": missing}).scalars()}
+        found |= {pk(u): u for u in _USERS_BY_ID.all(session, {"ids": missing})}
     return found
 
 
@@ -232,11 +238,11 @@ def find_by_username(session: Session, username: str) -> User | None:
     return session.exec(select(User).where(col(User.username).ilike(username.lstrip("@")))).first()
 
 
-_USERS_BY_TELEGRAM_IDS = select(User).where(col(User.telegram_id).in_(bindparam("ids", expanding=True)))
+_USERS_BY_TELEGRAM_IDS = Loads(User, col(User.telegram_id).in_(bindparam("ids", expanding=True)))
 
 
 def users_by_telegram_ids(session: Session, telegram_ids: Collection[int]) -> list[User]:
     """Every send of the outbox asks (its chats' people): built once."""
     if not telegram_ids:
         return []
-    return list(session.execute(_USERS_BY_TELEGRAM_IDS, {"ids": sorted(telegram_ids)}).scalars())
+    return _USERS_BY_TELEGRAM_IDS.all(session, {"ids": sorted(telegram_ids)})

@@ -16,7 +16,7 @@ from sqlalchemy import Integer, bindparam, case, cast, exists, func, literal, nu
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from storage.db import Loads, affected, plain_rows, select_of
+from storage.db import Loads, affected, autoflushed, plain_rows, select_of
 from storage.direct import Direct
 from storage.models import Case, FollowUp, Membership, Rating, RatingLink, RatingRequest, SupportingReport, User
 from storage.upsert import insert_on_conflict
@@ -464,4 +464,5 @@ _UNRATED_CLOSED = Direct(  # /my and the rating conversation: built once
 
 def unrated_closed_of(session: Session, user_id: int) -> list[tuple[str, int]]:
     """(case code, request id) of the closed cases this person was asked to rate and did not."""
-    return [(str(code), int(request_id or 0)) for code, request_id in _UNRATED_CLOSED(session, {"user_id": user_id})]
+    found = _UNRATED_CLOSED(autoflushed(session), {"user_id": user_id})
+    return [(str(code), int(request_id or 0)) for code, request_id in found]

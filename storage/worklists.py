@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from storage.db import AsLoaded, plain_rows, select_of
+from storage.db import AsLoaded, autoflushed, plain_rows, select_of
 from storage.direct import Direct
 from storage.models import WORKLIST_CLAIMABLE_STATES, WORKLIST_OPEN_STATES, AuditEvent, Case
 
@@ -84,8 +84,10 @@ def _page(
     statement = _walk(column, tuple(states), indexed, unclaimed, lines)
 
     def walk(key: int, walk_offset: int, walk_limit: int) -> list[Any]:
-        rows = statement(session, {"key": key, "offset": walk_offset, "limit": walk_limit})
-        return [Line(*row) for row in rows] if lines else [_CASES_MADE.held(session, row) for row in rows]
+        if lines:  # plain rows, as read on the session's connection
+            return [Line(*row) for row in statement(session, {"key": key, "offset": walk_offset, "limit": walk_limit})]
+        rows = statement(autoflushed(session), {"key": key, "offset": walk_offset, "limit": walk_limit})
+        return [_CASES_MADE.held(session, row) for row in rows]
 
     return merged_walks(keys, walk, limit, offset)
 
