@@ -9,7 +9,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from storage.db import ById, Loads
+from storage.db import ById, CoreInsert, Loads
 from storage.direct import Direct
 from storage.models import Membership, User, pk
 
@@ -97,6 +97,9 @@ def needs_refresh(
     return (user.first_name, user.last_name, user.username, user.telegram_language) != fresh or not user.can_message
 
 
+_NEW_USER = CoreInsert(User)  # everyone's first message
+
+
 def upsert_user(
     session: Session,
     *,
@@ -111,7 +114,8 @@ def upsert_user(
     The user, and whether they were created."""
     user = get_user_by_telegram_id(session, telegram_id)
     if user is None:
-        user = User(
+        user = _NEW_USER.one(
+            session,
             telegram_id=telegram_id,
             first_name=first_name,
             last_name=last_name,
@@ -120,8 +124,6 @@ def upsert_user(
             created_at=now,
             updated_at=now,
         )
-        session.add(user)
-        session.flush()
         return user, True
     if needs_refresh(user, first_name, last_name, username, telegram_language):
         user.first_name, user.last_name, user.username, user.telegram_language = (
