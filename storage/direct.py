@@ -18,13 +18,17 @@ What stays as SQLAlchemy does it:
 - a driver error becomes SQLAlchemy's exception (IntegrityError, OperationalError…) through
   the connection's own handler, which also discards a connection the server dropped.
 
-A statement whose compiled form is not fixed (an expanding ``IN``, a value rendered into the
-SQL, a column default computed at run time) is not taken here: :meth:`Direct.compiled`
-refuses it when first built, so such a statement is found by its first test.
+A statement's constants (a list of values for an ``IN``, the literals SQLite's partial
+indexes need rendered into the SQL) are fixed when it is first compiled; a list a run gives
+for an ``IN`` gets one compiled form per length. A statement whose SQL is otherwise decided
+per run (a column default SQLAlchemy computes at each run, a value computed by a callable)
+is refused with :class:`NotDirect` at its first run, so such a statement is found by its
+first test.
 
-This relies on two SQLAlchemy internals (``_bind_processors`` and ``_result_columns`` of a
-compiled statement, and ``Connection._handle_dbapi_exception``): SQLAlchemy is pinned in
-pyproject.toml, and tests/test_direct.py runs every kind of statement here on both databases.
+This relies on SQLAlchemy internals (``_bind_processors`` and ``_result_columns`` of a
+compiled statement, ``Connection._handle_dbapi_exception``; ``construct_expanded_state`` is
+public): SQLAlchemy is pinned in pyproject.toml, and tests/test_direct.py runs every kind of
+statement here on both databases.
 """
 
 from __future__ import annotations
@@ -200,9 +204,11 @@ class Direct:
         return self.run(session, params)
 
     def run(self, session: Session | Connection, params: Sequence[Mapping[str, Any]]) -> Rows:
+        if not params:
+            return Rows((), [], 0)
         conn = session.connection() if isinstance(session, Session) else session
         dialect = conn.dialect
-        c = self.compiled(dialect, tuple(sorted(params[0])) if params else (), params[0] if len(params) == 1 else None)
+        c = self.compiled(dialect, tuple(sorted(params[0])), params[0] if len(params) == 1 else None)
         values = [self._values(c, p) for p in params]
         many = len(values) > 1
         if many and c.result_columns:
