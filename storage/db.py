@@ -137,11 +137,9 @@ class CoreInsert(Generic[M]):
         self.names = [(a.key, a.columns[0].name) for a in mapper.column_attrs if a.key != key]
         fields = getattr(model, "model_fields", {})
         self.defaults = {a: fields[a] for a, _ in self.names if a in fields and not fields[a].is_required()}
-        table = mapper.local_table
-        self.insert = Direct(table.insert().values({name: bindparam(name) for _, name in self.names}))
-        self.insert_returning = Direct(
-            table.insert().values({name: bindparam(name) for _, name in self.names}).returning(mapper.primary_key[0])
-        )
+        insert = mapper.local_table.insert().values({name: bindparam(name) for _, name in self.names})
+        self.insert = Direct(insert)
+        self.insert_returning = Direct(insert.returning(mapper.primary_key[0]))
 
     def values(self, given: dict[str, Any]) -> dict[str, Any]:
         """Every column's value: what was given, else the model's default."""

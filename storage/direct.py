@@ -90,9 +90,6 @@ class Rows:
     def scalars(self) -> list[Any]:
         return [row[0] for row in self.rows]
 
-    def mappings(self) -> list[dict[str, Any]]:
-        return [dict(zip(self.keys, row, strict=True)) for row in self.rows]
-
     def named(self) -> list[Any]:
         """The rows as named tuples (``row.code``), their fields the selected columns' names."""
         return [_named(self.keys)._make(row) for row in self.rows]
@@ -128,39 +125,36 @@ class Direct:
         # without values of its own sets the columns its parameters name, as in Core), and
         # per length of each list a run gives for an IN (its SQL has a place for each item).
         self._compiled: dict[tuple[str, tuple[str, ...], tuple[int, ...]], _Compiled] = {}
-        self._lists: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+        # SQLAlchemy's compiled form before expansion, and the lists a run gives for an IN.
+        self._sql: dict[tuple[str, tuple[str, ...]], tuple[SQLCompiler, tuple[str, ...]]] = {}
 
     def compiled(
         self, dialect: Dialect, names: tuple[str, ...] = (), given: Mapping[str, Any] | None = None
     ) -> _Compiled:
-        lists = self._lists.get((dialect.name, names))
-        if lists is None:
-            lists = self._lists[dialect.name, names] = self._lists_of(dialect, names)
+        sql, lists = self._sql.get((dialect.name, names)) or self._sql_of(dialect, names)
         sizes = tuple(len(given[name]) for name in lists) if given is not None and lists else ()
         if len(sizes) != len(lists):
             raise NotDirect("a list for an IN, and no value for it")
         found = self._compiled.get((dialect.name, names, sizes))
         if found is None:
             found = self._compiled[dialect.name, names, sizes] = self._compile(
-                dialect, names, dict(zip(lists, sizes, strict=True))
+                sql, dict(zip(lists, sizes, strict=True))
             )
         return found
 
-    def _lists_of(self, dialect: Dialect, names: tuple[str, ...]) -> tuple[str, ...]:
-        compiled = self._sql(dialect, names)
-        return tuple(compiled.bind_names[bp] for bp in compiled.post_compile_params if bp.required and bp.expanding)
-
-    def _sql(self, dialect: Dialect, names: tuple[str, ...]) -> SQLCompiler:
+    def _sql_of(self, dialect: Dialect, names: tuple[str, ...]) -> tuple[SQLCompiler, tuple[str, ...]]:
         statement = self.statement
         if isinstance(statement, Insert) and not statement._returning:
             # PostgreSQL's compiler would add RETURNING of the new id, for SQLAlchemy to read
             statement = statement.inline()
         compiled = statement.compile(dialect=dialect, column_keys=list(names))
         assert isinstance(compiled, SQLCompiler)
-        return compiled
+        lists = tuple(compiled.bind_names[bp] for bp in compiled.post_compile_params if bp.required and bp.expanding)
+        found = self._sql[dialect.name, names] = (compiled, lists)
+        return found
 
-    def _compile(self, dialect: Dialect, names: tuple[str, ...], sizes: dict[str, int]) -> _Compiled:
-        compiled = self._sql(dialect, names)
+    @staticmethod
+    def _compile(compiled: SQLCompiler, sizes: dict[str, int]) -> _Compiled:
         if compiled.insert_prefetch or compiled.update_prefetch or compiled.escaped_bind_names:
             raise NotDirect(f"a default or a name decided per run: {compiled.string[:80]}")
         late = compiled.post_compile_params | compiled.literal_execute_params

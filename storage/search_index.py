@@ -109,9 +109,9 @@ _PG_TEXT_TABLE = (
 
 
 def is_search_object(name: str | None) -> bool:
-    """Tables and indexes of this module (the models do not describe them)."""
+    """Tables and indexes of this module (the models do not describe them); TEXT_TABLE's
+    name starts with FTS_TABLE's."""
     return bool(name) and (str(name).startswith(FTS_TABLE) or str(name) in (*TRGM_INDEXES, SHORT_GRAMS_INDEX))
-    # (TEXT_TABLE's name starts with FTS_TABLE's)
 
 
 def install(conn: Connection, extension: str = "pg_trgm") -> bool:

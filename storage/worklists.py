@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,8 +46,6 @@ _C = Case.__table__.c  # type: ignore[attr-defined]
 LINE = (_C.id, _C.code, _C.state, _C.urgent, _C.category_id, _C.created_at, _C.due_at, _C.owner_user_id)
 
 
-# A line as the list shows it, its fields named by LINE's columns.
-Line = namedtuple("Line", [c.name for c in LINE])  # type: ignore[misc]
 _CASES_MADE = AsLoaded(Case)
 
 
@@ -80,14 +77,14 @@ def _page(
     lines: bool = False,
 ) -> list[Any]:
     """One page of the cases with `column` equal to one of `keys`, in ORDER: Case objects, or
-    Lines (LINE's columns) with `lines`."""
+    named rows of LINE's columns with `lines`."""
     statement = _walk(column, tuple(states), indexed, unclaimed, lines)
 
     def walk(key: int, walk_offset: int, walk_limit: int) -> list[Any]:
+        params = {"key": key, "offset": walk_offset, "limit": walk_limit}
         if lines:  # plain rows, as read on the session's connection
-            return [Line(*row) for row in statement(session, {"key": key, "offset": walk_offset, "limit": walk_limit})]
-        rows = statement(autoflushed(session), {"key": key, "offset": walk_offset, "limit": walk_limit})
-        return [_CASES_MADE.held(session, row) for row in rows]
+            return statement(session, params).named()
+        return [_CASES_MADE.held(session, row) for row in statement(autoflushed(session), params)]
 
     return merged_walks(keys, walk, limit, offset)
 
