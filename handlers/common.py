@@ -21,6 +21,7 @@ from bot.org import chats as chat_service
 from bot.people import identity as people
 from bot.people.roles import Person
 from bot.runtime import Runtime
+from storage.db import NotNow
 
 T = TypeVar("T")
 Ctx = ContextTypes.DEFAULT_TYPE
@@ -33,7 +34,22 @@ def runtime(context: Ctx) -> Runtime:
 
 
 async def off_loop(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run blocking database work in a thread so the event loop keeps serving updates."""
+    """A short unit of work of a runtime's database (an update's, the outbox sender's): on
+    SQLite the event loop's thread runs it when it need not wait for another writer; in a
+    thread otherwise, and always on PostgreSQL (storage/db.py Database.here_and_now says why).
+    Work that takes long however free the database is goes through :func:`in_thread`."""
+    db = next((arg.db for arg in args if isinstance(arg, Runtime)), None)
+    if db is not None:
+        try:
+            return db.here_and_now(fn, *args, **kwargs)
+        except NotNow:
+            pass
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def in_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Long work (a sweep, a report, an export, the desk's lists over a district, a file):
+    in a thread, so the event loop keeps serving updates meanwhile."""
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 

@@ -22,7 +22,7 @@ from bot.desk.scopes import Scope
 from bot.i18n import N_, t, t_plain
 from bot.people.roles import Person
 from bot.runtime import Runtime
-from handlers.common import Ctx, chat_language, command_args, esc, off_loop, person_of, pressed, runtime
+from handlers.common import Ctx, chat_language, command_args, esc, in_thread, person_of, pressed, runtime
 from handlers.outbox_sender import photo_call
 from handlers.workers import WorkerDied, WorkerPool
 
@@ -118,7 +118,7 @@ async def stats_command(update: Update, context: Ctx) -> None:
         return
     lang = await chat_language(update, context, person)
     request = service.read_args(command_args(context))
-    report = await off_loop(service.stats, runtime(context), person, request.scope, request.period, None)
+    report = await in_thread(service.stats, runtime(context), person, request.scope, request.period, None)
     await _send(update, context, lang, report)
 
 
@@ -126,7 +126,7 @@ async def on_stats_button(update: Update, context: Ctx, button: DeskStats) -> No
     query, person = await pressed(update, context)
     lang = await chat_language(update, context, person)
     await query.answer()
-    report = await off_loop(service.stats, runtime(context), person, button.scope, button.period, button.breakdown)
+    report = await in_thread(service.stats, runtime(context), person, button.scope, button.period, button.breakdown)
     await _send(update, context, lang, report)
 
 
@@ -151,7 +151,7 @@ async def export_command(update: Update, context: Ctx) -> None:
     lang = await chat_language(update, context, person)
     request = service.read_args(command_args(context))
     rt = runtime(context)
-    scope, period, count, spool = await off_loop(_export_file, rt, person, request.scope, request.period, lang)
+    scope, period, count, spool = await in_thread(_export_file, rt, person, request.scope, request.period, lang)
     assert update.effective_chat is not None
     name = f"griddesk-{scope.code}-{period.first:%Y%m%d}-{period.last:%Y%m%d}.xlsx"
     caption = t(lang, "desk.export_caption", scope=esc(scope.names.get(lang)), period=period.label(), count=count)
@@ -199,7 +199,7 @@ async def _send_map(
     period_text: str | None,
     colour: str,
 ) -> None:
-    scope, period, found = await off_loop(_map, runtime(context), person, scope_code, period_text, lang, colour)
+    scope, period, found = await in_thread(_map, runtime(context), person, scope_code, period_text, lang, colour)
     assert update.effective_chat is not None
     caption = t(lang, "desk.map_caption", scope=esc(scope.names.get(lang)), period=period.label(), count=found.cases)
     markup = map_keyboard(lang, scope, period, colour)

@@ -13,7 +13,7 @@ from telegram.ext import Application, ContextTypes
 from bot import outbox
 from bot.desk import export, figures, reports
 from bot.runtime import Runtime
-from handlers.common import off_loop
+from handlers.common import in_thread
 from handlers.outbox_sender import flush
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def _spreadsheet(rt: Runtime, code: str, first: str, last: str, lang: str) -> by
 
 async def periodic_reports(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = context.application.bot_data["rt"]
-    result = await off_loop(reports.send_due_reports, rt)
+    result = await in_thread(reports.send_due_reports, rt)
     if not result.messages:
         return
     log.info("desk reports: %s reports, %s messages", result.reports, result.messages)
@@ -40,7 +40,7 @@ async def deliver_spreadsheet(app: Application, rt: Runtime, job: outbox.Job, la
     """The outbox sender's delivery of a monthly report's spreadsheet (kind desk_spreadsheet):
     made now, in the reader's language; a failed send is retried by the outbox."""
     code, first, last = job.payload["code"], job.payload["first"], job.payload["last"]
-    data = await off_loop(_spreadsheet, rt, code, first, last, lang)
+    data = await in_thread(_spreadsheet, rt, code, first, last, lang)
     name = f"griddesk-{code}-{first.replace('-', '')}-{last.replace('-', '')}.xlsx"
     message = await app.bot.send_document(job.chat_id, InputFile(data, filename=name))
     return message.message_id
@@ -49,7 +49,7 @@ async def deliver_spreadsheet(app: Application, rt: Runtime, job: outbox.Job, la
 async def figures_catch_up(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Between questions, so that /stats rarely has cases to derive before it answers."""
     rt = context.application.bot_data["rt"]
-    done = await off_loop(figures.catch_up, rt)
+    done = await in_thread(figures.catch_up, rt)
     if done:
         log.debug("desk figures: %s case(s) derived again", done)
 

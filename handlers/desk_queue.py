@@ -15,7 +15,7 @@ from bot.desk.buttons import DeskFix, DeskFixTo, DeskOpen, DeskQueue
 from bot.i18n import N_, bilingual, t, t_plain
 from bot.runtime import Runtime
 from handlers import tasks
-from handlers.common import Ctx, chat_language, clip, esc, off_loop, person_of, pressed, reply, runtime
+from handlers.common import Ctx, chat_language, clip, esc, in_thread, off_loop, person_of, pressed, reply, runtime
 
 FILTER_KEYS = {
     "all": N_("desk.q_all"),
@@ -110,7 +110,7 @@ async def queue_command(update: Update, context: Ctx) -> None:
         return
     lang = await chat_language(update, context, person)
     rt = runtime(context)
-    page = await off_loop(desk.queue, rt, person)
+    page = await in_thread(desk.queue, rt, person)
     text, markup = render_queue(rt, lang, page)
     await reply(update, text, markup=markup)
 
@@ -131,10 +131,10 @@ async def on_queue_button(update: Update, context: Ctx, button: DeskQueue) -> No
         await query.edit_message_text(t(lang, "desk.queue_pick"), reply_markup=InlineKeyboardMarkup(rows))
         return
     try:
-        page = await off_loop(desk.queue, rt, person, kind=button.kind, arg=button.arg, page=button.page)
+        page = await in_thread(desk.queue, rt, person, kind=button.kind, arg=button.arg, page=button.page)
     except desk.StalePage:  # the cases moved on: say so, and show the first page
         await query.answer(t_plain(person.language, "desk.queue_stale"), show_alert=True)  # the presser's pop-up
-        page = await off_loop(desk.queue, rt, person, kind=button.kind, arg=button.arg, page=0)
+        page = await in_thread(desk.queue, rt, person, kind=button.kind, arg=button.arg, page=0)
     else:
         await query.answer()
     text, markup = render_queue(rt, lang, page)
@@ -151,7 +151,7 @@ async def find_command(update: Update, context: Ctx) -> None:
         return
     lang = await chat_language(update, context, person)
     rt = runtime(context)
-    found = await off_loop(desk.find, rt, person, " ".join(context.args or []))
+    found = await in_thread(desk.find, rt, person, " ".join(context.args or []))
     if not found:
         await reply(update, t(lang, "desk.find_none"))
         return

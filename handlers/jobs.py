@@ -17,7 +17,7 @@ from bot.i18n import t
 from bot.intake import drafts
 from bot.outbox import chat_language
 from handlers import desk_jobs
-from handlers.common import off_loop
+from handlers.common import in_thread, off_loop
 from handlers.outbox_sender import flush
 from handlers.rate import REMIND_EVERY_S, remind_job
 
@@ -37,7 +37,7 @@ async def drain_outbox(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def expire_drafts(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = context.application.bot_data["rt"]
-    for telegram_id in await off_loop(drafts.expire_idle, rt):
+    for telegram_id in await in_thread(drafts.expire_idle, rt):
         lang = await off_loop(chat_language, rt, telegram_id)
         try:
             await context.bot.send_message(telegram_id, t(lang, "report.timed_out"))
@@ -47,7 +47,7 @@ async def expire_drafts(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def unverified_cases(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = context.application.bot_data["rt"]
-    codes = await off_loop(casework.escalate_unverified, rt, after=timedelta(hours=rt.settings.verify_hours))
+    codes = await in_thread(casework.escalate_unverified, rt, after=timedelta(hours=rt.settings.verify_hours))
     if codes:
         log.debug("put to the command room, unverified in time: %s", ", ".join(codes))
         await flush(context.application)
@@ -55,7 +55,7 @@ async def unverified_cases(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def deadline_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = context.application.bot_data["rt"]
-    result = await off_loop(deadlines.sweep, rt)
+    result = await in_thread(deadlines.sweep, rt)
     if result.reminders:
         # each reminder and 督办 is logged as a business event (storage/events.py)
         log.debug("deadline sweep: %s reminders on %s cases %s", result.reminders, result.cases, result.kinds)
@@ -63,7 +63,7 @@ async def deadline_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def morning_digests(context: ContextTypes.DEFAULT_TYPE) -> None:
-    result = await off_loop(digests.send_due_digests, context.application.bot_data["rt"])
+    result = await in_thread(digests.send_due_digests, context.application.bot_data["rt"])
     if result.messages:
         await flush(context.application)
 

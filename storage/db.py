@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Generic, TypeVar, cast
 
 from psycopg.pq import TransactionStatus
@@ -31,6 +32,7 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # default is 5): parsing and planning cost the server more than running our small queries.
 PREPARE_AFTER = 2
 M = TypeVar("M")
+T = TypeVar("T")
 
 
 def affected(result: Result[Any]) -> int:
@@ -335,6 +337,21 @@ def _mark_update_handled(session: Session) -> Handling | None:
     return handling
 
 
+class NotNow(BaseException):
+    """A unit of work tried on the caller's thread (Database.here_and_now) would have to
+    wait for another writer: raised before it has written anything, so it can run again
+    where waiting holds up no one (a thread). A BaseException, as a change of plan that no
+    `except Exception` in the unit of work may take for its own failure."""
+
+
+@dataclasses.dataclass
+class _Attempt:
+    writing: bool = False  # it has begun to write: it can no longer start again elsewhere
+
+
+_ATTEMPT: ContextVar[_Attempt | None] = ContextVar("griddesk_attempt", default=None)
+
+
 class _WriterQueue:
     """SQLite: this process's writers queue here, not in SQLite's busy handler, which sleeps
     1, 2, 5, 10, 15, 20, 25… ms between tries: a writer that finds the lock taken waits out
@@ -346,6 +363,12 @@ class _WriterQueue:
         self._lock = threading.RLock()
 
     def __enter__(self) -> None:
+        attempt = _ATTEMPT.get()
+        if attempt is not None and not attempt.writing:
+            if not self._lock.acquire(blocking=False):
+                raise NotNow
+            attempt.writing = True
+            return
         if not self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
             raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
 
@@ -369,6 +392,25 @@ class Database:
         self._writers: contextlib.AbstractContextManager[Any] = (
             _WriterQueue() if self.sqlite else contextlib.nullcontext()
         )
+
+    def here_and_now(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a short unit of work on the caller's thread, if it need not wait: SQLite only.
+
+        An update's unit of work takes 0.3-2 ms of CPU. Handed to a thread and back, it took
+        a quarter more (the hand-over, and each thread finding the other's data out of its
+        core's cache), while the event loop had nothing else to do that the GIL would let it.
+        On SQLite nothing in it waits on a network either, so the event loop's thread runs it
+        itself, unless another of this process's writers holds the write lock: then NotNow,
+        raised before it writes, and the caller runs it in a thread. (A writer of another
+        process, an admin command, can still make it wait, as SQLite's busy timeout says.)
+        PostgreSQL's units of work wait on round trips: always NotNow."""
+        if not self.sqlite:
+            raise NotNow
+        token = _ATTEMPT.set(_Attempt())
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _ATTEMPT.reset(token)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
