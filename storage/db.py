@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
+import decimal
+import enum
 import logging
 import re
 import sqlite3
@@ -126,6 +129,9 @@ def plain_rows(session: Session, statement: Direct, params: dict[str, Any], row:
     return [row(*found) for found in statement(session, params)]
 
 
+_IMMUTABLE = (type(None), bool, int, float, str, bytes, datetime.datetime, datetime.date, decimal.Decimal, enum.Enum)
+
+
 class CoreInsert(Generic[M]):
     """New rows of a model inserted by a statement built once and run straight on the driver
     (storage/direct.py), not by the ORM's flush (which costs several times the INSERT for a
@@ -138,19 +144,35 @@ class CoreInsert(Generic[M]):
         key = mapper.primary_key[0].key
         self.names = [(a.key, a.columns[0].name) for a in mapper.column_attrs if a.key != key]
         fields = getattr(model, "model_fields", {})
-        self.defaults = {a: fields[a] for a, _ in self.names if a in fields and not fields[a].is_required()}
+        defaults = {a: fields[a] for a, _ in self.names if a in fields and not fields[a].is_required()}
+        self.column_of = dict(self.names)
+        # A default that is a constant of an immutable type is the same for every row: copied
+        # from here; a factory's or a mutable one's is made for each row.
+        self.constants: dict[str, Any] = {}
+        self.made_per_row: list[tuple[str, str, Any]] = []
+        for attr, name in self.names:
+            found = defaults.get(attr)
+            if found is None:
+                continue
+            if found.default_factory is None and isinstance(found.default, _IMMUTABLE):
+                self.constants[name] = found.default
+            else:
+                self.made_per_row.append((attr, name, found))
         insert = mapper.local_table.insert().values({name: bindparam(name) for _, name in self.names})
         self.insert = Direct(insert)
         self.insert_returning = Direct(insert.returning(mapper.primary_key[0]))
 
     def values(self, given: dict[str, Any]) -> dict[str, Any]:
         """Every column's value: what was given, else the model's default."""
-        out = {}
-        for attr, name in self.names:
-            if attr in given:
-                out[name] = given[attr]
-            else:
-                out[name] = self.defaults[attr].get_default(call_default_factory=True)
+        out = self.constants.copy()
+        for attr, value in given.items():
+            out[self.column_of[attr]] = value
+        for attr, name, found in self.made_per_row:
+            if attr not in given:
+                out[name] = found.get_default(call_default_factory=True)
+        if len(out) != len(self.names):
+            missing = sorted(attr for attr, name in self.names if name not in out)
+            raise KeyError(f"{self.made.model.__name__} needs a value for {missing}")
         return out
 
     def one(self, session: Session, **given: Any) -> M:
@@ -286,12 +308,18 @@ def scrub(value: Any) -> Any:
 
 
 def _refused_in(value: Any) -> bool:
+    """Does a statement's parameters (a dict, a tuple, a list of either, with JSON inside)
+    hold text PostgreSQL would refuse? Every statement asks: one call per container, none
+    per plain value."""
     if isinstance(value, str):
         return _REFUSED.search(value) is not None
-    if isinstance(value, dict):
-        return any(map(_refused_in, value.values()))
-    if isinstance(value, (list, tuple)):
-        return any(map(_refused_in, value))
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    for item in items:
+        if isinstance(item, str):
+            if _REFUSED.search(item) is not None:
+                return True
+        elif isinstance(item, (dict, list, tuple)) and _refused_in(item):
+            return True
     return False
 
 

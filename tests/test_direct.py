@@ -207,3 +207,16 @@ def test_an_insert_takes_the_models_defaults_for_what_it_is_not_given(db: Databa
             [],
             False,
         )
+
+
+def test_an_insert_makes_a_mutable_default_for_each_row_and_refuses_what_is_not_a_column(db: Database) -> None:
+    new = CoreInsert(Case)
+    first = new.values({"code": "DX-A", "created_at": NOW, "updated_at": NOW})
+    second = new.values({"code": "DX-B", "created_at": NOW, "updated_at": NOW})
+    assert first["reminders_done"] == second["reminders_done"] == []
+    assert first["reminders_done"] is not second["reminders_done"]  # one row's list is not another's
+    assert first["state"] == CaseState.REPORTED and first["version"] == 1
+    with pytest.raises(KeyError, match="code"):  # no default: a value is needed
+        new.values({"created_at": NOW, "updated_at": NOW})
+    with pytest.raises(KeyError):  # a misspelt attribute is not silently dropped
+        new.values({"code": "DX-C", "created_at": NOW, "updated_at": NOW, "descripton": "x"})
