@@ -327,7 +327,8 @@ def print_table(results: Results, echo: Timed, database: str) -> None:
     print("handled: the turn without the drain: the update's handlers and replies, what its sender waits for")
     print("CPU: the CPU time of `handled` (steadier than time on a busy machine, and the floor of what the update")
     print("  can take): loop, the event loop's thread (PTB, the handlers, and the fake's share: the echo bot's")
-    print("  CPU is all loop); db, the database threads its hops ran in (the ORM, SQL, the rules)")
+    print("  CPU is all loop); db, the threads its hops ran in (PostgreSQL's units of work; on SQLite a unit of")
+    print("  work runs on the loop's thread when no other writer holds the database, and counts in loop)")
     print(
         f"Bare PTB echo bot, same fake, sampled between the cycles: median {echo_median * 1000:.2f} ms, "
         f"{echo_cpu * 1000:.2f} ms CPU per update"

@@ -424,9 +424,10 @@ class Database:
     def here_and_now(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a short unit of work on the caller's thread, if it need not wait: SQLite only.
 
-        An update's unit of work takes 0.3-2 ms of CPU. Handed to a thread and back, it took
-        a quarter more (the hand-over, and each thread finding the other's data out of its
-        core's cache), while the event loop had nothing else to do that the GIL would let it.
+        An update's unit of work takes 0.3-2 ms of CPU. Handed to a thread and back, an update
+        took from a tenth to a third more (the hand-over, and each thread finding the other's
+        data out of its core's cache), while the event loop had nothing else to do that the
+        GIL would let it (docs/architecture.md, "Where an update's time goes").
         On SQLite nothing in it waits on a network either, so the event loop's thread runs it
         itself, unless another of this process's writers holds the write lock: then NotNow,
         raised before it writes, and the caller runs it in a thread. (A writer of another
