@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -39,12 +40,25 @@ PURGE_EVERY = 500  # accepted updates between purges of handled rows
 STORE_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s: polling stalls, nothing is confirmed
 
 
+# Updates this process has finished, remembered this long (the newest): a repeat whose store
+# read the row just before the first run's mark committed says "unfinished" (see _schedule).
+REMEMBER_FINISHED = 10_000
+
+
 class _State:
     def __init__(self) -> None:
         self.done: list[int] = []
         self.writer: asyncio.Task[None] | None = None
         self.accepted = 0
         self.in_progress: set[int] = set()
+        self.finished: dict[int, None] = {}  # in the order finished: a set that forgets the oldest
+
+    def finish(self, update_ids: Iterable[int]) -> None:
+        for update_id in update_ids:
+            self.in_progress.discard(update_id)
+            self.finished[update_id] = None
+        while len(self.finished) > REMEMBER_FINISHED:
+            del self.finished[next(iter(self.finished))]
 
 
 def _state(app: Application) -> _State:
@@ -87,8 +101,11 @@ def _purge(rt: Runtime) -> None:
 
 
 def _schedule(app: Application, update_id: int, payload: dict[str, Any]) -> None:
+    """Process a stored update, unless this process is at it or has done it. A repeat's store
+    can read the row just before the first run's mark commits (writers take turns) and call it
+    unfinished: by the time it is scheduled, the first run may be over."""
     state = _state(app)
-    if update_id in state.in_progress:
+    if update_id in state.in_progress or update_id in state.finished:
         return
     state.in_progress.add(update_id)
     asyncio.get_running_loop().create_task(_process(app, update_id, payload), name=f"inbox-update-{update_id}")
@@ -106,7 +123,7 @@ async def _process(app: Application, update_id: int, payload: dict[str, Any]) ->
     finally:
         rows.HANDLING.reset(token)
     if handling.marked:  # in the transaction of its change
-        state.in_progress.discard(update_id)
+        state.finish([update_id])
         return
     # Still "in progress" until marked: a repeat arriving meanwhile is not run again.
     state.done.append(update_id)
@@ -130,7 +147,7 @@ async def _write_marks(app: Application) -> None:
                         log.error("could not mark inbox updates %s processed; they run again at restart", batch)
                         break
                     await asyncio.sleep(pause)
-            state.in_progress.difference_update(batch)
+            state.finish(batch)
     finally:
         state.writer = None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlmodel import select
 from telegram import Update
 from telegram.ext import Application
@@ -52,6 +53,25 @@ async def test_accept_stores_then_processes_once(app: Application, tg: FakeTeleg
     await inbox.accept(app, help_update(501, user))  # even after it was handled
     await inbox.wait_idle(app)
     assert len(user.texts()) == before + 1
+
+
+async def test_a_repeat_that_read_the_row_before_its_mark_is_not_run_again(
+    app: Application, tg: FakeTelegram, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retried webhook's store can read the update's row just before the first run's mark
+    commits (writers take turns), and call it unfinished; by the time it is scheduled the
+    first run is over. It must not run a second time."""
+    user = tg.user(8103, "居民", language_code="zh-hans")
+    await inbox.accept(app, help_update(502, user))
+    await inbox.wait_idle(app)
+    await drain(app)
+    assert len(user.texts()) == 1 and stored(db) == {502: True}
+
+    monkeypatch.setattr(inbox, "_store", lambda _rt, _batch: [502])  # the store's stale read
+    await inbox.accept(app, help_update(502, user))
+    await inbox.wait_idle(app)
+    await drain(app)
+    assert len(user.texts()) == 1
 
 
 async def test_update_stored_by_a_crashed_run_is_processed_at_start(rt: Runtime, api: FakeBotAPI, db: Database) -> None:
