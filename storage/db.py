@@ -344,8 +344,28 @@ def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     # Read-only units of work take no write lock, so they never queue behind writers (WAL).
-    read_only = conn.get_execution_options().get("griddesk_read_only", False)
-    run_sql(conn, "BEGIN" if read_only else "BEGIN IMMEDIATE")
+    if conn.get_execution_options().get("griddesk_read_only", False):
+        run_sql(conn, "BEGIN")
+        return
+    attempt = _ATTEMPT.get()
+    if attempt is None or attempt.begun:
+        run_sql(conn, "BEGIN IMMEDIATE")
+        return
+    # The first write of a unit of work tried on the event loop's thread: another process
+    # writing (an admin command) would hold the loop for SQLite's busy timeout, so here it
+    # is not waited for (NotNow: the unit of work runs in a thread, and waits there). The
+    # two pragmas set the connection, read and write no data: no listener is told of them.
+    dbapi_connection = conn.connection.dbapi_connection
+    dbapi_connection.execute("PRAGMA busy_timeout = 0")
+    try:
+        run_sql(conn, "BEGIN IMMEDIATE")
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlite_errorname", "") == "SQLITE_BUSY":
+            raise NotNow from None
+        raise
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    attempt.begun = True
 
 
 def _transaction_began(conn: Any) -> None:
@@ -374,7 +394,7 @@ class NotNow(BaseException):
 
 @dataclasses.dataclass
 class _Attempt:
-    writing: bool = False  # it has begun to write: it can no longer start again elsewhere
+    begun: bool = False  # a write transaction of it has begun: it can no longer start again elsewhere
 
 
 _ATTEMPT: ContextVar[_Attempt | None] = ContextVar("griddesk_attempt", default=None)
@@ -392,10 +412,9 @@ class _WriterQueue:
 
     def __enter__(self) -> None:
         attempt = _ATTEMPT.get()
-        if attempt is not None and not attempt.writing:
+        if attempt is not None and not attempt.begun:
             if not self._lock.acquire(blocking=False):
                 raise NotNow
-            attempt.writing = True
             return
         if not self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
             raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
@@ -429,10 +448,11 @@ class Database:
         data out of its core's cache), while the event loop had nothing else to do that the
         GIL would let it (docs/architecture.md, "Where an update's time goes").
         On SQLite nothing in it waits on a network either, so the event loop's thread runs it
-        itself, unless another of this process's writers holds the write lock: then NotNow,
-        raised before it writes, and the caller runs it in a thread. (A writer of another
-        process, an admin command, can still make it wait, as SQLite's busy timeout says.)
-        PostgreSQL's units of work wait on round trips: always NotNow."""
+        itself, unless another writer holds the database (a thread of this process, or
+        another process: an admin command): then NotNow, raised before it writes, and the
+        caller runs it in a thread. Once a write transaction of it has begun it is never
+        started again: a later one waits its turn here. PostgreSQL's units of work wait on
+        round trips: always NotNow."""
         if not self.sqlite:
             raise NotNow
         token = _ATTEMPT.set(_Attempt())

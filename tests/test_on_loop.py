@@ -6,7 +6,9 @@ having written nothing; on PostgreSQL always in a thread."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -125,6 +127,25 @@ def test_once_it_has_written_it_waits_its_turn_rather_than_start_again(db: Datab
     db.here_and_now(work)
     with db.read() as s:
         assert sorted(s.execute(select(col(FiguresStale.case_id))).scalars()) == [10, 20, 30]
+
+
+def test_another_process_writing_not_now_at_once_and_the_wait_restored(db: Database) -> None:
+    """An admin command's connection holding the write lock: the attempt on the loop gives up
+    at once (not after SQLite's busy timeout), having written nothing; a unit of work in a
+    thread still waits for that writer, as before."""
+    if not db.sqlite:
+        pytest.skip("SQLite only")
+    other = sqlite3.connect(db.engine.url.database or "", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    began = time.monotonic()
+    with pytest.raises(NotNow):
+        db.here_and_now(mark, db, 4)
+    assert time.monotonic() - began < 1.0
+    threading.Timer(0.1, other.execute, ("COMMIT",)).start()
+    mark(db, 5)  # not an attempt: waits the 0.1 s for the other writer instead of failing
+    other.close()
+    with db.read() as s:
+        assert list(s.execute(select(col(FiguresStale.case_id))).scalars()) == [5]
 
 
 def test_not_now_is_no_failure_a_unit_of_work_could_take_for_its_own(db: Database) -> None:
