@@ -1,7 +1,7 @@
 """Where a unit of work runs (storage/db.py Database.here_and_now, handlers/common.py
-off_loop): on SQLite, on the event loop's own thread when no other writer of the process
-holds the database, and in a thread when one does, started again from the beginning,
-having written nothing; on PostgreSQL always in a thread."""
+off_loop): on SQLite, on the event loop's own thread when no other writer (a thread of this
+process, another process) holds the database, and in a thread when one does, started again
+from the beginning, having written nothing; on PostgreSQL always in a thread."""
 
 from __future__ import annotations
 
