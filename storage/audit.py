@@ -76,7 +76,7 @@ def write(session: Session, rows: list[dict[str, Any]]) -> None:
     """Append these events, in order, in one statement."""
     if not rows:
         return
-    _INSERT.many(session, rows)  # one row: no executemany
+    _INSERT.many(session, rows)
     for row in rows:
         if events.wanted(row["action"]):
             case_id = row["case_id"]

@@ -100,20 +100,30 @@ def _named(keys: tuple[str, ...]) -> Any:
     return namedtuple("Row", keys)
 
 
-def run_sql(conn: Connection, sql: str) -> None:
-    """A statement of no parameters and no result (SQLite's BEGIN), straight on the driver,
-    seen by every listener as any statement is."""
+def _on_driver(
+    conn: Connection, sql: str, parameters: Any, *, many: bool = False, fetch: bool = False
+) -> tuple[list[Any], int, Any]:
+    """Run `sql` on the connection's DBAPI cursor, seen by every listener as any statement
+    is, a driver's error raised as SQLAlchemy's: (its rows if `fetch`, rowcount, description)."""
     dbapi_connection: Any = conn.connection.dbapi_connection
     cursor = dbapi_connection.cursor()
-    parameters: Any = ()
     try:
         for listener in conn.dispatch.before_cursor_execute:
-            sql, parameters = listener(conn, cursor, sql, parameters, None, False)
-        cursor.execute(sql, parameters)
+            sql, parameters = listener(conn, cursor, sql, parameters, None, many)
+        if many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
+        return (cursor.fetchall() if fetch else []), cursor.rowcount, cursor.description
     except conn.dialect.loaded_dbapi.Error as exc:
         conn._handle_dbapi_exception(exc, sql, parameters, cursor, None)
     finally:
         cursor.close()
+
+
+def run_sql(conn: Connection, sql: str) -> None:
+    """A statement of no parameters and no result (SQLite's BEGIN), straight on the driver."""
+    _on_driver(conn, sql, ())
 
 
 class Direct:
@@ -207,23 +217,9 @@ class Direct:
         many = len(values) > 1
         if many and c.result_columns:
             raise NotDirect("RETURNING with several rows of parameters")
-        sql: str = c.sql
-        parameters: Any = values if many else values[0]
-        dbapi_connection: Any = conn.connection.dbapi_connection
-        cursor = dbapi_connection.cursor()
-        try:
-            for listener in conn.dispatch.before_cursor_execute:
-                sql, parameters = listener(conn, cursor, sql, parameters, None, many)
-            if many:
-                cursor.executemany(sql, parameters)
-            else:
-                cursor.execute(sql, parameters)
-            rows = cursor.fetchall() if c.result_columns else []
-            rowcount, description = cursor.rowcount, cursor.description
-        except dialect.loaded_dbapi.Error as exc:
-            conn._handle_dbapi_exception(exc, sql, parameters, cursor, None)
-        finally:
-            cursor.close()
+        rows, rowcount, description = _on_driver(
+            conn, c.sql, values if many else values[0], many=many, fetch=bool(c.result_columns)
+        )
         if not c.result_columns:
             return Rows((), [], rowcount)
         keys, convert = self._conversions(dialect, c, description)

@@ -56,13 +56,10 @@ def chats_of(session: Session, user_ids: Iterable[int | None]) -> dict[int, int 
         else:
             missing.append(user_id)
     if missing:
-        found = {
-            user_id: (telegram_id, can_message)
-            for user_id, telegram_id, can_message in _CHATS_OF(session, {"ids": sorted(missing)})
-        }
+        found = {row.id: row for row in _CHATS_OF(session, {"ids": sorted(missing)}).named()}
         for user_id in missing:
             row = found.get(user_id)
-            reached[user_id] = int(row[0]) if row is not None and row[1] else None
+            reached[user_id] = int(row.telegram_id) if row is not None and row.can_message else None
     return reached
 
 
